@@ -1,0 +1,47 @@
+"""reluscope: see and measure the geometry of piecewise-linear neural networks.
+
+Public names are re-exported here explicitly and loaded lazily, so `import reluscope` stays light
+(no matplotlib, no typer) and each capability lives in the module named after its idea.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (one line each; keep sorted by module)
+_EXPORTS = {
+    # network description
+    "Network": "reluscope.network",
+    "SUPPORTED_MODULES": "reluscope.network",
+    "to_network": "reluscope.network",
+    "save_model": "reluscope.network.io",
+    "load_model": "reluscope.network.io",
+    # activation patterns
+    "activation_patterns": "reluscope.patterns",
+    "pack_patterns": "reluscope.patterns",
+    "unpack_patterns": "reluscope.patterns",
+    "PackedPatterns": "reluscope.patterns",
+    "hamming": "reluscope.patterns",
+    "pairwise_hamming": "reluscope.patterns",
+    # exact traversal of segments
+    "traverse": "reluscope.traversal",
+    "traverse_many": "reluscope.traversal",
+    "Traversal": "reluscope.traversal",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reluscope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

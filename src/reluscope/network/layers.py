@@ -1,0 +1,270 @@
+"""The layers of reluscope's internal piecewise-linear description of a network.
+
+A network is a chain of two kinds of layer:
+
+* affine layers (`Linear`, `Conv2d`, `ChannelAffine`, `AvgPool2d`, `Flatten`) with `forward(x)` and
+  `linear(dx)`, the same map without its offset (its differential), so a direction can be pushed
+  through next to a point;
+* activation layers, which own the activation pattern: `bits(z)` gives one bool per unit, and for
+  the piecewise-linear ones (`ReLU`, `LeakyReLU`, `MaxPool2d`) `jvp(z, dz)` gives the value and the
+  differential on the linear region containing z.
+
+Every layer keeps the dotted module path it came from (`name`) so errors and plots can point at the
+user's own module. Tensors are stored as given; `Network.to` changes dtype and device.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "AbstractLayer",
+    "AbstractAffine",
+    "AbstractActivation",
+    "Linear",
+    "Conv2d",
+    "ChannelAffine",
+    "AvgPool2d",
+    "Flatten",
+    "ReLU",
+    "LeakyReLU",
+    "MaxPool2d",
+    "Smooth",
+    "SMOOTH_FUNCTIONS",
+]
+
+
+class AbstractLayer(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+
+    def to(self, *, dtype=None, device=None):
+        """A copy with every tensor moved; floating tensors take `dtype`."""
+        moved = {
+            k: v.to(device=device or v.device, dtype=dtype if v.is_floating_point() and dtype else v.dtype)
+            for k, v in self._tensors().items()
+        }
+        return replace(self, **moved) if moved else self
+
+
+class AbstractAffine(AbstractLayer):
+    """x -> A x + c, with `linear(dx)` = A dx."""
+
+    @abc.abstractmethod
+    def linear(self, dx: torch.Tensor) -> torch.Tensor: ...
+
+
+class AbstractActivation(AbstractLayer):
+    """An elementwise or pooling nonlinearity; its `bits` are part of the activation pattern."""
+
+    piecewise_linear: bool = True
+
+    @abc.abstractmethod
+    def bits(self, z: torch.Tensor) -> torch.Tensor:
+        """bool [B, units] for a batch z [B, ...]."""
+
+    def jvp(self, z: torch.Tensor, dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise TypeError(
+            f"layer {self.name!r} ({type(self).__name__}) is not piecewise linear; exact "
+            "traversal and region computation need ReLU, LeakyReLU or MaxPool2d activations "
+            "(use reluscope.traverse_bisection for smooth activations)"
+        )
+
+
+# ---------------------------------------------------------------- affine layers
+
+
+@dataclass(frozen=True, eq=False)
+class Linear(AbstractAffine):
+    name: str
+    weight: torch.Tensor  # [out, in]
+    bias: torch.Tensor  # [out]
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def linear(self, dx):
+        return F.linear(dx, self.weight)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(AbstractAffine):
+    name: str
+    weight: torch.Tensor  # [out_channels, in_channels / groups, kh, kw]
+    bias: torch.Tensor  # [out_channels]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] | str = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def linear(self, dx):
+        return F.conv2d(dx, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelAffine(AbstractAffine):
+    """Per-channel scale and shift along dim 1: an eval-mode BatchNorm that could not be folded."""
+
+    name: str
+    scale: torch.Tensor  # [C]
+    shift: torch.Tensor  # [C]
+
+    def _view(self, t, ndim):
+        return t.reshape((1, -1) + (1,) * (ndim - 2))
+
+    def forward(self, x):
+        return x * self._view(self.scale, x.dim()) + self._view(self.shift, x.dim())
+
+    def linear(self, dx):
+        return dx * self._view(self.scale, dx.dim())
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d(AbstractAffine):
+    name: str
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: int | None = None
+
+    def forward(self, x):
+        return F.avg_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+            self.count_include_pad, self.divisor_override,
+        )
+
+    linear = forward  # no offset
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(AbstractAffine):
+    name: str
+    start_dim: int = 1
+    end_dim: int = -1
+
+    def forward(self, x):
+        return torch.flatten(x, self.start_dim, self.end_dim)
+
+    linear = forward
+
+
+# ---------------------------------------------------------------- activations
+
+
+def _flat(b: torch.Tensor) -> torch.Tensor:
+    return b.reshape(b.shape[0], -1)
+
+
+@dataclass(frozen=True, eq=False)
+class LeakyReLU(AbstractActivation):
+    """max(z, 0) + slope * min(z, 0); the bit is z > 0 (= f(z) > 0 for slope >= 0)."""
+
+    name: str
+    negative_slope: float = 0.0
+
+    def forward(self, z):
+        return F.leaky_relu(z, self.negative_slope) if self.negative_slope else F.relu(z)
+
+    def bits(self, z):
+        return _flat(z > 0)
+
+    def jvp(self, z, dz):
+        on = z > 0
+        if self.negative_slope:
+            slope = torch.where(on, 1.0, self.negative_slope).to(dz.dtype)
+            return self.forward(z), dz * slope
+        return z * on, dz * on
+
+
+def ReLU(name: str) -> LeakyReLU:  # noqa: N802 - mirrors torch.nn.ReLU
+    """ReLU is LeakyReLU with slope 0: one implementation, one thin special case."""
+    return LeakyReLU(name, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool2d(AbstractActivation):
+    """Max pooling is piecewise linear: on a region it copies the argmax of each window.
+
+    Its bits are the one-hot argmax of every window (kernel_h * kernel_w bits per output element),
+    so an argmax change flips two bits. Ties go to the first position in the window, row-major.
+    """
+
+    name: str
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+
+    def windows(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, C, K, L]: the K = kh * kw values of each of the L windows."""
+        b, c = z.shape[:2]
+        ph, pw = self.padding
+        if ph or pw:
+            z = F.pad(z, (pw, pw, ph, ph), value=float("-inf"))
+        cols = F.unfold(z, self.kernel_size, dilation=self.dilation, stride=self.stride)
+        return cols.reshape(b, c, self.kernel_size[0] * self.kernel_size[1], -1)
+
+    def output_hw(self, h: int, w: int) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
+    def argmax(self, z):
+        return self.windows(z).argmax(dim=2)  # [B, C, L]
+
+    def forward(self, z):
+        return self.jvp(z, None)[0]
+
+    def bits(self, z):
+        k = self.kernel_size[0] * self.kernel_size[1]
+        return _flat(F.one_hot(self.argmax(z), k).bool())
+
+    def _gather(self, z, idx, hw):
+        vals = self.windows(z).gather(2, idx.unsqueeze(2)).squeeze(2)
+        return vals.reshape(z.shape[0], z.shape[1], *hw)
+
+    def jvp(self, z, dz):
+        idx = self.argmax(z)
+        hw = self.output_hw(z.shape[-2], z.shape[-1])
+        out = self._gather(z, idx, hw)
+        return out, (None if dz is None else self._gather(dz, idx, hw))
+
+
+SMOOTH_FUNCTIONS = {
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Smooth(AbstractActivation):
+    """GELU, SiLU, Tanh or Sigmoid: patterns only (bit = z > 0), no exact traversal.
+
+    For GELU, SiLU and Tanh, z > 0 is exactly f(z) > 0. A sigmoid is positive everywhere, so
+    f(z) > 0 would give a constant pattern; we use z > 0 (f(z) > f(0) = 1/2) there too.
+    """
+
+    name: str
+    function: str
+    piecewise_linear: bool = field(default=False, init=False)
+
+    def forward(self, z):
+        return SMOOTH_FUNCTIONS[self.function](z)
+
+    def bits(self, z):
+        return _flat(z > 0)
