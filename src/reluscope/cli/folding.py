@@ -1,0 +1,236 @@
+"""Folding commands: `reluscope fold`, `reluscope cantornet`, `reluscope experiment folding-depth`."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import emit_json, user_errors
+
+__all__ = ["register", "fold", "cantornet", "folding_depth"]
+
+
+class PairsName(str, enum.Enum):
+    random = "random"
+    all = "all"
+    centroids = "centroids"
+
+
+class AggregatorName(str, enum.Enum):
+    median_positive = "median_positive"
+    mean = "mean"
+    max = "max"
+    share_folded = "share_folded"
+
+
+def _classes(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(c) for c in text.split(","))
+    except ValueError:
+        raise ValueError(f"classes: expected two comma-separated labels like 1,4, got {text!r}") from None
+    return a, b
+
+
+def _savefig(fig, path: Path) -> None:
+    from ..io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+
+
+@user_errors
+def fold(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
+    out: Annotated[Path, typer.Option(help="Output JSON file (all chi values, pairs, aggregate).")],
+    data_name: Annotated[str, typer.Option("--data", help="Data set: mnist, fashion-mnist, digits or a toy set.")] = "mnist",
+    split: Annotated[str, typer.Option(help="Split of the data set: train or test.")] = "test",
+    classes: Annotated[str, typer.Option(help="The two classes the segments join, comma-separated.")] = "1,4",
+    budget: Annotated[int, typer.Option(help="Number of segments (pairs) to evaluate.")] = 1000,
+    pairs: Annotated[PairsName, typer.Option(help="Pair strategy: random, all or centroids.")] = PairsName.random,
+    aggregator: Annotated[AggregatorName, typer.Option(help="How chi values become one number.")] = AggregatorName.median_positive,
+    n_points: Annotated[Optional[int], typer.Option(help="Sample this many equally spaced points (the papers use 11) instead of exact traversal.")] = None,
+    include_output: Annotated[bool, typer.Option(help="Code the output units' sign bits too (the authors do).")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the pair choice.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write a histogram of chi (PNG).")] = None,
+):
+    """Global folding of a model between two classes: chi on many segments, aggregated (JSON)."""
+    from ..folding import global_folding
+    from ..network.io import load_model
+    from .core import _fit_inputs, load_dataset
+
+    model = load_model(model_path)
+    x, y = load_dataset(data_name, split, seed=seed)
+    x = _fit_inputs(model, x, data_name)
+    res = global_folding(model, x, y, classes=_classes(classes), pairs=pairs.value, budget=budget,
+                         aggregator=aggregator.value, include_output=include_output, n_points=n_points,
+                         seed=seed, progress=True)
+    if plot is not None:
+        from ..viz.folding import plot_folding_histogram
+
+        ax = plot_folding_histogram(res.chi, title=f"{model_path.name}: classes {res.classes[0]} vs {res.classes[1]}")
+        _savefig(ax.figure, plot)
+    emit_json({
+        "model": model_path, "data": data_name, "split": split, "classes": res.classes,
+        "pairs_strategy": res.strategy.value, "aggregator": res.aggregator.value,
+        "exact": res.exact, "n_points": n_points, "include_output": include_output, "value": res.value,
+        "mean": res.aggregate("mean"), "max": res.aggregate("max"), "share_folded": res.aggregate("share_folded"),
+        "n_segments": len(res.chi), "mean_walk_length": float(res.n_patterns.mean()),
+        "chi": res.chi, "pairs": res.pairs,
+    }, out)
+
+
+@user_errors
+def cantornet(
+    out: Annotated[Path, typer.Option(help="Output JSON file with the chi table.")],
+    k_max: Annotated[int, typer.Option("--k-max", help="Largest recursion depth k (rows for k = 1..k_max).")] = 5,
+    n_points: Annotated[int, typer.Option(help="Grid points of the papers' sampling to compare with.")] = 11,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write the running chi curves (PNG).")] = None,
+):
+    """chi of CantorNet A, B, C along (0, 3/4) -> (1, 3/4) for k = 1..k_max, exact and on the grid."""
+    from ..cantornet import cantornet_folding
+
+    if k_max < 1:
+        raise ValueError(f"k_max: expected an int >= 1, got {k_max}")
+    rows = cantornet_folding(range(1, k_max + 1), n_points=n_points)
+    typer.echo(f"{'k':>2} {'rep':>3} {'units':>6} {'regions':>7} {'chi exact':>10} {f'chi {n_points} pts':>11}", err=True)
+    for r in rows:
+        typer.echo(f"{r.k:>2} {r.representation:>3} {r.hidden_units:>6} {r.regions:>7} {r.chi_exact:>10.4f} {r.chi_grid:>11.4f}", err=True)
+    if plot is not None:
+        from ..viz.folding import plot_cantornet_curves
+
+        axes = plot_cantornet_curves(rows)
+        _savefig(axes[0].figure, plot)
+    emit_json({"path": [[0, 0.75], [1, 0.75]], "n_points": n_points, "include_output": True, "rows": [
+        {"k": r.k, "representation": r.representation, "hidden_units": r.hidden_units, "regions": r.regions,
+         "chi_exact": r.chi_exact, "chi_grid": r.chi_grid} for r in rows]}, out)
+
+
+@user_errors
+def folding_depth(
+    out: Annotated[Path, typer.Option(help="Output folder: folding_depth.csv, folding_depth.json, folding_depth.png.")] = Path("out/folding-depth"),
+    full: Annotated[bool, typer.Option(help="The papers' scale: 100 nets per architecture, full training set, 1000 segments (hours).")] = False,
+    seeds: Annotated[Optional[int], typer.Option(help="Nets per architecture (default 3, or 100 with --full).")] = None,
+    pairs: Annotated[Optional[int], typer.Option(help="Segments between digit-1 and digit-4 test images.")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(help="Epoch cap when the 0.9 validation target is not reached.")] = None,
+    depths: Annotated[Optional[str], typer.Option(help="Hidden layer counts, comma-separated (default 3,4,5,6).")] = None,
+    widths: Annotated[Optional[str], typer.Option(help="Widths, comma-separated (default 10,12,14,16,18).")] = None,
+    n_points: Annotated[Optional[int], typer.Option(help="Use the papers' n-point grid instead of exact traversal.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the data split, pairs and nets.")] = 0,
+):
+    """Folding vs depth on MNIST: MLPs 3-6 layers x width 10-18 trained to 90 %, chi between digits 1 and 4."""
+    from ..experiments.folding_depth import FoldingDepthConfig, depth_trend, run_folding_depth, with_overrides
+    from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
+    from ..viz.folding import plot_folding_depth
+
+    def ints(text, name):
+        if text is None:
+            return None
+        try:
+            return tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"{name}: expected comma-separated integers, got {text!r}") from None
+
+    base = FoldingDepthConfig.full() if full else FoldingDepthConfig()
+    config = with_overrides(base, seeds=seeds, pairs=pairs, max_epochs=max_epochs, depths=ints(depths, "depths"),
+                            widths=ints(widths, "widths"), n_points=n_points, seed=seed)
+    result = run_folding_depth(config, progress=True)
+    trend = depth_trend(result)
+    rows = result.rows()
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "folding_depth.csv", buf.getvalue())
+    ax = plot_folding_depth(result.runs)
+    ax.set_title(f"folding vs depth (nets reaching {config.target_accuracy:.0%}, mean +- sd)")
+    _savefig(ax.figure, out / "folding_depth.png")
+    summary = {"config": config, "trend": trend, "summary": result.summary(), "runs": rows}
+    write_json_atomic(out / "folding_depth.json", to_jsonable(summary))
+    emit_json({"out": out, "trend": trend, "summary": result.summary()})
+
+
+@user_errors
+def folding_training(
+    out: Annotated[Path, typer.Option(help="Output folder: folding_training.json and .png.")] = Path("out/folding-training"),
+    hidden: Annotated[str, typer.Option(help="Hidden widths, comma-separated.")] = "16,16,16,16",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 6,
+    every: Annotated[int, typer.Option(help="Measure every this many optimiser steps.")] = 40,
+    pairs: Annotated[int, typer.Option(help="Digit-1 -> digit-4 test segments.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of data split, pairs and net.")] = 0,
+):
+    """Exact folding (digits 1 -> 4) and validation error recorded during training on MNIST."""
+    from ..experiments.folding_training import run_folding_training
+    from ..io_utils import write_json_atomic
+
+    widths = tuple(int(h) for h in hidden.split(",") if h.strip())
+    curve = run_folding_training(widths, epochs=epochs, every=every, pairs=pairs, seed=seed)
+    from matplotlib.figure import Figure
+
+    ax = Figure(figsize=(6, 3.6)).subplots()
+    ax.plot(curve.steps, curve.chi_mean, marker="o", label="mean chi (exact)")
+    ax.plot(curve.steps, curve.val_error, marker="s", label="validation error")
+    ax.set_xlabel("optimiser step")
+    ax.legend()
+    out.mkdir(parents=True, exist_ok=True)
+    _savefig(ax.figure, out / "folding_training.png")
+    doc = {"hidden": widths, "steps": curve.steps, "chi_mean": curve.chi_mean,
+           "share_folded": curve.share_folded, "val_error": curve.val_error}
+    write_json_atomic(out / "folding_training.json", doc)
+    emit_json(doc)
+
+
+@user_errors
+def folding_regulariser(
+    out: Annotated[Path, typer.Option(help="Output JSON file.")] = Path("out/folding-regulariser.json"),
+    lam: Annotated[float, typer.Option(help="Weight of the folding penalty (> 0 rewards folding).")] = 0.05,
+    seeds: Annotated[int, typer.Option(help="Nets per setting.")] = 2,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
+    tau: Annotated[float, typer.Option(help="Soft-bit temperature of the surrogate.")] = 0.5,
+):
+    """Train with and without the smooth folding surrogate; compare exact chi and test accuracy."""
+    from ..experiments.folding_training import run_folding_regulariser
+
+    runs = run_folding_regulariser((0.0, lam), seeds=seeds, epochs=epochs, tau=tau)
+    table = {}
+    for value in (0.0, lam):
+        sel = [r for r in runs if r.lam == value]
+        table[str(value)] = {"chi_mean": float(sum(r.chi_mean for r in sel) / len(sel)),
+                             "test_accuracy": float(sum(r.test_accuracy for r in sel) / len(sel))}
+    emit_json({"note": "surrogate: soft bits sigmoid(z/tau), soft Hamming, logsumexp max; the papers' term is not public",
+               "by_lambda": table, "runs": runs}, out)
+
+
+@user_errors
+def folding_adversarial(
+    out: Annotated[Path, typer.Option(help="Output JSON file.")] = Path("out/folding-adversarial.json"),
+    eps: Annotated[float, typer.Option(help="FGSM step (standardised input units).")] = 0.1,
+    pairs: Annotated[int, typer.Option(help="Digit-5 -> digit-7 test segments.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of data split, pairs and net.")] = 0,
+):
+    """Interaction effect I(k) and chi on MNIST 5 -> 7 segments, clean vs FGSM-perturbed endpoints."""
+    from ..experiments.folding_training import run_fgsm_interaction
+
+    res = run_fgsm_interaction(eps=eps, pairs=pairs, seed=seed)
+    emit_json({
+        "eps": eps, "accuracy_on_perturbed_endpoints": res.accuracy_adv,
+        "chi_mean": {"clean": float(res.chi_clean.mean()), "fgsm": float(res.chi_adv.mean())},
+        "interaction_mean": {"clean": float(res.interaction_clean.mean()), "fgsm": float(res.interaction_adv.mean())},
+        "interaction_abs_mean": {"clean": float(abs(res.interaction_clean).mean()),
+                                 "fgsm": float(abs(res.interaction_adv).mean())},
+    }, out)
+
+
+def register(app: typer.Typer, experiment: typer.Typer) -> None:
+    """Add `fold`, `cantornet` and the folding experiments."""
+    app.command("fold")(fold)
+    app.command("cantornet")(cantornet)
+    experiment.command("folding-depth")(folding_depth)
+    experiment.command("folding-training")(folding_training)
+    experiment.command("folding-regulariser")(folding_regulariser)
+    experiment.command("folding-adversarial")(folding_adversarial)

@@ -1,0 +1,180 @@
+"""Folding along straight segments x0 -> x1: exact by default, the papers' n-point grid on request.
+
+Which bits: `include_output=True` by default, because the authors' code codes every layer including
+the output unit(s) (bit = logit > 0), and so CantorNet's readout bit, which the authors pass through
+a ReLU, is counted. Pass `include_output=False` for hidden units only.
+
+Walks: exact traversal gives one pattern per region of positive length on the segment, in order;
+Smooth activations (GELU, SiLU, Tanh, Sigmoid) have no regions to
+follow: their walks come from `traverse_bisection` (pattern changes located to 1e-6 in t).
+`n_points=n` samples the patterns at n equally spaced points t = 0, 1/(n-1), ..., 1 (11 in the
+authors' code) and skips regions shorter than the grid step; a skipped region can hide a bit that
+flips and flips back, so sampling usually under-reports folding.
+A degenerate segment (x0 == x1) is one point in one region: its walk has one pattern and chi = 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._checks import as_float_tensor, check_finite
+from ..network import Network, to_network
+from .measure import FoldingProfile, folding_measures, folding_profile
+
+__all__ = ["PathFolding", "path_walks", "path_folding", "path_chi", "symmetric_folding", "prepare_pairs"]
+
+
+@dataclass(frozen=True)
+class PathFolding:
+    """Folding of one segment: chi, its walk, and where the walk's patterns sit on [0, 1].
+
+    Exact walks: `t` holds the region boundaries (float64 [n + 1], t[0] = 0, t[-1] = 1) and region i
+    is [t[i], t[i+1]]. Sampled walks: `t` holds the n sample positions.
+    """
+
+    chi: float
+    walk: torch.Tensor  # bool [n, units]
+    t: np.ndarray
+    exact: bool
+    include_output: bool
+
+    @property
+    def n_patterns(self) -> int:
+        return int(self.walk.shape[0])
+
+    def profile(self) -> FoldingProfile:
+        """r1, r2, the running chi curve and the Hamming distances to the start."""
+        return folding_profile(self.walk)
+
+
+def prepare_pairs(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor, bool]:
+    """Network in the inputs' dtype, both endpoints as batches [B, ...], and whether one pair came."""
+    x0 = check_finite(as_float_tensor(x0, "x0"), "x0")
+    x1 = check_finite(as_float_tensor(x1, "x1"), "x1")
+    if x0.shape != x1.shape:
+        raise ValueError(f"x0, x1: expected equal shapes, got {list(x0.shape)} and {list(x1.shape)}")
+    net = to_network(model)
+    if net.input_shape is not None:
+        ndim = len(net.input_shape)
+        if x0.dim() == ndim and tuple(x0.shape) == tuple(net.input_shape):
+            single = True
+        elif x0.dim() == ndim + 1 and tuple(x0.shape[1:]) == tuple(net.input_shape):
+            single = False
+        else:
+            raise ValueError(
+                f"x0: expected one input of shape {list(net.input_shape)} or a batch "
+                f"[B, {', '.join(map(str, net.input_shape))}], got {list(x0.shape)}"
+            )
+    else:  # no known input shape (e.g. a conv net built without input_shape): batches only
+        if x0.dim() < 2:
+            raise ValueError(f"x0: expected a batch [B, ...] of inputs, got shape {list(x0.shape)}")
+        single = False
+        net = net.with_input_shape(x0.shape[1:])
+    if single:
+        x0, x1 = x0.unsqueeze(0), x1.unsqueeze(0)
+    if x0.shape[0] == 0:
+        raise ValueError("x0, x1: expected at least one pair, got an empty batch")
+    dtype = x0.dtype
+    if net.dtype != dtype or net.device != x0.device:
+        net = net.to(dtype=dtype, device=x0.device)
+    return net, x0, x1.to(dtype), single
+
+
+def _sampled(net: Network, x0, x1, n_points: int, include_output: bool) -> list[tuple[torch.Tensor, np.ndarray]]:
+    t = np.linspace(0.0, 1.0, n_points)
+    tt = torch.as_tensor(t, dtype=x0.dtype, device=x0.device).reshape((1, -1) + (1,) * (x0.dim() - 1))
+    out = []
+    per_chunk = max(1, (1 << 22) // max(1, n_points * x0[0].numel()))
+    with torch.no_grad():
+        for a, b in zip(x0.split(per_chunk), x1.split(per_chunk)):
+            pts = a.unsqueeze(1) + tt * (b - a).unsqueeze(1)  # [chunk, n_points, ...]
+            bits = net.bits(pts.reshape((-1,) + tuple(a.shape[1:])), include_output=include_output)
+            out += [(w, t) for w in bits.reshape(a.shape[0], n_points, -1)]
+    return out
+
+
+def path_walks(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+               progress: bool = False) -> list[tuple[torch.Tensor, np.ndarray]]:
+    """(walk, t) for each pair of the batches x0, x1 [B, ...] (see `PathFolding` for t)."""
+    net, x0, x1, _ = prepare_pairs(model, x0, x1)
+    return _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress)
+
+
+def _walks(net, x0, x1, *, include_output, n_points, progress):
+    if n_points is not None:
+        if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+            raise ValueError(f"n_points: expected an int >= 2 (or None for exact traversal), got {n_points!r}")
+        return _sampled(net, x0, x1, int(n_points), include_output)
+    if not net.piecewise_linear:  # smooth activations: pattern changes by bisection, to 1e-6 in t
+        from ..traversal.bisection import traverse_bisection
+
+        travs = [traverse_bisection(net, a, b, include_output=include_output) for a, b in zip(x0, x1)]
+        return [(tr.patterns, tr.t.numpy()) for tr in travs]
+    from ..traversal import traverse_many  # the traversal imports nothing from folding
+
+    flat0, flat1 = x0.reshape(len(x0), -1), x1.reshape(len(x1), -1)
+    same = (flat0 == flat1).all(dim=1)
+    out: list = [None] * len(x0)
+    if bool(same.any()):  # a point is one region: one pattern, chi = 0
+        with torch.no_grad():
+            bits = net.bits(x0[same], include_output=include_output)
+        for i, w in zip(torch.nonzero(same).flatten().tolist(), bits):
+            out[i] = (w.unsqueeze(0), np.array([0.0, 1.0]))
+    todo = torch.nonzero(~same).flatten()
+    if len(todo):
+        travs = traverse_many(net, x0[todo], x1[todo], include_output=include_output, progress=progress)
+        for i, tr in zip(todo.tolist(), travs):
+            out[i] = (tr.patterns, tr.t.detach().cpu().numpy().astype(np.float64))
+    return out
+
+
+def path_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+                 progress: bool = False):
+    """Folding chi of the segment x0 -> x1 (one pair) or of each pair of the batches x0, x1 [B, ...].
+
+    Returns a `PathFolding` for one pair, a list of them for a batch. `n_points=None` (default)
+    walks every region exactly (ReLU/LeakyReLU/MaxPool nets; bisection for smooth ones); `n_points=11` reproduces the papers'
+    sampling and works for any activation.
+    """
+    net, x0, x1, single = prepare_pairs(model, x0, x1)
+    walks = _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress)
+    chis = folding_measures([w for w, _ in walks])
+    res = [PathFolding(float(c), w, t, n_points is None, include_output) for c, (w, t) in zip(chis, walks)]
+    return res[0] if single else res
+
+
+def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+             chunk: int = 256, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """chi (float64 [B]) and walk lengths (int64 [B]) of the pairs x0[i] -> x1[i], `chunk` at a time.
+
+    The memory-lean form of `path_folding` for many segments: walks are dropped once measured.
+    """
+    net, x0, x1, _ = prepare_pairs(model, x0, x1)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
+    chis, lengths = [], []
+    bar = tqdm(total=len(x0), desc="folding", unit="path", disable=not progress)
+    for a, b in zip(x0.split(chunk), x1.split(chunk)):
+        walks = [w for w, _ in _walks(net, a, b, include_output=include_output, n_points=n_points, progress=False)]
+        chis.append(folding_measures(walks))
+        lengths.append(np.array([w.shape[0] for w in walks], dtype=np.int64))
+        bar.update(len(a))
+    bar.close()
+    return np.concatenate(chis), np.concatenate(lengths)
+
+
+def symmetric_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None):
+    """d_chi(x0, x1) = (chi(x0 -> x1) + chi(x1 -> x0)) / 2: a float for one pair, float64 [B] for a batch.
+
+    The reverse path meets the same regions (or grid points) in reverse order, so chi(x1 -> x0) is
+    chi of the reversed walk; chi itself is not symmetric.
+    """
+    net, x0, x1, single = prepare_pairs(model, x0, x1)
+    walks = [w for w, _ in _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=False)]
+    d = (folding_measures(walks) + folding_measures([w.flip(0) for w in walks])) / 2
+    return float(d[0]) if single else d
+

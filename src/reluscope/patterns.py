@@ -1,0 +1,237 @@
+"""Activation patterns: one bit per hidden unit, and Hamming distances between patterns.
+
+The pattern of an input x is `Network.bits(x)`: bit = f(z) > 0 (z > 0 for every elementwise
+activation reluscope supports), one-hot argmax bits for MaxPool2d, hidden layers in order, and with
+`include_output` the sign bits of the output units appended. Patterns are bool tensors [N, units];
+`pack_patterns` stores them eight to a byte for large sets, and `pairwise_hamming` compares
+thousands against thousands block by block, never building an [N, M, units] cube.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import as_float_tensor, check_batch, check_positive
+from .network import Network, to_network
+
+__all__ = [
+    "activation_patterns",
+    "PackedPatterns",
+    "pack_patterns",
+    "unpack_patterns",
+    "hamming",
+    "pairwise_hamming",
+    "HammingMethod",
+    "prepare_network",
+]
+
+# Rows per chunk are chosen so that the largest intermediate tensor stays near this many elements
+# (16M elements = 64 MB in float32): large N never needs more memory than one chunk.
+_CHUNK_ELEMENTS = 1 << 24
+
+
+def prepare_network(model, x: torch.Tensor, name: str = "x", *, dtype=None) -> tuple[Network, torch.Tensor]:
+    """Convert `model`, check the batch `x` against its input shape, and put both on x's device.
+
+    The network is evaluated in `dtype` (default: x's floating dtype), so float64 inputs give
+    float64 patterns even for a float32 model.
+    """
+    x = as_float_tensor(x, name)
+    net = to_network(model)
+    if net.input_shape is None:
+        if x.dim() < 2:
+            raise ValueError(f"{name}: expected a batch [N, ...] of inputs, got shape {list(x.shape)}")
+        net = net.with_input_shape(x.shape[1:])
+    check_batch(x, name, net.input_shape)
+    dtype = dtype or x.dtype
+    if net.dtype != dtype or net.device != x.device:
+        net = net.to(dtype=dtype, device=x.device)
+    return net, x.to(dtype)
+
+
+def _rows_per_chunk(net: Network, x: torch.Tensor) -> int:
+    widest = x[0].numel()
+    with torch.no_grad():
+        for _, z in net.trace(x[:1]):
+            widest = max(widest, z[0].numel())
+    return max(1, _CHUNK_ELEMENTS // widest)
+
+
+def activation_patterns(model, x, *, include_output: bool = False, batch_size: int | None = None) -> torch.Tensor:
+    """bool [N, units]: the activation pattern of each row of `x`, on x's device.
+
+    `model` is a torch.nn.Module (converted with `to_network`) or a `Network`; `x` is a batch
+    [N, *input_shape]. Evaluated in x's dtype, `batch_size` rows at a time (default: as many as
+    keep each intermediate tensor near 16M elements). Works for smooth activations too (bit z > 0).
+    """
+    net, x = prepare_network(model, x)
+    if batch_size is None:
+        batch_size = _rows_per_chunk(net, x)
+    check_positive(batch_size, "batch_size")
+    with torch.no_grad():
+        parts = [net.bits(chunk, include_output=include_output) for chunk in x.split(int(batch_size))]
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+# ---------------------------------------------------------------- packed storage
+
+
+@dataclass(frozen=True, eq=False)
+class PackedPatterns:
+    """Patterns stored eight bits to a byte: `words` uint8 [N, ceil(units / 8)], little-endian bits.
+
+    Bit u of row i is `(words[i, u // 8] >> (u % 8)) & 1`; padding bits of the last byte are 0, so
+    XOR and popcount of whole bytes give Hamming distances directly.
+    """
+
+    words: torch.Tensor
+    n_units: int
+
+    def __post_init__(self):
+        if self.words.dtype != torch.uint8 or self.words.dim() != 2:
+            raise TypeError(f"words: expected a uint8 tensor [N, bytes], got {self.words.dtype} {list(self.words.shape)}")
+        if self.words.shape[1] != (self.n_units + 7) // 8:
+            raise ValueError(
+                f"words: expected {(self.n_units + 7) // 8} bytes per row for {self.n_units} units, "
+                f"got {self.words.shape[1]}"
+            )
+
+    def __len__(self) -> int:
+        return self.words.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.words.shape[0], self.n_units)
+
+    def __getitem__(self, index) -> "PackedPatterns":
+        words = self.words[index]
+        return PackedPatterns(words.reshape(-1, self.words.shape[1]), self.n_units)
+
+    def unpack(self) -> torch.Tensor:
+        return unpack_patterns(self)
+
+
+def _bit_weights(device) -> torch.Tensor:
+    return torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=device)
+
+
+def _check_bits(bits, name: str) -> torch.Tensor:
+    if not isinstance(bits, torch.Tensor):
+        raise TypeError(f"{name}: expected a bool tensor [N, units] or PackedPatterns, got {type(bits).__name__}")
+    if bits.dtype != torch.bool or bits.dim() != 2:
+        raise TypeError(f"{name}: expected a bool tensor [N, units], got {bits.dtype} of shape {list(bits.shape)}")
+    return bits
+
+
+def pack_patterns(bits: torch.Tensor) -> PackedPatterns:
+    """Pack bool [N, units] into `PackedPatterns` (1/8 of the memory)."""
+    bits = _check_bits(bits, "bits")
+    n, units = bits.shape
+    pad = (-units) % 8
+    padded = torch.nn.functional.pad(bits.to(torch.uint8), (0, pad)).reshape(n, -1, 8)
+    words = (padded * _bit_weights(bits.device)).sum(dim=2, dtype=torch.uint8)
+    return PackedPatterns(words, units)
+
+
+def unpack_patterns(packed: PackedPatterns) -> torch.Tensor:
+    """bool [N, units] back from `PackedPatterns`."""
+    if not isinstance(packed, PackedPatterns):
+        raise TypeError(f"packed: expected PackedPatterns, got {type(packed).__name__}")
+    w = packed.words
+    bits = (w.unsqueeze(2) & _bit_weights(w.device)) != 0
+    return bits.reshape(w.shape[0], -1)[:, : packed.n_units]
+
+
+def _as_packed(p, name: str) -> PackedPatterns:
+    return p if isinstance(p, PackedPatterns) else pack_patterns(_check_bits(p, name))
+
+
+def _as_bits(p, name: str) -> torch.Tensor:
+    return unpack_patterns(p) if isinstance(p, PackedPatterns) else _check_bits(p, name)
+
+
+def _to_words64(words: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, nb] -> int64 [N, ceil(nb / 8)] (zero padded), for 64-bit XOR/popcount."""
+    pad = (-words.shape[1]) % 8
+    if pad:
+        words = torch.nn.functional.pad(words, (0, pad))
+    return words.contiguous().view(torch.int64)
+
+
+_M1, _M2, _M4, _H01 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x0101010101010101
+
+
+def _popcount64(x: torch.Tensor) -> torch.Tensor:
+    """Bits set in each int64 (SWAR). Arithmetic shifts are harmless: every mask clears bit 63."""
+    x = x - ((x >> 1) & _M1)
+    x = (x & _M2) + ((x >> 2) & _M2)
+    x = (x + (x >> 4)) & _M4
+    # the top byte of x * 0x0101.. sums the eight byte counts (wrap-around of the product is
+    # intended; the sum <= 64 never reaches the sign bit)
+    return ((x * _H01) >> 56) & 0xFF
+
+
+def hamming(a, b) -> torch.Tensor:
+    """int64 [N]: Hamming distance between row i of `a` and row i of `b` (bool or packed).
+
+    A single row [1, units] is broadcast against the other set.
+    """
+    pa, pb = _as_packed(a, "a"), _as_packed(b, "b")
+    if pa.n_units != pb.n_units:
+        raise ValueError(f"b: expected patterns of {pa.n_units} units like a, got {pb.n_units}")
+    if len(pa) != len(pb) and 1 not in (len(pa), len(pb)):
+        raise ValueError(f"b: expected {len(pa)} rows like a (or one row), got {len(pb)}")
+    x = _to_words64(pa.words) ^ _to_words64(pb.words)
+    return _popcount64(x).sum(dim=1)
+
+
+class HammingMethod(enum.Enum):
+    """How `pairwise_hamming` computes an [N, M] block.
+
+    * PACKED: XOR of 64-bit words and a SWAR popcount; memory per block is N_b * M * units / 64
+      words. Exact for any number of units, works on any device without floating point.
+    * MATMUL: d(p, q) = |p| + |q| - 2 p.q with a float32 matrix product of unpacked 0/1 blocks.
+      Exact while units < 2**24 (float32 integers), and BLAS makes it the fastest on CPU and GPU
+      for patterns of hundreds of units or more, hence the default.
+    """
+
+    PACKED = "packed"
+    MATMUL = "matmul"
+
+
+def pairwise_hamming(a, b=None, *, block: int = 1024, method: HammingMethod | str = HammingMethod.MATMUL) -> torch.Tensor:
+    """int64 [N, M]: Hamming distances between every row of `a` and every row of `b` (default a).
+
+    Computed `block` rows of `a` at a time, never materialising an [N, M, units] cube, so thousands
+    against thousands fit in memory. `a` and `b` may be bool [N, units] or `PackedPatterns`.
+    """
+    method = HammingMethod(method)
+    check_positive(block, "block")
+    b = a if b is None else b
+    n_a = a.n_units if isinstance(a, PackedPatterns) else _check_bits(a, "a").shape[1]
+    n_b = b.n_units if isinstance(b, PackedPatterns) else _check_bits(b, "b").shape[1]
+    if n_a != n_b:
+        raise ValueError(f"b: expected patterns of {n_a} units like a, got {n_b}")
+    if method is HammingMethod.MATMUL:
+        if n_a >= 1 << 24:
+            raise ValueError(f"method: matmul is exact below 2**24 units, got {n_a}; use 'packed'")
+        fa, fb = _as_bits(a, "a"), _as_bits(b, "b")
+        qb = fb.to(torch.float32)
+        nb = qb.sum(dim=1)
+        out = []
+        for start in range(0, fa.shape[0], block):
+            qa = fa[start : start + block].to(torch.float32)
+            d = qa.sum(dim=1, keepdim=True) + nb - 2.0 * (qa @ qb.T)
+            out.append(d.round_().to(torch.int64))
+        return torch.cat(out) if out else torch.zeros(0, fb.shape[0], dtype=torch.int64)
+    wa, wb = _to_words64(_as_packed(a, "a").words), _to_words64(_as_packed(b, "b").words)
+    # keep each XOR block near 4M words (32 MB) whatever `block` says
+    rows = max(1, min(block, (1 << 22) // max(1, wb.shape[0] * wb.shape[1])))
+    out = [
+        _popcount64(wa[s : s + rows, None, :] ^ wb[None, :, :]).sum(dim=2)
+        for s in range(0, wa.shape[0], rows)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, wb.shape[0], dtype=torch.int64)

@@ -1,0 +1,261 @@
+"""Tangent features: per-input gradients of a network's outputs with respect to its parameters.
+
+g(x) = d(sum_k f_k(x)) / d(theta) (the authors' summed form) or g_k(x) = d f_k(x) / d(theta)
+(per output), flattened in `model.parameters()` order over the parameters that require grad.
+Computed with torch.func (functional_call + vmap(grad / jacrev)) in chunks sized to a memory
+budget, so thousands of inputs on a 250k-parameter network never hold more than one chunk of
+per-sample gradients at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call, grad, jacrev, vmap
+
+from .._checks import as_float_tensor, check_batch, check_positive
+
+__all__ = ["Normalization", "tangent_features", "DEFAULT_MEMORY_BUDGET"]
+
+DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes of per-sample gradients held at once
+_VMAP_OVERHEAD = 3  # vmap(jacrev) keeps a few gradient-sized temporaries per sample
+_PROJECTION_ROWS = 2**16  # rows of the random projection generated (and seeded) together
+
+
+class Normalization(str, Enum):
+    """How a tangent vector is normalised per input (and per output in the per-output form).
+
+    - ``MINMAX`` (``normalize=True``): g -> (g - min g) / (max g - min g), the authors' per-input
+      min-max scaling as described in PAPERS.md. A constant g maps to 0.
+    - ``L2``: g -> g / ||g||, what the authors' published code does before inner products.
+    - ``NONE`` (``normalize=False``): raw gradients; the only form where the Euler identity
+      <g_k(x), theta> = L f_k(x) of bias-free ReLU nets holds.
+
+    MINMAX is the default because it is the paper's definition; the statistics it needs (min and
+    max over all P coordinates) cost one chunked per-sample gradient pass for the rank-one metrics,
+    which otherwise never build gradients.
+    """
+
+    NONE = "none"
+    MINMAX = "minmax"
+    L2 = "l2"
+
+    @classmethod
+    def parse(cls, value) -> "Normalization":
+        if value is True:
+            return cls.MINMAX
+        if value is False or value is None:
+            return cls.NONE
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(
+                f"normalize: expected True, False or one of {[m.value for m in cls]}, got {value!r}"
+            ) from None
+
+
+# ----------------------------------------------------------------------------- model and inputs
+
+
+@dataclass(frozen=True)
+class _Params:
+    """The trainable parameters of a model, in `model.parameters()` order."""
+
+    names: tuple[str, ...]
+    tensors: tuple[torch.Tensor, ...]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(t.numel() for t in self.tensors)
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tensors[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensors[0].device
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {n: t.detach() for n, t in zip(self.names, self.tensors)}
+
+    def flat(self) -> torch.Tensor:
+        return torch.cat([t.detach().reshape(-1) for t in self.tensors])
+
+
+def trainable_parameters(model) -> _Params:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        total = sum(1 for _ in model.parameters())
+        raise ValueError(
+            f"model: expected at least one parameter with requires_grad=True, got none "
+            f"({total} parameters, all frozen); tangent features are gradients with respect to "
+            "parameters, so unfreeze them with p.requires_grad_(True)"
+        )
+    dtypes = {p.dtype for _, p in named}
+    devices = {p.device for _, p in named}
+    if len(dtypes) > 1 or len(devices) > 1:
+        raise ValueError(
+            f"model: expected all trainable parameters on one device with one dtype, got dtypes "
+            f"{sorted(map(str, dtypes))} and devices {sorted(map(str, devices))}"
+        )
+    if not named[0][1].is_floating_point():
+        raise TypeError(f"model: expected floating-point parameters, got {named[0][1].dtype}")
+    return _Params(tuple(n for n, _ in named), tuple(p for _, p in named))
+
+
+def check_inputs(params: _Params, x, name: str, *, allow_empty: bool = False) -> torch.Tensor:
+    """x as a tensor of the parameters' dtype; another device is refused rather than moved."""
+    if isinstance(x, torch.Tensor) and x.device != params.device:
+        raise ValueError(
+            f"{name}: expected a tensor on the model's device {params.device}, got one on "
+            f"{x.device}; move it with {name}.to({str(params.device)!r})"
+        )
+    x = as_float_tensor(x, name, dtype=params.dtype, device=params.device)
+    if x.dim() < 2:
+        raise ValueError(
+            f"{name}: expected a batch of shape [N, ...] with N inputs, got shape {list(x.shape)}"
+        )
+    return check_batch(x, name, None, allow_empty=allow_empty)
+
+
+def output_size(model, params: _Params, x: torch.Tensor) -> int:
+    with torch.no_grad():
+        out = functional_call(model, params.as_dict(), (x[:1],))
+    return int(out[0].numel())
+
+
+def chunk_size(per_sample_bytes: int, n: int, memory_budget: int) -> int:
+    check_positive(memory_budget, "memory_budget")
+    return int(max(1, min(n, memory_budget // max(1, per_sample_bytes))))
+
+
+def chunks(n: int, size: int, *, progress: bool = False, desc: str = "") -> Iterator[slice]:
+    starts = range(0, n, size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, total=len(starts), leave=False)
+    for start in starts:
+        yield slice(start, min(n, start + size))
+
+
+# ----------------------------------------------------------------------------- per-sample gradients
+
+
+def per_sample_gradients(
+    model, params: _Params, x: torch.Tensor, *, per_output: bool
+) -> torch.Tensor:
+    """[n, P] (or [n, K, P]) gradients for one chunk x, via vmap over samples."""
+    names = params.names
+
+    def output(p: dict, xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, p, (xi.unsqueeze(0),)).reshape(-1)
+
+    if per_output:
+        per_param = vmap(jacrev(output), in_dims=(None, 0))(params.as_dict(), x)
+        parts = [per_param[name].reshape(x.shape[0], -1, t.numel()) for name, t in zip(names, params.tensors)]
+    else:
+        per_param = vmap(grad(lambda p, xi: output(p, xi).sum()), in_dims=(None, 0))(params.as_dict(), x)
+        parts = [per_param[name].reshape(x.shape[0], t.numel()) for name, t in zip(names, params.tensors)]
+    return torch.cat(parts, dim=-1)
+
+
+def normalize_rows(g: torch.Tensor, mode: Normalization) -> torch.Tensor:
+    """Normalise along the last (parameter) axis."""
+    if mode is Normalization.MINMAX:
+        lo = g.amin(dim=-1, keepdim=True)
+        span = g.amax(dim=-1, keepdim=True) - lo
+        return torch.where(span > 0, (g - lo) / torch.where(span > 0, span, 1), torch.zeros_like(g))
+    if mode is Normalization.L2:
+        norm = g.norm(dim=-1, keepdim=True)
+        return torch.where(norm > 0, g / torch.where(norm > 0, norm, 1), torch.zeros_like(g))
+    return g
+
+
+def iter_features(
+    model,
+    params: _Params,
+    x: torch.Tensor,
+    *,
+    per_output: bool,
+    normalize: Normalization,
+    memory_budget: int,
+    progress: bool = False,
+    index: torch.Tensor | None = None,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield (rows, features) chunk by chunk; `index` keeps only those parameter coordinates
+    (applied after normalisation, which always sees the whole gradient)."""
+    k = output_size(model, params, x) if per_output else 1
+    per_sample = params.total * k * params.dtype.itemsize * _VMAP_OVERHEAD
+    size = chunk_size(per_sample, x.shape[0], memory_budget)
+    for rows in chunks(x.shape[0], size, progress=progress, desc="tangent features"):
+        with torch.no_grad():
+            g = normalize_rows(per_sample_gradients(model, params, x[rows], per_output=per_output), normalize)
+        yield rows, (g if index is None else g.index_select(-1, index))
+
+
+def _projection_block(block: int, rows: int, dim: int, seed: int, like: torch.Tensor) -> torch.Tensor:
+    """Rows [block * R, block * R + rows) of the Gaussian projection, N(0, 1/dim) entries.
+
+    Each block has its own seed, so the matrix does not depend on how inputs are chunked and is
+    never materialised in one piece."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + block)
+    r = torch.randn(rows, dim, generator=gen, dtype=torch.float64) / dim**0.5
+    return r.to(dtype=like.dtype, device=like.device)
+
+
+def project(g: torch.Tensor, dim: int, seed: int) -> torch.Tensor:
+    """g [..., P] @ R [P, dim] with R generated block by block."""
+    p = g.shape[-1]
+    out = torch.zeros(*g.shape[:-1], dim, dtype=g.dtype, device=g.device)
+    for block, start in enumerate(range(0, p, _PROJECTION_ROWS)):
+        stop = min(p, start + _PROJECTION_ROWS)
+        out += g[..., start:stop] @ _projection_block(block, stop - start, dim, seed, g)
+    return out
+
+
+def tangent_features(
+    model,
+    x,
+    *,
+    per_output: bool = False,
+    normalize=False,
+    projection_dim: int | None = None,
+    seed: int = 0,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Tangent features of every input: [N, P], or [N, K, P] with `per_output=True`.
+
+    P counts the parameters with requires_grad=True, concatenated in `model.parameters()` order.
+    `normalize` (False, True = "minmax", or "l2") scales each input's gradient (per output in the
+    per-output form) before the optional Gaussian random projection to `projection_dim`
+    coordinates (entries N(0, 1/d), seeded by `seed`, so inner products are preserved in
+    expectation). Per-sample gradients are computed in chunks whose size keeps them under
+    `memory_budget` bytes; the result itself is [N, P] unless projected.
+
+    The model is evaluated as is: call `model.eval()` first if it has dropout or batch norm.
+    """
+    params = trainable_parameters(model)
+    x = check_inputs(params, x, "x")
+    mode = Normalization.parse(normalize)
+    if projection_dim is not None and (isinstance(projection_dim, bool) or int(projection_dim) != projection_dim or projection_dim < 1):
+        raise ValueError(f"projection_dim: expected a positive integer or None, got {projection_dim!r}")
+    parts = []
+    for _, g in iter_features(
+        model, params, x, per_output=per_output, normalize=mode,
+        memory_budget=memory_budget, progress=progress,
+    ):
+        parts.append(g if projection_dim is None else project(g, int(projection_dim), seed))
+    return torch.cat(parts, dim=0)

@@ -1,0 +1,240 @@
+"""Rank-one scores <g_{l,k}(x), theta_l>: forward-mode products that never build a gradient.
+
+For a parameter block theta_l (one parameter tensor), <d f_k(x) / d theta_l, theta_l> is the
+directional derivative of f_k(x) along theta restricted to block l: a JVP. The "full" and
+"block" metrics of PAPERS.md section 5 are inner products of these scores.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+from torch.func import functional_call, jvp
+
+from ..network import layers as L
+from ..network import to_network
+from .features import (
+    DEFAULT_MEMORY_BUDGET,
+    Normalization,
+    _Params,
+    check_inputs,
+    chunk_size,
+    chunks,
+    output_size,
+    per_sample_gradients,
+    trainable_parameters,
+)
+
+__all__ = ["ScoreMethod", "tangent_scores", "gradient_statistics"]
+
+
+class ScoreMethod(str, Enum):
+    """How the per-block JVPs are computed.
+
+    - ``LAYERWISE``: one forward pass through reluscope's `Network` carrying a stack of tangent
+      streams; the stream of a layer's weight starts at that layer as W h (= z - b) and the stream
+      of its bias as b, so each costs only the layers after it. Needs a chain of Linear / Conv2d
+      layers (plus ReLU, LeakyReLU, MaxPool2d, AvgPool2d, Flatten) whose parameters are exactly
+      the model's trainable tensors.
+    - ``FUNC_JVP``: torch.func.jvp once per block with the tangent equal to theta on that block
+      and zero elsewhere; works for any model, but every block pays for a whole forward pass.
+    - ``AUTO`` (default) picks LAYERWISE when the model qualifies (several times faster on CNNs,
+      where the expensive early convolutions are crossed by few streams), else FUNC_JVP.
+    """
+
+    AUTO = "auto"
+    LAYERWISE = "layerwise"
+    FUNC_JVP = "func_jvp"
+
+
+def _parse_method(method) -> ScoreMethod:
+    try:
+        return ScoreMethod(method)
+    except ValueError:
+        raise ValueError(
+            f"method: expected one of {[m.value for m in ScoreMethod]}, got {method!r}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- layerwise streams
+
+_STREAM_ACTIVATIONS = (L.LeakyReLU, L.MaxPool2d)
+
+
+def _layerwise_plan(model, params: _Params):
+    """(network, {layer index: [(param index, 'weight'|'bias')]}) or None if not applicable."""
+    try:
+        net = to_network(model)
+    except (TypeError, ValueError):
+        return None
+    by_name = {n: i for i, n in enumerate(params.names)}
+    plan, used = {}, set()
+    for li, layer in enumerate(net.layers):
+        if isinstance(layer, L.AbstractActivation):
+            if not isinstance(layer, _STREAM_ACTIVATIONS):
+                return None
+            continue
+        if isinstance(layer, (L.Linear, L.Conv2d)):
+            for kind in ("weight", "bias"):
+                pi = by_name.get(f"{layer.name}.{kind}")
+                if pi is None:
+                    continue
+                # folded batch norm changes the tensors: then the model's parameters are not these
+                if params.tensors[pi].shape != getattr(layer, kind).shape or not torch.equal(
+                    params.tensors[pi].detach(), getattr(layer, kind)
+                ):
+                    return None
+                plan.setdefault(li, []).append((pi, kind))
+                used.add(pi)
+    if len(used) != len(params.names):
+        return None
+    return net.to(dtype=params.dtype), plan
+
+
+def _stream_activation(layer, z: torch.Tensor, streams: torch.Tensor, s: int):
+    """Apply an activation's JVP to s stacked streams [s * n, ...] computing the pattern once."""
+    n = z.shape[0]
+    if isinstance(layer, L.LeakyReLU):
+        out, slope = layer.jvp(z, torch.ones_like(z))
+        return out, (streams.reshape(s, *z.shape) * slope).reshape(s * n, *z.shape[1:])
+    idx = layer.argmax(z)
+    hw = layer.output_hw(z.shape[-2], z.shape[-1])
+    out = layer._gather(z, idx, hw)
+    return out, layer._gather(streams, idx.repeat(s, 1, 1), hw)
+
+
+def _layerwise_scores(net, plan, n_blocks: int, x: torch.Tensor) -> torch.Tensor:
+    n = x.shape[0]
+    h, streams, owners = x, None, []
+    for li, layer in enumerate(net.layers):
+        if isinstance(layer, L.AbstractActivation):
+            if streams is not None:
+                h, streams = _stream_activation(layer, h, streams, len(owners))
+            else:
+                h = layer.forward(h)
+            continue
+        if streams is not None:
+            streams = layer.linear(streams)
+        if li in plan:
+            lin = layer.linear(h)
+            offset = layer.forward(torch.zeros_like(h[:1]))  # the bias map b, broadcast by the layer
+            h = lin + offset
+            new = []
+            for pi, kind in plan[li]:
+                new.append(lin if kind == "weight" else offset.expand_as(lin))
+                owners.append(pi)
+            stacked = torch.cat(new, dim=0)
+            streams = stacked if streams is None else torch.cat([streams, stacked], dim=0)
+        else:
+            h = layer.forward(h)
+    k = h[0].numel()
+    out = torch.zeros(n, n_blocks, k, dtype=x.dtype, device=x.device)
+    per_stream = streams.reshape(len(owners), n, k)
+    for s, pi in enumerate(owners):
+        out[:, pi] += per_stream[s]
+    return out
+
+
+# ----------------------------------------------------------------------------- torch.func jvp
+
+
+def _func_jvp_scores(model, params: _Params, x: torch.Tensor, per_block: bool) -> torch.Tensor:
+    theta = params.as_dict()
+
+    def f(p):
+        return functional_call(model, p, (x,)).reshape(x.shape[0], -1)
+
+    if not per_block:
+        return jvp(f, (theta,), (theta,))[1].unsqueeze(1)
+    cols = []
+    for name in params.names:
+        tangent = {n: (t if n == name else torch.zeros_like(t)) for n, t in theta.items()}
+        cols.append(jvp(f, (theta,), (tangent,))[1])
+    return torch.stack(cols, dim=1)
+
+
+def tangent_scores(
+    model,
+    x,
+    *,
+    per_block: bool = True,
+    method="auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> torch.Tensor:
+    """s[n, l, k] = <d f_k(x_n) / d theta_l, theta_l> for every trainable tensor theta_l: [N, B, K].
+
+    With `per_block=False` the blocks are summed (B = 1): <g_k(x), theta>. Raw gradients, no
+    normalisation (see `tangent_similarity` for the normalised forms). No gradient is built.
+    """
+    params = trainable_parameters(model)
+    x = check_inputs(params, x, "x")
+    method = _parse_method(method)
+    plan = None
+    if method is not ScoreMethod.FUNC_JVP:
+        plan = _layerwise_plan(model, params)
+        if plan is None and method is ScoreMethod.LAYERWISE:
+            raise TypeError(
+                "method='layerwise' needs a chain of Linear/Conv2d layers with ReLU, LeakyReLU or "
+                "MaxPool2d activations whose weights and biases are the model's trainable "
+                "parameters (no batch norm); use method='func_jvp' for this model"
+            )
+    # every layer's output of one input, once per tangent stream (plus the primal and a spare)
+    with torch.no_grad():
+        if plan is not None:
+            numel = sum(z.numel() for _, z in plan[0].trace(x[:1]))
+        else:
+            numel = x[0].numel() * 64  # unknown architecture: assume 64 channels of input size
+    act_bytes = numel * params.dtype.itemsize * (len(params.names) + 2)
+    size = chunk_size(act_bytes, x.shape[0], memory_budget)
+    parts = []
+    with torch.no_grad():
+        for rows in chunks(x.shape[0], size, progress=progress, desc="tangent scores"):
+            if plan is not None:
+                s = _layerwise_scores(*plan, len(params.names), x[rows])
+                parts.append(s if per_block else s.sum(dim=1, keepdim=True))
+            else:
+                parts.append(_func_jvp_scores(model, params, x[rows], per_block))
+    return torch.cat(parts, dim=0)
+
+
+# ----------------------------------------------------------------------------- normalisation
+
+
+def gradient_statistics(
+    model, params: _Params, x: torch.Tensor, *, per_output: bool, memory_budget: int, progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """min, max and L2 norm of each input's gradient over all P coordinates: [N, K] (K = 1 summed).
+
+    The one place the rank-one metrics touch per-sample gradients: exact min-max normalisation
+    needs the extremes of g, which no forward-mode product gives. Chunked, never stored whole."""
+    k = output_size(model, params, x) if per_output else 1
+    size = chunk_size(params.total * k * params.dtype.itemsize * 3, x.shape[0], memory_budget)
+    lo, hi, norm = [], [], []
+    with torch.no_grad():
+        for rows in chunks(x.shape[0], size, progress=progress, desc="gradient min/max"):
+            g = per_sample_gradients(model, params, x[rows], per_output=per_output)
+            g = g.reshape(g.shape[0], k, -1)
+            lo.append(g.amin(-1))
+            hi.append(g.amax(-1))
+            norm.append(g.norm(dim=-1))
+    return {"min": torch.cat(lo), "max": torch.cat(hi), "norm": torch.cat(norm)}
+
+
+def normalize_scores(
+    s: torch.Tensor, stats: dict[str, torch.Tensor], block_sums: torch.Tensor, mode: Normalization
+) -> torch.Tensor:
+    """Scores of the normalised gradient from those of the raw one, block by block.
+
+    min-max: <(g - m) / (M - m), theta_l> = (<g, theta_l> - m sum(theta_l)) / (M - m);
+    l2: <g / |g|, theta_l> = <g, theta_l> / |g|. A constant (or zero) gradient maps to 0."""
+    if mode is Normalization.NONE:
+        return s
+    if mode is Normalization.MINMAX:
+        lo, span = stats["min"], stats["max"] - stats["min"]
+        num = s - lo[:, None, :] * block_sums[None, :, None]
+        den = span[:, None, :]
+    else:
+        num, den = s, stats["norm"][:, None, :]
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1), torch.zeros_like(num))

@@ -1,0 +1,215 @@
+"""Similarity functions from tangent representations (PAPERS.md section 5).
+
+Every metric returns K [N, M] for inputs x [N, ...] and y [M, ...] (y = x by default). With
+`per_output=True` the per-output gradients g_k are used and the similarity sums over outputs k;
+with `per_output=False` the gradient of the summed outputs g = sum_k g_k (the authors' code).
+
+What `normalize` (True = "minmax", "l2", False) means, per metric:
+- euclidean, sparse: each input's gradient (per output k in the per-output form) is normalised
+  over all P coordinates, then (sparse) masked, then inner products are taken.
+- full, block: the same normalised gradient enters <g_l(x), theta_l>; this is computed exactly
+  from the forward-mode scores plus the per-input min / max / norm of g, which costs one chunked
+  per-sample gradient pass (the only part that is not forward-mode). Use normalize=False for
+  pure forward mode.
+- hidden: the hidden features h(x) are normalised the same way (min-max or L2 over units).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+import torch.nn as nn
+
+from .features import (
+    DEFAULT_MEMORY_BUDGET,
+    Normalization,
+    check_inputs,
+    iter_features,
+    normalize_rows,
+    output_size,
+    trainable_parameters,
+)
+from .scores import gradient_statistics, normalize_scores, tangent_scores
+from .sparse import DEFAULT_THRESHOLD, SignAgreementMask, check_labels, sign_agreement_mask
+
+__all__ = ["Metric", "tangent_similarity", "hidden_features"]
+
+
+class Metric(str, Enum):
+    """The similarity functions of PAPERS.md section 5.
+
+    - ``EUCLIDEAN``: <g(x), g(y)>, the plain inner product (empirical tangent kernel).
+    - ``FULL``: rank-one metric G = theta theta^T: <g(x), theta><g(y), theta>.
+    - ``BLOCK`` (default): one rank-one block per parameter tensor,
+      sum_l <g_l(x), theta_l><g_l(y), theta_l>; as cheap as FULL (forward mode, no gradient
+      matrix) but keeps the layers apart, and the paper's headline similarity.
+    - ``SPARSE``: <m * g(x), m * g(y)> with the sign-agreement mask m from labelled data
+      (`sign_agreement_mask`), i.e. the Euclidean metric restricted to the kept coordinates.
+    - ``HIDDEN``: the baseline <h(x), h(y)> on a hidden layer's features.
+    """
+
+    EUCLIDEAN = "euclidean"
+    FULL = "full"
+    BLOCK = "block"
+    SPARSE = "sparse"
+    HIDDEN = "hidden"
+
+    @classmethod
+    def parse(cls, value) -> "Metric":
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(
+                f"metric: expected one of {[m.value for m in cls]}, got {value!r}"
+            ) from None
+
+
+# ----------------------------------------------------------------------------- hidden features
+
+
+def _default_hidden_module(model: nn.Module) -> tuple[str, nn.Module, bool]:
+    """The last nn.Linear; its *input* is the penultimate representation."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = (name, module)
+    if last is None:
+        raise ValueError(
+            "hidden_layer: the model has no nn.Linear to take the penultimate features from; "
+            "name a submodule whose output to use, e.g. hidden_layer='features'"
+        )
+    return last[0], last[1], True
+
+
+def hidden_features(model, x, *, hidden_layer: str | None = None) -> torch.Tensor:
+    """[N, D]: the output of submodule `hidden_layer`, or by default the input of the last
+    nn.Linear (the penultimate features). The hook is removed even if the forward pass fails."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if hidden_layer is None:
+        _, module, take_input = _default_hidden_module(model)
+    else:
+        modules = dict(model.named_modules())
+        if hidden_layer not in modules:
+            raise ValueError(
+                f"hidden_layer: expected the name of a submodule, one of {sorted(k for k in modules if k)}, "
+                f"got {hidden_layer!r}"
+            )
+        module, take_input = modules[hidden_layer], False
+    seen = []
+
+    def hook(mod, inputs, output):
+        seen.append((inputs[0] if take_input else output).detach())
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return seen[-1].reshape(x.shape[0], -1)
+
+
+# ----------------------------------------------------------------------------- gram of features
+
+
+def _feature_gram(model, params, x, y, *, per_output, mode, index, memory_budget, progress):
+    """sum over chunks of F(x) F(y)^T; y's features are kept if they fit half the budget."""
+    def feats(z, prog):
+        for rows, g in iter_features(
+            model, params, z, per_output=per_output, normalize=mode,
+            memory_budget=memory_budget // 2, progress=prog, index=index,
+        ):
+            yield rows, g.reshape(g.shape[0], -1)
+
+    k = output_size(model, params, x) if per_output else 1
+    width = (params.total if index is None else index.numel()) * k
+    out = torch.zeros(x.shape[0], y.shape[0], dtype=params.dtype, device=params.device)
+    keep_y = y.shape[0] * width * params.dtype.itemsize <= memory_budget // 2
+    cached = list(feats(y, False)) if keep_y else None
+    for rows, fx in feats(x, progress):
+        for cols, fy in cached if cached is not None else feats(y, False):
+            out[rows, cols] = fx @ fy.T
+    return out
+
+
+# ----------------------------------------------------------------------------- the entry point
+
+
+def tangent_similarity(
+    model,
+    x,
+    y=None,
+    *,
+    metric="block",
+    per_output: bool = True,
+    normalize=True,
+    mask: SignAgreementMask | None = None,
+    labels=None,
+    threshold: float = DEFAULT_THRESHOLD,
+    hidden_layer: str | None = None,
+    method="auto",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Similarity matrix K [N, M] between inputs x [N, ...] and y [M, ...] (y = x if None).
+
+    `metric` is a `Metric` or its name. For "sparse", pass a precomputed `mask`
+    (`sign_agreement_mask`) or the `labels` of x, from which the mask is computed with
+    `threshold`. `hidden_layer` picks the baseline's features (see `hidden_features`). `method`
+    picks how rank-one scores are computed (`ScoreMethod`). See the module doc for `normalize`.
+    """
+    metric = Metric.parse(metric)
+    mode = Normalization.parse(normalize)
+    params = trainable_parameters(model)
+    x = check_inputs(params, x, "x")
+    y = x if y is None else check_inputs(params, y, "y")
+    same = y is x
+
+    if metric is Metric.HIDDEN:
+        hx = normalize_rows(hidden_features(model, x, hidden_layer=hidden_layer), mode)
+        hy = hx if same else normalize_rows(hidden_features(model, y, hidden_layer=hidden_layer), mode)
+        return hx @ hy.T
+
+    if metric in (Metric.FULL, Metric.BLOCK):
+        def scores(z):
+            s = tangent_scores(
+                model, z, per_block=True, method=method, memory_budget=memory_budget, progress=progress,
+            )
+            if not per_output:
+                s = s.sum(dim=-1, keepdim=True)
+            if mode is not Normalization.NONE:
+                stats = gradient_statistics(
+                    model, params, z, per_output=per_output, memory_budget=memory_budget, progress=progress,
+                )
+                sums = torch.stack([t.detach().sum() for t in params.tensors])
+                s = normalize_scores(s, stats, sums, mode)
+            return s.sum(dim=1, keepdim=True) if metric is Metric.FULL else s
+
+        sx = scores(x)
+        sy = sx if same else scores(y)
+        return torch.einsum("nbk,mbk->nm", sx, sy)
+
+    index = None
+    if metric is Metric.SPARSE:
+        if mask is None:
+            if labels is None:
+                raise ValueError(
+                    "mask: the sparse metric needs a SignAgreementMask (sign_agreement_mask(model, "
+                    "x, labels)) or labels= for x to compute it from; got neither"
+                )
+            check_labels(labels, x.shape[0])
+            mask = sign_agreement_mask(model, x, labels, threshold=threshold, memory_budget=memory_budget)
+        if not isinstance(mask, SignAgreementMask):
+            raise TypeError(f"mask: expected a SignAgreementMask, got {type(mask).__name__}")
+        if mask.keep.numel() != params.total:
+            raise ValueError(
+                f"mask: expected one entry per trainable parameter ({params.total}), got "
+                f"{mask.keep.numel()}; was it computed for another model?"
+            )
+        index = mask.index.to(params.device)
+    return _feature_gram(
+        model, params, x, y, per_output=per_output, mode=mode, index=index,
+        memory_budget=memory_budget, progress=progress,
+    )

@@ -1,0 +1,125 @@
+"""Slow references for activation patterns and segment traversal (used by tests only).
+
+`module_patterns` computes patterns by running the user's own torch module with forward hooks on
+its activation modules, an independent path from `Network.bits` (no conversion, no folding of
+BatchNorm, torch's own layers). `sample_segment` evaluates it at many points of a segment, and
+`check_traversal` is the invariant checker: every sampled pattern must be the pattern of the piece
+that contains the sample, so dense sampling never finds a region the traversal missed.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+__all__ = ["module_patterns", "sample_segment", "check_traversal", "maxpool_argmax_bits"]
+
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
+
+
+def maxpool_argmax_bits(pool: nn.MaxPool2d, x: torch.Tensor) -> torch.Tensor:
+    """One-hot argmax of every window, first maximum in row-major order wins, from explicit
+    strided slices (not unfold): bool [B, C * L * K] in the order (channel, window, window element)."""
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    (kh, kw), (ph, pw), (dh, dw) = pair(pool.kernel_size), pair(pool.padding), pair(pool.dilation)
+    sh, sw = pair(pool.stride if pool.stride is not None else pool.kernel_size)
+    x = torch.nn.functional.pad(x, (pw, pw, ph, ph), value=float("-inf"))
+    ho = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    wo = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    elems = [
+        x[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    stacked = torch.stack(elems, dim=2)  # [B, C, K, Ho, Wo]
+    best = stacked[:, :, :1]
+    first = torch.zeros_like(best, dtype=torch.long)
+    for k in range(1, stacked.shape[2]):  # strict > keeps the first maximum on ties
+        better = stacked[:, :, k : k + 1] > best
+        best = torch.where(better, stacked[:, :, k : k + 1], best)
+        first = torch.where(better, k, first)
+    onehot = torch.arange(stacked.shape[2], device=x.device).reshape(1, 1, -1, 1, 1) == first
+    return onehot.permute(0, 1, 3, 4, 2).reshape(x.shape[0], -1)
+
+
+def module_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool = False) -> torch.Tensor:
+    """bool [N, units] by running `model` (in float64, on a copy) with forward hooks.
+
+    Every ReLU/LeakyReLU/GELU/SiLU/Tanh/Sigmoid module contributes bit = input > 0, every
+    MaxPool2d its one-hot argmax, in the order the modules run. Activations called as functions
+    (F.relu) are invisible to hooks, so models in tests use modules. Hooks are removed in `finally`.
+    """
+    model = copy.deepcopy(model).to(torch.float64).eval()
+    x = x.to(torch.float64)
+    parts: list[torch.Tensor] = []
+
+    def hook(module, inputs, output):
+        z = inputs[0]
+        if isinstance(module, nn.MaxPool2d):
+            parts.append(maxpool_argmax_bits(module, z))
+        else:
+            parts.append(z.reshape(z.shape[0], -1) > 0)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (*_ELEMENTWISE, nn.MaxPool2d))]
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if include_output:
+        parts.append(out.reshape(out.shape[0], -1) > 0)
+    return torch.cat(parts, dim=1) if parts else torch.zeros(x.shape[0], 0, dtype=torch.bool)
+
+
+def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = False, batch_size: int = 4096, t=None):
+    """(t float64 [n], patterns bool [n, units]) at n equally spaced points of x0 -> x1 (or at `t`).
+
+    `x0`, `x1`: one input each, without batch dimension. `model` is a torch module (hook path,
+    independent of `Network`) or a `Network` (its `bits`).
+    """
+    x0 = torch.as_tensor(x0, dtype=torch.float64).unsqueeze(0)
+    x1 = torch.as_tensor(x1, dtype=torch.float64).unsqueeze(0)
+    t = torch.linspace(0, 1, n, dtype=torch.float64) if t is None else torch.as_tensor(t, dtype=torch.float64)
+    out = []
+    for tc in t.split(batch_size):
+        x = x0 + tc.reshape((-1,) + (1,) * (x0.dim() - 1)) * (x1 - x0)
+        if isinstance(model, nn.Module):
+            out.append(module_patterns(model, x, include_output=include_output))
+        else:
+            out.append(model.to(dtype=torch.float64).bits(x, include_output=include_output))
+    return t, torch.cat(out)
+
+
+def check_traversal(traversal, model, x0, x1, *, n: int = 20_000, include_output: bool = False, margin: float = 1e-9) -> None:
+    """Raise AssertionError unless `traversal` is consistent with dense sampling of the segment.
+
+    Checks: t starts at 0, ends at 1, strictly increases; patterns have one row per piece and
+    consecutive rows differ; every one of n samples (plus every piece midpoint) farther than
+    `margin` from a breakpoint has exactly the pattern of the piece containing it.
+    """
+    t, pats = traversal.t.cpu(), traversal.patterns.cpu()
+    if t.dtype != torch.float64 or t[0] != 0 or t[-1] != 1 or not bool((t[1:] > t[:-1]).all()):
+        raise AssertionError(f"t must be float64, start at 0, end at 1 and increase strictly, got {t}")
+    if pats.dtype != torch.bool or pats.shape[0] != t.shape[0] - 1:
+        raise AssertionError(f"patterns: expected bool [{t.shape[0] - 1}, units], got {pats.dtype} {list(pats.shape)}")
+    if pats.shape[0] > 1 and bool((pats[1:] == pats[:-1]).all(dim=1).any()):
+        raise AssertionError("two consecutive pieces have the same pattern")
+    grid = torch.linspace(0, 1, n, dtype=torch.float64)
+    ts = torch.cat([grid, (t[1:] + t[:-1]) / 2])
+    near = (ts[:, None] - t[None, :]).abs().min(dim=1).values <= margin
+    ts = ts[~near]
+    ts, sampled = sample_segment(model, x0, x1, include_output=include_output, t=ts)
+    piece = (torch.searchsorted(t, ts, right=True) - 1).clamp(0, pats.shape[0] - 1)
+    if sampled.shape[1] != pats.shape[1]:
+        raise AssertionError(f"sampled patterns have {sampled.shape[1]} units, traversal {pats.shape[1]}")
+    wrong = (sampled != pats[piece]).any(dim=1)
+    if bool(wrong.any()):
+        i = int(wrong.nonzero()[0])
+        raise AssertionError(
+            f"{int(wrong.sum())} of {ts.shape[0]} samples disagree with their piece; first at t={float(ts[i])!r} "
+            f"in piece {int(piece[i])} ({float(t[piece[i]])!r}, {float(t[piece[i] + 1])!r}): "
+            f"{int((sampled[i] != pats[piece[i]]).sum())} bits differ"
+        )

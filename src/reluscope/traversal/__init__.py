@@ -1,0 +1,11 @@
+"""Traversal of straight segments x0 -> x1: the sequence of regions (activation patterns) met.
+
+`traverse` / `traverse_many` / `traverse_pairs` are exact for piecewise-linear networks (ReLU,
+LeakyReLU, MaxPool2d). Smooth activations (GELU, SiLU, Tanh, Sigmoid) have no exact traversal;
+`traverse_bisection` finds their pattern changes by adaptive bisection down to a tolerance.
+"""
+
+from .bisection import traverse_bisection
+from .exact import TOLERANCE, Traversal, traverse, traverse_many, traverse_pairs
+
+__all__ = ["Traversal", "traverse", "traverse_many", "traverse_pairs", "traverse_bisection", "TOLERANCE"]

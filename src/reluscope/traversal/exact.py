@@ -1,0 +1,313 @@
+"""Exact traversal of straight segments through a piecewise-linear network.
+
+Along gamma(t) = x0 + t (x1 - x0) every pre-activation is piecewise affine in t. We refine a list
+of intervals layer by layer, for all intervals of all segments at once: inside an interval the
+pattern of every earlier layer is fixed, so the layer input is h(t) = h(t_mid) + (t - t_mid) dh,
+carried as the pair (h(t_mid), dh). An affine layer maps the pair (forward, linear); an activation
+layer first splits each interval at the zeros of its units (ReLU, LeakyReLU, output signs) or at
+the points where a window element overtakes the current argmax (MaxPool2d, repeated until no piece
+contains a crossing), then applies its jvp on each piece. Finally adjacent pieces with equal
+patterns are merged: regions are convex, so such pieces lie in one region (a unit touching zero
+without crossing, a max-pool tie that did not change the argmax).
+
+Numerics (float64 throughout): a root closer than `TOLERANCE` (in t, segments have length 1) to an
+end of its interval is ignored and roots closer than `TOLERANCE` to each other are one breakpoint,
+so pieces shorter than 1e-12 are not resolved (their sliver is absorbed by a neighbour). Several
+units crossing at one t give one breakpoint; a segment starting or ending on a boundary gets the
+pattern of the open piece next to the end; units identically zero along a piece keep bit 0 and
+never split it; x0 == x1 gives t = [0, 1] and the pattern at x0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import as_float_tensor, check_batch, check_positive
+from ..network import Network, to_network
+from ..network.layers import AbstractActivation, AbstractAffine, LeakyReLU, MaxPool2d
+
+__all__ = ["Traversal", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
+
+TOLERANCE = 1e-12
+_WHAT = "exact traversal (for smooth activations use reluscope.traverse_bisection)"
+
+
+@dataclass(frozen=True, eq=False)
+class Traversal:
+    """The regions met along a segment x0 -> x1, in order.
+
+    t: float64 [n + 1], t[0] = 0, t[-1] = 1, strictly increasing; piece i is the open interval
+    (t[i], t[i+1]) of gamma(t) = x0 + t (x1 - x0) and lies in one linear region.
+    patterns: bool [n, units]; consecutive rows differ.
+    """
+
+    t: torch.Tensor
+    patterns: torch.Tensor
+
+    @property
+    def n_pieces(self) -> int:
+        return self.patterns.shape[0]
+
+    def __len__(self) -> int:
+        return self.n_pieces
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """float64 [n]: the length of each piece in t."""
+        return self.t[1:] - self.t[:-1]
+
+    @property
+    def midpoints(self) -> torch.Tensor:
+        """float64 [n]: the middle of each piece in t."""
+        return (self.t[1:] + self.t[:-1]) / 2
+
+
+# ---------------------------------------------------------------- interval bookkeeping
+
+
+@dataclass
+class _Pieces:
+    """All current intervals of a batch of segments, in order (segment, then t)."""
+
+    seg: torch.Tensor  # long [I]
+    ta: torch.Tensor  # float64 [I]
+    tb: torch.Tensor  # float64 [I]
+    h: torch.Tensor  # [I, ...] layer input at the midpoint
+    dh: torch.Tensor  # [I, ...] its derivative in t
+    bits: list  # bool [I, units_l] per activation layer so far
+
+    @property
+    def tm(self) -> torch.Tensor:
+        return (self.ta + self.tb) / 2
+
+
+def _split_points(ta: torch.Tensor, tb: torch.Tensor, roots: torch.Tensor):
+    """Split each interval at its roots (rows of `roots` [I, R]; NaN/inf/outside are ignored).
+
+    Returns (parent [P], left [P], right [P]) for the new pieces in order, or None if nothing splits.
+    """
+    valid = (roots > (ta + TOLERANCE)[:, None]) & (roots < (tb - TOLERANCE)[:, None])
+    row, col = valid.nonzero(as_tuple=True)
+    return _split_at(ta, tb, row, roots[row, col])
+
+
+def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Tensor):
+    """Split interval row[j] at v[j] (any order; ends and near-duplicates are dropped)."""
+    inside = (v > ta[row] + TOLERANCE) & (v < tb[row] - TOLERANCE)
+    row, v = row[inside], v[inside]
+    if row.numel() == 0:
+        return None
+    order = torch.argsort(v)
+    row, v = row[order], v[order]
+    order = torch.argsort(row, stable=True)  # now by interval, then by t
+    row, v = row[order], v[order]
+    keep = torch.ones_like(row, dtype=torch.bool)
+    keep[1:] = (row[1:] != row[:-1]) | (v[1:] - v[:-1] > TOLERANCE)  # ties: one breakpoint
+    row, v = row[keep], v[keep]
+    n = ta.shape[0]
+    k = torch.bincount(row, minlength=n)
+    pieces = k + 1
+    parent = torch.repeat_interleave(torch.arange(n, device=ta.device), pieces)
+    first = torch.cumsum(pieces, 0) - pieces
+    left = torch.empty(parent.shape[0], dtype=ta.dtype, device=ta.device)
+    right = torch.empty_like(left)
+    left[first] = ta
+    right[first + k] = tb
+    rank = torch.arange(row.shape[0], device=ta.device) - (torch.cumsum(k, 0) - k)[row]
+    pos = first[row] + rank
+    right[pos] = v
+    left[pos + 1] = v
+    return parent, left, right
+
+
+def _apply_split(p: _Pieces, split) -> _Pieces:
+    parent, left, right = split
+    shift = (left + right) / 2 - p.tm[parent]
+    dh = p.dh.index_select(0, parent)
+    h = p.h.index_select(0, parent)
+    h.addcmul_(dh, shift.reshape((-1,) + (1,) * (dh.dim() - 1)))  # exact: h is affine here
+    return _Pieces(p.seg[parent], left, right, h, dh, [b[parent] for b in p.bits])
+
+
+def _split_signs(p: _Pieces) -> _Pieces:
+    """Split at the zeros of every unit. A zero t* = tm - z/dz lies within half-width w of the
+    midpoint iff |z| < w |dz|: that test needs no division over all units (dz = 0 never splits),
+    and the roots are computed for the few candidates only."""
+    z, dz = p.h.reshape(p.h.shape[0], -1), p.dh.reshape(p.h.shape[0], -1)
+    w = (p.tb - p.ta) / 2 - TOLERANCE
+    row, col = torch.lt(z.abs(), dz.abs().mul_(w[:, None])).nonzero(as_tuple=True)
+    split = _split_at(p.ta, p.tb, row, p.tm[row] - z[row, col] / dz[row, col])
+    return p if split is None else _apply_split(p, split)
+
+
+def _windows(layer: MaxPool2d, z: torch.Tensor, fill: float) -> torch.Tensor:
+    ph, pw = layer.padding
+    if ph or pw:
+        z = F.pad(z, (pw, pw, ph, ph), value=fill)
+    cols = F.unfold(z, layer.kernel_size, dilation=layer.dilation, stride=layer.stride)
+    return cols.reshape(z.shape[0], z.shape[1], layer.kernel_size[0] * layer.kernel_size[1], -1)
+
+
+def _split_maxpool(layer: MaxPool2d, p: _Pieces) -> _Pieces:
+    """Split until every piece keeps one argmax per window: at each pass, split at the points
+    where some window element meets the argmax at the piece's midpoint, then recompute."""
+    k = layer.kernel_size[0] * layer.kernel_size[1]
+    for _ in range(4 * k + 16):
+        w, dw = _windows(layer, p.h, float("-inf")), _windows(layer, p.dh, 0.0)
+        a = w.argmax(dim=2, keepdim=True)
+        roots = p.tm[:, None, None, None] - (w - w.gather(2, a)) / (dw - dw.gather(2, a))
+        split = _split_points(p.ta, p.tb, roots.reshape(roots.shape[0], -1))
+        if split is None:
+            return p
+        p = _apply_split(p, split)
+    raise RuntimeError(f"layer {layer.name!r}: max-pool splitting did not settle; please report this input")
+
+
+def _leaky_relu_jvp_(layer: LeakyReLU, z: torch.Tensor, dz: torch.Tensor, on: torch.Tensor):
+    """`layer.jvp(z, dz)` computed in place: z and dz belong to the traversal, and the pieces'
+    tensors are the largest it holds, so saving two allocations per layer matters."""
+    if layer.negative_slope:
+        return F.leaky_relu_(z, layer.negative_slope), dz.mul_(torch.where(on, 1.0, layer.negative_slope).to(dz.dtype))
+    return z.clamp_(min=0), dz.masked_fill_(~on, 0.0)
+
+
+def _merge_equal(p: _Pieces, patterns: torch.Tensor):
+    """Merge adjacent pieces of one segment whose patterns are equal."""
+    same = (p.seg[1:] == p.seg[:-1]) & (patterns[1:] == patterns[:-1]).all(dim=1)
+    start = torch.ones_like(p.seg, dtype=torch.bool)
+    start[1:] = ~same
+    end = torch.ones_like(start)
+    end[:-1] = start[1:]
+    return p.seg[start], p.ta[start], p.tb[end], patterns[start]
+
+
+def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool) -> list:
+    s = x0.shape[0]
+    dx = x1 - x0
+    ones = torch.ones(s, dtype=x0.dtype, device=x0.device)
+    p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, x0 + 0.5 * dx, dx, [])
+    layers = list(net.layers)
+    while layers and isinstance(layers[-1], AbstractAffine) and not include_output:
+        layers.pop()  # nothing after the last activation can change the pattern
+    for layer in layers:
+        if isinstance(layer, AbstractAffine):
+            p.h, p.dh = layer.forward(p.h), layer.linear(p.dh)
+        elif isinstance(layer, LeakyReLU):
+            p = _split_signs(p)
+            on = layer.bits(p.h)
+            p.bits.append(on)
+            p.h, p.dh = _leaky_relu_jvp_(layer, p.h, p.dh, on.reshape(p.h.shape))
+        elif isinstance(layer, MaxPool2d):
+            p = _split_maxpool(layer, p)
+            p.bits.append(layer.bits(p.h))
+            p.h, p.dh = layer.jvp(p.h, p.dh)
+        elif isinstance(layer, AbstractActivation):
+            net.require_piecewise_linear(_WHAT)
+            raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) has no exact traversal")
+        else:
+            raise TypeError(f"layer {layer.name!r}: unknown layer type {type(layer).__name__}")
+    if include_output:
+        p = _split_signs(p)
+        p.bits.append(p.h.reshape(p.h.shape[0], -1) > 0)
+    patterns = torch.cat(p.bits, dim=1) if p.bits else torch.zeros(p.seg.shape[0], 0, dtype=torch.bool, device=x0.device)
+    seg, ta, tb, patterns = _merge_equal(p, patterns)
+    counts = torch.bincount(seg, minlength=s).tolist()
+    out = []
+    for lo, hi, pat in zip(ta.split(counts), tb.split(counts), patterns.split(counts)):
+        out.append(Traversal(torch.cat([lo, hi[-1:]]), pat))
+    return out
+
+
+# ---------------------------------------------------------------- public entry points
+
+
+def _prepare(model, x0, x1, *, batched: bool):
+    x0, x1 = as_float_tensor(x0, "x0"), as_float_tensor(x1, "x1")
+    net = to_network(model)
+    if batched:
+        if x0.dim() < 2 or x1.dim() < 2 or x0.shape[1:] != x1.shape[1:]:
+            raise ValueError(
+                f"x1: expected a batch [B, ...] of inputs shaped like those of x0 {list(x0.shape)}, "
+                f"got {list(x1.shape)}"
+            )
+    else:
+        if x0.shape != x1.shape:
+            raise ValueError(f"x1: expected the shape of x0 {list(x0.shape)}, got {list(x1.shape)}")
+        shape = net.input_shape
+        if shape is None:  # an unbatched image is 3-D; a [1, C, H, W] batch of one is accepted too
+            single = not (x0.dim() == 4 and x0.shape[0] == 1)
+        elif tuple(x0.shape) in (tuple(shape), (1, *shape)):
+            single = tuple(x0.shape) == tuple(shape)
+        else:
+            raise ValueError(
+                f"x0: expected one input of shape {list(shape)} (or [1, {', '.join(map(str, shape))}]), "
+                f"got {list(x0.shape)}; use traverse_many for batches"
+            )
+        if single:
+            x0, x1 = x0.unsqueeze(0), x1.unsqueeze(0)
+    if net.input_shape is None:
+        net = net.with_input_shape(x0.shape[1:])
+    check_batch(x0, "x0", net.input_shape)
+    check_batch(x1, "x1", net.input_shape)
+    net.require_piecewise_linear(_WHAT)
+    net = net.to(dtype=torch.float64, device=x0.device)
+    return net, x0.to(torch.float64), x1.to(device=x0.device, dtype=torch.float64)
+
+
+def traverse(model, x0, x1, *, include_output: bool = False) -> Traversal:
+    """Every linear region met along the segment from `x0` to `x1`, in order, exactly (float64).
+
+    `model`: a torch.nn.Module of the supported layers or a `Network`, with ReLU, LeakyReLU and
+    MaxPool2d activations only (smooth ones raise TypeError: use `traverse_bisection`).
+    `x0`, `x1`: one input each, shaped like the network input (a leading batch dimension of 1 is
+    accepted). With `include_output`, sign changes of the output units split pieces too and their
+    bits are appended to the patterns. Runs on x0's device. See the module docstring for ties and
+    the 1e-12 resolution in t.
+    """
+    net, x0, x1 = _prepare(model, x0, x1, batched=False)
+    with torch.no_grad():
+        return _traverse_chunk(net, x0, x1, include_output)[0]
+
+
+def traverse_many(
+    model,
+    x0,
+    x1,
+    *,
+    include_output: bool = False,
+    pairs: str = "given",
+    progress: bool = False,
+    batch_size: int = 64,
+) -> list[Traversal]:
+    """`traverse` for many segments at once, batched over segments and pieces.
+
+    `x0` [A, ...], `x1` [B, ...]. pairs="given" (A == B) traverses x0[i] -> x1[i] and returns A
+    results; pairs="all" traverses every x0[a] -> x1[b] and returns A * B results, index a * B + b.
+    `batch_size` segments are refined together (memory grows with it times the pieces per segment).
+    """
+    if pairs not in ("given", "all"):
+        raise ValueError(f"pairs: expected 'given' or 'all', got {pairs!r}")
+    check_positive(batch_size, "batch_size")
+    net, x0, x1 = _prepare(model, x0, x1, batched=True)
+    a, b = x0.shape[0], x1.shape[0]
+    if pairs == "given" and a != b:
+        raise ValueError(f"x1: pairs='given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
+    total = a if pairs == "given" else a * b
+    from tqdm.auto import tqdm
+
+    out: list[Traversal] = []
+    with torch.no_grad(), tqdm(total=total, disable=not progress, desc="traverse", unit="seg") as bar:
+        for start in range(0, total, int(batch_size)):
+            idx = torch.arange(start, min(total, start + int(batch_size)), device=x0.device)
+            ia, ib = (idx, idx) if pairs == "given" else (idx // b, idx % b)
+            out += _traverse_chunk(net, x0[ia], x1[ib], include_output)
+            bar.update(idx.shape[0])
+    return out
+
+
+def traverse_pairs(model, x0, x1, **options) -> list[Traversal]:
+    """Every segment x0[a] -> x1[b]: `traverse_many(..., pairs="all")`, index a * B + b."""
+    return traverse_many(model, x0, x1, pairs="all", **options)

@@ -1,0 +1,106 @@
+"""Plots for space folding: running chi curves, chi histograms, folding vs depth.
+
+matplotlib is imported inside each function; each takes `ax=None` (a new figure when None) and
+returns the Axes it drew on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["plot_running_chi", "plot_folding_histogram", "plot_folding_depth", "plot_cantornet_curves"]
+
+
+def _axes(ax, figsize=(5.5, 3.5)):
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize).subplots()
+
+
+def plot_running_chi(curves: Mapping[str, np.ndarray], *, ax=None, title: str | None = None):
+    """Running chi (chi of the first i patterns) against the position along the walk, 0..1.
+
+    `curves`: label -> running chi array (e.g. `folding_profile(walk).running_chi`). Walks of
+    different lengths share the x axis as the fraction of the walk.
+    """
+    ax = _axes(ax)
+    for label, curve in curves.items():
+        curve = np.asarray(curve, dtype=float)
+        x = np.linspace(0, 1, len(curve)) if len(curve) > 1 else np.zeros(1)
+        ax.step(x, curve, where="post", label=label)
+    ax.set_xlabel("position along the walk (fraction of patterns)")
+    ax.set_ylabel("running chi")
+    ax.set_ylim(-0.02, 1.02)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_folding_histogram(chi, *, ax=None, bins: int = 30, title: str | None = None, label: str | None = None):
+    """Histogram (outline, so several overlay) of chi over many segments, median of chi > 0 marked."""
+    ax = _axes(ax)
+    chi = np.asarray(chi, dtype=float)
+    _, _, patches = ax.hist(chi, bins=bins, range=(0, max(1e-9, float(chi.max()) if chi.size else 1.0)),
+                            histtype="step", linewidth=1.5, label=label)
+    pos = chi[chi > 0]
+    if pos.size:
+        ax.axvline(float(np.median(pos)), color=patches[0].get_edgecolor(), linestyle="--", linewidth=1,
+                   label=f"median of chi > 0 = {np.median(pos):.3f}")
+    ax.set_xlabel("chi")
+    ax.set_ylabel("segments")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_folding_depth(runs: Sequence, *, ax=None, reached_only: bool = True, metric: str = "chi_mean"):
+    """Folding vs depth, one line per width: mean over nets +- one standard deviation.
+
+    `runs`: `FoldingDepthResult.runs` (objects with depth, width, reached_target and `metric`).
+    Nets that missed the accuracy target are left out unless `reached_only=False`.
+    """
+    ax = _axes(ax, figsize=(6, 4))
+    runs = [r for r in runs if r.reached_target or not reached_only]
+    widths = sorted({r.width for r in runs})
+    for i, w in enumerate(widths):
+        depths = sorted({r.depth for r in runs if r.width == w})
+        vals = [np.array([getattr(r, metric) for r in runs if r.width == w and r.depth == d]) for d in depths]
+        mean = np.array([v.mean() for v in vals])
+        std = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals])
+        x = np.array(depths) + (i - (len(widths) - 1) / 2) * 0.06  # small dodge so bars do not overlap
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=f"width {w}")
+    ax.set_xlabel("hidden layers")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_xticks(sorted({r.depth for r in runs}))
+    ax.legend(fontsize="small", ncol=2)
+    return ax
+
+
+def plot_cantornet_curves(rows: Sequence, *, axes=None):
+    """Running chi along CantorNet's path, one panel per representation, one curve per k (exact
+    solid, grid dashed). `rows`: `cantornet_folding(...)`. Returns the array of Axes."""
+    reps = sorted({r.representation for r in rows})
+    if axes is None:
+        from matplotlib.figure import Figure
+
+        axes = Figure(figsize=(4.2 * len(reps), 3.4)).subplots(1, len(reps), squeeze=False)[0]
+    for ax, rep in zip(axes, reps):
+        for r in [r for r in rows if r.representation == rep]:
+            # exact: region i starts at t_exact[i]; grid: sample i sits at i / (n - 1)
+            t_exact = np.append(np.asarray(r.t_exact[:-1]), 1.0)
+            line, = ax.step(t_exact, np.append(r.running_exact, r.running_exact[-1]), where="post",
+                            label=f"k={r.k} exact ({r.chi_exact:.3f})")
+            ax.step(np.linspace(0, 1, len(r.running_grid)), r.running_grid, where="post", linestyle="--",
+                    color=line.get_color(), alpha=0.6)
+        ax.set_title(f"representation {rep} (dashed: {rows[0].n_points} points)")
+        ax.set_xlabel("t along (0, 3/4) -> (1, 3/4)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize="x-small")
+    axes[0].set_ylabel("running chi")
+    return axes

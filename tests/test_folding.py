@@ -1,0 +1,299 @@
+"""The folding measure: properties from the papers, slow references, exact vs fine sampling."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from reluscope.folding import (
+    Aggregator,
+    PairStrategy,
+    aggregate_folding,
+    draw_pairs,
+    folding_measure,
+    folding_measures,
+    folding_profile,
+    global_folding,
+    interaction_effect,
+    path_folding,
+    symmetric_folding,
+)
+from reluscope.testing.folding import chi_reference, dedupe_walk, sampled_walk
+from reluscope.traversal import traverse
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def walks(draw, max_n=10, max_units=7):
+    n = draw(st.integers(1, max_n))
+    units = draw(st.integers(1, max_units))
+    bits = draw(st.lists(st.booleans(), min_size=n * units, max_size=n * units))
+    return torch.tensor(bits, dtype=torch.bool).reshape(n, units)
+
+
+def random_net(seed, widths=(2, 6, 6, 2), dtype=torch.float64):
+    torch.manual_seed(seed)
+    mods = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    return torch.nn.Sequential(*mods[:-1]).to(dtype)
+
+
+# ---------------------------------------------------------------- the measure on walks
+
+
+def test_papers_example():
+    w = torch.tensor([[0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.bool)
+    assert folding_measure(w) == pytest.approx(2 / 3)
+    p = folding_profile(w)
+    assert (p.r1, p.r2) == (2, 6)
+    np.testing.assert_allclose(p.running_chi, [0, 0, 2 / 3])
+    np.testing.assert_array_equal(p.distance_to_start, [0, 2, 2])
+    np.testing.assert_array_equal(p.step_lengths, [2, 4])
+
+
+@FAST
+@given(walks())
+def test_measure_matches_reference_and_bounds(w):
+    chi = folding_measure(w)
+    assert chi == pytest.approx(chi_reference(w.tolist()))
+    assert 0.0 <= chi <= 1.0
+    rev = folding_measure(w.flip(0))
+    assert (chi == 0) == (rev == 0)
+    p = folding_profile(w)
+    if p.r2 > 0:
+        d_over_l = p.end_distance / p.r2
+        assert (1 - d_over_l) / 2 - 1e-12 <= chi <= 1 - d_over_l + 1e-12
+        assert abs(chi - rev) <= d_over_l + 1e-12
+        if p.end_distance == 0:  # the walk returns to its start
+            assert chi >= 0.5
+    else:
+        assert chi == 0.0
+
+
+@FAST
+@given(walks(), st.data())
+def test_repeated_samples_do_not_change_chi(w, data):
+    reps = torch.tensor(data.draw(st.lists(st.integers(1, 3), min_size=len(w), max_size=len(w))))
+    assert folding_measure(torch.repeat_interleave(w, reps, dim=0)) == pytest.approx(folding_measure(w))
+
+
+@FAST
+@given(st.lists(walks(max_units=4).filter(lambda w: w.shape[1] == 4), min_size=1, max_size=6))
+def test_batched_measure_and_running_curve(ws):
+    np.testing.assert_allclose(folding_measures(ws), [folding_measure(w) for w in ws])
+    w = ws[0]
+    running = folding_profile(w).running_chi
+    np.testing.assert_allclose(running, [folding_measure(w[: i + 1]) for i in range(len(w))])
+
+
+@FAST
+@given(walks(), st.data())
+def test_interaction_effect(w, data):
+    k = data.draw(st.integers(1, len(w)))
+    expected = chi_reference(w.tolist()) - chi_reference(w[:k].tolist()) - chi_reference(w[k - 1:].tolist())
+    assert interaction_effect(w, k) == pytest.approx(expected)
+    curve = interaction_effect(w)
+    assert curve.shape == (len(w),) and curve[0] == pytest.approx(0) and curve[-1] == pytest.approx(0)
+
+
+def test_walk_validation():
+    assert folding_measure(torch.zeros(1, 5, dtype=torch.bool)) == 0.0  # documented: r2 = 0
+    assert folding_measure([np.array([True, False]), torch.tensor([False, False])]) == 0.0  # r1 = r2 = 1
+    with pytest.raises(ValueError, match="at least one pattern"):
+        folding_measure(torch.zeros(0, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="at least one pattern"):
+        folding_measure([])
+    with pytest.raises(TypeError, match="bool"):
+        folding_measure(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="same number of units"):
+        folding_measure([torch.zeros(3, dtype=torch.bool), torch.zeros(4, dtype=torch.bool)])
+    with pytest.raises(TypeError, match=r"walk\[1\]"):
+        folding_measure([torch.zeros(3, dtype=torch.bool), [0, 1, 0]])
+    with pytest.raises(ValueError, match=r"\[n, units\]"):
+        folding_measure(torch.zeros(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="split index"):
+        interaction_effect(torch.zeros(3, 2, dtype=torch.bool), 0)
+
+
+def test_list_of_patterns_is_a_walk():
+    pats = [np.array([0, 0, 0, 0], bool), np.array([1, 1, 0, 0], bool), torch.tensor([0, 0, 1, 1]).bool()]
+    assert folding_measure(pats) == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------- along segments of networks
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.integers(0, 10_000), st.booleans())
+def test_exact_folding_equals_fine_sampling(seed, include_output):
+    net = random_net(seed)
+    g = torch.Generator().manual_seed(seed)
+    x0, x1 = (torch.randn(2, 2, generator=g, dtype=torch.float64) * 3).unbind(0)
+    n = 3001
+    tr = traverse(net, x0, x1, include_output=include_output)
+    # a grid finds every region when each is longer than two grid steps
+    assume(float((tr.t[1:] - tr.t[:-1]).min()) > 2 / (n - 1))
+    fine = dedupe_walk(sampled_walk(net, x0, x1, n, include_output=include_output))
+    res = path_folding(net, x0, x1, include_output=include_output)
+    assert torch.equal(res.walk, fine)
+    assert res.chi == pytest.approx(chi_reference(fine.tolist()))
+    assert res.exact and res.walk.shape[0] == len(res.t) - 1
+
+
+def test_papers_grid_mode_and_batches():
+    net = random_net(3, widths=(2, 8, 8, 3))
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.randn(5, 2, generator=g, dtype=torch.float64) * 4, torch.randn(5, 2, generator=g, dtype=torch.float64) * 4
+    batch = path_folding(net, x0, x1, n_points=11)
+    assert len(batch) == 5
+    for i, res in enumerate(batch):
+        ref = sampled_walk(net, x0[i], x1[i], 11, include_output=True)
+        assert torch.equal(res.walk, ref) and res.chi == pytest.approx(chi_reference(ref.tolist()))
+        np.testing.assert_allclose(res.t, np.linspace(0, 1, 11))
+    exact = path_folding(net, x0, x1)
+    for i, res in enumerate(exact):
+        single = path_folding(net, x0[i], x1[i])
+        assert torch.equal(res.walk, single.walk) and res.chi == single.chi
+        back = path_folding(net, x1[i], x0[i])
+        assert torch.equal(back.walk, res.walk.flip(0))
+        assert symmetric_folding(net, x0[i], x1[i]) == pytest.approx((res.chi + back.chi) / 2)
+    np.testing.assert_allclose(
+        symmetric_folding(net, x0, x1), [(a.chi + folding_measure(a.walk.flip(0))) / 2 for a in exact]
+    )
+
+
+def test_hidden_units_only_and_degenerate_segment():
+    net = random_net(5)
+    x = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    res = path_folding(net, x, x.clone())
+    assert res.chi == 0.0 and res.walk.shape[0] == 1
+    hidden = path_folding(net, x, -3 * x, include_output=False)
+    assert hidden.walk.shape[1] == 12
+    assert path_folding(net, x, -3 * x).walk.shape[1] == 14
+
+
+def test_smooth_nets_fold_through_bisection():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.GELU(), torch.nn.Linear(6, 6), torch.nn.Tanh(),
+                              torch.nn.Linear(6, 2)).double()
+    x0, x1 = torch.tensor([-3.0, 1.0], dtype=torch.float64), torch.tensor([3.0, -2.0], dtype=torch.float64)
+    res = path_folding(net, x0, x1)
+    fine = dedupe_walk(sampled_walk(net, x0, x1, 4001, include_output=True))
+    assert torch.equal(res.walk, fine)
+
+
+def test_path_folding_errors():
+    net = random_net(0)
+    with pytest.raises(ValueError, match="n_points"):
+        path_folding(net, torch.zeros(2), torch.ones(2), n_points=1)
+    with pytest.raises(ValueError, match="x0"):
+        path_folding(net, torch.zeros(3), torch.ones(3))
+    with pytest.raises(ValueError, match="equal shapes"):
+        path_folding(net, torch.zeros(2), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="finite"):
+        path_folding(net, torch.tensor([0.0, float("nan")]), torch.ones(2))
+
+
+# ---------------------------------------------------------------- over a data set
+
+
+def _toy_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 2, generator=g, dtype=torch.float64) * 3
+    y = torch.arange(40) % 3
+    return x, y
+
+
+def test_global_folding_matches_per_pair():
+    net = random_net(7)
+    x, y = _toy_data()
+    res = global_folding(net, x, y, classes=(0, 2), budget=30, seed=1, chunk=7)
+    assert res.pairs.shape == (30, 2) and len({tuple(p) for p in res.pairs.tolist()}) == 30
+    assert (y[res.pairs[:, 0]] == 0).all() and (y[res.pairs[:, 1]] == 2).all()
+    expected = [path_folding(net, x[i], x[j]).chi for i, j in res.pairs]
+    np.testing.assert_allclose(res.chi, expected)
+    assert res.value == aggregate_folding(expected, "median_positive")
+    again = global_folding(net, x, y, classes=(0, 2), budget=30, seed=1)
+    np.testing.assert_array_equal(again.pairs, res.pairs)
+    grid = global_folding(net, x, y, classes=(0, 2), budget=30, seed=1, n_points=11)
+    np.testing.assert_allclose(grid.chi, [path_folding(net, x[i], x[j], n_points=11).chi for i, j in grid.pairs])
+
+
+def test_pair_strategies():
+    x, y = _toy_data()
+    all_pairs = draw_pairs(y, (0, 1), pairs="all", budget=10_000)
+    assert len(all_pairs) == 14 * 13
+    with pytest.raises(ValueError, match="pairs='random'"):
+        draw_pairs(y, (0, 1), pairs="all", budget=10)
+    cen = draw_pairs(y, (0, 1), pairs=PairStrategy.CENTROIDS, budget=10)
+    assert len(cen) == 10 and ((cen == -1).sum(1) == 1).all()
+    net = random_net(2)
+    res = global_folding(net, x, y, classes=(0, 1), pairs="centroids", budget=6)
+    means = [x[y == 0].mean(0), x[y == 1].mean(0)]
+    for (i, j), chi in zip(res.pairs, res.chi):
+        a = means[0] if i < 0 else x[i]
+        b = means[1] if j < 0 else x[j]
+        assert chi == pytest.approx(path_folding(net, a, b).chi)
+
+
+def test_aggregators():
+    chi = np.array([0.0, 0.0, 0.2, 0.4, 0.9])
+    assert aggregate_folding(chi) == pytest.approx(0.4)
+    assert aggregate_folding(chi, Aggregator.MEAN) == pytest.approx(0.3)
+    assert aggregate_folding(chi, "max") == pytest.approx(0.9)
+    assert aggregate_folding(chi, "share_folded") == pytest.approx(0.6)
+    assert aggregate_folding(np.zeros(3)) == 0.0 and aggregate_folding([]) == 0.0
+    with pytest.raises(ValueError, match="aggregator"):
+        aggregate_folding(chi, "median")
+
+
+def test_global_folding_errors():
+    net = random_net(0)
+    x, y = _toy_data()
+    with pytest.raises(ValueError, match="does not occur"):
+        global_folding(net, x, y, classes=(0, 7))
+    with pytest.raises(ValueError, match="budget"):
+        global_folding(net, x, y, classes=(0, 1), budget=0)
+    with pytest.raises(ValueError, match="two different"):
+        global_folding(net, x, y, classes=(1, 1))
+    with pytest.raises(ValueError, match="pairs"):
+        global_folding(net, x, y, classes=(0, 1), pairs="nearest")
+    with pytest.raises(ValueError, match="one label per row"):
+        global_folding(net, x, y[:-1], classes=(0, 1))
+
+
+# ---------------------------------------------------------------- the differentiable surrogate
+
+
+def test_soft_folding_tends_to_sampled_chi():
+    from reluscope.folding import soft_folding
+
+    net = random_net(11, widths=(2, 8, 8, 3))
+    g = torch.Generator().manual_seed(2)
+    x0, x1 = torch.randn(6, 2, generator=g, dtype=torch.float64) * 3, torch.randn(6, 2, generator=g, dtype=torch.float64) * 3
+    soft = soft_folding(net, x0, x1, tau=1e-6, beta=1e-4, n_points=11)
+    hard = [path_folding(net, a, b, n_points=11).chi for a, b in zip(x0, x1)]
+    np.testing.assert_allclose(soft.detach().numpy(), hard, atol=1e-3)
+    assert max(hard) > 0  # the comparison is not all zeros
+
+
+def test_folding_penalty_has_gradients_and_trains():
+    from reluscope.folding import folding_loss, folding_penalty
+    from reluscope.train import train_classifier
+
+    net = random_net(4, widths=(2, 8, 8, 2)).float()
+    x0, x1 = torch.randn(4, 2), torch.randn(4, 2)
+    folding_penalty(net, x0, x1, tau=0.5).backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(gr is not None and torch.isfinite(gr).all() for gr in grads) and any(gr.abs().sum() > 0 for gr in grads)
+    x, y = _toy_data()
+    res = train_classifier(random_net(4, widths=(2, 8, 8, 3)).float(), x.float(), y, epochs=2,
+                           extra_loss=folding_loss(0.1, n_pairs=4))
+    assert res.steps > 0 and np.isfinite(res.history[-1].loss)
+    with pytest.raises(ValueError, match="tau"):
+        folding_penalty(net, x0, x1, tau=0)
+    with pytest.raises(TypeError, match="no activation"):
+        folding_penalty(torch.nn.Linear(2, 2), x0, x1, include_output=False)

@@ -1,0 +1,199 @@
+"""Exact 2-D regions, their invariants, the grid reference, the dual graph and Fiedler partition."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reluscope.regions import Plane, RegionBudgetError, dual_graph, fiedler_partition, fiedler_score, regions_2d
+from reluscope.regions.dual import FiedlerSolver, _hamming_pairs, positive_class_area
+from reluscope.testing.regions import check_against_grid, check_region_map
+
+
+def _mlp(widths, seed, act=nn.ReLU, dtype=torch.float64):
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), act()]
+    return nn.Sequential(*layers[:-1]).to(dtype)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 8), min_size=1, max_size=3),
+    out=st.integers(1, 3),
+    seed=st.integers(0, 10_000),
+    leaky=st.booleans(),
+    box=st.tuples(st.floats(-3, 0.5), st.floats(0.1, 3), st.floats(-3, 0.5), st.floats(0.1, 3)),
+)
+def test_random_nets_satisfy_invariants_and_grid(widths, out, seed, leaky, box):
+    act = (lambda: nn.LeakyReLU(0.2)) if leaky else nn.ReLU
+    net = _mlp([2, *widths, out], seed, act)
+    x0, w, y0, h = box
+    rm = regions_2d(net, box=(x0, x0 + w, y0, y0 + h))
+    check_region_map(rm)
+    check_against_grid(rm, net, n=60)
+    assert rm.patterns.shape == (rm.n_regions, sum(widths))
+    assert rm.A.shape == (rm.n_regions, out, 2) and rm.c.shape == (rm.n_regions, out)
+
+
+def test_lines_through_corners_and_a_common_point():
+    # z1 = x - y runs through two box corners; z2 = x + y through the other two; z3 = x:
+    # three lines through the origin cut the square into 6 faces.
+    lin = nn.Linear(2, 3).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -1.0], [1.0, 1.0], [1.0, 0.0]]))
+        lin.bias.zero_()
+    net = nn.Sequential(lin, nn.ReLU(), nn.Linear(3, 1).double())
+    rm = regions_2d(net, box=(-1, 1, -1, 1))
+    check_region_map(rm)
+    assert rm.n_regions == 6
+    np.testing.assert_allclose(np.sort(rm.areas), [0.5, 0.5, 0.5, 0.5, 1.0, 1.0])
+    assert rm.n_vertices == 4 + 3  # corners, the centre and the two ends of x = 0
+
+
+def test_dead_unit_and_single_line():
+    lin = nn.Linear(2, 2).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0]]))
+        lin.bias.copy_(torch.tensor([0.0, -0.25]))
+    rm = regions_2d(nn.Sequential(lin, nn.ReLU()), box=(-1, 1, 0, 2))
+    check_region_map(rm)
+    assert rm.n_regions == 2
+    np.testing.assert_allclose(sorted(rm.areas), [1.5, 2.5])
+
+
+def test_agrees_with_regioncam_count():
+    regioncam = pytest.importorskip("regioncam")
+    net = _mlp([2, 32, 32, 1], 3, dtype=torch.float32)
+    rc = regioncam.Regioncam(size=1.0)
+    rc.add(net)
+    assert regions_2d(net, box=(-1, 1, -1, 1)).n_regions == rc.num_faces
+
+
+def test_plane_through_points_and_conv_net():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(3 * 3 * 3, 6), nn.LeakyReLU(0.1), nn.Linear(6, 2)
+    ).double()
+    a, b, c = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    plane = Plane.through_points(a, b, c)
+    np.testing.assert_allclose(plane.to_input(plane.anchors).numpy(), torch.stack([a, b, c]).numpy(), atol=1e-12)
+    np.testing.assert_allclose(plane.project(torch.stack([a, b, c])).numpy(), plane.anchors.numpy(), atol=1e-12)
+    rm = regions_2d(net, plane=plane, box=None)
+    check_region_map(rm)
+    check_against_grid(rm, net, n=80)
+
+
+def test_bad_input_is_refused_clearly():
+    net = _mlp([2, 4, 1], 0)
+    with pytest.raises(ValueError, match="positive area"):
+        regions_2d(net, box=(1, 1, 0, 1))
+    with pytest.raises(ValueError, match="positive area"):
+        regions_2d(net, box=(0, 1, 2, -1))
+    with pytest.raises(ValueError, match="four"):
+        regions_2d(net, box=(0, 1, 2))
+    with pytest.raises(ValueError, match="collinear"):
+        Plane.through_points([0.0, 0, 0], [1.0, 1, 1], [2.0, 2, 2])
+    with pytest.raises(ValueError, match="linearly independent"):
+        Plane([0.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0])
+    with pytest.raises(ValueError, match="plane="):
+        regions_2d(_mlp([3, 4, 1], 0))
+    with pytest.raises(ValueError, match="shape"):
+        regions_2d(net, plane=Plane.through_points(*torch.eye(3)))
+    with pytest.raises(TypeError, match="piecewise-linear"):
+        regions_2d(nn.Sequential(nn.Linear(2, 3), nn.GELU(), nn.Linear(3, 1)))
+    with pytest.raises(TypeError, match="MaxPool2d"):
+        regions_2d(nn.Sequential(nn.Conv2d(1, 2, 2), nn.MaxPool2d(2), nn.Flatten()), plane=Plane.through_points(*torch.randn(3, 1, 5, 5)))
+    with pytest.raises(RegionBudgetError, match="memory_budget"):
+        regions_2d(_mlp([2, 64, 64, 1], 0), memory_budget=1e5)
+    with pytest.raises(ValueError, match="rtol"):
+        regions_2d(net, rtol=-1)
+
+
+def test_points_exactly_on_boundaries_have_a_face_pattern():
+    # grid points on the lines x = 0 and y = 0 (they are in the grid) must map to face patterns
+    net = nn.Sequential(nn.Linear(2, 2).double(), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(2))
+        net[0].bias.zero_()
+    rm = regions_2d(net, box=(-1, 1, -1, 1))
+    assert rm.n_regions == 4
+    check_against_grid(rm, net, n=21)
+
+
+def test_pattern_keys_are_stable():
+    net = _mlp([2, 6, 6, 1], 1)
+    a, b = regions_2d(net), regions_2d(net, box=(-0.5, 1, -1, 0.3))
+    ka = dict(zip(map(bytes, np.packbits(a.patterns, 1)), a.pattern_keys()))
+    for pat, key in zip(map(bytes, np.packbits(b.patterns, 1)), b.pattern_keys()):
+        assert ka.get(pat, key) == key
+
+
+# --------------------------------------------------------------------------- dual graph, Fiedler
+
+
+def _dense_fiedler(g):
+    L = g.laplacian().toarray()
+    vals, vecs = np.linalg.eigh(L)
+    return vals[1], vecs[:, 1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fiedler_sparse_matches_dense_eigh(seed):
+    rm = regions_2d(_mlp([2, 10, 10, 2], seed), box=(-2, 2, -2, 2))
+    for weights in ("length", "unit"):
+        sparse = fiedler_partition(rm, weights=weights, solver=FiedlerSolver.SHIFT_INVERT)
+        val, vec = _dense_fiedler(sparse.graph)
+        assert sparse.value == pytest.approx(val, rel=1e-6)
+        assert abs(abs(vec @ sparse.vector) - 1) < 1e-6
+        assert sparse.n_components == 1
+
+
+def test_dual_graph_edges_are_adjacent_faces_differing_in_one_bit():
+    rm = regions_2d(_mlp([2, 8, 8, 1], 4), box=(-2, 2, -2, 2))
+    g = dual_graph(rm)
+    diff = (rm.patterns[g.pairs[:, 0]] != rm.patterns[g.pairs[:, 1]]).sum(1)
+    assert (diff == 1).all()  # generic neighbours differ in exactly one bit
+    assert (g.weights > 0).all()
+    np.testing.assert_allclose(2 * g.weights.sum() + rm.edge_lengths[(rm.edge_faces == -1).any(1)].sum(),
+                               sum(np.linalg.norm(np.roll(rm.face(f), -1, 0) - rm.face(f), axis=1).sum() for f in range(rm.n_regions)))
+    ham = dual_graph(rm, adjacency="hamming", weights="unit")
+    assert set(map(tuple, g.pairs.tolist())) <= set(map(tuple, ham.pairs.tolist()))
+
+
+def test_hamming_pairs_match_brute_force():
+    rng = np.random.default_rng(0)
+    P = rng.random((60, 7)) < 0.5
+    P = np.unique(P, axis=0)
+    D = (P[:, None] != P[None]).sum(2)
+    brute = {(i, j) for i, j in zip(*np.nonzero(D == 1)) if i < j}
+    assert set(map(tuple, _hamming_pairs(P).tolist())) == brute
+
+
+def test_disconnected_graph_partition_is_the_largest_component():
+    pats = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], bool)
+    fake = type("PatternsOnly", (), {"n_regions": 5, "patterns": pats})()
+    part = fiedler_partition(fake, adjacency="hamming", weights="unit")
+    assert part.n_components == 2 and part.value == 0.0
+    assert part.side.tolist() in ([True, True, True, False, False], [False, False, False, True, True])
+
+
+def test_positive_area_and_scores():
+    net = _mlp([2, 12, 12, 2], 5)
+    rm = regions_2d(net, box=(-2, 2, -2, 2))
+    pos = positive_class_area(rm)
+    assert (pos >= 0).all() and (pos <= rm.areas + 1e-15).all()
+    s = np.linspace(-2, 2, 401)[:-1] + 0.005
+    grid = torch.tensor(np.stack(np.meshgrid(s, s), -1).reshape(-1, 2))
+    with torch.no_grad():
+        out = net(grid)
+    frac = float((out[:, 1] > out[:, 0]).double().mean())
+    assert pos.sum() / 16 == pytest.approx(frac, abs=5e-3)
+    score = fiedler_score(rm)
+    assert 0.5 <= score["agreement"] <= 1 and 0 <= score["iou"] <= 1
+    part = fiedler_partition(rm)
+    swapped = type(part)(-part.vector, ~part.side, part.value, part.n_components, part.graph)
+    assert fiedler_score(rm, swapped) == pytest.approx(score)
