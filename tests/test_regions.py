@@ -197,3 +197,50 @@ def test_positive_area_and_scores():
     part = fiedler_partition(rm)
     swapped = type(part)(-part.vector, ~part.side, part.value, part.n_components, part.graph)
     assert fiedler_score(rm, swapped) == pytest.approx(score)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_regions_writes_json_and_figures(tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from reluscope.cli.regions import register
+    from reluscope.network.io import save_model
+
+    app, experiment = typer.Typer(), typer.Typer()
+    app.add_typer(experiment, name="experiment")
+    register(app, experiment)
+    save_model(_mlp([2, 8, 8, 2], 0).float(), tmp_path / "m")
+    runner = CliRunner()
+    res = runner.invoke(app, ["regions", str(tmp_path / "m"), "--out", str(tmp_path / "r.json"), "--box", "-2,2,-2,2",
+                              "--figure", str(tmp_path / "r.png"), "--figure", str(tmp_path / "r.svg"), "--topology"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert summary["n_regions"] == regions_2d(_mlp([2, 8, 8, 2], 0), box=(-2, 2, -2, 2)).n_regions
+    assert summary["euler"] == 1 and 0.5 <= summary["fiedler"]["agreement"] <= 1
+    assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
+    bad = runner.invoke(app, ["regions", str(tmp_path / "m"), "--out", str(tmp_path / "x.json"), "--box", "1,0,0,1"])
+    assert bad.exit_code == 2 and "positive area" in bad.output
+    for cmd in (["regions"], ["experiment", "topo-binary"], ["experiment", "topo-regression"]):
+        assert runner.invoke(app, [*cmd, "--help"]).exit_code == 0
+
+
+def test_report_section_runs_quick(tmp_path):
+    from reluscope.report.base import DemoContext
+    from reluscope.report.regions import section
+    from reluscope.train import mlp
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 2, generator=gen)
+    y = (x[:, 0] * x[:, 1] > 0).long()
+    xm = torch.rand(30, 784, generator=gen)
+    ym = torch.arange(30) % 10
+    ctx = DemoContext(out=tmp_path, seed=0, mnist_model=mlp(784, [16, 16], 10, seed=0).eval(), mnist_train=(xm, ym),
+                      mnist_test=(xm, ym), toy_model=mlp(2, [8, 8], 2, seed=0).eval(), toy_data=(x, y), quick=True)
+    sec = section(ctx)
+    assert "<img" in sec.html and sec.summary["moons"]["euler"] == 1
+    assert sec.summary["mnist_plane"]["faces"] >= 1 and len(sec.summary["training"]) >= 2

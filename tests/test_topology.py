@@ -138,3 +138,22 @@ def test_bad_output_index():
     rm = regions_2d(_mlp([2, 3, 1], 0))
     with pytest.raises(ValueError, match="output"):
         T.sublevel_filtration(rm, output=3)
+
+
+def test_experiments_run_small_and_write_outputs(tmp_path):
+    from reluscope.experiments.topology import (
+        TopoBinaryConfig, TopoRegressionConfig, run_topo_binary, run_topo_regression, write_topo_outputs,
+    )
+
+    b = run_topo_binary(TopoBinaryConfig(n_train=60, n_val=100, hidden=(6, 6), epochs=4, every=2, batch_size=30, n_orders=1, n_frames=2))
+    assert b.summary["measurements"] == len(b.records) >= 2
+    assert all(0.5 <= r["fiedler_agreement"] <= 1 and r["euler"] == 1 for r in b.records)
+    files = write_topo_outputs(b, tmp_path, name="b")
+    assert {"json", "csv", "frames", "fiedler", "final"} <= set(files) and all(p.stat().st_size > 0 for p in files.values())
+    r = run_topo_regression(TopoRegressionConfig(n_train=50, hidden=(6, 6), steps=20, every=10, n_orders=1, batch_size=50))
+    assert [x["step"] for x in r.records] == [0, 10, 20]
+    assert r.records[-1]["loss"] < r.records[0]["loss"]
+    files = write_topo_outputs(r, tmp_path, name="r")
+    assert "counts" in files and files["csv"].read_text().startswith("step,")
+    with pytest.raises(ValueError, match="every"):
+        TopoRegressionConfig(every=0)

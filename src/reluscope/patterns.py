@@ -108,7 +108,7 @@ class PackedPatterns:
 
     def __getitem__(self, index) -> "PackedPatterns":
         words = self.words[index]
-        return PackedPatterns(words.reshape(-1, self.words.shape[1]), self.n_units)
+        return PackedPatterns(words.unsqueeze(0) if words.dim() == 1 else words, self.n_units)
 
     def unpack(self) -> torch.Tensor:
         return unpack_patterns(self)
@@ -131,7 +131,7 @@ def pack_patterns(bits: torch.Tensor) -> PackedPatterns:
     bits = _check_bits(bits, "bits")
     n, units = bits.shape
     pad = (-units) % 8
-    padded = torch.nn.functional.pad(bits.to(torch.uint8), (0, pad)).reshape(n, -1, 8)
+    padded = torch.nn.functional.pad(bits.to(torch.uint8), (0, pad)).reshape(n, (units + pad) // 8, 8)
     words = (padded * _bit_weights(bits.device)).sum(dim=2, dtype=torch.uint8)
     return PackedPatterns(words, units)
 
@@ -142,7 +142,7 @@ def unpack_patterns(packed: PackedPatterns) -> torch.Tensor:
         raise TypeError(f"packed: expected PackedPatterns, got {type(packed).__name__}")
     w = packed.words
     bits = (w.unsqueeze(2) & _bit_weights(w.device)) != 0
-    return bits.reshape(w.shape[0], -1)[:, : packed.n_units]
+    return bits.reshape(w.shape[0], w.shape[1] * 8)[:, : packed.n_units]
 
 
 def _as_packed(p, name: str) -> PackedPatterns:
@@ -158,7 +158,7 @@ def _to_words64(words: torch.Tensor) -> torch.Tensor:
     pad = (-words.shape[1]) % 8
     if pad:
         words = torch.nn.functional.pad(words, (0, pad))
-    return words.contiguous().view(torch.int64)
+    return words.contiguous().view(torch.int64) if words.numel() else words.new_zeros(words.shape[0], words.shape[1] // 8, dtype=torch.int64)
 
 
 _M1, _M2, _M4, _H01 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x0101010101010101
@@ -208,7 +208,10 @@ def pairwise_hamming(a, b=None, *, block: int = 1024, method: HammingMethod | st
     Computed `block` rows of `a` at a time, never materialising an [N, M, units] cube, so thousands
     against thousands fit in memory. `a` and `b` may be bool [N, units] or `PackedPatterns`.
     """
-    method = HammingMethod(method)
+    try:
+        method = HammingMethod(method)
+    except ValueError:
+        raise ValueError(f"method: expected one of {[m.value for m in HammingMethod]}, got {method!r}") from None
     check_positive(block, "block")
     b = a if b is None else b
     n_a = a.n_units if isinstance(a, PackedPatterns) else _check_bits(a, "a").shape[1]

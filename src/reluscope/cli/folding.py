@@ -114,7 +114,7 @@ def cantornet(
 def folding_depth(
     out: Annotated[Path, typer.Option(help="Output folder: folding_depth.csv, folding_depth.json, folding_depth.png.")] = Path("out/folding-depth"),
     full: Annotated[bool, typer.Option(help="The papers' scale: 100 nets per architecture, full training set, 1000 segments (hours).")] = False,
-    seeds: Annotated[Optional[int], typer.Option(help="Nets per architecture (default 3, or 100 with --full).")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Nets per architecture (default 2, or 100 with --full).")] = None,
     pairs: Annotated[Optional[int], typer.Option(help="Segments between digit-1 and digit-4 test images.")] = None,
     max_epochs: Annotated[Optional[int], typer.Option(help="Epoch cap when the 0.9 validation target is not reached.")] = None,
     depths: Annotated[Optional[str], typer.Option(help="Hidden layer counts, comma-separated (default 3,4,5,6).")] = None,

@@ -144,6 +144,10 @@ def run_topo_binary(config: TopoBinaryConfig = TopoBinaryConfig(), *, progress: 
         "first_step_val_accuracy_0.95": next((r["step"] for r in recs if r["val_accuracy"] >= 0.95), None),
         "fiedler_agreement_start": agree[0], "fiedler_agreement_final": agree[-1],
         "fiedler_agreement_max": max(agree), "fiedler_iou_final": recs[-1]["fiedler_iou"],
+        "fiedler_unit_agreement_start": recs[0]["fiedler_unit_agreement"],
+        "fiedler_unit_agreement_final": recs[-1]["fiedler_unit_agreement"],
+        "fiedler_unit_agreement_mean_after_start": float(np.mean([r["fiedler_unit_agreement"] for r in recs[1:]])) if len(recs) > 1 else None,
+        "fiedler_agreement_mean_after_start": float(np.mean(agree[1:])) if len(recs) > 1 else None,
         "faces_start": recs[0]["faces"], "faces_final": recs[-1]["faces"], "faces_max": max(r["faces"] for r in recs),
         "spearman_agreement_vs_val_accuracy": spearman(agree, [r["val_accuracy"] for r in recs]),
     }
@@ -243,8 +247,9 @@ def write_topo_outputs(result: TopoResult, out: Path, *, name: str) -> dict:
     fig, ax = report_figure(figsize=(7, 4))
     if isinstance(result.config, TopoBinaryConfig):
         steps = [r["step"] for r in result.records]
-        ax.plot(steps, [r["fiedler_agreement"] for r in result.records], label="Fiedler agreement")
-        ax.plot(steps, [r["fiedler_iou"] for r in result.records], label="Fiedler IoU")
+        ax.plot(steps, [r["fiedler_agreement"] for r in result.records], label="Fiedler agreement (length weights)")
+        ax.plot(steps, [r["fiedler_unit_agreement"] for r in result.records], label="Fiedler agreement (unit weights)")
+        ax.plot(steps, [r["fiedler_iou"] for r in result.records], label="Fiedler IoU (length)", alpha=0.6)
         ax.plot(steps, [r["val_accuracy"] for r in result.records], label="val accuracy")
         ax.plot(steps, [r["train_accuracy"] for r in result.records], label="train accuracy", ls="--")
         ax.set_xlabel("step")

@@ -1,10 +1,15 @@
-"""Exact linear regions of 2-D slices of a piecewise-linear network, their dual graph and Fiedler partition."""
+"""Exact linear regions of 2-D slices of a piecewise-linear network, their dual graph and Fiedler
+partition, and a recorder of region topology during training."""
 
-from .dual import DualGraph, FiedlerPartition, dual_graph, fiedler_partition, fiedler_score
-from .partition import DEFAULT_MEMORY_BUDGET, DEFAULT_RTOL, RegionBudgetError, RegionMap, regions_2d
+from .dual import (
+    DualGraph, FiedlerPartition, FiedlerSolver, dual_graph, fiedler_partition, fiedler_score, positive_class_area,
+)
+from .partition import DEFAULT_MEMORY_BUDGET, DEFAULT_RTOL, RegionBudgetError, RegionMap, pattern_keys, regions_2d
 from .plane import Plane
+from .recorder import TopologyRecorder
 
 __all__ = [
-    "Plane", "RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET",
-    "DualGraph", "FiedlerPartition", "dual_graph", "fiedler_partition", "fiedler_score",
+    "Plane", "RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "pattern_keys",
+    "DualGraph", "FiedlerPartition", "FiedlerSolver", "dual_graph", "fiedler_partition", "fiedler_score",
+    "positive_class_area", "TopologyRecorder",
 ]

@@ -19,8 +19,14 @@ Tolerances (float64 throughout): a vertex lies on unit j's zero line when
 only if it has vertices strictly on both sides, so no face of zero area is ever made, and faces
 thinner than that relative tolerance are not split off. Default rtol = 1e-10.
 
-Each face's affine map of the output is recomputed exactly at the end by pushing (offset, du, dv)
-through the layers with the face's own activation pattern (no interpolation error).
+Each face's affine map of the output (A, c) is fitted by least squares to the output values at its
+vertices (cheap: O(vertices)); faces too thin for a well-posed fit (width below 1e-5 of the box)
+get the exact map instead, (offset, du, dv) pushed through the layers with the face's own pattern.
+Each face's pattern bits come from the sum of the layer's pre-activations over its vertices (the
+value at an interior point, up to a positive factor), so they agree with the cuts that made it.
+
+The ops of one cut are small, so on the CPU the sweep runs on one torch thread (`single_thread`).
+Measured against regioncam (Rust) in bench/regions.py.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import torch
 
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
+from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
+from ._cut import Buf, Complex
 from .plane import Plane
 
 __all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "single_thread", "pattern_keys"]
@@ -130,7 +138,7 @@ class RegionMap:
     @property
     def centroids(self) -> np.ndarray:
         """Area centroids [F, 2] (strictly inside each face)."""
-        return _polygon_moments(self.vertices, self.face_vertices, self.face_offsets)[1]
+        return polygon_moments(self.vertices, self.face_vertices, self.face_offsets)[1]
 
     def pattern_keys(self) -> np.ndarray:
         """uint64 [F]: a hash of each face's pattern, the same for the same pattern in any map of
@@ -211,189 +219,13 @@ def _prepare(model, plane) -> Network:
     return net.to(dtype=torch.float64)
 
 
-# ----------------------------------------------------------------------------- growable buffers
-
-
-class _Buf:
-    """A tensor with spare rows so appending is amortised O(1) (doubling)."""
-
-    def __init__(self, t: torch.Tensor):
-        self.t, self.n = t, t.shape[0]
-
-    def view(self) -> torch.Tensor:
-        return self.t[: self.n]
-
-    def append(self, rows: torch.Tensor) -> None:
-        need = self.n + rows.shape[0]
-        if need > self.t.shape[0]:
-            cap = max(need, 2 * self.t.shape[0], 16)
-            bigger = torch.empty((cap, *self.t.shape[1:]), dtype=self.t.dtype, device=self.t.device)
-            bigger[: self.n] = self.t[: self.n]
-            self.t = bigger
-        self.t[self.n:need] = rows
-        self.n = need
-
-
-# ----------------------------------------------------------------------------- the sweep
-
-
-class _Complex:
-    """Mutable working state of the sweep. Face 0 is the outside of the box; real faces are 1..F.
-
-    R [V, n + 2]: per vertex the current layer's pre-activations (n columns) then its plane
-    coordinates, so one interpolation makes both for a new vertex. E [E, 4]: per edge its two
-    vertex ids and the faces on its two sides.
-    """
-
-    def __init__(self, box, device):
-        x0, x1, y0, y1 = box
-        self.xy0 = torch.tensor([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=torch.float64, device=device)
-        # counter-clockwise box: face 1 inside, face 0 outside
-        self.E = _Buf(torch.tensor([[0, 1, 1, 0], [1, 2, 1, 0], [2, 3, 1, 0], [3, 0, 1, 0]], dtype=torch.int64, device=device))
-        self.R: _Buf | None = None
-        self.n_faces = 1
-        self.device = device
-
-    @property
-    def xy(self) -> torch.Tensor:
-        return self.xy0 if self.R is None else self.R.view()[:, -2:]
-
-    def start_layer(self, Z: torch.Tensor) -> None:
-        self.R = _Buf(torch.cat([Z, self.xy], 1))
-
-    def _interpolate(self, z, a, b, j):
-        Rv = self.R.view()
-        za, zb = z[a], z[b]
-        t = (za / (za - zb)).unsqueeze(1)
-        ra = Rv.index_select(0, a)
-        new = torch.addcmul(ra, t, Rv.index_select(0, b) - ra)
-        new[:, j] = 0.0
-        nv0 = self.R.n
-        self.R.append(new)
-        return torch.arange(nv0, nv0 + a.shape[0], device=self.device)
-
-    def cut(self, j: int, tol: float, origin: _Buf) -> None:
-        """Split every face crossed by the zero line of pre-activation j."""
-        z = self.R.view()[:, j]
-        if float(z.abs().min()) <= tol:
-            return self._cut_general(j, tol, origin)
-        # fast path: no vertex on the line, so each cut face has exactly two crossing edges
-        pos = z > 0
-        Ev = self.E.view()
-        pe = pos.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2)
-        ci = (pe[:, 0] != pe[:, 1]).nonzero().squeeze(1)
-        if ci.shape[0] == 0:
-            return
-        rows = Ev.index_select(0, ci)
-        a, b = rows[:, 0], rows[:, 1]
-        nv = self._interpolate(z, a, b, j)
-        # the two new vertices of each cut face, found by sorting (face, vertex) incidences
-        pf = rows[:, 2:].reshape(-1)
-        pv = nv.repeat_interleave(2)
-        order = torch.argsort(pf)
-        pf, pv = pf[order], pv[order]
-        k0 = int((pf == 0).sum())
-        cut_faces, ends = pf[k0::2], pv[k0:].reshape(-1, 2)
-        if ends.shape[0] != cut_faces.shape[0] or not bool((cut_faces == pf[k0 + 1::2]).all()):
-            raise FloatingPointError(
-                "regions_2d: a face met a unit's zero line in other than two boundary points "
-                "(numerically degenerate network); try a larger rtol"
-            )
-        # split edges: (a, b) -> (a, m) in place, plus (m, b); negative sides move to new faces
-        Ev[ci, 1] = nv
-        split = torch.cat([torch.stack([nv, b], 1), rows[:, 2:]], 1)
-        self._finish(Ev, ~pe[:, 0], split, ~pe.index_select(0, ci)[:, 1], cut_faces, ends, origin)
-
-    def _finish(self, Ev, neg, split, neg_split, cut_faces, ends, origin):
-        """Move the negative sides of the cut faces to new faces, add the split and cut edges."""
-        n_cut = cut_faces.shape[0]
-        nf1 = self.n_faces + 1
-        new_ids = torch.arange(nf1, nf1 + n_cut, device=self.device)
-        # faces of edges on the negative side: id f -> remap[f + nf1] (the new id if f was cut)
-        remap = torch.arange(2 * nf1, device=self.device)
-        remap[nf1:] -= nf1
-        remap[cut_faces + nf1] = new_ids
-        for edges, side in ((Ev, neg), (split, neg_split)):
-            shift = (side.to(torch.int64) * nf1).unsqueeze(1)
-            edges[:, 2:] = remap.index_select(0, (edges[:, 2:] + shift).reshape(-1)).view(-1, 2)
-        new_edges = torch.cat([ends, cut_faces.unsqueeze(1), new_ids.unsqueeze(1)], 1)
-        self.E.append(torch.cat([split, new_edges]))
-        origin.append(origin.view()[cut_faces])
-        self.n_faces += n_cut
-
-    def _cut_general(self, j: int, tol: float, origin: _Buf) -> None:
-        """The same cut when some vertices lie on the line (within tol): a face may then be cut
-        through old vertices, and only faces with vertices strictly on both sides are cut."""
-        z = self.R.view()[:, j]
-        sg = (z > tol).to(torch.int8) - (z < -tol).to(torch.int8)
-        Ev = self.E.view()
-        se = sg.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2)
-        sa, sb = se[:, 0], se[:, 1]
-        nf1 = self.n_faces + 1
-        has_pos = torch.zeros(nf1, dtype=torch.bool, device=self.device)
-        has_neg = torch.zeros(nf1, dtype=torch.bool, device=self.device)
-        has_pos[Ev[(sa > 0) | (sb > 0), 2:].flatten()] = True
-        has_neg[Ev[(sa < 0) | (sb < 0), 2:].flatten()] = True
-        cut = has_pos & has_neg
-        cut[0] = False
-        cut_faces = cut.nonzero().squeeze(1)
-        if cut_faces.shape[0] == 0:
-            return
-        ci = ((sa * sb) < 0).nonzero().squeeze(1)
-        rows = Ev.index_select(0, ci)
-        a, b = rows[:, 0], rows[:, 1]
-        nv = self._interpolate(z, a, b, j)
-        n_all = self.R.n
-        pf = [rows[:, 2], rows[:, 3]]
-        pv = [nv, nv]
-        zero_end = ((sa == 0) | (sb == 0)).nonzero().squeeze(1)
-        if zero_end.shape[0]:
-            ez = Ev.index_select(0, zero_end)  # crossing edges have no zero end: rows unchanged
-            zf, zv = [], []
-            for k in (2, 3):
-                for i, s in ((0, sa[zero_end]), (1, sb[zero_end])):
-                    keep = (s == 0) & cut[ez[:, k]]
-                    zf.append(ez[keep, k])
-                    zv.append(ez[keep, i])
-            # each zero vertex of a face boundary is met twice (its two edges): keep one
-            key = torch.unique(torch.cat(zf) * n_all + torch.cat(zv))
-            pf.append(key // n_all)
-            pv.append(key % n_all)
-        pf, pv = torch.cat(pf), torch.cat(pv)
-        keep = cut[pf]
-        pf, pv = pf[keep], pv[keep]
-        order = torch.argsort(pf * n_all + pv)
-        pf, pv = pf[order], pv[order]
-        n_cut = cut_faces.shape[0]
-        if pf.shape[0] != 2 * n_cut or not bool((pf[0::2] == cut_faces).all() and (pf[1::2] == cut_faces).all()):
-            raise FloatingPointError(
-                "regions_2d: a face met a unit's zero line in other than two boundary points "
-                "(numerically degenerate network); try a larger rtol"
-            )
-        Ev[ci, 1] = nv
-        sg_all = torch.cat([sg, torch.zeros(nv.shape[0], dtype=torch.int8, device=self.device)])
-        split = torch.cat([torch.stack([nv, b], 1), rows[:, 2:]], 1)
-        neg = sg_all.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2).sum(1) < 0
-        neg_split = sg.index_select(0, b) < 0
-        self._finish(Ev, neg, split, neg_split, cut_faces, pv.reshape(-1, 2), origin)
-
-    def face_sums(self, Z: torch.Tensor) -> torch.Tensor:
-        """Sum of Z over each face's vertex incidences [F + 1, n] (twice the vertex sum)."""
-        Ev = self.E.view()
-        ends = Z.index_select(0, Ev[:, 0]) + Z.index_select(0, Ev[:, 1])
-        out = torch.zeros((self.n_faces + 1, Z.shape[1]), dtype=Z.dtype, device=Z.device)
-        out.index_add_(0, Ev[:, 2], ends)
-        out.index_add_(0, Ev[:, 3], ends)
-        return out
-
-
 def _bytes_per_face(widths: list[int], units: int) -> float:
     # vertex values of the widest layer (about one vertex per face, doubled by buffer growth),
     # edges (about two per face), patterns and the affine maps at the end
     return 8 * 2 * max(widths + [2]) + 2 * 32 + units + 100
 
 
-def _grid_estimate(net: Network, plane, box, device, n: int = 64) -> int:
+def _grid_estimate(net: Network, plane, box, device, n: int = 48) -> int:
     """Distinct patterns on an n x n grid: a cheap lower bound on the region count."""
     x0, x1, y0, y1 = box
     s = torch.linspace(x0, x1, n, dtype=torch.float64, device=device)
@@ -466,9 +298,9 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, dev
             "or a smaller box"
         )
 
-    cx = _Complex(box, device)
+    cx = Complex(box, device)
     H = cx.xy if plane_dev is None else plane_dev.to_input(cx.xy)
-    origin = _Buf(torch.zeros(2, dtype=torch.int64, device=device))  # face -> face at layer start
+    origin = Buf(torch.zeros(2, dtype=torch.int64, device=device))  # face -> face at layer start
     patterns = torch.zeros((2, 0), dtype=torch.bool, device=device)
     bar = None
     if progress:
@@ -486,7 +318,7 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, dev
                 n = Z.shape[1]
                 tols = (rtol * Z.abs().amax(0)).tolist()
                 cx.start_layer(Z)
-                origin = _Buf(torch.arange(cx.n_faces + 1, device=device))
+                origin = Buf(torch.arange(cx.n_faces + 1, device=device))
                 f_start = cx.n_faces
                 for j in range(n):
                     cx.cut(j, tols[j], origin)
@@ -513,127 +345,21 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, dev
             bar.close()
     return result
 
-
-# ----------------------------------------------------------------------------- final complex
-
-
-def _polygon_moments(V, fv, off):
-    """Shoelace areas [F] and area centroids [F, 2] of counter-clockwise polygons.
-
-    Coordinates are taken relative to each face's first vertex: tiny faces far from the origin
-    would otherwise lose all their digits to cancellation.
-    """
-    n_f = off.shape[0] - 1
-    counts = np.diff(off)
-    face_of = np.repeat(np.arange(n_f), counts)
-    nxt = np.arange(fv.shape[0]) + 1
-    nxt[off[1:] - 1] = off[:-1]
-    ref = V[fv[off[:-1]]][face_of]
-    p, q = V[fv] - ref, V[fv[nxt]] - ref
-    cross = p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]
-    area = np.bincount(face_of, cross, n_f) / 2
-    cx = np.bincount(face_of, (p[:, 0] + q[:, 0]) * cross, n_f)
-    cy = np.bincount(face_of, (p[:, 1] + q[:, 1]) * cross, n_f)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cen = np.stack([cx, cy], 1) / (6 * area[:, None])
-    return area, cen + V[fv[off[:-1]]]
-
-
-def _order_faces(X: np.ndarray, EV: np.ndarray, EF: np.ndarray, n_faces: int):
-    """Counter-clockwise vertex lists of every face from the edge list."""
-    f = np.concatenate([EF[:, 0], EF[:, 0], EF[:, 1], EF[:, 1]])
-    v = np.concatenate([EV[:, 0], EV[:, 1], EV[:, 0], EV[:, 1]])
-    inside = f >= 0
-    f, v = f[inside], v[inside]
-    # each boundary vertex is met twice per face; dedupe (face, vertex) pairs
-    key = np.unique(f * X.shape[0] + v)
-    f, v = key // X.shape[0], key % X.shape[0]
-    counts = np.bincount(f, minlength=n_faces)
-    centre = np.stack([np.bincount(f, X[v, 0], n_faces), np.bincount(f, X[v, 1], n_faces)], 1) / counts[:, None]
-    d = X[v] - centre[f]
-    angle = np.arctan2(d[:, 1], d[:, 0])
-    order = np.lexsort((angle, f))
-    off = np.zeros(n_faces + 1, dtype=np.int64)
-    np.cumsum(counts, out=off[1:])
-    return v[order].astype(np.int64), off
-
-
-def _fit_affine(X, out, fv, off):
-    """Least-squares affine maps from each face's vertex outputs, plus each face's width (sqrt
-    of the smallest eigenvalue of its vertex scatter), which says how well-posed the fit is."""
-    from scipy import sparse
-
-    n_f = off.shape[0] - 1
-    counts = np.diff(off)
-    face_of = np.repeat(np.arange(n_f), counts)
-    S = sparse.csr_matrix((np.ones(fv.shape[0]), (face_of, np.arange(fv.shape[0]))), shape=(n_f, fv.shape[0]))
-    p, o = X[fv], out[fv]
-    pm, om = (S @ p) / counts[:, None], (S @ o) / counts[:, None]
-    dp, do = p - pm[face_of], o - om[face_of]
-    M = (S @ (dp[:, :, None] * dp[:, None, :]).reshape(-1, 4)).reshape(n_f, 2, 2)
-    B = (S @ (dp[:, :, None] * do[:, None, :]).reshape(fv.shape[0], -1)).reshape(n_f, 2, -1)
-    det = M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] ** 2
-    half_tr = (M[:, 0, 0] + M[:, 1, 1]) / 2
-    lam_min = half_tr - np.sqrt(np.maximum(half_tr**2 - det, 0))
-    adj = np.stack([np.stack([M[:, 1, 1], -M[:, 0, 1]], 1), np.stack([-M[:, 0, 1], M[:, 0, 0]], 1)], 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        A = ((adj @ B) / det[:, None, None]).transpose(0, 2, 1)  # [F, out, 2]
-    c = om - np.einsum("foi,fi->fo", A, pm)
-    return A, c, np.sqrt(np.maximum(lam_min, 0) / counts)
-
-
-def _affine_maps(net: Network, plane, patterns: torch.Tensor, device, chunk_floats: int = 2**25):
-    """A [F, out, 2], c [F, out]: push (offset, du, dv) through the net with each face's pattern."""
-    if plane is None:
-        base = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, device=device)
-    else:
-        base = torch.stack([plane.origin, plane.u, plane.v]).to(device)
-    n_f = patterns.shape[0]
-    widths = [2]
-    with torch.no_grad():
-        for layer, z in net.trace(base[:1]):
-            widths.append(z[0].numel())
-    step = max(1, chunk_floats // (3 * max(widths)))
-    As, cs = [], []
-    with torch.no_grad():
-        for s in range(0, max(n_f, 1), step):
-            pat = patterns[s:s + step]
-            k = pat.shape[0]
-            off, dirs = base[:1], base[1:]
-            start = 0
-            off, dirs = off.expand(k, *off.shape[1:]), dirs.unsqueeze(0).expand(k, *dirs.shape)
-            for layer in net.layers:
-                if isinstance(layer, AbstractAffine):
-                    off = layer.forward(off)
-                    d = layer.linear(dirs.reshape(k * 2, *dirs.shape[2:]))
-                    dirs = d.reshape(k, 2, *d.shape[1:])
-                else:
-                    n = off[0].numel()
-                    bits = pat[:, start:start + n]
-                    start += n
-                    slope = torch.where(bits, 1.0, float(layer.negative_slope)).to(torch.float64)
-                    off = (off.reshape(k, n) * slope).reshape(off.shape)
-                    dirs = (dirs.reshape(k, 2, n) * slope.unsqueeze(1)).reshape(dirs.shape)
-            As.append(dirs.reshape(k, 2, -1).transpose(1, 2))
-            cs.append(off.reshape(k, -1))
-    return torch.cat(As).cpu().numpy(), torch.cat(cs).cpu().numpy()
-
-
-def _assemble(net, plane, box, cx: _Complex, patterns: torch.Tensor, rtol, out) -> RegionMap:
+def _assemble(net, plane, box, cx: Complex, patterns: torch.Tensor, rtol, out) -> RegionMap:
     X = cx.xy.cpu().numpy().copy()
     Ev = cx.E.view().cpu().numpy()
     EV, EF = Ev[:, :2].copy(), Ev[:, 2:] - 1
     n_f = cx.n_faces
-    fv, off = _order_faces(X, EV, EF, n_f)
-    areas, _ = _polygon_moments(X, fv, off)
+    fv, off = order_faces(X, EV, EF, n_f)
+    areas, _ = polygon_moments(X, fv, off)
     # Fit each face's affine map to its vertex outputs (cheap, accurate for faces of some
     # width); thin or tiny faces, where a fit would amplify rounding, get the exact push instead.
-    A, c, width = _fit_affine(X, out.cpu().numpy(), fv, off)
+    A, c, width = fit_affine(X, out.cpu().numpy(), fv, off)
     x0, x1, y0, y1 = box
     thin = np.nonzero(~(width > 1e-5 * max(x1 - x0, y1 - y0)))[0]
     if thin.shape[0]:
         idx = torch.as_tensor(thin, device=patterns.device)
-        A[thin], c[thin] = _affine_maps(net, plane, patterns.index_select(0, idx), patterns.device)
+        A[thin], c[thin] = pushed_affine_maps(net, plane, patterns.index_select(0, idx), patterns.device)
     return RegionMap(
         box=box, plane=plane, vertices=X, edges=EV, edge_faces=EF, face_vertices=fv,
         face_offsets=off, areas=areas, patterns=patterns.cpu().numpy(), A=A, c=c, rtol=rtol,

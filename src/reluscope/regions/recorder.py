@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..topology import cell_counts, random_summary, sublevel_summary
 from .dual import fiedler_partition, fiedler_score
 from .partition import regions_2d, single_thread
@@ -22,6 +20,8 @@ class TopologyRecorder:
     """Every `every`-th call: regions of the model on `box`, their counts, the Fiedler score
     (for binary classifiers, `binary=True`), random-filtration and output-sublevel summaries.
 
+    Fiedler scores are recorded for each weighting in `fiedler_weights`: the first under
+    `fiedler_*`, the others under `fiedler_<weights>_*`.
     `records` holds one dict per measurement; `frames` (when `keep_frames`) the region maps.
     `state.loss` is recorded when the caller passes a state with a `loss` attribute.
     """
@@ -32,6 +32,7 @@ class TopologyRecorder:
     n_orders: int = 4
     output: int = 0
     keep_frames: bool = False
+    fiedler_weights: tuple = ("length", "unit")
     seed: int = 0
     records: list = field(default_factory=list)
     frames: list = field(default_factory=list)
@@ -51,7 +52,9 @@ class TopologyRecorder:
         if loss is not None:
             rec["loss"] = float(loss)
         if self.binary:
-            rec.update({f"fiedler_{k}": v for k, v in fiedler_score(rm, fiedler_partition(rm)).items()})
+            for i, w in enumerate(self.fiedler_weights):
+                prefix = "fiedler_" if i == 0 else f"fiedler_{w}_"
+                rec.update({prefix + k: v for k, v in fiedler_score(rm, fiedler_partition(rm, weights=w)).items()})
         rnd = random_summary(rm, n_orders=self.n_orders, seed=self.seed)
         rec.update({f"random_{k}": rnd[k] for k in ("max_beta0", "max_beta1", "total_persistence0", "total_persistence1")})
         rec.update({f"sublevel_{k}": v for k, v in sublevel_summary(rm, output=self.output).items()})

@@ -84,29 +84,39 @@ class _Pieces:
         return (self.ta + self.tb) / 2
 
 
+# Indexing goes through index_select / masked_select / index_copy_ only: on CPU, advanced
+# indexing (x[idx], x[mask], x[idx] = v) is up to 20x slower for these 1-D arrays.
+
+
+def _flat_nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, flat index) of the True entries of a 2-D mask, row-major."""
+    flat = mask.reshape(-1).nonzero().squeeze(1)
+    return torch.div(flat, mask.shape[1], rounding_mode="floor"), flat
+
+
 def _split_points(ta: torch.Tensor, tb: torch.Tensor, roots: torch.Tensor):
     """Split each interval at its roots (rows of `roots` [I, R]; NaN/inf/outside are ignored).
 
     Returns (parent [P], left [P], right [P]) for the new pieces in order, or None if nothing splits.
     """
     valid = (roots > (ta + TOLERANCE)[:, None]) & (roots < (tb - TOLERANCE)[:, None])
-    row, col = valid.nonzero(as_tuple=True)
-    return _split_at(ta, tb, row, roots[row, col])
+    row, flat = _flat_nonzero(valid)
+    return _split_at(ta, tb, row, roots.reshape(-1).index_select(0, flat))
 
 
 def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Tensor):
     """Split interval row[j] at v[j] (any order; ends and near-duplicates are dropped)."""
-    inside = (v > ta[row] + TOLERANCE) & (v < tb[row] - TOLERANCE)
-    row, v = row[inside], v[inside]
+    inside = (v > ta.index_select(0, row) + TOLERANCE) & (v < tb.index_select(0, row) - TOLERANCE)
+    row, v = row.masked_select(inside), v.masked_select(inside)
     if row.numel() == 0:
         return None
     order = torch.argsort(v)
-    row, v = row[order], v[order]
-    order = torch.argsort(row, stable=True)  # now by interval, then by t
-    row, v = row[order], v[order]
+    row = row.index_select(0, order)
+    by_row = torch.argsort(row, stable=True)  # now by interval, then by t
+    row, v = row.index_select(0, by_row), v.index_select(0, order.index_select(0, by_row))
     keep = torch.ones_like(row, dtype=torch.bool)
     keep[1:] = (row[1:] != row[:-1]) | (v[1:] - v[:-1] > TOLERANCE)  # ties: one breakpoint
-    row, v = row[keep], v[keep]
+    row, v = row.masked_select(keep), v.masked_select(keep)
     n = ta.shape[0]
     k = torch.bincount(row, minlength=n)
     pieces = k + 1
@@ -114,22 +124,23 @@ def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Te
     first = torch.cumsum(pieces, 0) - pieces
     left = torch.empty(parent.shape[0], dtype=ta.dtype, device=ta.device)
     right = torch.empty_like(left)
-    left[first] = ta
-    right[first + k] = tb
-    rank = torch.arange(row.shape[0], device=ta.device) - (torch.cumsum(k, 0) - k)[row]
-    pos = first[row] + rank
-    right[pos] = v
-    left[pos + 1] = v
+    left.index_copy_(0, first, ta)
+    right.index_copy_(0, first + k, tb)
+    rank = torch.arange(row.shape[0], device=ta.device) - (torch.cumsum(k, 0) - k).index_select(0, row)
+    pos = first.index_select(0, row) + rank
+    right.index_copy_(0, pos, v)
+    left.index_copy_(0, pos + 1, v)
     return parent, left, right
 
 
 def _apply_split(p: _Pieces, split) -> _Pieces:
     parent, left, right = split
-    shift = (left + right) / 2 - p.tm[parent]
+    shift = (left + right) / 2 - p.tm.index_select(0, parent)
     dh = p.dh.index_select(0, parent)
     h = p.h.index_select(0, parent)
     h.addcmul_(dh, shift.reshape((-1,) + (1,) * (dh.dim() - 1)))  # exact: h is affine here
-    return _Pieces(p.seg[parent], left, right, h, dh, [b[parent] for b in p.bits])
+    bits = [b.index_select(0, parent) for b in p.bits]
+    return _Pieces(p.seg.index_select(0, parent), left, right, h, dh, bits)
 
 
 def _split_signs(p: _Pieces) -> _Pieces:
@@ -138,8 +149,9 @@ def _split_signs(p: _Pieces) -> _Pieces:
     and the roots are computed for the few candidates only."""
     z, dz = p.h.reshape(p.h.shape[0], -1), p.dh.reshape(p.h.shape[0], -1)
     w = (p.tb - p.ta) / 2 - TOLERANCE
-    row, col = torch.lt(z.abs(), dz.abs().mul_(w[:, None])).nonzero(as_tuple=True)
-    split = _split_at(p.ta, p.tb, row, p.tm[row] - z[row, col] / dz[row, col])
+    row, flat = _flat_nonzero(torch.lt(z.abs(), dz.abs().mul_(w[:, None])))
+    roots = p.tm.index_select(0, row) - z.reshape(-1).index_select(0, flat) / dz.reshape(-1).index_select(0, flat)
+    split = _split_at(p.ta, p.tb, row, roots)
     return p if split is None else _apply_split(p, split)
 
 
@@ -181,7 +193,8 @@ def _merge_equal(p: _Pieces, patterns: torch.Tensor):
     start[1:] = ~same
     end = torch.ones_like(start)
     end[:-1] = start[1:]
-    return p.seg[start], p.ta[start], p.tb[end], patterns[start]
+    first, last = start.nonzero().squeeze(1), end.nonzero().squeeze(1)
+    return p.seg.index_select(0, first), p.ta.index_select(0, first), p.tb.index_select(0, last), patterns.index_select(0, first)
 
 
 def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool) -> list:

@@ -45,8 +45,8 @@ def decision_segments(region_map, *, output: int | None = None) -> np.ndarray:
     gq = np.einsum("ni,ni->n", a[face_of], q) + b[face_of]
     cross = (gp > 0) != (gq > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = gp / (gp - gq)
-    x = p + t[:, None] * (q - p)
+        t = gp / (gp - gq)  # used only where the signs differ, so gp != gq
+        x = p + t[:, None] * (q - p)
     fc, xc = face_of[cross], x[cross]
     order = np.argsort(fc, kind="stable")
     fc, xc = fc[order], xc[order]

@@ -1,0 +1,112 @@
+"""From the sweep's edge list to the final complex: ordered face polygons, areas, centroids and
+each face's affine map of the output."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..network import Network
+from ..network.layers import AbstractAffine
+
+__all__ = ["polygon_moments", "order_faces", "fit_affine", "pushed_affine_maps"]
+
+
+def polygon_moments(V, fv, off):
+    """Shoelace areas [F] and area centroids [F, 2] of counter-clockwise polygons.
+
+    Coordinates are taken relative to each face's first vertex: tiny faces far from the origin
+    would otherwise lose all their digits to cancellation.
+    """
+    n_f = off.shape[0] - 1
+    counts = np.diff(off)
+    face_of = np.repeat(np.arange(n_f), counts)
+    nxt = np.arange(fv.shape[0]) + 1
+    nxt[off[1:] - 1] = off[:-1]
+    ref = V[fv[off[:-1]]][face_of]
+    p, q = V[fv] - ref, V[fv[nxt]] - ref
+    cross = p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]
+    area = np.bincount(face_of, cross, n_f) / 2
+    cx = np.bincount(face_of, (p[:, 0] + q[:, 0]) * cross, n_f)
+    cy = np.bincount(face_of, (p[:, 1] + q[:, 1]) * cross, n_f)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cen = np.stack([cx, cy], 1) / (6 * area[:, None])
+    return area, cen + V[fv[off[:-1]]]
+
+
+def order_faces(X: np.ndarray, EV: np.ndarray, EF: np.ndarray, n_faces: int):
+    """Counter-clockwise vertex lists of every face from the edge list."""
+    f = np.concatenate([EF[:, 0], EF[:, 0], EF[:, 1], EF[:, 1]])
+    v = np.concatenate([EV[:, 0], EV[:, 1], EV[:, 0], EV[:, 1]])
+    inside = f >= 0
+    f, v = f[inside], v[inside]
+    # every boundary vertex of a face is met exactly twice (its two edges of that face)
+    centre = np.stack([np.bincount(f, X[v, 0], n_faces), np.bincount(f, X[v, 1], n_faces)], 1) / np.bincount(f, minlength=n_faces)[:, None]
+    d = X[v] - centre[f]
+    angle = np.arctan2(d[:, 1], d[:, 0])
+    order = np.lexsort((v, angle, f))[::2]
+    f, v = f[order], v[order]
+    off = np.zeros(n_faces + 1, dtype=np.int64)
+    np.cumsum(np.bincount(f, minlength=n_faces), out=off[1:])
+    return v.astype(np.int64), off
+
+
+def fit_affine(X, out, fv, off):
+    """Least-squares affine maps from each face's vertex outputs, plus each face's width (sqrt
+    of the smallest eigenvalue of its vertex scatter), which says how well-posed the fit is."""
+    from scipy import sparse
+
+    n_f = off.shape[0] - 1
+    counts = np.diff(off)
+    face_of = np.repeat(np.arange(n_f), counts)
+    S = sparse.csr_matrix((np.ones(fv.shape[0]), (face_of, np.arange(fv.shape[0]))), shape=(n_f, fv.shape[0]))
+    p, o = X[fv], out[fv]
+    pm, om = (S @ p) / counts[:, None], (S @ o) / counts[:, None]
+    dp, do = p - pm[face_of], o - om[face_of]
+    M = (S @ (dp[:, :, None] * dp[:, None, :]).reshape(-1, 4)).reshape(n_f, 2, 2)
+    B = (S @ (dp[:, :, None] * do[:, None, :]).reshape(fv.shape[0], -1)).reshape(n_f, 2, -1)
+    det = M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] ** 2
+    half_tr = (M[:, 0, 0] + M[:, 1, 1]) / 2
+    lam_min = half_tr - np.sqrt(np.maximum(half_tr**2 - det, 0))
+    adj = np.stack([np.stack([M[:, 1, 1], -M[:, 0, 1]], 1), np.stack([-M[:, 0, 1], M[:, 0, 0]], 1)], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        A = ((adj @ B) / det[:, None, None]).transpose(0, 2, 1)  # [F, out, 2]
+    c = om - np.einsum("foi,fi->fo", A, pm)
+    return A, c, np.sqrt(np.maximum(lam_min, 0) / counts)
+
+
+def pushed_affine_maps(net: Network, plane, patterns: torch.Tensor, device, chunk_floats: int = 2**25):
+    """A [F, out, 2], c [F, out]: push (offset, du, dv) through the net with each face's pattern."""
+    if plane is None:
+        base = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, device=device)
+    else:
+        base = torch.stack([plane.origin, plane.u, plane.v]).to(device)
+    n_f = patterns.shape[0]
+    widths = [2]
+    with torch.no_grad():
+        for layer, z in net.trace(base[:1]):
+            widths.append(z[0].numel())
+    step = max(1, chunk_floats // (3 * max(widths)))
+    As, cs = [], []
+    with torch.no_grad():
+        for s in range(0, max(n_f, 1), step):
+            pat = patterns[s:s + step]
+            k = pat.shape[0]
+            off, dirs = base[:1], base[1:]
+            start = 0
+            off, dirs = off.expand(k, *off.shape[1:]), dirs.unsqueeze(0).expand(k, *dirs.shape)
+            for layer in net.layers:
+                if isinstance(layer, AbstractAffine):
+                    off = layer.forward(off)
+                    d = layer.linear(dirs.reshape(k * 2, *dirs.shape[2:]))
+                    dirs = d.reshape(k, 2, *d.shape[1:])
+                else:
+                    n = off[0].numel()
+                    bits = pat[:, start:start + n]
+                    start += n
+                    slope = torch.where(bits, 1.0, float(layer.negative_slope)).to(torch.float64)
+                    off = (off.reshape(k, n) * slope).reshape(off.shape)
+                    dirs = (dirs.reshape(k, 2, n) * slope.unsqueeze(1)).reshape(dirs.shape)
+            As.append(dirs.reshape(k, 2, -1).transpose(1, 2))
+            cs.append(off.reshape(k, -1))
+    return torch.cat(As).cpu().numpy(), torch.cat(cs).cpu().numpy()

@@ -1,0 +1,300 @@
+"""Exact traversal against dense sampling (hook reference), ties, edge cases and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reluscope.network import to_network
+from reluscope.patterns import activation_patterns
+from reluscope.testing.sampling import check_traversal
+from reluscope.traversal import TOLERANCE, Traversal, traverse, traverse_many, traverse_pairs
+
+
+def random_mlp(seed, in_dim, widths, *, slope=0.0, out_dim=3):
+    torch.manual_seed(seed)
+    layers, d = [], in_dim
+    for w in widths:
+        layers += [nn.Linear(d, w), nn.LeakyReLU(slope) if slope else nn.ReLU()]
+        d = w
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers).double().eval()
+
+
+def random_cnn(seed, *, pool_padding=1, slope=0.2):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, padding=pool_padding),
+        nn.Conv2d(4, 3, 2), nn.LeakyReLU(slope), nn.AvgPool2d(2), nn.Flatten(), nn.LazyLinear(4),
+    ).double()
+
+
+def endpoints(seed, shape, scale=2.0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale,
+            torch.randn(*shape, generator=g, dtype=torch.float64) * scale)
+
+
+def assert_pieces_hold(model, tr: Traversal, x0, x1, include_output=False, seed=0):
+    """Patterns at random interior points of every piece equal the piece's pattern."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(tr.n_pieces, 3, generator=g, dtype=torch.float64) * 0.8 + 0.1
+    t = (tr.t[:-1, None] + u * tr.lengths[:, None]).reshape(-1)
+    x = x0.unsqueeze(0) + t.reshape((-1,) + (1,) * x0.dim()) * (x1 - x0).unsqueeze(0)
+    bits = activation_patterns(model, x, include_output=include_output)
+    assert torch.equal(bits, tr.patterns.repeat_interleave(3, dim=0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    in_dim=st.integers(2, 10),
+    widths=st.lists(st.integers(1, 12), min_size=1, max_size=3),
+    slope=st.sampled_from([0.0, 0.0, 0.1]),
+    include_output=st.booleans(),
+)
+def test_mlp_traversal_matches_dense_sampling(seed, in_dim, widths, slope, include_output):
+    model = random_mlp(seed, in_dim, widths, slope=slope)
+    x0, x1 = endpoints(seed, (in_dim,))
+    tr = traverse(model, x0, x1, include_output=include_output)
+    assert tr.t.dtype == torch.float64 and tr.t[0] == 0 and tr.t[-1] == 1
+    assert bool((tr.lengths > TOLERANCE).all())
+    check_traversal(tr, model, x0, x1, n=5000, include_output=include_output)
+    assert_pieces_hold(model, tr, x0, x1, include_output, seed)
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), pool_padding=st.sampled_from([0, 1]), include_output=st.booleans())
+def test_cnn_traversal_matches_dense_sampling(seed, pool_padding, include_output):
+    model = random_cnn(seed, pool_padding=pool_padding)
+    x0, x1 = endpoints(seed, (2, 7, 7))
+    model(x0.unsqueeze(0))  # materialise LazyLinear
+    model.eval()
+    tr = traverse(model, x0, x1, include_output=include_output)
+    check_traversal(tr, model, x0, x1, n=4000, include_output=include_output)
+    assert_pieces_hold(model, tr, x0, x1, include_output, seed)
+
+
+def test_maxpool_with_dilation_and_stride():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.MaxPool2d(3, stride=2, dilation=2), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(27, 4)).double().eval()
+    x0, x1 = endpoints(3, (1, 12, 12))
+    tr = traverse(model, x0, x1, include_output=True)
+    assert tr.n_pieces > 5
+    check_traversal(tr, model, x0, x1, n=8000, include_output=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mnist_sized_input(seed):
+    model = random_mlp(seed, 784, [16, 16], out_dim=10)
+    x0, x1 = endpoints(seed, (784,), scale=1.0)
+    tr = traverse(model, x0, x1, include_output=True)
+    check_traversal(tr, model, x0, x1, n=20_000, include_output=True)
+    assert_pieces_hold(model, tr, x0, x1, True, seed)
+
+
+def test_hidden_units_only_by_default():
+    model = random_mlp(5, 3, [4, 5])
+    x0, x1 = endpoints(5, (3,))
+    assert traverse(model, x0, x1).patterns.shape[1] == 9
+    assert traverse(model, x0, x1, include_output=True).patterns.shape[1] == 12
+
+
+# ---------------------------------------------------------------- ties and edge cases
+
+
+def test_duplicate_units_cross_at_one_t():
+    """Two units with equal weights cross together: one breakpoint, both bits flip at once."""
+    model = random_mlp(7, 4, [6, 5])
+    with torch.no_grad():
+        model[0].weight[1] = model[0].weight[0]
+        model[0].bias[1] = model[0].bias[0]
+    x0, x1 = endpoints(7, (4,))
+    tr = traverse(model, x0, x1)
+    check_traversal(tr, model, x0, x1, n=5000)
+    assert torch.equal(tr.patterns[:, 0], tr.patterns[:, 1])
+    # the same net without the duplicate has the same breakpoints
+    single = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 5), nn.ReLU()).double()
+    with torch.no_grad():
+        single[0].weight.copy_(model[0].weight[1:])
+        single[0].bias.copy_(model[0].bias[1:])
+        single[2].weight.copy_(model[2].weight[:, 1:])
+        single[2].weight[:, 0] += model[2].weight[:, 0]
+        single[2].bias.copy_(model[2].bias)
+    torch.testing.assert_close(traverse(single, x0, x1).t, tr.t, rtol=0, atol=1e-12)
+
+
+def test_distinct_units_crossing_at_the_same_point():
+    """Different hyperplanes through one point of the segment: one breakpoint at t = 1/2."""
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0], [2.0, -1.0]]))
+        net[0].bias.zero_()
+    tr = traverse(net, torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]))
+    assert tr.t.tolist() == [0.0, 0.5, 1.0]
+    assert tr.patterns.tolist() == [[False, False, False], [True, True, True]]
+
+
+def line_net():
+    """z(x) = x, x - 1 on a 1-D input: boundaries at x = 0 and x = 1."""
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.copy_(torch.tensor([0.0, -1.0]))
+    return net
+
+
+def test_segment_starting_and_ending_on_boundaries():
+    net = line_net()
+    tr = traverse(net, torch.tensor([0.0]), torch.tensor([1.0]))  # both ends on a boundary
+    assert tr.t.tolist() == [0.0, 1.0] and tr.patterns.tolist() == [[True, False]]
+    tr = traverse(net, torch.tensor([0.0]), torch.tensor([3.0]))
+    assert tr.t.tolist() == pytest.approx([0.0, 1 / 3, 1.0], abs=1e-15)
+    assert tr.patterns.tolist() == [[True, False], [True, True]]
+    tr = traverse(net, torch.tensor([-1.0]), torch.tensor([0.0]))  # ends on a boundary
+    assert tr.t.tolist() == [0.0, 1.0] and tr.patterns.tolist() == [[False, False]]
+
+
+def test_unit_identically_zero_along_segment_never_splits():
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+        net[0].bias.zero_()
+    # unit 0 is y = 0 along the whole segment
+    tr = traverse(net, torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.0]))
+    assert tr.t.tolist() == [0.0, 0.5, 1.0]
+    assert tr.patterns.tolist() == [[False, False], [False, True]]
+
+
+def test_unit_touching_zero_without_crossing():
+    """z2 = relu(x) + relu(-x) = |x| touches 0 at x = 0 only: its bit stays 1 on both pieces."""
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        net[0].bias.zero_()
+        net[2].weight.fill_(1.0)
+        net[2].bias.zero_()
+    tr = traverse(net, torch.tensor([-1.0]), torch.tensor([1.0]))
+    assert tr.t.tolist() == [0.0, 0.5, 1.0]
+    assert tr.patterns.tolist() == [[False, True, True], [True, False, True]]
+
+
+def test_x0_equal_x1_gives_one_piece():
+    model = random_mlp(2, 5, [7, 7])
+    x0, _ = endpoints(2, (5,))
+    tr = traverse(model, x0, x0.clone(), include_output=True)
+    assert tr.t.tolist() == [0.0, 1.0]
+    assert torch.equal(tr.patterns, activation_patterns(model, x0[None], include_output=True))
+
+
+def test_many_equals_single_and_all_pairs_order():
+    model = random_mlp(4, 3, [8, 8])
+    a, b = endpoints(4, (4, 3))
+    given_pairs = traverse_many(model, a, b, batch_size=3)
+    assert len(given_pairs) == 4
+    for i, tr in enumerate(given_pairs):
+        single = traverse(model, a[i], b[i])
+        assert torch.equal(tr.t, single.t) and torch.equal(tr.patterns, single.patterns)
+    every = traverse_many(model, a, b[:3], pairs="all", batch_size=5)
+    assert len(every) == 12
+    assert [tr.n_pieces for tr in traverse_pairs(model, a, b[:3])] == [tr.n_pieces for tr in every]
+    for i in range(4):
+        for j in range(3):
+            single = traverse(model, a[i], b[j])
+            assert torch.equal(every[i * 3 + j].t, single.t)
+            assert torch.equal(every[i * 3 + j].patterns, single.patterns)
+
+
+def test_network_input_float32_model_and_batch_of_one():
+    model = random_mlp(6, 4, [9]).float()
+    x0, x1 = endpoints(6, (4,))
+    tr = traverse(to_network(model), x0.float(), x1.float())
+    assert tr.t.dtype == torch.float64
+    again = traverse(model, x0[None].float(), x1[None].float())
+    assert torch.equal(tr.t, again.t)
+    check_traversal(tr, model.double(), x0.float().double(), x1.float().double(), n=4000)
+
+
+def test_traversal_is_frozen():
+    tr = traverse(line_net(), torch.tensor([-1.0]), torch.tensor([2.0]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tr.t = torch.zeros(2)
+    assert tr.n_pieces == len(tr) == 3
+    torch.testing.assert_close(tr.midpoints, (tr.t[1:] + tr.t[:-1]) / 2)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = random_mlp(0, 4, [5])
+    x = torch.randn(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"x1: expected the shape of x0 \[4\], got \[5\]"):
+        traverse(model, x, torch.randn(5))
+    with pytest.raises(ValueError, match="x0: expected one input of shape \\[4\\]"):
+        traverse(model, torch.randn(3), torch.randn(3))
+    with pytest.raises(ValueError, match="traverse_many"):
+        traverse(model, torch.randn(2, 4), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="x1: expected finite values"):
+        traverse(model, x, torch.full((4,), float("nan")))
+    with pytest.raises(ValueError, match="pairs"):
+        traverse_many(model, x[None], x[None], pairs="some")
+    with pytest.raises(ValueError, match="pairs='all'"):
+        traverse_many(model, torch.randn(3, 4), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="x1: expected a batch"):
+        traverse_many(model, torch.randn(3, 4), torch.randn(3, 5))
+    with pytest.raises(ValueError, match="batch_size"):
+        traverse_many(model, torch.randn(3, 4), torch.randn(3, 4), batch_size=0)
+    dropout = nn.Sequential(nn.Linear(4, 5), nn.Dropout(0.3), nn.ReLU())
+    with pytest.raises(ValueError, match="training mode"):
+        traverse(dropout, x, x)
+    gelu = nn.Sequential(nn.Linear(4, 5), nn.GELU()).eval()
+    with pytest.raises(TypeError, match="traverse_bisection"):
+        traverse(gelu, x, x)
+    with pytest.raises(TypeError, match="traverse_bisection"):
+        traverse_many(gelu, x[None], x[None])
+
+
+def test_invariant_checker_catches_a_missed_region():
+    """The reference must be able to fail: drop one breakpoint or swap two pieces."""
+    model = random_mlp(9, 3, [6, 6])
+    x0, x1 = endpoints(9, (3,))
+    tr = traverse(model, x0, x1)
+    assert tr.n_pieces >= 3
+    missed = Traversal(torch.cat([tr.t[:1], tr.t[2:]]), tr.patterns[1:])
+    with pytest.raises(AssertionError, match="disagree"):
+        check_traversal(missed, model, x0, x1, n=5000)
+    swapped = Traversal(tr.t, tr.patterns[[1, 0] + list(range(2, tr.n_pieces))])
+    with pytest.raises(AssertionError):
+        check_traversal(swapped, model, x0, x1, n=5000)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    in_dim=st.integers(1, 4),
+    widths=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    include_output=st.booleans(),
+)
+def test_integer_nets_with_many_exact_ties(seed, in_dim, widths, include_output):
+    """Weights and biases in {-1, 0, 1} and integer endpoints: many units cross at the same t,
+    segments start and end on boundaries, some units are identically zero.
+
+    Regression (seed=194, in_dim=1, widths=[6, 3]): a layer-2 unit equal to (x-1) - (x+1) + 2 = 0
+    on a whole piece evaluates to +-1e-16 at some sample points; such bits are decided by rounding
+    and are not compared (zero_tol) - see the module docstring of reluscope.traversal.exact."""
+    g = torch.Generator().manual_seed(seed)
+    model = random_mlp(seed, in_dim, widths, out_dim=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randint(-1, 2, p.shape, generator=g).double())
+    x0 = torch.randint(-2, 3, (in_dim,), generator=g).double()
+    x1 = torch.randint(-2, 3, (in_dim,), generator=g).double()
+    tr = traverse(model, x0, x1, include_output=include_output)
+    check_traversal(tr, model, x0, x1, n=2001, include_output=include_output, zero_tol=1e-12)
