@@ -297,3 +297,18 @@ def test_folding_penalty_has_gradients_and_trains():
         folding_penalty(net, x0, x1, tau=0)
     with pytest.raises(TypeError, match="no activation"):
         folding_penalty(torch.nn.Linear(2, 2), x0, x1, include_output=False)
+
+
+def test_conv_net_single_image_and_batch():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Conv2d(2, 2, 3), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(2 * 2 * 2, 3)).double().eval()
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(2, 1, 6, 6, generator=g, dtype=torch.float64).unbind(0)
+    single = path_folding(net, a, b)
+    batch = path_folding(net, a[None], b[None])
+    assert torch.equal(single.walk, batch[0].walk)
+    tr = traverse(net, a, b, include_output=True)
+    assert float(tr.lengths.min()) > 2 / 4000  # so the grid below sees every region
+    fine = dedupe_walk(sampled_walk(net, a, b, 4001, include_output=True))
+    assert torch.equal(single.walk, fine) and len(fine) > 10

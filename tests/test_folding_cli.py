@@ -92,3 +92,19 @@ def test_depth_config_validation():
     with pytest.raises(ValueError, match="depths"):
         FoldingDepthConfig(depths=())
     assert FoldingDepthConfig.full().seeds == 100
+
+
+def test_report_section_runs_on_a_small_context(tmp_path):
+    from reluscope.report.base import DemoContext
+    from reluscope.report.folding import section
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 784, generator=g)
+    y = torch.arange(120) % 10
+    ctx = DemoContext(tmp_path, 0, mlp(784, [8, 8], 10, seed=0).eval(), (x, y), (x, y),
+                      mlp(2, [4], 2, seed=0).eval(), (torch.rand(10, 2), torch.arange(10) % 2), quick=True)
+    sec = section(ctx)
+    assert sec.title == "Space folding" and sec.html.count("<img") == 2
+    assert sec.summary["cantornet_A_folds_more_than_B_and_C"] is True
+    assert len(sec.summary["cantornet"]) == 12
+    json.dumps(sec.summary)

@@ -169,3 +169,19 @@ def test_hamming_bad_inputs():
         PackedPatterns(torch.zeros(3, 1, dtype=torch.uint8), 10)
     with pytest.raises(TypeError, match="uint8"):
         PackedPatterns(torch.zeros(3, 2, dtype=torch.int64), 10)
+
+
+def test_reference_removes_hooks_even_when_forward_raises(monkeypatch):
+    model = random_mlp(0, 4, [5], "relu")
+    seen = []
+    original = nn.Module.register_forward_hook
+
+    def spy(self, hook, **kwargs):
+        handle = original(self, hook, **kwargs)
+        seen.append(self)
+        return handle
+
+    monkeypatch.setattr(nn.Module, "register_forward_hook", spy)
+    with pytest.raises(RuntimeError):
+        module_patterns(model, torch.randn(3, 7, dtype=torch.float64))  # wrong width: forward raises
+    assert seen and all(not m._forward_hooks for m in seen)

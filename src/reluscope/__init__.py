@@ -29,6 +29,9 @@ _EXPORTS = {
     "traverse": "reluscope.traversal",
     "traverse_many": "reluscope.traversal",
     "Traversal": "reluscope.traversal",
+    "traverse_pairs": "reluscope.traversal",
+    "traverse_bisection": "reluscope.traversal",
+    "HammingMethod": "reluscope.patterns",
     # data, training, summaries, demo
     "load_state_dict_file": "reluscope.network.io",
     "load_mnist": "reluscope.data",

@@ -4,13 +4,12 @@ Which bits: `include_output=True` by default, because the authors' code codes ev
 the output unit(s) (bit = logit > 0), and so CantorNet's readout bit, which the authors pass through
 a ReLU, is counted. Pass `include_output=False` for hidden units only.
 
-Walks: exact traversal gives one pattern per region of positive length on the segment, in order;
-Smooth activations (GELU, SiLU, Tanh, Sigmoid) have no regions to
-follow: their walks come from `traverse_bisection` (pattern changes located to 1e-6 in t).
-`n_points=n` samples the patterns at n equally spaced points t = 0, 1/(n-1), ..., 1 (11 in the
-authors' code) and skips regions shorter than the grid step; a skipped region can hide a bit that
-flips and flips back, so sampling usually under-reports folding.
-A degenerate segment (x0 == x1) is one point in one region: its walk has one pattern and chi = 0.
+Walks: exact traversal (the default) gives one pattern per region of positive length on the
+segment, in order. Smooth activations (GELU, SiLU, Tanh, Sigmoid) have no regions to follow: their
+walks come from `traverse_bisection` (pattern changes located to 1e-6 in t). `n_points=n` samples
+the patterns at n equally spaced points t = 0, 1/(n-1), ..., 1 (11 in the authors' code) and skips
+regions shorter than the grid step; a skipped region can hide a bit that flips and flips back, so
+sampling usually under-reports folding. A degenerate segment (x0 == x1) is one point in one region: its walk has one pattern and chi = 0.
 """
 
 from __future__ import annotations
@@ -69,11 +68,11 @@ def prepare_pairs(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor, b
                 f"x0: expected one input of shape {list(net.input_shape)} or a batch "
                 f"[B, {', '.join(map(str, net.input_shape))}], got {list(x0.shape)}"
             )
-    else:  # no known input shape (e.g. a conv net built without input_shape): batches only
+    else:  # no known input shape (a conv net built without input_shape): a 3-D tensor is one image
         if x0.dim() < 2:
-            raise ValueError(f"x0: expected a batch [B, ...] of inputs, got shape {list(x0.shape)}")
-        single = False
-        net = net.with_input_shape(x0.shape[1:])
+            raise ValueError(f"x0: expected an image [C, H, W] or a batch [B, ...], got shape {list(x0.shape)}")
+        single = x0.dim() == 3
+        net = net.with_input_shape(x0.shape if single else x0.shape[1:])
     if single:
         x0, x1 = x0.unsqueeze(0), x1.unsqueeze(0)
     if x0.shape[0] == 0:
@@ -137,8 +136,8 @@ def path_folding(model, x0, x1, *, include_output: bool = True, n_points: int | 
     """Folding chi of the segment x0 -> x1 (one pair) or of each pair of the batches x0, x1 [B, ...].
 
     Returns a `PathFolding` for one pair, a list of them for a batch. `n_points=None` (default)
-    walks every region exactly (ReLU/LeakyReLU/MaxPool nets; bisection for smooth ones); `n_points=11` reproduces the papers'
-    sampling and works for any activation.
+    walks every region exactly (ReLU/LeakyReLU/MaxPool nets; bisection for smooth ones);
+    `n_points=11` reproduces the papers' sampling.
     """
     net, x0, x1, single = prepare_pairs(model, x0, x1)
     walks = _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress)

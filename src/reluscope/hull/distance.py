@@ -214,7 +214,7 @@ def _wolfe(xc, sq, v, allowed, abs_tol, eps, max_iter):
         k = g.shape[-1]
         eye = torch.eye(k, dtype=dt, device=dev)
         diag = torch.diagonal(g, dim1=1, dim2=2)
-        ridge = 1e-13 * diag.sum(dim=1).clamp_min(1e-300)  # tolerates affinely dependent corrals
+        ridge = 1e-13 * diag.sum(dim=1).clamp_min(1e-100)  # tolerates affinely dependent corrals
         g = g + eye * (ridge[:, None, None] + (1 - vf)[:, :, None])
         sol = torch.linalg.solve(g, vf)
         alpha = sol / sol.sum(dim=1, keepdim=True)

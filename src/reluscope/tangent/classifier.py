@@ -84,6 +84,7 @@ class _SimilarityClassifier:
         return self._similarity(x, x)
 
     def predict(self, x) -> torch.Tensor:
+        self._check_fitted()
         return self.classes_[self.decision_function(x).argmax(dim=1)]
 
     def score(self, x, y) -> float:

@@ -6,3 +6,7 @@ dense sampling along segments (`sampling`), the folding measure written as plain
 solvers for hull distances (`hull`) and explicit per-sample autograd (`tangent`). They are part of
 the package so users can check their own models the same way.
 """
+
+from .sampling import check_traversal, maxpool_argmax_bits, module_patterns, sample_segment
+
+__all__ = ["check_traversal", "maxpool_argmax_bits", "module_patterns", "sample_segment"]

@@ -15,7 +15,10 @@ end of its interval is ignored and roots closer than `TOLERANCE` to each other a
 so pieces shorter than 1e-12 are not resolved (their sliver is absorbed by a neighbour). Several
 units crossing at one t give one breakpoint; a segment starting or ending on a boundary gets the
 pattern of the open piece next to the end; units identically zero along a piece keep bit 0 and
-never split it; x0 == x1 gives t = [0, 1] and the pattern at x0.
+never split it; x0 == x1 gives t = [0, 1] and the pattern at x0. One limit of float64: a unit
+whose pre-activation vanishes on a whole piece only through cancellation (e.g. (x - 1) - (x + 1) + 2
+in a hand-built net) is computed as 0 or +-1e-16, so its bit follows rounding, exactly as
+`Network.bits` at that point would; random or trained weights never do this.
 """
 
 from __future__ import annotations
