@@ -32,7 +32,7 @@ from torch import nn
 
 __all__ = [
     "cantornet", "CantorRegion", "cantor_region", "cantor_intervals", "cantor_boundary_vertices",
-    "cantor_path", "REPRESENTATIONS", "CantorFolding", "cantornet_folding",
+    "cantor_path", "REPRESENTATIONS", "CantorFolding", "cantornet_folding", "cantornet_spec", "rational_walk",
 ]
 
 REPRESENTATIONS = ("A", "B", "C")
@@ -105,35 +105,31 @@ def cantor_path(dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor([0.0, 0.75], dtype=dtype), torch.tensor([1.0, 0.75], dtype=dtype)
 
 
-# ---------------------------------------------------------------- representation A
+# ---------------------------------------------------------------- the networks, exactly
+# Each network is first written down in exact rationals (a "spec": a list of (W, b) per Linear, a
+# ReLU between consecutive ones), then converted to floats. Computing the weights in Fractions keeps
+# them exact dyadic numbers where possible (3^k / 2, Cantor endpoints times 3^k / 2), and lets
+# `cantornet_folding` walk the path in exact arithmetic: on (0, 3/4) -> (1, 3/4) some units of B and
+# C are identically zero over whole pieces, and in floats rounding noise would decide their bits.
+
+Spec = list  # [(W: list[list[Fraction]], b: list[Fraction]), ...]
+F = Fraction
 
 
-def _linear(w, b, dtype) -> nn.Linear:
-    w = torch.as_tensor(w, dtype=dtype)
-    layer = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
-    with torch.no_grad():
-        layer.weight.copy_(w)
-        layer.bias.copy_(torch.as_tensor(b, dtype=dtype))
-    return layer
+def _recursive(k: int) -> Spec:
+    level = [([[F(3), F(0)], [F(-3), F(0)], [F(0), F(1)]], [F(-2), F(1), F(0)]),
+             ([[F(1), F(1), F(0)], [F(0), F(0), F(1)]], [F(0), F(0)])]
+    return level * k + [([[F(-1, 2), F(1)]], [F(-1, 2)])]
 
 
-def _recursive(k: int, dtype) -> list[nn.Module]:
-    mods: list[nn.Module] = []
-    for _ in range(k):
-        mods += [_linear([[3, 0], [-3, 0], [0, 1]], [-2, 1, 0], dtype), nn.ReLU(),
-                 _linear([[1, 1, 0], [0, 0, 1]], [0, 0], dtype), nn.ReLU()]
-    return mods + [_linear([[-0.5, 1.0]], [-0.5], dtype)]
-
-
-# ---------------------------------------------------------------- representations B and C
 # A signal is an affine function of the current layer's outputs h: (coef [dim h], bias). A gadget
 # layer turns pairs of signals into ReLU units whose pre-activations are combinations of signals,
 # and gives back each result as a combination of the new units.
 
 _GADGETS = {
     # min(a, b): units as combinations (c_a, c_b) of a and b, and the output as unit weights
-    "B": ([(0, 1), (0, -1), (-1, 1)], [1, -1, -1]),
-    "C": ([(1, 1), (-1, -1), (-1, 1), (1, -1)], [0.5, -0.5, -0.5, -0.5]),
+    "B": ([(0, 1), (0, -1), (-1, 1)], [F(1), F(-1), F(-1)]),
+    "C": ([(1, 1), (-1, -1), (-1, 1), (1, -1)], [F(1, 2), F(-1, 2), F(-1, 2), F(-1, 2)]),
 }
 
 
@@ -143,59 +139,67 @@ def _gadget_layer(signals, jobs, rep):
     for job in jobs:
         if job[0] == "pass":
             base = len(units)
-            units += [{job[1]: 1.0}, {job[1]: -1.0}]
-            outs.append({base: 1.0, base + 1: -1.0})
+            units += [{job[1]: 1}, {job[1]: -1}]
+            outs.append({base: F(1), base + 1: F(-1)})
             continue
         op, i, j = job
-        sign = 1.0 if op == "min" else -1.0  # max(a, b) = -min(-a, -b)
+        sign = 1 if op == "min" else -1  # max(a, b) = -min(-a, -b)
         combos, weights = _GADGETS[rep]
         base = len(units)
         for ca, cb in combos:
             units.append({i: sign * ca, j: sign * cb})
         outs.append({base + u: sign * w for u, w in enumerate(weights)})
-    coef = torch.stack([sum(c * signals[s][0] for s, c in u.items()) for u in units])
-    bias = torch.stack([sum(c * signals[s][1] for s, c in u.items()) for u in units])
-    eye = torch.eye(len(units), dtype=coef.dtype)
-    new = [(sum(w * eye[u] for u, w in o.items()), torch.zeros((), dtype=coef.dtype)) for o in outs]
-    return (coef, bias), new
+    dim = len(signals[0][0])
+    W = [[sum((c * signals[s][0][q] for s, c in u.items()), F(0)) for q in range(dim)] for u in units]
+    b = [sum((c * signals[s][1] for s, c in u.items()), F(0)) for u in units]
+    new = [([o.get(u, F(0)) for u in range(len(units))], F(0)) for o in outs]
+    return (W, b), new
 
 
-def _dnf(k: int, rep: str, dtype) -> list[nn.Module]:
-    f = torch.float64
-
-    def sig(cx, cy, b):
-        return torch.tensor([cx, cy], dtype=f), torch.tensor(b, dtype=f)
-
-    signals = [sig(0, 1, -1.0)]  # y - 1
+def _dnf(k: int, rep: str) -> Spec:
+    signals = [([F(0), F(1)], F(-1))]  # y - 1
     valleys = []
     for c, d in cantor_intervals(k - 1):
-        c, d = float(c), float(d)
         w = (d - c) / 3
         s = 1 / (2 * w)
         base = len(signals)
-        signals += [sig(0, 1, -0.5),  # y - 1/2
-                    sig(s, 1, -1.0 - c * s),  # y - down(x), down from (c, 1) to (c + w, 1/2)
-                    sig(-s, 1, -0.5 + (d - w) * s)]  # y - up(x), up from (d - w, 1/2) to (d, 1)
+        signals += [([F(0), F(1)], F(-1, 2)),  # y - 1/2
+                    ([s, F(1)], -1 - c * s),  # y - down(x), down from (c, 1) to (c + w, 1/2)
+                    ([-s, F(1)], F(-1, 2) + (d - w) * s)]  # y - up(x), up from (d - w, 1/2) to (d, 1)
         valleys.append(base)
-    layers = []
+    spec = []
     # layer 1: min of the first two pieces of each valley; layer 2: min with the third
     jobs = [("pass", 0)] + [j for v in valleys for j in (("min", v, v + 1), ("pass", v + 2))]
-    layers.append(_gadget_layer(signals, jobs, rep))
-    signals = layers[-1][1]
+    layer, signals = _gadget_layer(signals, jobs, rep)
+    spec.append(layer)
     jobs = [("pass", 0)] + [("min", 1 + 2 * i, 2 + 2 * i) for i in range(len(valleys))]
-    layers.append(_gadget_layer(signals, jobs, rep))
-    signals = layers[-1][1]
+    layer, signals = _gadget_layer(signals, jobs, rep)
+    spec.append(layer)
     while len(signals) > 1:  # balanced max tree over y - 1 and the valleys
         jobs = [("max", i, i + 1) for i in range(0, len(signals) - 1, 2)]
         if len(signals) % 2:
             jobs.append(("pass", len(signals) - 1))
-        layers.append(_gadget_layer(signals, jobs, rep))
-        signals = layers[-1][1]
-    mods: list[nn.Module] = []
-    for (coef, bias), _ in layers:
-        mods += [_linear(coef, bias, dtype), nn.ReLU()]
+        layer, signals = _gadget_layer(signals, jobs, rep)
+        spec.append(layer)
     (coef, bias), = signals
-    return mods + [_linear(coef.unsqueeze(0), bias.reshape(1), dtype)]
+    return spec + [([coef], [bias])]
+
+
+def cantornet_spec(k: int, representation: str = "A") -> Spec:
+    """The exact rational weights of `cantornet(k, representation)`: [(W, b), ...] per Linear."""
+    k = _check_k(k)
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation: expected one of {REPRESENTATIONS}, got {representation!r}")
+    return _recursive(k) if representation == "A" else _dnf(k, representation)
+
+
+def _linear(w, b, dtype) -> nn.Linear:
+    w = torch.tensor([[float(v) for v in row] for row in w], dtype=dtype)
+    layer = nn.Linear(w.shape[1], w.shape[0], dtype=dtype)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(torch.tensor([float(v) for v in b], dtype=dtype))
+    return layer
 
 
 def cantornet(k: int, representation: str = "A", *, dtype: torch.dtype | None = None) -> nn.Sequential:
@@ -204,12 +208,43 @@ def cantornet(k: int, representation: str = "A", *, dtype: torch.dtype | None = 
     `representation` "A" (recursive, 5 units per level, k levels), "B" or "C" (disjunctive normal
     form from min/max gadgets, O(2^k) units, k + 2 hidden layers); see the module docstring.
     """
-    k = _check_k(k)
-    if representation not in REPRESENTATIONS:
-        raise ValueError(f"representation: expected one of {REPRESENTATIONS}, got {representation!r}")
+    spec = cantornet_spec(k, representation)
     dtype = dtype or torch.get_default_dtype()
-    mods = _recursive(k, dtype) if representation == "A" else _dnf(k, representation, dtype)
-    return nn.Sequential(*mods).eval()
+    mods: list[nn.Module] = []
+    for w, b in spec:
+        mods += [_linear(w, b, dtype), nn.ReLU()]
+    return nn.Sequential(*mods[:-1]).eval()
+
+
+def rational_walk(spec: Spec, x0, x1) -> tuple[list[Fraction], list[tuple[bool, ...]]]:
+    """Exact traversal of x0 -> x1 (rational points) through a rational ReLU net: (t, patterns).
+
+    Patterns include the output sign bit. A unit identically zero on a piece has bit 0, exactly as
+    the definition z > 0 says; floats cannot tell such a unit from one at +-1e-17.
+    """
+    x0 = [F(v) for v in x0]
+    d = [F(v) - a for v, a in zip(x1, x0)]
+    t, ts, pats = F(0), [F(0)], []
+    while t < 1:
+        alpha, beta = list(x0), list(d)  # the layer input as alpha + beta * t along the path
+        bits, nxt = [], F(1)
+        for i, (w, b) in enumerate(spec):
+            za = [sum((wq * aq for wq, aq in zip(row, alpha)), F(0)) + bb for row, bb in zip(w, b)]
+            zb = [sum((wq * bq for wq, bq in zip(row, beta)), F(0)) for row in w]
+            on = []
+            for a_, b_ in zip(za, zb):
+                v = a_ + b_ * t
+                on.append(v > 0 or (v == 0 and b_ > 0))  # the sign just after t
+                if b_ != 0 and t < -a_ / b_ < nxt:
+                    nxt = -a_ / b_
+            bits += on
+            alpha = [a_ if o else F(0) for a_, o in zip(za, on)]
+            beta = [b_ if o else F(0) for b_, o in zip(zb, on)]
+        pats.append(tuple(bits))
+        ts.append(nxt)
+        t = nxt
+    keep = [0] + [i for i in range(1, len(pats)) if pats[i] != pats[i - 1]]  # merge equal neighbours
+    return [ts[i] for i in keep] + [F(1)], [pats[i] for i in keep]
 
 
 # ---------------------------------------------------------------- folding along the authors' path

@@ -1,0 +1,117 @@
+"""Geometric properties of class-wise point clouds (activations of one layer), per Jia et al.
+
+* within-class pairwise distance histograms (the paper finds them unimodal);
+* the share of "crucial" (extreme) points: not within eps of the hull of the class's other points;
+* misinclusion: the share of a set of points that lies within eps of another class's hull.
+
+`eps` is relative to the class hull's radius (largest distance of a point from its centroid), so
+the same default works for every layer's scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._checks import check_positive
+from .distance import hull_distance_bounds, prepare_points
+
+__all__ = ["ClassGeometry", "class_geometry", "crucial_share", "misinclusion", "pairwise_distance_histogram"]
+
+
+def _radius(x: torch.Tensor) -> float:
+    return float((x - x.mean(0)).norm(dim=1).max())
+
+
+def _labels(y, n, name="y"):
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name}: expected one label per point ({n}), got shape {list(y.shape)}")
+    return y
+
+
+def crucial_share(points, *, eps: float = 1e-6, tol: float = 1e-9) -> float:
+    """Share of points not within eps * radius of the hull of the other points (extreme points)."""
+    check_positive(float(eps), "eps")
+    x = prepare_points(points, "points", min_points=2)
+    n = x.shape[0]
+    allowed = ~torch.eye(n, dtype=torch.bool)
+    abs_eps = eps * max(_radius(x), 1e-300)
+    res = hull_distance_bounds(x, x, tol=tol, eps=abs_eps, allowed=allowed)
+    return float((res.upper > abs_eps).mean())
+
+
+def misinclusion(points, others, *, eps: float = 1e-6, tol: float = 1e-9) -> float:
+    """Share of `others` within eps * radius of the hull of `points`."""
+    check_positive(float(eps), "eps")
+    x = prepare_points(points, "points")
+    o = prepare_points(others, "others")
+    abs_eps = eps * max(_radius(x), 1e-300)
+    res = hull_distance_bounds(x, o, tol=tol, eps=abs_eps)
+    return float((res.upper <= abs_eps).mean())
+
+
+def pairwise_distance_histogram(points, *, bins: int = 40, max_pairs: int = 200_000, seed: int = 0):
+    """(counts, edges) of within-set pairwise Euclidean distances (random pairs if too many)."""
+    x = prepare_points(points, "points", min_points=2).numpy()
+    n = x.shape[0]
+    if n * (n - 1) // 2 <= max_pairs:
+        i, j = np.triu_indices(n, 1)
+    else:
+        rng = np.random.default_rng(seed)
+        i, j = rng.integers(0, n, max_pairs), rng.integers(0, n, max_pairs)
+        keep = i != j
+        i, j = i[keep], j[keep]
+    d = np.linalg.norm(x[i] - x[j], axis=1)
+    return np.histogram(d, bins=bins)
+
+
+@dataclass(frozen=True)
+class ClassGeometry:
+    """classes [C]; crucial [C] share of extreme points; misinclusion_train / _test [C, C]: entry
+    (a, b) = share of class a's points inside class b's training hull (diagonal 0 for train);
+    histograms: per class (counts, edges) of within-class distances."""
+
+    classes: np.ndarray
+    crucial: np.ndarray
+    misinclusion_train: np.ndarray
+    misinclusion_test: np.ndarray | None
+    histograms: tuple
+
+    def mean_misinclusion(self, split: str = "train") -> float:
+        m = self.misinclusion_train if split == "train" else self.misinclusion_test
+        if m is None:
+            raise ValueError("mean_misinclusion: no test data was given to class_geometry")
+        off = ~np.eye(len(self.classes), dtype=bool)
+        # share of points of a class inside any other class's hull, averaged over classes
+        return float(m[off].reshape(len(self.classes), -1).sum(1).mean())
+
+
+def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = 1e-6, bins: int = 40) -> ClassGeometry:
+    """Per-class crucial-point share, misinclusion (train and test) and distance histograms."""
+    xt = prepare_points(x, "x", min_points=2)
+    y = _labels(y, xt.shape[0])
+    classes = np.unique(y)
+    parts = {c: xt[torch.from_numpy(y == c)] for c in classes}
+    crucial = np.array([crucial_share(parts[c], eps=eps) if parts[c].shape[0] > 1 else 1.0 for c in classes])
+    mis = np.zeros((len(classes), len(classes)))
+    for a, ca in enumerate(classes):
+        for b, cb in enumerate(classes):
+            if a != b:
+                mis[a, b] = misinclusion(parts[cb], parts[ca], eps=eps)
+    mis_test = None
+    if x_test is not None:
+        xs = prepare_points(x_test, "x_test")
+        ys = _labels(y_test, xs.shape[0], "y_test")
+        mis_test = np.zeros((len(classes), len(classes)))
+        for a, ca in enumerate(classes):
+            pa = xs[torch.from_numpy(ys == ca)]
+            if pa.shape[0] == 0:
+                continue
+            for b, cb in enumerate(classes):
+                if a != b:
+                    mis_test[a, b] = misinclusion(parts[cb], pa, eps=eps)
+    hists = tuple(pairwise_distance_histogram(parts[c], bins=bins) for c in classes if parts[c].shape[0] > 1)
+    return ClassGeometry(classes, crucial, mis, mis_test, hists)
