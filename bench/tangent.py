@@ -12,16 +12,17 @@
    (features linearly, the Gram product quadratically); explicit features for all 10,000 inputs
    would need N x P x 4 bytes = 26.8 GB.
 
-Each measurement runs in a forked child that reports its own time and peak RSS growth (ru_maxrss
-minus its RSS at start), so the figures do not mix. Weights are random (timing does not depend on
+Memory is the peak growth of the process's resident set during each measurement (sampled every
+5 ms by a thread), run one after the other. Weights are random (timing does not depend on
 training). Run: python bench/tangent.py [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import gc
 import resource
+import threading
 import time
 
 import torch
@@ -38,24 +39,28 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def _child(fn, args, queue):
-    torch.set_num_threads(2)
-    start_rss = _rss_mb()
-    t0 = time.perf_counter()
-    out = fn(*args)
-    seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((seconds, max(0.0, peak - start_rss), out))
-
-
 def measure(fn, *args):
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn, args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    """(seconds, peak RSS growth in MiB sampled every 5 ms, result) of fn(*args) in this process."""
+    gc.collect()
+    start = _rss_mb()
+    peak = [start]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    t0 = time.perf_counter()
+    try:
+        out = fn(*args)
+    finally:
+        seconds = time.perf_counter() - t0
+        done.set()
+        watcher.join()
+    return seconds, max(0.0, peak[0] - start), out
 
 
 def loop_block_scores(model, x):
@@ -118,13 +123,14 @@ def main():
     x = x_img[:n_sim]
     print(f"parameters: {p:,}; N = {n_sim}; loop subset = {n_loop}; memory budget {BUDGET / 2**20:.0f} MiB")
     t_loop, m_loop, ref = measure(loop_similarity, model, x[:n_loop])
+    ref = ref.detach()
     t_loop_full = t_loop * n_sim / n_loop
     print(f"per-sample autograd loop: {t_loop:.1f} s for {n_loop} -> {t_loop_full:.0f} s for {n_sim} (extrapolated), peak +{m_loop:.0f} MiB")
     t_raw, m_raw, got = measure(ours_similarity, model, x, False)
     print(f"tangent_similarity(block, normalize=False): {t_raw:.1f} s, peak +{m_raw:.0f} MiB, speed-up {t_loop_full / t_raw:.1f}x")
     _, _, small = measure(ours_similarity, model, x[:n_loop], False)
     print(f"  agreement with the loop on the subset: max rel. error {float((small - ref).abs().max() / ref.abs().max()):.2e}")
-    n_norm = n_sim if args.quick else 500
+    n_norm = n_sim if args.quick else 200
     t_norm, m_norm, _ = measure(ours_similarity, model, x[:n_norm], True)
     t_norm_full = t_norm * n_sim / n_norm
     print(

@@ -5,7 +5,19 @@ from fractions import Fraction
 import pytest
 import torch
 
-from reluscope.cantornet import cantor_boundary_vertices, cantor_intervals, cantor_path, cantor_region, cantornet
+from reluscope.cantornet import (
+    cantor_boundary_vertices,
+    cantor_intervals,
+    cantor_path,
+    cantor_region,
+    cantornet,
+    cantornet_folding,
+    cantornet_spec,
+    rational_patterns,
+    rational_walk,
+)
+from reluscope.testing.folding import chi_reference
+from reluscope.traversal import traverse
 from reluscope.folding import path_folding
 
 
@@ -83,3 +95,27 @@ def test_bad_arguments():
         cantornet(2, "D")
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         cantor_region(2)(torch.zeros(3))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_rational_walk_agrees_with_float_traversal_for_A(k):
+    """Two independent exact traversals (rationals here, float64 in reluscope.traversal) agree
+    where no unit is degenerate, and each rational region's midpoint has the region's pattern."""
+    spec = cantornet_spec(k, "A")
+    ts, pats = rational_walk(spec, (0, Fraction(3, 4)), (1, Fraction(3, 4)))
+    x0, x1 = cantor_path()
+    tr = traverse(cantornet(k, "A", dtype=torch.float64), x0, x1, include_output=True)
+    assert torch.equal(tr.patterns, torch.tensor(pats))
+    torch.testing.assert_close(tr.t, torch.tensor([float(t) for t in ts], dtype=torch.float64))
+    mids = [((ts[i] + ts[i + 1]) / 2, Fraction(3, 4)) for i in range(len(pats))]
+    assert rational_patterns(spec, mids) == pats
+
+
+def test_cantornet_folding_table():
+    rows = {(r.k, r.representation): r for r in cantornet_folding((1, 2, 3))}
+    assert rows[1, "A"].chi_exact == pytest.approx(0.5) and rows[2, "A"].chi_exact == pytest.approx(11 / 16)
+    for k in (1, 2, 3):  # the authors' finding: the recursive representation folds most
+        assert rows[k, "A"].chi_exact > max(rows[k, "B"].chi_exact, rows[k, "C"].chi_exact)
+    spec = cantornet_spec(2, "B")
+    grid = rational_patterns(spec, [(Fraction(i, 10), Fraction(3, 4)) for i in range(11)])
+    assert rows[2, "B"].chi_grid == pytest.approx(chi_reference(grid))

@@ -108,3 +108,33 @@ def test_report_section_runs_on_a_small_context(tmp_path):
     assert sec.summary["cantornet_A_folds_more_than_B_and_C"] is True
     assert len(sec.summary["cantornet"]) == 12
     json.dumps(sec.summary)
+
+
+def _ten_blobs():
+    g = torch.Generator().manual_seed(1)
+    centers = torch.randn(10, 4, generator=g) * 3
+    y = torch.arange(400) % 10
+    x = centers[y] + 0.5 * torch.randn(400, 4, generator=g)
+    return (x[:300], y[:300]), (x[300:350], y[300:350]), (x[350:], y[350:])
+
+
+def test_training_experiments_on_a_tiny_task():
+    from reluscope.experiments.folding_training import (
+        fgsm,
+        run_fgsm_interaction,
+        run_folding_regulariser,
+        run_folding_training,
+    )
+
+    data = _ten_blobs()
+    curve = run_folding_training((6, 6), epochs=2, every=2, pairs=10, data=data)
+    assert curve.steps[0] == 0 and len(curve.steps) == len(curve.chi_mean) == len(curve.val_error) > 2
+    assert ((curve.chi_mean >= 0) & (curve.chi_mean <= 1)).all()
+    runs = run_folding_regulariser((0.0, 0.1), hidden=(6, 6), seeds=1, epochs=1, pairs=10, data=data)
+    assert [r.lam for r in runs] == [0.0, 0.1]
+    model = mlp(4, [6], 10, seed=0)
+    (x, y), _, _ = data
+    adv = fgsm(model, x[:5], y[:5], 0.3)
+    assert torch.allclose((adv - x[:5]).abs(), torch.full_like(adv, 0.3))
+    res = run_fgsm_interaction(model, eps=0.3, pairs=5, data=data)
+    assert res.chi_clean.shape == res.interaction_adv.shape == (5,)

@@ -33,6 +33,7 @@ from torch import nn
 __all__ = [
     "cantornet", "CantorRegion", "cantor_region", "cantor_intervals", "cantor_boundary_vertices",
     "cantor_path", "REPRESENTATIONS", "CantorFolding", "cantornet_folding", "cantornet_spec", "rational_walk",
+    "rational_patterns",
 ]
 
 REPRESENTATIONS = ("A", "B", "C")
@@ -222,15 +223,16 @@ def rational_walk(spec: Spec, x0, x1) -> tuple[list[Fraction], list[tuple[bool, 
     Patterns include the output sign bit. A unit identically zero on a piece has bit 0, exactly as
     the definition z > 0 says; floats cannot tell such a unit from one at +-1e-17.
     """
+    sparse = [([[(q, wq) for q, wq in enumerate(row) if wq] for row in w], b) for w, b in spec]
     x0 = [F(v) for v in x0]
     d = [F(v) - a for v, a in zip(x1, x0)]
     t, ts, pats = F(0), [F(0)], []
     while t < 1:
         alpha, beta = list(x0), list(d)  # the layer input as alpha + beta * t along the path
         bits, nxt = [], F(1)
-        for i, (w, b) in enumerate(spec):
-            za = [sum((wq * aq for wq, aq in zip(row, alpha)), F(0)) + bb for row, bb in zip(w, b)]
-            zb = [sum((wq * bq for wq, bq in zip(row, beta)), F(0)) for row in w]
+        for rows, b in sparse:
+            za = [sum((wq * alpha[q] for q, wq in row), F(0)) + bb for row, bb in zip(rows, b)]
+            zb = [sum((wq * beta[q] for q, wq in row), F(0)) for row in rows]
             on = []
             for a_, b_ in zip(za, zb):
                 v = a_ + b_ * t
@@ -250,15 +252,36 @@ def rational_walk(spec: Spec, x0, x1) -> tuple[list[Fraction], list[tuple[bool, 
 # ---------------------------------------------------------------- folding along the authors' path
 
 
+def rational_patterns(spec: Spec, points) -> list[tuple[bool, ...]]:
+    """Exact patterns (hidden bits, then the output sign bit) of rational points."""
+    out = []
+    for p in points:
+        h, bits = [F(v) for v in p], []
+        for w, b in spec:
+            z = [sum((wq * hq for wq, hq in zip(row, h) if wq), F(0)) + bb for row, bb in zip(w, b)]
+            bits += [v > 0 for v in z]
+            h = [max(v, F(0)) for v in z]
+        out.append(tuple(bits))
+    return out
+
+
 @dataclass(frozen=True)
 class CantorFolding:
-    """chi of CantorNet(k, representation) along (0, 3/4) -> (1, 3/4), exact and on the papers' grid."""
+    """chi of CantorNet(k, representation) along (0, 3/4) -> (1, 3/4).
+
+    `chi_exact`: every region, in exact rational arithmetic (the reference). `chi_float`: exact
+    traversal of the float64 network, where rounding noise can flip the bits of units that are
+    identically zero on a piece (B and C on this path), adding spurious regions. `chi_grid`: the
+    papers' `n_points` equally spaced samples (exact arithmetic).
+    """
 
     k: int
     representation: str
     hidden_units: int
     regions: int
+    regions_float: int
     chi_exact: float
+    chi_float: float
     chi_grid: float
     n_points: int
     running_exact: np.ndarray = field(repr=False)
@@ -266,24 +289,29 @@ class CantorFolding:
     t_exact: np.ndarray = field(repr=False)  # region boundaries of the exact walk
 
 
-def cantornet_folding(ks=(1, 2, 3, 4, 5), representations=REPRESENTATIONS, *, n_points: int = 11,
-                      include_output: bool = True) -> list[CantorFolding]:
+def cantornet_folding(ks=(1, 2, 3, 4, 5), representations=REPRESENTATIONS, *,
+                      n_points: int = 11) -> list[CantorFolding]:
     """The CantorNet folding table: one row per (k, representation), exact vs `n_points` samples.
 
-    `include_output=True` codes the readout bit, as the authors do (their readout passes a ReLU).
+    The readout bit is coded, as the authors do (their readout passes a ReLU).
     """
-    from .folding import path_folding
+    from .folding import folding_profile, path_folding
 
     x0, x1 = cantor_path()
+    q0, q1 = (F(0), F(3, 4)), (F(1), F(3, 4))
+    grid_t = [F(i, n_points - 1) for i in range(n_points)]
     rows = []
     for k in ks:
         for rep in representations:
-            net = cantornet(k, rep, dtype=torch.float64)
-            exact = path_folding(net, x0, x1, include_output=include_output)
-            grid = path_folding(net, x0, x1, include_output=include_output, n_points=n_points)
-            hidden = sum(m.out_features for m in net if isinstance(m, nn.Linear)) - 1
+            spec = cantornet_spec(k, rep)
+            ts, pats = rational_walk(spec, q0, q1)
+            exact = folding_profile(torch.tensor(pats, dtype=torch.bool))
+            grid = folding_profile(torch.tensor(rational_patterns(
+                spec, [tuple(a + t * (b - a) for a, b in zip(q0, q1)) for t in grid_t]), dtype=torch.bool))
+            flt = path_folding(cantornet(k, rep, dtype=torch.float64), x0, x1, include_output=True)
+            hidden = sum(len(b) for _, b in spec[:-1])
             rows.append(CantorFolding(
-                k, rep, hidden, exact.n_patterns, exact.chi, grid.chi, n_points,
-                exact.profile().running_chi, grid.profile().running_chi, exact.t,
+                k, rep, hidden, len(pats), flt.n_patterns, exact.chi, flt.chi, grid.chi, n_points,
+                exact.running_chi, grid.running_chi, np.array([float(t) for t in ts]),
             ))
     return rows

@@ -91,15 +91,17 @@ def cantornet(
     n_points: Annotated[int, typer.Option(help="Grid points of the papers' sampling to compare with.")] = 11,
     plot: Annotated[Optional[Path], typer.Option(help="Also write the running chi curves (PNG).")] = None,
 ):
-    """chi of CantorNet A, B, C along (0, 3/4) -> (1, 3/4) for k = 1..k_max, exact and on the grid."""
+    """chi of CantorNet A, B, C along (0, 3/4) -> (1, 3/4) for k = 1..k_max: exact (rational
+    arithmetic), float64 exact traversal, and the papers' grid."""
     from ..cantornet import cantornet_folding
 
     if k_max < 1:
         raise ValueError(f"k_max: expected an int >= 1, got {k_max}")
     rows = cantornet_folding(range(1, k_max + 1), n_points=n_points)
-    typer.echo(f"{'k':>2} {'rep':>3} {'units':>6} {'regions':>7} {'chi exact':>10} {f'chi {n_points} pts':>11}", err=True)
+    typer.echo(f"{'k':>2} {'rep':>3} {'units':>6} {'regions':>7} {'chi exact':>10} {'chi float64':>11} {f'chi {n_points} pts':>11}", err=True)
     for r in rows:
-        typer.echo(f"{r.k:>2} {r.representation:>3} {r.hidden_units:>6} {r.regions:>7} {r.chi_exact:>10.4f} {r.chi_grid:>11.4f}", err=True)
+        typer.echo(f"{r.k:>2} {r.representation:>3} {r.hidden_units:>6} {r.regions:>7} {r.chi_exact:>10.4f} "
+                   f"{r.chi_float:>11.4f} {r.chi_grid:>11.4f}", err=True)
     if plot is not None:
         from ..viz.folding import plot_cantornet_curves
 
@@ -107,7 +109,8 @@ def cantornet(
         _savefig(axes[0].figure, plot)
     emit_json({"path": [[0, 0.75], [1, 0.75]], "n_points": n_points, "include_output": True, "rows": [
         {"k": r.k, "representation": r.representation, "hidden_units": r.hidden_units, "regions": r.regions,
-         "chi_exact": r.chi_exact, "chi_grid": r.chi_grid} for r in rows]}, out)
+         "chi_exact": r.chi_exact, "chi_float64": r.chi_float, "regions_float64": r.regions_float,
+         "chi_grid": r.chi_grid} for r in rows]}, out)
 
 
 @user_errors

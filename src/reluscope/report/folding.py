@@ -20,7 +20,8 @@ def section(ctx: DemoContext) -> Section:
     k_max = 4 if ctx.quick else 5
     rows = cantornet_folding(range(1, k_max + 1), n_points=11)
     table = [{"k": r.k, "representation": r.representation, "hidden units": r.hidden_units,
-              "regions on path": r.regions, "chi exact": r.chi_exact, "chi 11 points": r.chi_grid} for r in rows]
+              "regions on path": r.regions, "chi exact": r.chi_exact, "chi float64 traversal": r.chi_float,
+              "chi 11 points": r.chi_grid} for r in rows]
     curves = plot_cantornet_curves(rows)
 
     x, y = ctx.mnist_test
@@ -41,7 +42,9 @@ def section(ctx: DemoContext) -> Section:
         "<p>chi = 1 - r1/r2 of the walk of activation patterns along a segment (r1: farthest Hamming "
         "distance from the start, r2: total Hamming length); output bits included, as in the authors' "
         "code. Exact walks visit every linear region on the segment; the papers sample 11 points.</p>"
-        "<h3>CantorNet along (0, 3/4) &rarr; (1, 3/4)</h3>"
+        "<h3>CantorNet along (0, 3/4) &rarr; (1, 3/4)</h3><p>exact: rational arithmetic; float64: "
+        "exact traversal of the float network, where rounding can flip units that are identically zero "
+        "on a piece (representation C).</p>"
         + table_html(table) + figure_html(curves[0].figure, caption="Running chi along the path; solid: exact, dashed: 11 points.")
         + "<h3>Demo MNIST net, digits 1 vs 4</h3>" + table_html(mnist_rows)
         + figure_html(ax.figure, caption=html.escape(f"{budget} random test pairs (seed {seed})."))

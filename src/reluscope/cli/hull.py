@@ -1,0 +1,151 @@
+"""Hull commands: `reluscope hull` and `reluscope experiment hulls`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from ._common import emit_json, user_errors
+
+__all__ = ["register", "hull", "hulls_experiment", "load_points"]
+
+
+def load_points(path: Path) -> np.ndarray:
+    """A point file: .npy [N, D], or the paper's .txt (first line "N D", then "id v1 ... vD")."""
+    if not path.exists():
+        raise FileNotFoundError(f"points: no such file {str(path)!r}")
+    if path.suffix == ".npy":
+        x = np.load(path, allow_pickle=False)
+    elif path.suffix == ".txt":
+        with path.open() as fh:
+            head = fh.readline().split()
+            if len(head) != 2:
+                raise ValueError(f"{path}: first line must be 'N D', got {' '.join(head)!r}")
+            n, d = int(head[0]), int(head[1])
+            rows = np.loadtxt(fh, ndmin=2)
+        if rows.shape != (n, d + 1):
+            raise ValueError(f"{path}: expected {n} lines of 'id v1 ... v{d}', got an array of shape {list(rows.shape)}")
+        x = np.empty((n, d))
+        x[rows[:, 0].astype(int)] = rows[:, 1:]
+    else:
+        raise ValueError(f"points: expected a .npy or .txt file, got {path.name!r}")
+    return np.asarray(x, dtype=np.float64)
+
+
+def _savefig(fig, path: Path) -> None:
+    from ..io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+
+
+@user_errors
+def hull(
+    source: Annotated[Path, typer.Argument(metavar="SOURCE", help="A point file (.npy, or .txt in the paper's format) or a model saved by save_model (with --layer).")],
+    out: Annotated[Path, typer.Option(help="Output JSON file.")],
+    layer: Annotated[Optional[str], typer.Option(help="Model mode: the module (child name of the Sequential, e.g. 3) whose output gives the activations.")] = None,
+    data_name: Annotated[str, typer.Option("--data", help="Model mode: data set (mnist or fashion-mnist).")] = "mnist",
+    per_class: Annotated[int, typer.Option(help="Model mode: training points per class (test: half as many).")] = 100,
+    eps: Annotated[float, typer.Option(help="Point-file mode: RGE inside tolerance.")] = 0.03,
+    stop: Annotated[float, typer.Option(help="Point-file mode: RGE stops at this minimax distance.")] = 0.06,
+    queries: Annotated[Optional[Path], typer.Option(help="Point-file mode: also report distances of these points to the hull.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the data subset.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write a figure (PNG): the RGE hull for 2-D points, NCH accuracy for a model.")] = None,
+):
+    """Approximate a point set's convex hull by Revised Greedy Expansion, or (with --layer) measure
+    the class hulls of a layer's activations: crucial points, misinclusion, nearest-hull accuracy."""
+    if layer is None:
+        from ..hull import hull_distance, revised_greedy_expansion
+
+        x = load_points(source)
+        res = revised_greedy_expansion(x, eps=eps, stop=stop, progress=True)
+        result = {"source": str(source), "n_points": int(x.shape[0]), "dim": int(x.shape[1]),
+                  "indices": res.indices, "size": res.size, "error": res.error,
+                  "seconds": res.seconds, "history": res.history}
+        if queries is not None:
+            result["query_distances"] = hull_distance(x, load_points(queries))
+        if plot is not None and x.shape[1] == 2:
+            from ..viz.hull import plot_rge
+
+            _savefig(plot_rge(x, res.indices, title=source.stem).figure, plot)
+        emit_json(result, out)
+        return
+    import torch
+
+    from ..data import load_fashion_mnist, load_mnist
+    from ..experiments.hulls import _subset, layer_activations
+    from ..hull import class_geometry, overfitting_report
+    from ..network.io import load_model
+    from ..train import accuracy
+
+    loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+    if data_name not in loaders:
+        raise ValueError(f"--data: expected one of {sorted(loaders)}, got {data_name!r}")
+    model = load_model(source)
+    model.eval()
+    names = [n for n, _ in model.named_children()]
+    if layer not in names:
+        raise ValueError(f"--layer: expected a child module name of the model, one of {names}, got {layer!r}")
+    rng = np.random.default_rng(seed)
+    xtr, ytr = loaders[data_name]("train")
+    xte, yte = loaders[data_name]("test")
+    itr = torch.from_numpy(_subset(ytr, per_class, rng))
+    ite = torch.from_numpy(_subset(yte, max(1, per_class // 2), rng))
+    head = model[: names.index(layer) + 1]
+    with torch.no_grad():
+        a_tr = head(xtr[itr]).reshape(len(itr), -1).double().numpy()
+        a_te = head(xte[ite]).reshape(len(ite), -1).double().numpy()
+    geo = class_geometry(a_tr, ytr[itr].numpy(), x_test=a_te, y_test=yte[ite].numpy())
+    rows = overfitting_report([(layer, a_tr, a_te)], ytr[itr].numpy(), yte[ite].numpy(),
+                              net_train=accuracy(model, xtr[itr], ytr[itr]), net_test=accuracy(model, xte[ite], yte[ite]))
+    result = {"source": str(source), "layer": layer, "data": data_name, "per_class": per_class,
+              "crucial_share": dict(zip(geo.classes.tolist(), geo.crucial.tolist())),
+              "misinclusion_train": geo.misinclusion_train, "misinclusion_test": geo.misinclusion_test,
+              "report": vars(rows[0])}
+    if plot is not None:
+        from ..viz.hull import plot_nch_layers
+
+        _savefig(plot_nch_layers(rows).figure, plot)
+    emit_json(result, out)
+
+
+@user_errors
+def hulls_experiment(
+    out: Annotated[Path, typer.Option(help="Output JSON file (table rows, settings, verdict).")],
+    full: Annotated[bool, typer.Option(help="Paper scale: width 1024, 1000/200 points per class, full training set.")] = False,
+    width: Annotated[Optional[int], typer.Option(help="Hidden width (default 256, 1024 with --full).")] = None,
+    train_per_class: Annotated[Optional[int], typer.Option(help="Training points per class in the hulls.")] = None,
+    test_per_class: Annotated[Optional[int], typer.Option(help="Test points per class.")] = None,
+    datasets: Annotated[str, typer.Option(help="Comma-separated: mnist, fashion-mnist.")] = "mnist,fashion-mnist",
+    seed: Annotated[int, typer.Option(help="Seed of data subsets and training.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write NCH-vs-network figures (PNG).")] = None,
+):
+    """NCH accuracy per layer vs the network's (ReLU and sigmoid MLPs, 4 hidden layers), as in
+    Jia et al.'s Table 6, and whether NCH beats the network on test data."""
+    from ..experiments.hulls import format_table, run_hulls_experiment
+
+    exp = run_hulls_experiment(full=full, width=width, train_per_class=train_per_class,
+                               test_per_class=test_per_class, datasets=tuple(datasets.split(",")),
+                               seed=seed, progress=True)
+    typer.echo(format_table(exp), err=True)
+    if plot is not None:
+        import matplotlib.pyplot as plt
+
+        from ..viz.hull import plot_nch_layers
+
+        keys = sorted({(r["dataset"], r["activation"]) for r in exp.rows})
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+        for ax, (ds, act) in zip(axes[0], keys):
+            plot_nch_layers([r for r in exp.rows if (r["dataset"], r["activation"]) == (ds, act)], ax=ax, title=f"{ds} {act}")
+        _savefig(fig, plot)
+        plt.close(fig)
+    emit_json({"rows": exp.rows, "settings": exp.settings, "seconds": exp.seconds, "verdict": exp.nch_beats_network()}, out)
+
+
+def register(app: typer.Typer, experiment: typer.Typer) -> None:
+    """Add `hull` and `experiment hulls`."""
+    app.command("hull")(hull)
+    experiment.command("hulls")(hulls_experiment)

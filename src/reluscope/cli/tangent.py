@@ -1,0 +1,142 @@
+"""Tangent-similarity commands: `reluscope tangent` and `reluscope experiment tangent`."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import emit_json, user_errors
+
+__all__ = ["register", "tangent", "tangent_experiment"]
+
+
+class MetricName(str, enum.Enum):
+    euclidean = "euclidean"
+    full = "full"
+    block = "block"
+    sparse = "sparse"
+    hidden = "hidden"
+
+
+class NormName(str, enum.Enum):
+    minmax = "minmax"
+    l2 = "l2"
+    none = "none"
+
+
+def _savefig(fig, path: Path) -> None:
+    from ..io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+
+
+def _per_class(x, y, k: int, seed: int):
+    import torch
+
+    from ..experiments.tangent import _per_class as pick
+
+    return pick(x, y, k, torch.Generator().manual_seed(seed))
+
+
+@user_errors
+def tangent(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
+    out: Annotated[Path, typer.Option(help="Output JSON file (gap, goodness, accuracies).")],
+    data_name: Annotated[str, typer.Option("--data", help="Data set: mnist, fashion-mnist, digits or a toy set.")] = "mnist",
+    metric: Annotated[MetricName, typer.Option(help="Similarity: euclidean, full, block, sparse or hidden.")] = MetricName.block,
+    per_output: Annotated[bool, typer.Option(help="Per-output gradients summed over outputs (else the gradient of the summed outputs).")] = True,
+    normalize: Annotated[NormName, typer.Option(help="Per-input normalisation of the gradient: minmax, l2 or none.")] = NormName.minmax,
+    per_class: Annotated[int, typer.Option(help="Test inputs per class to evaluate.")] = 20,
+    landmarks_per_class: Annotated[int, typer.Option(help="Training inputs per class used as landmarks (and for the sparse mask).")] = 20,
+    threshold: Annotated[float, typer.Option(help="Sign-agreement threshold of the sparse metric.")] = 1.15,
+    seed: Annotated[int, typer.Option(help="Seed of the input choice.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write the per-input gap histogram (PNG).")] = None,
+):
+    """Tangent similarity of a model on test inputs: gap, (eps, gamma) curve, and the landmark and
+    linear classifiers' accuracies against the network's own."""
+    import torch
+
+    from ..network.io import load_model
+    from ..tangent import (
+        LandmarkClassifier, LinearSimilarityClassifier, goodness_curve, per_input_gap,
+        sign_agreement_mask, similarity_gap, tangent_similarity,
+    )
+    from ..train import accuracy
+    from .core import _fit_inputs, load_dataset
+
+    model = load_model(model_path).eval()
+    xt, yt = load_dataset(data_name, "train", seed=seed)
+    xs, ys = load_dataset(data_name, "test", seed=seed)
+    xs, ys = _per_class(_fit_inputs(model, xs, data_name), ys, per_class, seed)
+    xl, yl = _per_class(_fit_inputs(model, xt, data_name), yt, landmarks_per_class, seed + 1)
+    extra = {}
+    if metric is MetricName.sparse:
+        extra["mask"] = sign_agreement_mask(model, xl, yl, threshold=threshold, progress=True)
+    n = xs.shape[0]
+    s_all = tangent_similarity(model, torch.cat([xs, xl]), metric=metric.value, per_output=per_output,
+                               normalize=normalize.value, progress=True, **extra)
+    s, s_ll, s_tl = s_all[:n, :n], s_all[n:, n:], s_all[:n, n:]
+    gap = similarity_gap(s, ys)
+    gaps = per_input_gap(s, ys)
+    curve = goodness_curve(s, ys)
+    if plot is not None:
+        from ..viz.tangent import plot_gap_histograms
+        ax = plot_gap_histograms({metric.value: gaps.numpy()}, title=f"{model_path.name}: per-input gaps")
+        _savefig(ax.figure, plot)
+    emit_json({
+        "model": model_path, "data": data_name, "metric": metric.value, "per_output": per_output,
+        "normalize": normalize.value, "n_inputs": n, "n_landmarks": xl.shape[0],
+        "gap": gap.gap, "same_class_mean": gap.same, "cross_class_mean": gap.cross,
+        "eps_at_gamma_0": curve.eps_at(0.0),
+        "goodness_curve": {"gamma": curve.gamma, "eps": curve.eps},
+        "network_accuracy": accuracy(model, xs, ys),
+        "landmark_accuracy": LandmarkClassifier().fit(s_ll, yl).score(s_tl, ys),
+        "linear_accuracy": LinearSimilarityClassifier().fit(s_ll, yl).score(s_tl, ys),
+        "sparse_fraction_kept": extra["mask"].fraction if extra else None,
+    }, out)
+
+
+@user_errors
+def tangent_experiment(
+    out: Annotated[Path, typer.Option(help="Output folder: tangent.json and tangent_gaps.png.")] = Path("out/tangent"),
+    full: Annotated[bool, typer.Option(help="The paper's setting: width-64 CNN, all training images, 200 test images per class (long on a CPU).")] = False,
+    datasets: Annotated[Optional[str], typer.Option(help="Comma-separated: mnist,fashion-mnist (default both).")] = None,
+    per_class: Annotated[Optional[int], typer.Option(help="Test images per class.")] = None,
+    landmarks_per_class: Annotated[Optional[int], typer.Option(help="Landmark training images per class.")] = None,
+    n_train: Annotated[Optional[int], typer.Option(help="Training images for the CNN.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    width: Annotated[Optional[int], typer.Option(help="Channels of the convolutions (64 in the paper).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of data choice and training.")] = 0,
+):
+    """The authors' CNN on MNIST and Fashion-MNIST: gaps of the block and sparse similarities and
+    classifier accuracies against the network's (is the similarity at least as good?)."""
+    from ..experiments.tangent import TangentConfig, run_tangent_experiment, summarize, with_overrides
+
+    config = TangentConfig.full() if full else TangentConfig()
+    names = tuple(d.strip() for d in datasets.split(",")) if datasets else None
+    config = with_overrides(config, datasets=names, per_class=per_class, landmarks_per_class=landmarks_per_class,
+                            n_train=n_train, epochs=epochs, width=width, seed=seed)
+    results = run_tangent_experiment(config, progress=True)
+    out.mkdir(parents=True, exist_ok=True)
+    from ..viz._common import report_figure
+    from ..viz.tangent import plot_gap_histograms
+
+    fig, axes = report_figure(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
+    for row, r in zip(axes, results):
+        for ax, metric in zip(row, ("block", "sparse")):
+            plot_gap_histograms({metric: r.per_input_gaps[metric]}, ax=ax, title=f"{r.dataset}: {metric} metric")
+    _savefig(fig, out / "tangent_gaps.png")
+    for r in results:
+        typer.echo(f"{r.dataset}: network {r.network_accuracy:.3f}; " + ", ".join(
+            f"{k} {v:.3f}" for k, v in r.classifier_accuracy.items()) + f"; at least as good: {r.at_least_as_good}", err=True)
+    emit_json(summarize(results, config), out / "tangent.json")
+
+
+def register(app: typer.Typer, experiment: typer.Typer) -> None:
+    """Add `reluscope tangent` and `reluscope experiment tangent`."""
+    app.command("tangent")(tangent)
+    experiment.command("tangent")(tangent_experiment)
