@@ -156,6 +156,10 @@ def test_mnist_is_the_official_release(private_cache):
     assert float(data.load_mnist("train")[0][0].max()) <= 1.0
 
 
+@pytest.mark.skipif(
+    not mnist.FASHION_MNIST_DIR.exists(),
+    reason="Debian package dataset-fashion-mnist not installed (make test installs it when run as root)",
+)
 def test_fashion_mnist_and_a_damaged_cache(private_cache):
     x, y = data.load_fashion_mnist("test")
     assert x.shape == (10000, 784) and torch.bincount(y).tolist() == [1000] * 10

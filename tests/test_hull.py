@@ -41,7 +41,7 @@ def test_distance_matches_brute_force(n, d, seed):
     assert res.converged.all()
 
 
-@pytest.mark.parametrize("n,d", [(40, 5), (150, 12)])
+@pytest.mark.parametrize("n,d", [(40, 5), (70, 8)])
 def test_distance_matches_qp_and_lp(n, d):
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, d))
@@ -72,11 +72,12 @@ def test_duplicates_and_flat_sets():
 
 def test_allowed_mask_is_leave_one_out():
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(30, 3))
-    allowed = ~np.eye(30, dtype=bool)
+    x = rng.normal(size=(9, 2))
+    allowed = ~np.eye(9, dtype=bool)
     d = hull_distance(x, x, allowed=allowed)
-    ref = np.array([qp_hull_distance(np.delete(x, i, 0), x[i]) for i in range(30)])
-    np.testing.assert_allclose(d, ref, atol=1e-5)
+    ref = np.array([brute_hull_distance(np.delete(x, i, 0), x[i]) for i in range(9)])
+    np.testing.assert_allclose(d, ref, atol=1e-9)
+    assert (d > 0).sum() >= 3  # the hull's vertices are outside the hull of the others
 
 
 def test_bad_input():
@@ -186,3 +187,22 @@ def test_float32_input_and_torch_tensors():
     d = hull_distance(x.float(), q)
     assert d.dtype == np.float64
     np.testing.assert_allclose(d, [qp_hull_distance(x.double().numpy(), v) for v in q.double().numpy()], atol=1e-5)
+
+
+def test_layer_activations_and_overfitting_report():
+    from reluscope.experiments.hulls import layer_activations
+    from reluscope.hull import overfitting_report
+    from reluscope.train import mlp
+
+    model = mlp(4, [6, 5], 2, seed=0).eval()
+    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    acts = layer_activations(model, x)
+    assert [n for n, _ in acts] == ["input", "1:ReLU", "3:ReLU"]
+    np.testing.assert_allclose(acts[1][1], torch.relu(model[0](x)).detach().double().numpy())
+    y = (x[:, 0] > 0).long().numpy()
+    rows = overfitting_report([(n, a, a) for n, a in acts], y, y, net_train=0.5, net_test=0.5)
+    assert len(rows) == 3
+    # test data = training data: without leave-one-out every point sits in its own hull
+    assert all(r.nch_test == 1.0 for r in rows)
+    clf = NearestConvexHull().fit(acts[0][1], y)
+    assert rows[0].nch_train == pytest.approx(clf.score(acts[0][1], y, loo=True))

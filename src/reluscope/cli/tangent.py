@@ -49,7 +49,7 @@ def tangent(
     data_name: Annotated[str, typer.Option("--data", help="Data set: mnist, fashion-mnist, digits or a toy set.")] = "mnist",
     metric: Annotated[MetricName, typer.Option(help="Similarity: euclidean, full, block, sparse or hidden.")] = MetricName.block,
     per_output: Annotated[bool, typer.Option(help="Per-output gradients summed over outputs (else the gradient of the summed outputs).")] = True,
-    normalize: Annotated[NormName, typer.Option(help="Per-input normalisation of the gradient: minmax, l2 or none.")] = NormName.minmax,
+    normalize: Annotated[NormName, typer.Option(help="Per-input normalisation of the gradient: none (default: the Euler-identity form), l2 or minmax (costs a per-sample gradient pass for rank-one metrics).")] = NormName.none,
     per_class: Annotated[int, typer.Option(help="Test inputs per class to evaluate.")] = 20,
     landmarks_per_class: Annotated[int, typer.Option(help="Training inputs per class used as landmarks (and for the sparse mask).")] = 20,
     threshold: Annotated[float, typer.Option(help="Sign-agreement threshold of the sparse metric.")] = 1.15,
@@ -110,6 +110,7 @@ def tangent_experiment(
     n_train: Annotated[Optional[int], typer.Option(help="Training images for the CNN.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     width: Annotated[Optional[int], typer.Option(help="Channels of the convolutions (64 in the paper).")] = None,
+    normalize: Annotated[NormName, typer.Option(help="Per-input normalisation of the tangent features: none (default), l2 or minmax.")] = NormName.none,
     seed: Annotated[int, typer.Option(help="Seed of data choice and training.")] = 0,
 ):
     """The authors' CNN on MNIST and Fashion-MNIST: gaps of the block and sparse similarities and
@@ -119,7 +120,8 @@ def tangent_experiment(
     config = TangentConfig.full() if full else TangentConfig()
     names = tuple(d.strip() for d in datasets.split(",")) if datasets else None
     config = with_overrides(config, datasets=names, per_class=per_class, landmarks_per_class=landmarks_per_class,
-                            n_train=n_train, epochs=epochs, width=width, seed=seed)
+                            n_train=n_train, epochs=epochs, width=width, seed=seed,
+                            normalize=normalize.value)
     results = run_tangent_experiment(config, progress=True)
     out.mkdir(parents=True, exist_ok=True)
     from ..viz._common import report_figure

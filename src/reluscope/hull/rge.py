@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .._checks import check_positive
-from .distance import hull_distance_bounds, prepare_points
+from .distance import hull_distance_bounds, prepare_points, single_thread
 
 __all__ = ["RGEResult", "revised_greedy_expansion", "kcha_scores"]
 
@@ -81,7 +81,7 @@ def revised_greedy_expansion(
     initial_size: int | None = None,
     max_size: int | None = None,
     kcha_rate: float = 0.01,
-    kcha_sample: int | None = 500,
+    kcha_sample: int | None = 300,
     tol: float = 1e-9,
     seed: int = 0,
     batch: int = 16,
@@ -92,6 +92,11 @@ def revised_greedy_expansion(
     eps: inside tolerance of the cleaning steps (> 0). stop: minimax distance at which to stop.
     initial_size: KCHA seed size (default N // 20). max_size: cap on |E| (default N // 10).
     """
+    with single_thread():  # many small solves: one thread avoids hand-off costs
+        return _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch, progress)
+
+
+def _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch, progress):
     t0 = time.perf_counter()
     check_positive(float(eps), "eps")
     check_positive(float(stop), "stop", allow_zero=True)

@@ -51,11 +51,11 @@ def qp_hull_distance(points, query) -> float:
     a0 = np.zeros(n)
     a0[np.argmin(((xc - vc) ** 2).sum(axis=1))] = 1.0
     best = a0
-    for start in (a0, np.full(n, 1.0 / n)):
+    for start in (a0,):
         res = minimize(
             f, start, jac=jac, method="SLSQP", bounds=[(0, 1)] * n,
             constraints=[{"type": "eq", "fun": lambda a: a.sum() - 1, "jac": lambda a: np.ones_like(a)}],
-            options={"ftol": 1e-16, "maxiter": 2000},
+            options={"ftol": 1e-13, "maxiter": 500},
         )
         a = np.clip(res.x, 0, None)
         a = a / a.sum()
