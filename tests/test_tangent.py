@@ -291,3 +291,16 @@ def test_bad_inputs():
         tangent_features(model, x, memory_budget=0)
     with pytest.raises(ValueError, match="shape"):
         tangent_features(model, torch.ones(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("budget", [10**9, 30_000, 5_000])
+def test_euclidean_gram_chunking(budget):
+    """Cached, recomputed and symmetric (upper-triangle) chunkings all give F F^T."""
+    model = mlp(7, widths=(4, 30, 3))
+    x = inputs(model, 23)
+    for per_output in (False, True):
+        f = tangent_features(model, x, per_output=per_output).reshape(23, -1)
+        s = tangent_similarity(model, x, metric="euclidean", normalize=False, per_output=per_output, memory_budget=budget)
+        torch.testing.assert_close(s, f @ f.T)
+        s = tangent_similarity(model, x, x[:7], metric="euclidean", normalize=False, per_output=per_output, memory_budget=budget)
+        torch.testing.assert_close(s, f @ f[:7].T)

@@ -141,6 +141,8 @@ def run_dataset(name: str, config: TangentConfig, *, progress: bool = False) -> 
     for metric, extra in metrics.items():
         # one matrix over test images and landmarks: its blocks serve the gap and the classifiers
         opts = {} if metric == "hidden" else {"normalize": config.normalize, "per_output": config.per_output}
+        if metric == "euclidean":
+            opts["per_output"] = False  # K x fewer features to hold; a reference gap, not a classifier
         s_all = tangent_similarity(model, both, metric=metric, progress=progress, **opts, **extra)
         s = s_all[:n, :n]
         g = similarity_gap(s, ys)

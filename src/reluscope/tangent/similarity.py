@@ -128,9 +128,22 @@ def _feature_gram(model, params, x, y, *, per_output, mode, index, memory_budget
     out = torch.zeros(x.shape[0], y.shape[0], dtype=params.dtype, device=params.device)
     keep_y = y.shape[0] * width * params.dtype.itemsize <= memory_budget // 2
     cached = list(feats(y, False)) if keep_y else None
+    symmetric = y is x
     for rows, fx in feats(x, progress):
-        for cols, fy in cached if cached is not None else feats(y, False):
-            out[rows, cols] = fx @ fy.T
+        if symmetric and cached is None:
+            # K = K^T: recompute only the column chunks from this row chunk on
+            cols_iter = feats(y[rows.start:], False)
+            offset = rows.start
+        else:
+            cols_iter, offset = cached if cached is not None else feats(y, False), 0
+        for cols, fy in cols_iter:
+            cols = slice(cols.start + offset, cols.stop + offset)
+            if symmetric and cols.stop <= rows.start:
+                continue  # the transpose of a block already filled
+            block = fx @ fy.T
+            out[rows, cols] = block
+            if symmetric:
+                out[cols, rows] = block.T
     return out
 
 
