@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reluscope.data import load_hull_toy
 from reluscope.hull import hull_distance_bounds, revised_greedy_expansion
 from reluscope.testing.hull import lp_in_hull
 
@@ -60,11 +61,10 @@ def main():
         t = time.perf_counter()
         exact = hull_distance_bounds(x, q[M // 2 : M // 2 + 100], tol=1e-6)
         print(f"          exact distances (tol 1e-6 * radius) for 100 outside queries: {100 / (time.perf_counter() - t):.1f} queries/s, max gap {exact.gap.max():.2e}")
-    toy = Path(__file__).resolve().parents[1] / "tests" / "data" / "hull-toy"
     paper = {"Center": 0.000, "Circles": 0.053, "Moons": 0.039, "Centers": 0.038}
     print("RGE on the toy sets (paper: 9-46 s per set):")
     for name, perr in paper.items():
-        pts = np.loadtxt(toy / f"{name}.txt", skiprows=1)[:, 1:]
+        pts = load_hull_toy(name)
         r = revised_greedy_expansion(pts)
         print(f"  {name:8s} |E|={r.size:3d} error={r.error:.3f} (paper {perr:.3f}, bound 0.06) time={r.seconds:.2f} s")
 

@@ -8,9 +8,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+import reluscope.data
 from reluscope.cli.hull import load_points, register
 
-TOY = Path(__file__).parent / "data" / "hull-toy"
+TOY = Path(reluscope.data.__file__).parent / "hull_toy"
 
 
 @pytest.fixture

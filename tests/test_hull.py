@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import reluscope.data
 from reluscope.hull import (
     NearestConvexHull,
     class_geometry,
@@ -20,7 +21,7 @@ from reluscope.hull import (
 )
 from reluscope.testing.hull import brute_hull_distance, lp_in_hull, qp_hull_distance
 
-TOY = Path(__file__).parent / "data" / "hull-toy"
+TOY = Path(reluscope.data.__file__).parent / "hull_toy"
 
 
 def load_toy(name):

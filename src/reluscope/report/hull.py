@@ -3,8 +3,6 @@ per layer of the demo MNIST MLP next to the network's own (a small subset per cl
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -15,40 +13,28 @@ __all__ = ["section"]
 PAPER_ERROR = {"Center": 0.000, "Circles": 0.053, "Moons": 0.039, "Centers": 0.038}
 
 
-def _toy_dir() -> Path | None:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent / "tests" / "data" / "hull-toy"
-        if cand.is_dir():
-            return cand
-    return None
-
-
 def section(ctx: DemoContext) -> Section:
     import matplotlib.pyplot as plt
 
+    from ..data import load_hull_toy
     from ..experiments.hulls import layer_activations
     from ..hull import overfitting_report, revised_greedy_expansion
     from ..train import accuracy
     from ..viz.hull import plot_nch_layers, plot_rge
 
     parts, summary = [], {}
-    toy = _toy_dir()
-    if toy is not None:
-        fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
-        rows = []
-        for ax, (name, perr) in zip(axes, PAPER_ERROR.items()):
-            x = np.loadtxt(toy / f"{name}.txt", skiprows=1)[:, 1:]
-            r = revised_greedy_expansion(x)
-            plot_rge(x, r.indices, ax=ax, title=f"{name}: |E|={r.size}, error {r.error:.3f}")
-            rows.append({"set": name, "size_E": r.size, "error": r.error, "paper_error": perr, "seconds": r.seconds})
-        parts.append("<p>Revised Greedy Expansion (eps 0.03, stop 0.06) on the paper's toy sets "
-                      "(2,000 points each; the paper's implementation took 9 to 46 s per set).</p>")
-        parts.append(figure_html(fig, caption="Selected points E (red) and their hull."))
-        parts.append(table_html(rows, floatfmt=".3f"))
-        summary["rge"] = rows
-    else:
-        parts.append("<p><em>toy sets not found (tests/data/hull-toy); RGE part skipped.</em></p>")
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
+    rows = []
+    for ax, (name, perr) in zip(axes, PAPER_ERROR.items()):
+        x = load_hull_toy(name)
+        r = revised_greedy_expansion(x)
+        plot_rge(x, r.indices, ax=ax, title=f"{name}: |E|={r.size}, error {r.error:.3f}")
+        rows.append({"set": name, "size_E": r.size, "error": r.error, "paper_error": perr, "seconds": r.seconds})
+    parts.append("<p>Revised Greedy Expansion (eps 0.03, stop 0.06) on the paper's toy sets "
+                  "(2,000 points each; the paper's implementation took 9 to 46 s per set).</p>")
+    parts.append(figure_html(fig, caption="Selected points E (red) and their hull."))
+    parts.append(table_html(rows, floatfmt=".3f"))
+    summary["rge"] = rows
     # NCH vs network on the demo MNIST MLP
     per_tr, per_te = (10, 5) if ctx.quick else (20, 10)
     gen = ctx.generator("hull")
