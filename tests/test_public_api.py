@@ -17,3 +17,10 @@ def test_every_export_resolves():
 def test_stable_entry_points_are_exported():
     assert set(STABLE) <= set(reluscope.__all__)
     assert all(callable(getattr(reluscope, name)) for name in STABLE)
+
+
+def test_no_submodule_shadows_an_export():
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(reluscope.__path__)}
+    assert modules.isdisjoint(reluscope.__all__)

@@ -102,13 +102,13 @@ _EXPORTS = {
     "soft_folding": "reluscope.folding",
     "folding_penalty": "reluscope.folding",
     "folding_loss": "reluscope.folding",
-    "cantornet": "reluscope.cantornet",
-    "cantor_region": "reluscope.cantornet",
-    "CantorRegion": "reluscope.cantornet",
-    "cantornet_folding": "reluscope.cantornet",
-    "cantornet_spec": "reluscope.cantornet",
-    "cantor_boundary_vertices": "reluscope.cantornet",
-    "rational_walk": "reluscope.cantornet",
+    "cantornet": "reluscope.cantor",
+    "cantor_region": "reluscope.cantor",
+    "CantorRegion": "reluscope.cantor",
+    "cantornet_folding": "reluscope.cantor",
+    "cantornet_spec": "reluscope.cantor",
+    "cantor_boundary_vertices": "reluscope.cantor",
+    "rational_walk": "reluscope.cantor",
     # linear regions of 2-D slices, dual graph, topology
     "regions_2d": "reluscope.regions",
     "RegionMap": "reluscope.regions",
@@ -132,6 +132,10 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+# A module must never share a name with an export: once imported, the submodule attribute would
+# shadow the lazily loaded function (the reason CantorNet lives in `reluscope.cantor`).
 
 
 def __getattr__(name: str):

@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from reluscope.cantornet import (
+from reluscope.cantor import (
     cantor_boundary_vertices,
     cantor_intervals,
     cantor_path,
