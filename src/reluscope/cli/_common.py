@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 from pathlib import Path
 
 import typer
 
-from ..io_utils import to_jsonable, write_json_atomic
+from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic
 
-__all__ = ["user_errors", "emit_json"]
+__all__ = ["user_errors", "emit_json", "save_figure"]
 
 
 def user_errors(func):
@@ -35,3 +36,13 @@ def emit_json(obj, path: Path | None = None) -> None:
     if path is not None:
         write_json_atomic(path, obj)
     typer.echo(json.dumps(to_jsonable(obj), indent=2))
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save a matplotlib figure atomically; the format comes from the suffix (png, svg or pdf)."""
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in ("png", "svg", "pdf"):
+        raise ValueError(f"figure: expected a .png, .svg or .pdf path, got {path}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight")
+    write_bytes_atomic(path, buf.getvalue())

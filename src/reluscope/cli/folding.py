@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, user_errors
+from ._common import emit_json, save_figure, user_errors
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
 
@@ -35,12 +35,6 @@ def _classes(text: str) -> tuple[int, int]:
         raise ValueError(f"classes: expected two comma-separated labels like 1,4, got {text!r}") from None
     return a, b
 
-
-def _savefig(fig, path: Path) -> None:
-    from ..io_utils import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
 
 
 @user_errors
@@ -73,7 +67,7 @@ def fold(
         from ..viz.folding import plot_folding_histogram
 
         ax = plot_folding_histogram(res.chi, title=f"{model_path.name}: classes {res.classes[0]} vs {res.classes[1]}")
-        _savefig(ax.figure, plot)
+        save_figure(ax.figure, plot)
     emit_json({
         "model": model_path, "data": data_name, "split": split, "classes": res.classes,
         "pairs_strategy": res.strategy.value, "aggregator": res.aggregator.value,
@@ -106,7 +100,7 @@ def cantornet(
         from ..viz.folding import plot_cantornet_curves
 
         axes = plot_cantornet_curves(rows)
-        _savefig(axes[0].figure, plot)
+        save_figure(axes[0].figure, plot)
     emit_json({"path": [[0, 0.75], [1, 0.75]], "n_points": n_points, "include_output": True, "rows": [
         {"k": r.k, "representation": r.representation, "hidden_units": r.hidden_units, "regions": r.regions,
          "chi_exact": r.chi_exact, "chi_float64": r.chi_float, "regions_float64": r.regions_float,
@@ -152,7 +146,7 @@ def folding_depth(
     write_text_atomic(out / "folding_depth.csv", buf.getvalue())
     ax = plot_folding_depth(result.runs)
     ax.set_title(f"folding vs depth (nets reaching {config.target_accuracy:.0%}, mean +- sd)")
-    _savefig(ax.figure, out / "folding_depth.png")
+    save_figure(ax.figure, out / "folding_depth.png")
     summary = {"config": config, "trend": trend, "summary": result.summary(), "runs": rows}
     write_json_atomic(out / "folding_depth.json", to_jsonable(summary))
     emit_json({"out": out, "trend": trend, "summary": result.summary()})
@@ -181,7 +175,7 @@ def folding_training(
     ax.set_xlabel("optimiser step")
     ax.legend()
     out.mkdir(parents=True, exist_ok=True)
-    _savefig(ax.figure, out / "folding_training.png")
+    save_figure(ax.figure, out / "folding_training.png")
     doc = {"hidden": widths, "steps": curve.steps, "chi_mean": curve.chi_mean,
            "share_folded": curve.share_folded, "val_error": curve.val_error}
     write_json_atomic(out / "folding_training.json", doc)

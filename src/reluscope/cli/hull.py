@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ._common import emit_json, user_errors
+from ._common import emit_json, save_figure, user_errors
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
 
@@ -34,12 +34,6 @@ def load_points(path: Path) -> np.ndarray:
         raise ValueError(f"points: expected a .npy or .txt file, got {path.name!r}")
     return np.asarray(x, dtype=np.float64)
 
-
-def _savefig(fig, path: Path) -> None:
-    from ..io_utils import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
 
 
 @user_errors
@@ -70,13 +64,13 @@ def hull(
         if plot is not None and x.shape[1] == 2:
             from ..viz.hull import plot_rge
 
-            _savefig(plot_rge(x, res.indices, title=source.stem).figure, plot)
+            save_figure(plot_rge(x, res.indices, title=source.stem).figure, plot)
         emit_json(result, out)
         return
     import torch
 
     from ..data import load_fashion_mnist, load_mnist
-    from ..experiments.hulls import _subset, layer_activations
+    from ..experiments.hulls import _subset
     from ..hull import class_geometry, overfitting_report
     from ..network.io import load_model
     from ..train import accuracy
@@ -108,7 +102,7 @@ def hull(
     if plot is not None:
         from ..viz.hull import plot_nch_layers
 
-        _savefig(plot_nch_layers(rows).figure, plot)
+        save_figure(plot_nch_layers(rows).figure, plot)
     emit_json(result, out)
 
 
@@ -140,7 +134,7 @@ def hulls_experiment(
         fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
         for ax, (ds, act) in zip(axes[0], keys):
             plot_nch_layers([r for r in exp.rows if (r["dataset"], r["activation"]) == (ds, act)], ax=ax, title=f"{ds} {act}")
-        _savefig(fig, plot)
+        save_figure(fig, plot)
         plt.close(fig)
     emit_json({"rows": exp.rows, "settings": exp.settings, "seconds": exp.seconds, "verdict": exp.nch_beats_network()}, out)
 

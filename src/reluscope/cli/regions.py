@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, user_errors
+from ._common import emit_json, save_figure, user_errors
 
 __all__ = ["register", "regions", "topo_binary", "topo_regression"]
 
@@ -23,16 +22,6 @@ def _floats(text: str, name: str, n: int) -> tuple[float, ...]:
         raise ValueError(f"{name}: expected {n} comma-separated numbers, got {text!r}")
     return vals
 
-
-def _save_figure(fig, path: Path) -> None:
-    from ..io_utils import write_bytes_atomic
-
-    buf = io.BytesIO()
-    fmt = path.suffix.lstrip(".").lower()
-    if fmt not in ("png", "svg", "pdf"):
-        raise ValueError(f"figure: expected a .png, .svg or .pdf path, got {path}")
-    fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight")
-    write_bytes_atomic(path, buf.getvalue())
 
 
 @user_errors
@@ -93,7 +82,7 @@ def regions(
         plot_regions(rm, ax=axes[0], decision_boundary=rm.A.shape[1] in (1, 2))
         if part is not None:
             plot_fiedler(rm, part, ax=axes[1])
-        _save_figure(fig, path)
+        save_figure(fig, path)
     summary["figures"] = list(figure)
     emit_json(summary, out)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, user_errors
+from ._common import emit_json, save_figure, user_errors
 
 __all__ = ["register", "tangent", "tangent_experiment"]
 
@@ -26,12 +26,6 @@ class NormName(str, enum.Enum):
     l2 = "l2"
     none = "none"
 
-
-def _savefig(fig, path: Path) -> None:
-    from ..io_utils import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
 
 
 def _per_class(x, y, k: int, seed: int):
@@ -86,7 +80,7 @@ def tangent(
     if plot is not None:
         from ..viz.tangent import plot_gap_histograms
         ax = plot_gap_histograms({metric.value: gaps.numpy()}, title=f"{model_path.name}: per-input gaps")
-        _savefig(ax.figure, plot)
+        save_figure(ax.figure, plot)
     emit_json({
         "model": model_path, "data": data_name, "metric": metric.value, "per_output": per_output,
         "normalize": normalize.value, "n_inputs": n, "n_landmarks": xl.shape[0],
@@ -131,7 +125,7 @@ def tangent_experiment(
     for row, r in zip(axes, results):
         for ax, metric in zip(row, ("block", "sparse")):
             plot_gap_histograms({metric: r.per_input_gaps[metric]}, ax=ax, title=f"{r.dataset}: {metric} metric")
-    _savefig(fig, out / "tangent_gaps.png")
+    save_figure(fig, out / "tangent_gaps.png")
     for r in results:
         typer.echo(f"{r.dataset}: network {r.network_accuracy:.3f}; " + ", ".join(
             f"{k} {v:.3f}" for k, v in r.classifier_accuracy.items()) + f"; at least as good: {r.at_least_as_good}", err=True)

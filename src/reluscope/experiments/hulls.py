@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..hull.classifier import OverfittingRow, overfitting_report
+from ..hull.classifier import overfitting_report
 
 __all__ = ["HullsExperiment", "layer_activations", "run_hulls_experiment"]
 

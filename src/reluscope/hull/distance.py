@@ -198,7 +198,7 @@ def _wolfe(xc, sq, v, allowed, abs_tol, eps, max_iter):
     minor step towards it that drops the first weight to hit zero.
     """
     dev, dt = xc.device, xc.dtype
-    m, n = v.shape[0], xc.shape[0]
+    m = v.shape[0]
     vv = (v * v).sum(dim=1)
     # start: the nearest point of each query
     d2 = sq[None, :] - 2 * v @ xc.T

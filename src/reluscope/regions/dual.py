@@ -167,7 +167,6 @@ def fiedler_partition(
     g = dual_graph(region_map, weights=weights, adjacency=adjacency)
     L = g.laplacian()
     n_comp, labels = connected_components(L, directed=False)
-    F = g.n_nodes
     if n_comp > 1:
         big = np.argmax(np.bincount(labels))
         ind = (labels == big).astype(np.float64)

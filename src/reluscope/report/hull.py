@@ -3,7 +3,6 @@ per layer of the demo MNIST MLP next to the network's own (a small subset per cl
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .base import DemoContext, Section, figure_html, table_html
