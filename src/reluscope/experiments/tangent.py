@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..data import sample_per_class
 from ..tangent import (
     Normalization,
     LandmarkClassifier,
@@ -102,11 +103,7 @@ class TangentDatasetResult:
 
 
 def _per_class(x, y, k, gen):
-    idx = []
-    for c in torch.unique(y):
-        members = torch.nonzero(y == c).reshape(-1)
-        idx.append(members[torch.randperm(members.numel(), generator=gen)[:k]])
-    idx = torch.cat(idx)
+    idx = sample_per_class(y, k, generator=gen)
     return x[idx], y[idx]
 
 

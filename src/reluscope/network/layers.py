@@ -209,12 +209,15 @@ class MaxPool2d(AbstractActivation):
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
 
-    def windows(self, z: torch.Tensor) -> torch.Tensor:
-        """[B, C, K, L]: the K = kh * kw values of each of the L windows."""
+    def windows(self, z: torch.Tensor, fill: float = float("-inf")) -> torch.Tensor:
+        """[B, C, K, L]: the K = kh * kw values of each of the L windows.
+
+        Padding takes `fill`: -inf for values (never the max), 0 for their derivatives.
+        """
         b, c = z.shape[:2]
         ph, pw = self.padding
         if ph or pw:
-            z = F.pad(z, (pw, pw, ph, ph), value=float("-inf"))
+            z = F.pad(z, (pw, pw, ph, ph), value=fill)
         cols = F.unfold(z, self.kernel_size, dilation=self.dilation, stride=self.stride)
         return cols.reshape(b, c, self.kernel_size[0] * self.kernel_size[1], -1)
 

@@ -3,8 +3,6 @@ per layer of the demo MNIST MLP next to the network's own (a small subset per cl
 
 from __future__ import annotations
 
-import torch
-
 from .base import DemoContext, Section, figure_html, table_html
 
 __all__ = ["section"]
@@ -15,7 +13,7 @@ PAPER_ERROR = {"Center": 0.000, "Circles": 0.053, "Moons": 0.039, "Centers": 0.0
 def section(ctx: DemoContext) -> Section:
     import matplotlib.pyplot as plt
 
-    from ..data import load_hull_toy
+    from ..data import load_hull_toy, sample_per_class
     from ..experiments.hulls import layer_activations
     from ..hull import overfitting_report, revised_greedy_expansion
     from ..train import accuracy
@@ -40,11 +38,8 @@ def section(ctx: DemoContext) -> Section:
     xtr, ytr = ctx.mnist_train
     xte, yte = ctx.mnist_test
 
-    def pick(y, k):
-        idx = [torch.nonzero(y == c).squeeze(1) for c in range(10)]
-        return torch.cat([i[torch.randperm(len(i), generator=gen)[:k]] for i in idx])
-
-    itr, ite = pick(ytr, per_tr), pick(yte, per_te)
+    itr = sample_per_class(ytr, per_tr, generator=gen)
+    ite = sample_per_class(yte, per_te, generator=gen)
     a_tr = layer_activations(ctx.mnist_model, xtr[itr])
     a_te = layer_activations(ctx.mnist_model, xte[ite])
     report = overfitting_report(

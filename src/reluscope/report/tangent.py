@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from ..data import sample_per_class
 from .base import DemoContext, Section, figure_html, table_html
 
 __all__ = ["section"]
-
-
-def _per_class(x, y, k, gen):
-    idx = [torch.nonzero(y == c).reshape(-1) for c in torch.unique(y)]
-    return torch.cat([i[torch.randperm(i.numel(), generator=gen)[:k]] for i in idx])
 
 
 def section(ctx: DemoContext) -> Section:
@@ -26,7 +22,7 @@ def section(ctx: DemoContext) -> Section:
     k = 10 if ctx.quick else 25
     gen = ctx.generator("tangent")
     (xt, yt), (xs, ys) = ctx.mnist_train, ctx.mnist_test
-    test, land = _per_class(xs, ys, k, gen), _per_class(xt, yt, k, gen)
+    test, land = sample_per_class(ys, k, generator=gen), sample_per_class(yt, k, generator=gen)
     xs, ys, xl, yl = xs[test], ys[test], xt[land], yt[land]
     model = ctx.mnist_model
     mask = sign_agreement_mask(model, xl, yl)

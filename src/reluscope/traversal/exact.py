@@ -158,20 +158,12 @@ def _split_signs(p: _Pieces) -> _Pieces:
     return p if split is None else _apply_split(p, split)
 
 
-def _windows(layer: MaxPool2d, z: torch.Tensor, fill: float) -> torch.Tensor:
-    ph, pw = layer.padding
-    if ph or pw:
-        z = F.pad(z, (pw, pw, ph, ph), value=fill)
-    cols = F.unfold(z, layer.kernel_size, dilation=layer.dilation, stride=layer.stride)
-    return cols.reshape(z.shape[0], z.shape[1], layer.kernel_size[0] * layer.kernel_size[1], -1)
-
-
 def _split_maxpool(layer: MaxPool2d, p: _Pieces) -> _Pieces:
     """Split until every piece keeps one argmax per window: at each pass, split at the points
     where some window element meets the argmax at the piece's midpoint, then recompute."""
     k = layer.kernel_size[0] * layer.kernel_size[1]
     for _ in range(4 * k + 16):
-        w, dw = _windows(layer, p.h, float("-inf")), _windows(layer, p.dh, 0.0)
+        w, dw = layer.windows(p.h), layer.windows(p.dh, fill=0.0)
         a = w.argmax(dim=2, keepdim=True)
         roots = p.tm[:, None, None, None] - (w - w.gather(2, a)) / (dw - dw.gather(2, a))
         split = _split_points(p.ta, p.tb, roots.reshape(roots.shape[0], -1))

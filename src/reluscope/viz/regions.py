@@ -58,24 +58,34 @@ def decision_segments(region_map, *, output: int | None = None) -> np.ndarray:
     return np.stack([xc[first], xc[first + 1]], 1)
 
 
+
+def _draw_decision_boundary(ax, region_map) -> None:
+    from matplotlib.collections import LineCollection
+
+    seg = decision_segments(region_map)
+    if len(seg):
+        ax.add_collection(LineCollection(seg, colors="black", linewidths=1.6))
+
+
+def _fit_box(ax, region_map) -> None:
+    x0, x1, y0, y1 = region_map.box
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+
 def plot_regions(region_map, *, ax=None, edges: bool = True, decision_boundary: bool = True, points=None, labels=None, linewidth: float = 0.3):
     """Faces coloured by pattern hash, region edges, decision boundary (black) and optional data."""
-    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.collections import PolyCollection
 
     ax = axes_or_new(ax, figsize=(5, 5))
     ax.add_collection(PolyCollection(_polys(region_map), facecolors=_face_colours(region_map),
                                      edgecolors="white" if edges else "face", linewidths=linewidth if edges else 0))
     if decision_boundary:
-        seg = decision_segments(region_map)
-        if len(seg):
-            ax.add_collection(LineCollection(seg, colors="black", linewidths=1.6))
+        _draw_decision_boundary(ax, region_map)
     if points is not None:
         pts = np.asarray(points)
         ax.scatter(pts[:, 0], pts[:, 1], c=None if labels is None else np.asarray(labels), s=6, cmap="coolwarm", edgecolors="none", alpha=0.7)
-    x0, x1, y0, y1 = region_map.box
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_aspect("equal")
+    _fit_box(ax, region_map)
     ax.set_title(f"{region_map.n_regions} linear regions")
     return ax
 
@@ -95,13 +105,8 @@ def plot_fiedler(region_map, partition, *, ax=None, graph: bool = True, decision
         seg = np.stack([cen[partition.graph.pairs[:, 0]], cen[partition.graph.pairs[:, 1]]], 1)
         ax.add_collection(LineCollection(seg, colors="0.25", linewidths=0.3, alpha=0.6))
     if decision_boundary:
-        seg = decision_segments(region_map)
-        if len(seg):
-            ax.add_collection(LineCollection(seg, colors="black", linewidths=1.6))
-    x0, x1, y0, y1 = region_map.box
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_aspect("equal")
+        _draw_decision_boundary(ax, region_map)
+    _fit_box(ax, region_map)
     ax.set_title(f"Fiedler partition (lambda2={partition.value:.3g})")
     return ax
 
