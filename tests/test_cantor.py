@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from reluscope.cantor import (
+from reluscope.folding.cantor import (
     cantor_boundary_vertices,
     cantor_intervals,
     cantor_path,

@@ -12,7 +12,7 @@ import reluscope
 for name in ("to_network", "activation_patterns", "traverse", "traverse_many", "save_model", "load_model",
              "hamming", "pairwise_hamming", "Network", "Traversal"):
     getattr(reluscope, name)
-import reluscope.data, reluscope.train, reluscope.report, reluscope.viz, reluscope.summary, reluscope.io_utils
+import reluscope.data, reluscope.train, reluscope.report, reluscope.viz, reluscope.patterns.summary, reluscope.io_utils
 from reluscope.data import load_mnist, make_toy, load_digits
 make_toy("moons", 10)
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(%r))))

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from reluscope import topology as T
+from reluscope.regions import topology as T
 from reluscope.regions import regions_2d
 from reluscope.regions.recorder import TopologyRecorder
 

@@ -79,9 +79,9 @@ _EXPORTS = {
     "train_classifier": "reluscope.train",
     "TrainResult": "reluscope.train",
     "accuracy": "reluscope.train",
-    "summarize_patterns": "reluscope.summary",
-    "summarize_traversals": "reluscope.summary",
-    "hamming_to_start": "reluscope.summary",
+    "summarize_patterns": "reluscope.patterns",
+    "summarize_traversals": "reluscope.patterns",
+    "hamming_to_start": "reluscope.patterns",
     "run_demo": "reluscope.report",
     # space folding and CantorNet
     "folding_measure": "reluscope.folding",
@@ -102,13 +102,13 @@ _EXPORTS = {
     "soft_folding": "reluscope.folding",
     "folding_penalty": "reluscope.folding",
     "folding_loss": "reluscope.folding",
-    "cantornet": "reluscope.cantor",
-    "cantor_region": "reluscope.cantor",
-    "CantorRegion": "reluscope.cantor",
-    "cantornet_folding": "reluscope.cantor",
-    "cantornet_spec": "reluscope.cantor",
-    "cantor_boundary_vertices": "reluscope.cantor",
-    "rational_walk": "reluscope.cantor",
+    "cantornet": "reluscope.folding.cantor",
+    "cantor_region": "reluscope.folding.cantor",
+    "CantorRegion": "reluscope.folding.cantor",
+    "cantornet_folding": "reluscope.folding.cantor",
+    "cantornet_spec": "reluscope.folding.cantor",
+    "cantor_boundary_vertices": "reluscope.folding.cantor",
+    "rational_walk": "reluscope.folding.cantor",
     # linear regions of 2-D slices, dual graph, topology
     "regions_2d": "reluscope.regions",
     "RegionMap": "reluscope.regions",
@@ -122,20 +122,20 @@ _EXPORTS = {
     "fiedler_score": "reluscope.regions",
     "positive_class_area": "reluscope.regions",
     "TopologyRecorder": "reluscope.regions",
-    "cell_counts": "reluscope.topology",
-    "persistence": "reluscope.topology",
-    "random_filtration": "reluscope.topology",
-    "sublevel_filtration": "reluscope.topology",
-    "random_summary": "reluscope.topology",
-    "sublevel_summary": "reluscope.topology",
-    "betti_curve": "reluscope.topology",
+    "cell_counts": "reluscope.regions.topology",
+    "persistence": "reluscope.regions.topology",
+    "random_filtration": "reluscope.regions.topology",
+    "sublevel_filtration": "reluscope.regions.topology",
+    "random_summary": "reluscope.regions.topology",
+    "sublevel_summary": "reluscope.regions.topology",
+    "betti_curve": "reluscope.regions.topology",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 # A module must never share a name with an export: once imported, the submodule attribute would
-# shadow the lazily loaded function (the reason CantorNet lives in `reluscope.cantor`).
+# shadow the lazily loaded function (the reason CantorNet lives in `reluscope.folding.cantor`).
 
 
 def __getattr__(name: str):

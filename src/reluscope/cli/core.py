@@ -144,7 +144,7 @@ def patterns(
     from ..network import to_network
     from ..network.io import load_model
     from ..patterns import activation_patterns, pack_patterns
-    from ..summary import summarize_patterns
+    from ..patterns.summary import summarize_patterns
 
     if (input_path is None) == (data_name is None):
         raise ValueError("inputs: give exactly one of --input FILE.npy or --data NAME")
@@ -193,7 +193,7 @@ def traverse(
 ):
     """Exact region sequence along the segment x0 -> x1: breakpoints t and Hamming distances (JSON)."""
     from ..network.io import load_model
-    from ..summary import hamming_to_start
+    from ..patterns.summary import hamming_to_start
     from ..traversal import traverse as traverse_segment
 
     model = load_model(model_path)

@@ -87,7 +87,7 @@ def cantornet(
 ):
     """chi of CantorNet A, B, C along (0, 3/4) -> (1, 3/4) for k = 1..k_max: exact (rational
     arithmetic), float64 exact traversal, and the papers' grid."""
-    from ..cantor import cantornet_folding
+    from ..folding.cantor import cantornet_folding
 
     if k_max < 1:
         raise ValueError(f"k_max: expected an int >= 1, got {k_max}")

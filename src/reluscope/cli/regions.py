@@ -42,7 +42,7 @@ def regions(
 
     from ..network.io import load_model
     from ..regions import Plane, fiedler_partition, fiedler_score, regions_2d
-    from ..topology import cell_counts, random_summary, sublevel_summary
+    from ..regions.topology import cell_counts, random_summary, sublevel_summary
 
     model = load_model(model_path)
     plane = None

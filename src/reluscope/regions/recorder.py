@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..topology import cell_counts, random_summary, sublevel_summary
+from ..regions.topology import cell_counts, random_summary, sublevel_summary
 from .dual import fiedler_partition, fiedler_score
 from .partition import regions_2d, single_thread
 

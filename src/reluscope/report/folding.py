@@ -13,7 +13,7 @@ __all__ = ["section"]
 
 
 def section(ctx: DemoContext) -> Section:
-    from ..cantor import cantornet_folding
+    from ..folding.cantor import cantornet_folding
     from ..folding import global_folding
     from ..viz.folding import plot_cantornet_curves, plot_folding_histogram
 

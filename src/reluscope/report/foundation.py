@@ -54,7 +54,7 @@ def _sampled_regions(model, x0, x1, n: int) -> list[int]:
 def _network_block(name, model, x, x0, x1):
     from ..network import to_network
     from ..patterns import activation_patterns
-    from ..summary import summarize_patterns, summarize_traversals
+    from ..patterns.summary import summarize_patterns, summarize_traversals
     from ..traversal import traverse_many
 
     net = to_network(model).with_input_shape(x.shape[1:])

@@ -36,7 +36,7 @@ def _section(ctx: DemoContext) -> Section:
     from ..regions import Plane, fiedler_partition, fiedler_score, regions_2d
     from ..regions.recorder import TopologyRecorder
     from ..testing.regions import check_against_grid, check_region_map
-    from ..topology import cell_counts, random_summary, sublevel_summary
+    from ..regions.topology import cell_counts, random_summary, sublevel_summary
     from ..train import mlp, train_classifier
     from ..viz._common import report_figure
     from ..viz.regions import plot_betti_curves, plot_fiedler, plot_region_frames, plot_regions

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import as_float_tensor, check_batch, check_positive
-from .network import Network, to_network
+from .._checks import as_float_tensor, check_batch, check_positive
+from ..network import Network, to_network
 
 __all__ = [
     "activation_patterns",

@@ -295,7 +295,7 @@ def cantornet_folding(ks=(1, 2, 3, 4, 5), representations=REPRESENTATIONS, *,
 
     The readout bit is coded, as the authors do (their readout passes a ReLU).
     """
-    from .folding import folding_profile, path_folding
+    from . import folding_profile, path_folding
 
     x0, x1 = cantor_path()
     q0, q1 = (F(0), F(3, 4)), (F(1), F(3, 4))

@@ -1,0 +1,41 @@
+"""Activation patterns: one bit per unit, packed storage, Hamming distances, and their summaries."""
+
+from __future__ import annotations
+
+from .bits import (
+    HammingMethod,
+    PackedPatterns,
+    activation_patterns,
+    hamming,
+    pack_patterns,
+    pairwise_hamming,
+    prepare_network,
+    unpack_patterns,
+)
+from .summary import (
+    LayerActivity,
+    PatternSummary,
+    TraversalSummary,
+    count_distinct_patterns,
+    hamming_to_start,
+    summarize_patterns,
+    summarize_traversals,
+)
+
+__all__ = [
+    "HammingMethod",
+    "PackedPatterns",
+    "activation_patterns",
+    "hamming",
+    "pack_patterns",
+    "pairwise_hamming",
+    "prepare_network",
+    "unpack_patterns",
+    "LayerActivity",
+    "PatternSummary",
+    "TraversalSummary",
+    "count_distinct_patterns",
+    "hamming_to_start",
+    "summarize_patterns",
+    "summarize_traversals",
+]
