@@ -89,7 +89,7 @@ def test_folding_along_the_authors_path():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="k: expected an int >= 1"):
+    with pytest.raises(ValueError, match="k: expected an integer >= 1"):
         cantornet(0)
     with pytest.raises(ValueError, match="representation"):
         cantornet(2, "D")

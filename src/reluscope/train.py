@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ._checks import as_float_tensor, check_finite, check_positive
+from ._checks import as_enum, as_float_tensor, check_finite, check_int, check_positive
 
 __all__ = ["mlp", "train_classifier", "accuracy", "TrainResult", "EpochStats", "TrainState", "Optimizer"]
 
@@ -32,9 +32,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "rel
 
     With `seed`, the initial weights are drawn from that seed without touching the global RNG.
     """
-    for name, value in (("in_dim", in_dim), ("out_dim", out_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    in_dim, out_dim = check_int(in_dim, "in_dim"), check_int(out_dim, "out_dim")
     hidden = list(hidden)
     if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
         raise ValueError(f"hidden: expected a sequence of integers >= 1, got {hidden!r}")
@@ -52,7 +50,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "rel
         return nn.Sequential(*layers)
 
 
-class Optimizer(enum.Enum):
+class Optimizer(str, enum.Enum):
     """ADAM (default): robust to the learning rate, reaches MNIST targets in one or two epochs.
     SGD: plain (optionally momentum) SGD, for experiments that need the simpler dynamics."""
 
@@ -172,18 +170,14 @@ def train_classifier(
         raise ValueError("x_val, y_val: give both or neither")
     if x_val is not None:
         x_val, y_val = _as_data(x_val, y_val, "x_val", "y_val")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("callback_every", callback_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    epochs, batch_size = check_int(epochs, "epochs"), check_int(batch_size, "batch_size")
+    callback_every = check_int(callback_every, "callback_every")
     if target_accuracy is not None and not 0 < target_accuracy <= 1:
         raise ValueError(f"target_accuracy: expected a number in (0, 1], got {target_accuracy!r}")
     check_positive(lr, "lr")
     check_positive(weight_decay, "weight_decay", allow_zero=True)
     check_positive(momentum, "momentum", allow_zero=True)
-    try:
-        kind = Optimizer(optimizer.lower() if isinstance(optimizer, str) else optimizer)
-    except ValueError:
-        raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {optimizer!r}") from None
+    kind = as_enum(optimizer, Optimizer, "optimizer")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: 'cuda' was requested but torch.cuda.is_available() is False; use device='cpu'")

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import csv
-import enum
 import io
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..folding.global_ import Aggregator, PairStrategy
 from ._common import emit_json, save_figure, user_errors
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
-
-
-class PairsName(str, enum.Enum):
-    random = "random"
-    all = "all"
-    centroids = "centroids"
-
-
-class AggregatorName(str, enum.Enum):
-    median_positive = "median_positive"
-    mean = "mean"
-    max = "max"
-    share_folded = "share_folded"
 
 
 def _classes(text: str) -> tuple[int, int]:
@@ -36,7 +23,6 @@ def _classes(text: str) -> tuple[int, int]:
     return a, b
 
 
-
 @user_errors
 def fold(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
@@ -45,8 +31,8 @@ def fold(
     split: Annotated[str, typer.Option(help="Split of the data set: train or test.")] = "test",
     classes: Annotated[str, typer.Option(help="The two classes the segments join, comma-separated.")] = "1,4",
     budget: Annotated[int, typer.Option(help="Number of segments (pairs) to evaluate.")] = 1000,
-    pairs: Annotated[PairsName, typer.Option(help="Pair strategy: random, all or centroids.")] = PairsName.random,
-    aggregator: Annotated[AggregatorName, typer.Option(help="How chi values become one number.")] = AggregatorName.median_positive,
+    pairs: Annotated[PairStrategy, typer.Option(help="Pair strategy: random, all or centroids.")] = PairStrategy.RANDOM,
+    aggregator: Annotated[Aggregator, typer.Option(help="How chi values become one number.")] = Aggregator.MEDIAN_POSITIVE,
     n_points: Annotated[Optional[int], typer.Option(help="Sample this many equally spaced points (the papers use 11) instead of exact traversal.")] = None,
     include_output: Annotated[bool, typer.Option(help="Code the output units' sign bits too (the authors do).")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the pair choice.")] = 0,

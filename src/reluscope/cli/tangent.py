@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..tangent.features import Normalization
+from ..tangent.similarity import Metric
 from ._common import emit_json, save_figure, user_errors
 
 __all__ = ["register", "tangent", "tangent_experiment"]
-
-
-class MetricName(str, enum.Enum):
-    euclidean = "euclidean"
-    full = "full"
-    block = "block"
-    sparse = "sparse"
-    hidden = "hidden"
-
-
-class NormName(str, enum.Enum):
-    minmax = "minmax"
-    l2 = "l2"
-    none = "none"
-
 
 
 def _per_class(x, y, k: int, seed: int):
@@ -41,9 +27,9 @@ def tangent(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
     out: Annotated[Path, typer.Option(help="Output JSON file (gap, goodness, accuracies).")],
     data_name: Annotated[str, typer.Option("--data", help="Data set: mnist, fashion-mnist, digits or a toy set.")] = "mnist",
-    metric: Annotated[MetricName, typer.Option(help="Similarity: euclidean, full, block, sparse or hidden.")] = MetricName.block,
+    metric: Annotated[Metric, typer.Option(help="Similarity: euclidean, full, block, sparse or hidden.")] = Metric.BLOCK,
     per_output: Annotated[bool, typer.Option(help="Per-output gradients summed over outputs (else the gradient of the summed outputs).")] = True,
-    normalize: Annotated[NormName, typer.Option(help="Per-input normalisation of the gradient: none (default: the Euler-identity form), l2 or minmax (costs a per-sample gradient pass for rank-one metrics).")] = NormName.none,
+    normalize: Annotated[Normalization, typer.Option(help="Per-input normalisation of the gradient: none (default: the Euler-identity form), l2 or minmax (costs a per-sample gradient pass for rank-one metrics).")] = Normalization.NONE,
     per_class: Annotated[int, typer.Option(help="Test inputs per class to evaluate.")] = 20,
     landmarks_per_class: Annotated[int, typer.Option(help="Training inputs per class used as landmarks (and for the sparse mask).")] = 20,
     threshold: Annotated[float, typer.Option(help="Sign-agreement threshold of the sparse metric.")] = 1.15,
@@ -68,7 +54,7 @@ def tangent(
     xs, ys = _per_class(_fit_inputs(model, xs, data_name), ys, per_class, seed)
     xl, yl = _per_class(_fit_inputs(model, xt, data_name), yt, landmarks_per_class, seed + 1)
     extra = {}
-    if metric is MetricName.sparse:
+    if metric is Metric.SPARSE:
         extra["mask"] = sign_agreement_mask(model, xl, yl, threshold=threshold, progress=True)
     n = xs.shape[0]
     s_all = tangent_similarity(model, torch.cat([xs, xl]), metric=metric.value, per_output=per_output,
@@ -104,7 +90,7 @@ def tangent_experiment(
     n_train: Annotated[Optional[int], typer.Option(help="Training images for the CNN.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     width: Annotated[Optional[int], typer.Option(help="Channels of the convolutions (64 in the paper).")] = None,
-    normalize: Annotated[NormName, typer.Option(help="Per-input normalisation of the tangent features: none (default), l2 or minmax.")] = NormName.none,
+    normalize: Annotated[Normalization, typer.Option(help="Per-input normalisation of the tangent features: none (default), l2 or minmax.")] = Normalization.NONE,
     seed: Annotated[int, typer.Option(help="Seed of data choice and training.")] = 0,
 ):
     """The authors' CNN on MNIST and Fashion-MNIST: gaps of the block and sparse similarities and

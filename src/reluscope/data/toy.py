@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .._checks import check_positive
+from .._checks import check_int, check_positive
 
 __all__ = ["TOY_DATASETS", "make_toy", "load_digits"]
 
@@ -85,14 +85,13 @@ def make_toy(name: str, n: int = 1000, *, noise: float | None = None, seed: int 
     """
     if name not in TOY_DATASETS:
         raise ValueError(f"name: expected one of {', '.join(TOY_DATASETS)}, got {name!r}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    n = check_int(n, "n")
     noise = _DEFAULT_NOISE[name] if noise is None else check_positive(float(noise), "noise", allow_zero=True)
     allowed = {"circles": {"factor"}, "spirals": {"turns"}, "blobs": {"centers"}}.get(name, set())
     if set(options) - allowed:
         raise TypeError(f"make_toy({name!r}): unexpected options {sorted(set(options) - allowed)}; allowed: {sorted(allowed) or 'none'}")
-    if name == "blobs" and (not isinstance(options.get("centers", 3), int) or options.get("centers", 3) < 1):
-        raise ValueError(f"centers: expected an integer >= 1, got {options['centers']!r}")
+    if name == "blobs":
+        check_int(options.get("centers", 3), "centers")
     rng = np.random.default_rng(seed)
     parts = TOY_DATASETS[name](int(n), rng, **options)
     x = np.concatenate(parts)

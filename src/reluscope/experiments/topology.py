@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..regions.partition import single_thread
+from .._checks import single_thread
 from ..regions.recorder import TopologyRecorder
 
 __all__ = [

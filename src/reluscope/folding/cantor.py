@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int
+
 __all__ = [
     "cantornet", "CantorRegion", "cantor_region", "cantor_intervals", "cantor_boundary_vertices",
     "cantor_path", "REPRESENTATIONS", "CantorFolding", "cantornet_folding", "cantornet_spec", "rational_walk",
@@ -40,8 +42,7 @@ REPRESENTATIONS = ("A", "B", "C")
 
 
 def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k: expected an int >= 1 (recursion depth), got {k!r}")
+    k = check_int(k, "k", what="recursion depth")
     if k > 12:
         raise ValueError(f"k: expected k <= 12 (representations B and C have O(2^k) units), got {k}")
     return int(k)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, check_finite
+from .._checks import as_enum, check_int, as_float_tensor, check_finite
 from .path import path_chi
 
 __all__ = ["PairStrategy", "Aggregator", "GlobalFolding", "global_folding", "aggregate_folding", "draw_pairs"]
 
 
-class PairStrategy(enum.Enum):
+class PairStrategy(str, enum.Enum):
     """Which segments between class a and class b are evaluated.
 
     RANDOM (default): `budget` pairs drawn uniformly without replacement from all a x b pairs; an
@@ -38,7 +38,7 @@ class PairStrategy(enum.Enum):
     CENTROIDS = "centroids"
 
 
-class Aggregator(enum.Enum):
+class Aggregator(str, enum.Enum):
     """How the chi values of many segments become one number.
 
     MEDIAN_POSITIVE (default): median of the chi > 0 values (0 when none folds); the authors' global
@@ -56,7 +56,7 @@ class Aggregator(enum.Enum):
 
 def aggregate_folding(chi, aggregator: Aggregator | str = Aggregator.MEDIAN_POSITIVE) -> float:
     """One number from many chi values (see `Aggregator`); 0 for an empty set."""
-    agg = _enum(Aggregator, aggregator, "aggregator")
+    agg = as_enum(aggregator, Aggregator, "aggregator")
     chi = np.asarray(chi, dtype=np.float64)
     if chi.size == 0:
         return 0.0
@@ -70,13 +70,6 @@ def aggregate_folding(chi, aggregator: Aggregator | str = Aggregator.MEDIAN_POSI
     return float((chi > 0).mean())
 
 
-def _enum(cls, value, name):
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected one of {[m.value for m in cls]}, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -105,12 +98,11 @@ class GlobalFolding:
 def draw_pairs(y, classes=(1, 4), *, pairs: PairStrategy | str = PairStrategy.RANDOM,
                budget: int = 1000, seed: int = 0) -> np.ndarray:
     """int64 [P, 2] row indices (class a, class b) of the segments to evaluate; -1 = class mean."""
-    strategy = _enum(PairStrategy, pairs, "pairs")
+    strategy = as_enum(pairs, PairStrategy, "pairs")
     y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
     if y.ndim != 1:
         raise ValueError(f"y: expected labels of shape [N], got {list(y.shape)}")
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise ValueError(f"budget: expected an int >= 1 (number of segments), got {budget!r}")
+    budget = check_int(budget, "budget", what="number of segments")
     if len(classes) != 2 or classes[0] == classes[1]:
         raise ValueError(f"classes: expected two different labels (a, b), got {tuple(classes)!r}")
     idx = []
@@ -150,7 +142,7 @@ def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = P
     Exact traversal unless `n_points` is given (the papers' grid, 11 points). Segments are walked
     `chunk` at a time, keeping only their chi, so memory does not grow with the budget.
     """
-    strategy, agg = _enum(PairStrategy, pairs, "pairs"), _enum(Aggregator, aggregator, "aggregator")
+    strategy, agg = as_enum(pairs, PairStrategy, "pairs"), as_enum(aggregator, Aggregator, "aggregator")
     x = check_finite(as_float_tensor(x, "x"), "x")
     y_np = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
     if y_np.shape != (x.shape[0],):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import as_float_tensor, check_finite
+from .._checks import as_float_tensor, check_finite, check_int
 from ..network import Network, to_network
 from .measure import FoldingProfile, folding_measures, folding_profile
 
@@ -105,9 +105,8 @@ def path_walks(model, x0, x1, *, include_output: bool = True, n_points: int | No
 
 def _walks(net, x0, x1, *, include_output, n_points, progress):
     if n_points is not None:
-        if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
-            raise ValueError(f"n_points: expected an int >= 2 (or None for exact traversal), got {n_points!r}")
-        return _sampled(net, x0, x1, int(n_points), include_output)
+        n_points = check_int(n_points, "n_points", minimum=2, what="or None for exact traversal")
+        return _sampled(net, x0, x1, n_points, include_output)
     if not net.piecewise_linear:  # smooth activations: pattern changes by bisection, to 1e-6 in t
         from ..traversal.bisection import traverse_bisection
 
@@ -153,8 +152,7 @@ def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None
     The memory-lean form of `path_folding` for many segments: walks are dropped once measured.
     """
     net, x0, x1, _ = prepare_pairs(model, x0, x1)
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
+    chunk = check_int(chunk, "chunk")
     chis, lengths = [], []
     bar = tqdm(total=len(x0), desc="folding", unit="path", disable=not progress)
     for a, b in zip(x0.split(chunk), x1.split(chunk)):

@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._checks import check_int
+
 __all__ = ["soft_folding", "folding_penalty", "folding_loss"]
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
@@ -50,8 +52,7 @@ def soft_folding(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, *, tau: f
     for name, v in (("tau", tau), ("beta", beta)):
         if not v > 0:
             raise ValueError(f"{name}: expected a temperature > 0, got {v!r}")
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
-        raise ValueError(f"n_points: expected an int >= 2, got {n_points!r}")
+    n_points = check_int(n_points, "n_points", minimum=2)
     if x0.shape != x1.shape or x0.dim() < 2:
         raise ValueError(f"x0, x1: expected equal batch shapes [B, ...], got {list(x0.shape)} and {list(x1.shape)}")
     b = x0.shape[0]

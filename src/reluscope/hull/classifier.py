@@ -15,7 +15,7 @@ from enum import Enum
 import numpy as np
 import torch
 
-from .._checks import check_positive
+from .._checks import as_enum, check_positive
 from .distance import hull_distance_bounds, prepare_points
 from .rge import revised_greedy_expansion
 
@@ -33,7 +33,7 @@ class HullMode(str, Enum):
 
 
 class NearestConvexHull:
-    def __init__(self, *, mode: str = "exact", tol: float = 1e-7, rge_eps: float = 0.03, rge_stop: float = 0.06, device=None):
+    def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_eps: float = 0.03, rge_stop: float = 0.06, device=None):
         self.mode = mode
         self.tol = tol
         self.rge_eps = rge_eps
@@ -41,9 +41,7 @@ class NearestConvexHull:
         self.device = device
 
     def fit(self, X, y):
-        mode = HullMode(self.mode) if self.mode in {m.value for m in HullMode} else None
-        if mode is None:
-            raise ValueError(f"mode: expected one of {[m.value for m in HullMode]}, got {self.mode!r}")
+        mode = as_enum(self.mode, HullMode, "mode")
         check_positive(float(self.tol), "tol")
         x = prepare_points(X, "X", min_points=2)
         y = np.asarray(y)

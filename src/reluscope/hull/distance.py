@@ -23,32 +23,18 @@ E + {x} and class hulls stacked in one array.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, check_finite, check_positive
+from .._checks import as_float_tensor, check_finite, check_positive, single_thread
 
-__all__ = ["single_thread", "HullDistance", "hull_distance", "hull_distance_bounds", "in_hull", "prepare_points"]
+__all__ = ["HullDistance", "hull_distance", "hull_distance_bounds", "in_hull", "prepare_points"]
 
 # Elements of the [chunk, N] score matrix per chunk of queries (float64: 8 bytes each).
 _CHUNK_ELEMENTS = 4_000_000
-
-
-@contextlib.contextmanager
-def single_thread(enabled: bool = True):
-    """Run torch on one thread inside the block: the solver's many small ops lose 10x to thread
-    hand-offs on a busy machine (measured on the toy sets: 3 s vs 33 s)."""
-    before = torch.get_num_threads()
-    if enabled:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from .._checks import check_positive
-from .distance import hull_distance_bounds, prepare_points, single_thread
+from .._checks import check_int, single_thread
+from .distance import hull_distance_bounds, prepare_points
 
 __all__ = ["RGEResult", "revised_greedy_expansion", "kcha_scores"]
 
@@ -103,10 +104,8 @@ def _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sampl
     x = prepare_points(points, "points", min_points=2)
     n = x.shape[0]
     xn = x.numpy()
-    initial_size = max(1, n // 20) if initial_size is None else int(initial_size)
-    max_size = max(2, n // 10) if max_size is None else int(max_size)
-    if initial_size < 1 or max_size < 1:
-        raise ValueError(f"initial_size/max_size: expected >= 1, got {initial_size}/{max_size}")
+    initial_size = max(1, n // 20) if initial_size is None else check_int(initial_size, "initial_size")
+    max_size = max(2, n // 10) if max_size is None else check_int(max_size, "max_size")
     rng = np.random.default_rng(seed)
     sample = np.arange(n) if kcha_sample is None or n <= kcha_sample else np.sort(rng.choice(n, kcha_sample, replace=False))
     scores = kcha_scores(xn[sample], sigma=sigma, rate=kcha_rate)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import as_float_tensor, check_batch, check_positive
+from .._checks import as_enum, as_float_tensor, check_batch, check_int
 from ..network import Network, to_network
 
 __all__ = [
@@ -70,7 +70,7 @@ def activation_patterns(model, x, *, include_output: bool = False, batch_size: i
     net, x = prepare_network(model, x)
     if batch_size is None:
         batch_size = _rows_per_chunk(net, x)
-    check_positive(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     with torch.no_grad():
         parts = [net.bits(chunk, include_output=include_output) for chunk in x.split(int(batch_size))]
     return torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -188,7 +188,7 @@ def hamming(a, b) -> torch.Tensor:
     return _popcount64(x).sum(dim=1)
 
 
-class HammingMethod(enum.Enum):
+class HammingMethod(str, enum.Enum):
     """How `pairwise_hamming` computes an [N, M] block.
 
     * PACKED: XOR of 64-bit words and a SWAR popcount; memory per block is N_b * M * units / 64
@@ -208,11 +208,8 @@ def pairwise_hamming(a, b=None, *, block: int = 1024, method: HammingMethod | st
     Computed `block` rows of `a` at a time, never materialising an [N, M, units] cube, so thousands
     against thousands fit in memory. `a` and `b` may be bool [N, units] or `PackedPatterns`.
     """
-    try:
-        method = HammingMethod(method)
-    except ValueError:
-        raise ValueError(f"method: expected one of {[m.value for m in HammingMethod]}, got {method!r}") from None
-    check_positive(block, "block")
+    method = as_enum(method, HammingMethod, "method")
+    block = check_int(block, "block")
     b = a if b is None else b
     n_a = a.n_units if isinstance(a, PackedPatterns) else _check_bits(a, "a").shape[1]
     n_b = b.n_units if isinstance(b, PackedPatterns) else _check_bits(b, "b").shape[1]

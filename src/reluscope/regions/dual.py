@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import as_enum
+
 __all__ = ["DualGraph", "FiedlerPartition", "FiedlerSolver", "dual_graph", "fiedler_partition", "fiedler_score", "positive_class_area"]
 
 
@@ -101,7 +103,7 @@ def dual_graph(region_map, *, weights: str = "length", adjacency: str = "edges")
     return DualGraph(F, pairs, total if weights == "length" else np.ones(uniq.shape[0]))
 
 
-class FiedlerSolver(enum.Enum):
+class FiedlerSolver(str, enum.Enum):
     """How to get the Fiedler vector.
 
     AUTO (default): DENSE up to 400 nodes (exact, fast enough), SHIFT_INVERT above. DENSE:
@@ -163,7 +165,7 @@ def fiedler_partition(
     """
     from scipy.sparse.csgraph import connected_components
 
-    solver = FiedlerSolver(solver)
+    solver = as_enum(solver, FiedlerSolver, "solver")
     g = dual_graph(region_map, weights=weights, adjacency=adjacency)
     L = g.laplacian()
     n_comp, labels = connected_components(L, directed=False)

@@ -31,51 +31,25 @@ Measured against regioncam (Rust) in bench/regions.py.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .._checks import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, single_thread
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
 from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
 from ._cut import Buf, Complex
 from .plane import Plane
 
-__all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "single_thread", "pattern_keys"]
+__all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "pattern_keys"]
 
 DEFAULT_RTOL = 1e-10
-DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes
 
 
-@contextlib.contextmanager
-def single_thread(device="cpu"):
-    """Run torch on one CPU thread inside the block (restored afterwards).
-
-    The sweep (and training of the tiny 2-D nets around it) is thousands of small tensor
-    operations: fanning each out to threads costs more than it gains, and on a busy machine a
-    descheduled worker thread stalls every operation by milliseconds.
-    """
-    threads = torch.get_num_threads()
-    blas = contextlib.nullcontext()
-    if torch.device(device).type == "cpu":
-        torch.set_num_threads(1)
-        try:  # numpy's BLAS (small eigenproblems of the dual graph) too, when threadpoolctl is there
-            from threadpoolctl import threadpool_limits
-
-            blas = threadpool_limits(1)
-        except ImportError:
-            pass
-    try:
-        with blas:
-            yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-class RegionBudgetError(MemoryError):
+class RegionBudgetError(MemoryBudgetError):
     """The region map would need more memory than `memory_budget` allows."""
 
 
@@ -284,7 +258,7 @@ def regions_2d(
                 widths.append(z[0].numel())
                 units += z[0].numel()
     per_face = _bytes_per_face(widths, units)
-    with single_thread(device):
+    with single_thread(device=device):
         return _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, device, progress)
 
 

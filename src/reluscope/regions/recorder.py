@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from ..regions.topology import cell_counts, random_summary, sublevel_summary
 from .dual import fiedler_partition, fiedler_score
-from .partition import regions_2d, single_thread
+from .._checks import single_thread
+from .partition import regions_2d
 
 __all__ = ["TopologyRecorder"]
 

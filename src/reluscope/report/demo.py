@@ -8,7 +8,6 @@ then exits non-zero): nothing is lost silently.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .._checks import single_thread
 from .base import DemoContext, Section, build_report
 
 __all__ = ["run_demo", "DemoResult", "train_demo_models"]
@@ -44,21 +44,9 @@ def _log(enabled: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Train the tiny demo MLPs on one thread: their matmuls are too small to gain from more, and
-    on a busy machine OpenMP threads waiting for each other made training up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_demo_models(out: Path, *, seed: int = 0, quick: bool = False, progress: bool = False) -> tuple[DemoContext, dict]:
     """Train both demo networks; returns the context and a JSON-able description of the training."""
-    with _one_thread():
+    with single_thread():  # tiny MLPs: more threads only wait for each other (up to 20x slower on a busy machine)
         return _train_demo_models(out, seed=seed, quick=quick, progress=progress)
 
 

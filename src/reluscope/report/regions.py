@@ -26,7 +26,7 @@ def _box_around(x: torch.Tensor, margin: float = 0.3):
 
 
 def section(ctx: DemoContext) -> Section:
-    from ..regions.partition import single_thread
+    from .._checks import single_thread
 
     with single_thread():  # tiny nets and many small operations: one thread is fastest
         return _section(ctx)

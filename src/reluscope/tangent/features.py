@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, grad, jacrev, vmap
 
-from .._checks import as_float_tensor, check_batch, check_positive
+from .._checks import as_enum, as_float_tensor, check_batch, check_int, check_positive
 
 __all__ = ["Normalization", "tangent_features", "DEFAULT_MEMORY_BUDGET"]
 
@@ -50,12 +50,7 @@ class Normalization(str, Enum):
             return cls.MINMAX
         if value is False or value is None:
             return cls.NONE
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(
-                f"normalize: expected True, False or one of {[m.value for m in cls]}, got {value!r}"
-            ) from None
+        return as_enum(value, cls, "normalize")
 
 
 # ----------------------------------------------------------------------------- model and inputs
@@ -250,8 +245,8 @@ def tangent_features(
     params = trainable_parameters(model)
     x = check_inputs(params, x, "x")
     mode = Normalization.parse(normalize)
-    if projection_dim is not None and (isinstance(projection_dim, bool) or int(projection_dim) != projection_dim or projection_dim < 1):
-        raise ValueError(f"projection_dim: expected a positive integer or None, got {projection_dim!r}")
+    if projection_dim is not None:
+        projection_dim = check_int(projection_dim, "projection_dim", what="or None")
     parts = []
     for _, g in iter_features(
         model, params, x, per_output=per_output, normalize=mode,

@@ -12,6 +12,7 @@ from enum import Enum
 import torch
 from torch.func import functional_call, jvp
 
+from .._checks import as_enum
 from ..network import layers as L
 from ..network import to_network
 from .features import (
@@ -46,15 +47,6 @@ class ScoreMethod(str, Enum):
     AUTO = "auto"
     LAYERWISE = "layerwise"
     FUNC_JVP = "func_jvp"
-
-
-def _parse_method(method) -> ScoreMethod:
-    try:
-        return ScoreMethod(method)
-    except ValueError:
-        raise ValueError(
-            f"method: expected one of {[m.value for m in ScoreMethod]}, got {method!r}"
-        ) from None
 
 
 # ----------------------------------------------------------------------------- layerwise streams
@@ -170,7 +162,7 @@ def tangent_scores(
     """
     params = trainable_parameters(model)
     x = check_inputs(params, x, "x")
-    method = _parse_method(method)
+    method = as_enum(method, ScoreMethod, "method")
     plan = None
     if method is not ScoreMethod.FUNC_JVP:
         plan = _layerwise_plan(model, params)

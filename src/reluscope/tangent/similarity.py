@@ -21,6 +21,7 @@ from enum import Enum
 import torch
 import torch.nn as nn
 
+from .._checks import as_enum
 from .features import (
     DEFAULT_MEMORY_BUDGET,
     Normalization,
@@ -57,12 +58,7 @@ class Metric(str, Enum):
 
     @classmethod
     def parse(cls, value) -> "Metric":
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(
-                f"metric: expected one of {[m.value for m in cls]}, got {value!r}"
-            ) from None
+        return as_enum(value, cls, "metric")
 
 
 # ----------------------------------------------------------------------------- hidden features

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .._checks import as_float_tensor, check_finite, check_positive
+from .._checks import as_float_tensor, check_finite, check_int, check_positive
 from ..network import to_network
 from .exact import Traversal
 
@@ -37,13 +37,12 @@ def traverse_bisection(model, x0, x1, *, tol: float = 1e-6, include_output: bool
     `n_init` is the number of intervals of the starting grid.
     """
     check_positive(float(tol), "tol")
-    if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
-        raise ValueError(f"n_init: expected an int >= 1, got {n_init!r}")
+    n_init = check_int(n_init, "n_init")
     need = max(0, math.ceil(math.log2(1.0 / (n_init * tol))))
     if max_depth is None:
         max_depth = need
-    elif isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0:
-        raise ValueError(f"max_depth: expected an int >= 0, got {max_depth!r}")
+    else:
+        max_depth = check_int(max_depth, "max_depth", minimum=0)
     x0 = check_finite(as_float_tensor(x0, "x0"), "x0")
     x1 = check_finite(as_float_tensor(x1, "x1"), "x1").to(x0.dtype)
     if x0.shape != x1.shape:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._checks import as_float_tensor, check_batch, check_positive
+from .._checks import as_float_tensor, check_batch, check_int
 from ..network import Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine, LeakyReLU, MaxPool2d
 
@@ -298,7 +298,7 @@ def traverse_many(
     """
     if pairs not in ("given", "all"):
         raise ValueError(f"pairs: expected 'given' or 'all', got {pairs!r}")
-    check_positive(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     net, x0, x1 = _prepare(model, x0, x1, batched=True)
     a, b = x0.shape[0], x1.shape[0]
     if pairs == "given" and a != b:
