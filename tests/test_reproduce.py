@@ -1,0 +1,111 @@
+"""The reproduce framework: claims, verdicts, atomic per-paper reports, the CLI, failures kept apart."""
+
+import json
+import sys
+import types
+
+import pytest
+from typer.testing import CliRunner
+
+from reluscope.cli import app
+from reluscope.reproduce import (
+    PAPERS, Claim, ClaimResult, PaperResult, RunContext, Scale, Verdict, run_paper, run_reproduce,
+)
+
+CLAIM = Claim("acc", "the similarity is at least as good as the network", "0.80 vs 0.79")
+
+
+def _fake_module(name, run):
+    mod = types.ModuleType(name)
+    mod.run = run
+    mod.TITLE = "Fake paper"
+    sys.modules[name] = mod
+    return mod
+
+
+@pytest.fixture
+def fake_papers(monkeypatch):
+    def good(ctx: RunContext) -> PaperResult:
+        from reluscope.viz._common import report_figure
+
+        fig, ax = report_figure()
+        ax.plot([0, 1], [0, 1])
+        rel = ctx.save_figure(fig, "line")
+        return PaperResult(
+            paper=ctx.paper, title="Fake paper", citation="Doe 2024", scale=ctx.scale,
+            claims=(ClaimResult(CLAIM, "0.81 vs 0.79", "reproduced", figures=(rel,), values={"ours": 0.81}),
+                    ClaimResult(Claim("b", "<b>folds</b>", "yes"), "no", Verdict.NOT_REPRODUCED, notes="why")),
+            settings={"n": 3, "scale": ctx.scale},
+        )
+
+    def bad(ctx):
+        raise RuntimeError("boom in the runner")
+
+    _fake_module("_fake_good_runner", good)
+    _fake_module("_fake_bad_runner", bad)
+    monkeypatch.setitem(PAPERS, "tangent", "_fake_good_runner")
+    monkeypatch.setitem(PAPERS, "folding", "_fake_bad_runner")
+    monkeypatch.setitem(PAPERS, "hulls", "_no_such_runner_module")
+    yield
+    for name in ("_fake_good_runner", "_fake_bad_runner"):
+        sys.modules.pop(name, None)
+
+
+def test_verdict_values_are_the_four_of_the_issue():
+    assert [v.value for v in Verdict] == ["reproduced", "partly", "not reproduced", "untestable"]
+    assert Scale("quick") is Scale.QUICK and Scale("paper") is Scale.PAPER
+
+
+def test_claim_result_parses_verdict_and_refuses_a_non_claim():
+    r = ClaimResult(CLAIM, "x", "partly", figures=["a.png"])
+    assert r.verdict is Verdict.PARTLY and r.figures == ("a.png",)
+    with pytest.raises(ValueError):
+        ClaimResult(CLAIM, "x", "maybe")
+    with pytest.raises(TypeError, match="claim"):
+        ClaimResult("text", "x", "partly")
+
+
+def test_run_paper_writes_results_and_report(fake_papers, tmp_path):
+    res = run_paper("tangent", out=tmp_path)
+    folder = tmp_path / "tangent"
+    data = json.loads((folder / "results.json").read_text())
+    assert data["paper"] == "tangent" and data["scale"] == "quick" and data["error"] is None
+    assert data["verdicts"] == {"reproduced": 1, "partly": 0, "not reproduced": 1, "untestable": 0}
+    assert data["claims"][0]["claim"]["paper_figure"] == "0.80 vs 0.79"
+    assert data["claims"][0]["figures"] == ["figures/line.png"] and (folder / "figures/line.png").is_file()
+    page = (folder / "report.html").read_text()
+    assert "data:image/png;base64," in page and "&lt;b&gt;folds&lt;/b&gt;" in page  # embedded, escaped
+    assert res.seconds >= 0 and not list(folder.glob(".*"))  # no temporary files left
+
+
+def test_a_failing_runner_gets_a_report_and_the_others_still_run(fake_papers, tmp_path):
+    results = run_reproduce(["folding", "tangent", "hulls"], out=tmp_path)
+    err = {r.paper: r.error for r in results}
+    assert "boom in the runner" in err["folding"] and err["tangent"] is None and "no runner" in err["hulls"]
+    assert "boom in the runner" in (tmp_path / "folding" / "report.html").read_text()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["papers"]) == {"folding", "tangent", "hulls"}
+
+
+def test_unknown_paper_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="paper: expected one of tangent, folding, hulls, topology"):
+        run_reproduce(["tangent", "nope"], out=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_context_map_is_a_plain_loop_in_order_without_the_engine(tmp_path):
+    ctx = RunContext("tangent", Scale.QUICK, tmp_path)
+    assert ctx.map(lambda c: c * 2, [3, 1, 2]) == [6, 2, 4]
+    assert ctx.generator_seed("a") == RunContext("tangent", Scale.QUICK, tmp_path / "x").generator_seed("a")
+    assert ctx.generator_seed("a") != ctx.generator_seed("b")
+
+
+def test_cli_reproduce_exit_codes(fake_papers, tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(app, ["reproduce", "tangent", "--out", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "tangent" / "report.html").is_file()
+    failed = runner.invoke(app, ["reproduce", "folding", "--out", str(tmp_path)])
+    assert failed.exit_code == 1
+    bad = runner.invoke(app, ["reproduce", "tangent", "--scale", "huge", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "--scale: expected quick or paper" in bad.output
