@@ -24,12 +24,21 @@ $(FASHION):
 	  || echo "warning: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"; \
 	else echo "note: run 'sudo apt-get install dataset-fashion-mnist' for Fashion-MNIST"; fi
 
+# Headless Chromium for the explorer's browser test and the demo's screenshot: Debian's chromium and
+# chromium-driver, installed when we are root; otherwise those tests skip and say why.
+CHROMEDRIVER := /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+	  || echo "warning: could not install chromium; the browser test will be skipped"; \
+	else echo "note: run 'sudo apt-get install chromium chromium-driver' for the explorer's browser test"; fi
+
 install: $(STAMP)
 
-demo: $(STAMP) | $(FASHION)
+demo: $(STAMP) | $(FASHION) $(CHROMEDRIVER)
 	$(BIN)/reluscope demo --out $(OUT)
 
-test: $(STAMP) | $(FASHION)
+test: $(STAMP) | $(FASHION) $(CHROMEDRIVER)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

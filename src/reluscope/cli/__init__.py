@@ -26,7 +26,7 @@ experiment = typer.Typer(
 )
 app.add_typer(experiment, name="experiment")
 
-_TOPICS = ("core", "folding", "regions", "hull", "tangent", "reproduce")
+_TOPICS = ("core", "folding", "regions", "hull", "tangent", "reproduce", "explore")
 
 for _topic in _TOPICS:
     importlib.import_module(f"reluscope.cli.{_topic}").register(app, experiment)

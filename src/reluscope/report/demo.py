@@ -23,7 +23,7 @@ from .base import DemoContext, Section, build_report
 
 __all__ = ["run_demo", "DemoResult", "train_demo_models"]
 
-_SECTIONS = ("foundation", "folding", "regions", "hull", "tangent")
+_SECTIONS = ("foundation", "folding", "regions", "hull", "tangent", "explore")
 
 # Demo settings: MNIST MLP 784-64-64-10 and a moons MLP 2-16-16-2 (see train_demo_models).
 _MNIST_HIDDEN = (64, 64)
