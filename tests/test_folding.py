@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from reluscope.folding import (
     Aggregator,
     PairStrategy,
+    PathFolding,
     aggregate_folding,
     draw_pairs,
     folding_measure,
@@ -16,8 +17,11 @@ from reluscope.folding import (
     folding_profile,
     global_folding,
     interaction_effect,
+    interaction_effects,
     path_folding,
+    path_folding_many,
     symmetric_folding,
+    symmetric_folding_many,
 )
 from reluscope.testing.folding import chi_reference, dedupe_walk, sampled_walk
 from reluscope.traversal import traverse
@@ -95,7 +99,7 @@ def test_interaction_effect(w, data):
     k = data.draw(st.integers(1, len(w)))
     expected = chi_reference(w.tolist()) - chi_reference(w[:k].tolist()) - chi_reference(w[k - 1:].tolist())
     assert interaction_effect(w, k) == pytest.approx(expected)
-    curve = interaction_effect(w)
+    curve = interaction_effects(w)
     assert curve.shape == (len(w),) and curve[0] == pytest.approx(0) and curve[-1] == pytest.approx(0)
 
 
@@ -147,13 +151,13 @@ def test_papers_grid_mode_and_batches():
     net = random_net(3, widths=(2, 8, 8, 3))
     g = torch.Generator().manual_seed(1)
     x0, x1 = torch.randn(5, 2, generator=g, dtype=torch.float64) * 4, torch.randn(5, 2, generator=g, dtype=torch.float64) * 4
-    batch = path_folding(net, x0, x1, n_points=11)
+    batch = path_folding_many(net, x0, x1, n_points=11)
     assert len(batch) == 5
     for i, res in enumerate(batch):
         ref = sampled_walk(net, x0[i], x1[i], 11, include_output=True)
         assert torch.equal(res.walk, ref) and res.chi == pytest.approx(chi_reference(ref.tolist()))
         np.testing.assert_allclose(res.t, np.linspace(0, 1, 11))
-    exact = path_folding(net, x0, x1)
+    exact = path_folding_many(net, x0, x1)
     for i, res in enumerate(exact):
         single = path_folding(net, x0[i], x1[i])
         assert torch.equal(res.walk, single.walk) and res.chi == single.chi
@@ -161,7 +165,7 @@ def test_papers_grid_mode_and_batches():
         assert torch.equal(back.walk, res.walk.flip(0))
         assert symmetric_folding(net, x0[i], x1[i]) == pytest.approx((res.chi + back.chi) / 2)
     np.testing.assert_allclose(
-        symmetric_folding(net, x0, x1), [(a.chi + folding_measure(a.walk.flip(0))) / 2 for a in exact]
+        symmetric_folding_many(net, x0, x1), [(a.chi + folding_measure(a.walk.flip(0))) / 2 for a in exact]
     )
 
 
@@ -306,9 +310,28 @@ def test_conv_net_single_image_and_batch():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(2, 1, 6, 6, generator=g, dtype=torch.float64).unbind(0)
     single = path_folding(net, a, b)
-    batch = path_folding(net, a[None], b[None])
-    assert torch.equal(single.walk, batch[0].walk)
+    one = path_folding(net, a[None], b[None])  # a batch of one is one input: same type back
+    batch = path_folding_many(net, a[None], b[None])
+    assert torch.equal(single.walk, one.walk) and torch.equal(single.walk, batch[0].walk)
     tr = traverse(net, a, b, include_output=True)
     assert float(tr.lengths.min()) > 2 / 4000  # so the grid below sees every region
     fine = dedupe_walk(sampled_walk(net, a, b, 4001, include_output=True))
     assert torch.equal(single.walk, fine) and len(fine) > 10
+
+
+def test_one_pair_gives_one_result_and_batches_are_pointed_to_the_many_forms():
+    """Issue 16.4: the same inputs give one return type; a batch of several is refused with the fix."""
+    net = random_net(2)
+    x = torch.tensor([[0.3, -0.2], [1.0, 2.0], [-1.5, 0.5]], dtype=torch.float64)
+    one = path_folding(net, x[0:1], x[1:2])
+    assert isinstance(one, PathFolding) and type(traverse(net, x[0:1], x[1:2])) is type(traverse(net, x[0], x[1]))
+    with pytest.raises(ValueError, match="got a batch of 2 .*use traverse_many for batches"):
+        traverse(net, x[:2], x[1:])
+    assert isinstance(symmetric_folding(net, x[0:1], x[1:2]), float)
+    with pytest.raises(ValueError, match="got a batch of 2 .*use path_folding_many for batches"):
+        path_folding(net, x[:2], x[1:])
+    with pytest.raises(ValueError, match="use path_folding_many"):
+        symmetric_folding(net, x[:2], x[1:])
+    many = path_folding_many(net, x[:2], x[1:])
+    assert isinstance(many, list) and [r.chi for r in many] == [path_folding(net, a, b).chi for a, b in zip(x[:2], x[1:])]
+    assert isinstance(interaction_effect(one.walk, 1), float) and interaction_effects(one.walk).shape == (one.n_patterns,)

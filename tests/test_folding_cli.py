@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from reluscope.cli import folding as folding_cli
 from reluscope.experiments.folding_depth import FoldingDepthConfig, depth_trend, run_folding_depth
-from reluscope.folding import path_folding
+from reluscope.folding import path_folding_many
 from reluscope.network.io import save_model
 from reluscope.train import mlp
 
@@ -78,7 +78,7 @@ def test_depth_experiment_on_a_tiny_task():
     model = mlp(2, [run.width] * run.depth, 3, seed=seed)
     train_classifier(model, x, y, x_val=xv, y_val=yv, epochs=config.max_epochs,
                      target_accuracy=config.target_accuracy, lr=config.lr, batch_size=config.batch_size, seed=seed)
-    chi = [r.chi for r in path_folding(model, xt[res.pairs[:, 0]], xt[res.pairs[:, 1]])]
+    chi = [r.chi for r in path_folding_many(model, xt[res.pairs[:, 0]], xt[res.pairs[:, 1]])]
     assert run.chi_mean == pytest.approx(float(np.mean(chi)))
     trend = depth_trend(res, reached_only=False)
     assert trend["nets"] == 4 and set(trend["mean_chi_by_depth"]) == {1, 2}

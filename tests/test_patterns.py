@@ -18,6 +18,8 @@ from reluscope.patterns import (
     pack_patterns,
     pairwise_hamming,
     unpack_patterns,
+    walk_distances,
+    walk_extents,
 )
 from reluscope.testing.sampling import module_patterns
 
@@ -83,7 +85,9 @@ def test_patterns_of_network_and_chunks_agree():
     x = torch.randn(50, 6, dtype=torch.float64)
     whole = activation_patterns(model, x)
     assert torch.equal(activation_patterns(to_network(model), x), whole)
-    assert torch.equal(activation_patterns(model, x, batch_size=7), whole)
+    assert torch.equal(activation_patterns(model, x, memory_budget=7 * 300), whole)  # ~7 rows per chunk
+    with pytest.raises(MemoryError, match=r"memory_budget: one input needs about .* pass memory_budget >= "):
+        activation_patterns(model, x, memory_budget=16)
     assert whole.device == x.device
 
 
@@ -104,8 +108,8 @@ def test_bad_inputs_name_the_argument():
         activation_patterns(model, torch.tensor([[0.0, float("nan"), 0.0, 0.0]]))
     with pytest.raises(TypeError, match="bool"):
         activation_patterns(model, torch.ones(2, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match="batch_size"):
-        activation_patterns(model, torch.randn(2, 4), batch_size=0)
+    with pytest.raises(ValueError, match="memory_budget"):
+        activation_patterns(model, torch.randn(2, 4), memory_budget=0)
     dropout = nn.Sequential(nn.Linear(4, 5), nn.Dropout(0.5), nn.ReLU())
     with pytest.raises(ValueError, match="training mode.*eval"):
         activation_patterns(dropout, torch.randn(2, 4))
@@ -185,3 +189,18 @@ def test_reference_removes_hooks_even_when_forward_raises(monkeypatch):
     with pytest.raises(RuntimeError):
         module_patterns(model, torch.randn(3, 7, dtype=torch.float64))  # wrong width: forward raises
     assert seen and all(not m._forward_hooks for m in seen)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=5), st.integers(1, 19), st.integers(0, 2**31 - 1))
+def test_walk_distances_and_extents_agree_with_bool_sums(lengths, units, seed):
+    g = torch.Generator().manual_seed(seed)
+    walks = [torch.rand(n, units, generator=g) > 0.5 for n in lengths]
+    ext = walk_extents(walks)
+    for i, w in enumerate(walks):
+        d = walk_distances(w)
+        to_start = (w != w[:1]).sum(1)
+        steps = (w[1:] != w[:-1]).sum(1)
+        assert d.to_start.tolist() == to_start.tolist() and d.steps.tolist() == steps.tolist()
+        assert (ext.end[i], ext.farthest[i], ext.length[i]) == (d.end, d.farthest, d.length)
+        assert (d.end, d.farthest, d.length) == (int(to_start[-1]), int(to_start.max()), int(steps.sum()))

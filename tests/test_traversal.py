@@ -300,3 +300,12 @@ def test_integer_nets_with_many_exact_ties(seed, in_dim, widths, include_output)
     x1 = torch.randint(-2, 3, (in_dim,), generator=g).double()
     tr = traverse(model, x0, x1, include_output=include_output)
     check_traversal(tr, model, x0, x1, n=2001, include_output=include_output, zero_tol=1e-12)
+
+
+def test_traverse_on_a_batch_of_conv_inputs_points_to_traverse_many():
+    """Issue 16.4: a conv net without input_shape used to fail with a matrix-shape error."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 2)).double()
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="x0: expected one input, got a batch of 2 .*use traverse_many for batches"):
+        traverse(net, x, x.flip(0))
+    assert traverse(net, x[:1], x[1:]).n_pieces == traverse(net, x[0], x[1]).n_pieces

@@ -193,7 +193,7 @@ def traverse(
 ):
     """Exact region sequence along the segment x0 -> x1: breakpoints t and Hamming distances (JSON)."""
     from ..network.io import load_model
-    from ..patterns.summary import hamming_to_start
+    from ..patterns.walks import walk_distances
     from ..traversal import traverse as traverse_segment
 
     model = load_model(model_path)
@@ -214,13 +214,12 @@ def traverse(
         x0, x1 = _read_npy(x0_path, "--x0"), _read_npy(x1_path, "--x1")
         where = {"x0": x0_path, "x1": x1_path}
     result = traverse_segment(model, x0, x1, include_output=include_output)
-    d = hamming_to_start(result)
-    steps = (result.patterns[1:] != result.patterns[:-1]).sum(1)
+    d = walk_distances(result.patterns)
     emit_json({
         "model": model_path, **where, "include_output": include_output,
         "n_regions": result.n_pieces, "n_units": result.patterns.shape[1],
-        "t": result.t, "hamming_to_start": d, "hamming_steps": steps,
-        "final_hamming": int(d[-1]), "max_hamming": int(d.max()), "total_flips": int(steps.sum()),
+        "t": result.t, "hamming_to_start": d.to_start, "hamming_steps": d.steps,
+        "final_hamming": d.end, "max_hamming": d.farthest, "total_flips": d.length,
     }, out)
 
 

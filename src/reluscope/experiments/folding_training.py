@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..folding import draw_pairs, folding_loss, interaction_effect, path_folding
+from ..folding import draw_pairs, folding_loss, interaction_effect, path_folding_many
 from ..folding.path import path_chi
 
 __all__ = [
@@ -133,7 +133,7 @@ def run_fgsm_interaction(model=None, *, eps: float = 0.1, pairs: int = 100, seed
     acc = accuracy(model, torch.cat([a0, a1]), torch.cat([yt[i0], yt[i1]]))
 
     def measure(p, q):
-        res = path_folding(model, p, q)
+        res = path_folding_many(model, p, q)
         return (np.array([r.chi for r in res]),
                 np.array([interaction_effect(r.walk, (r.n_patterns + 1) // 2) for r in res]))
 

@@ -7,14 +7,17 @@ smooth surrogate used as an extra loss.
 """
 
 from .global_ import Aggregator, GlobalFolding, PairStrategy, aggregate_folding, draw_pairs, global_folding
-from .measure import FoldingProfile, as_walk, folding_measure, folding_measures, folding_profile, interaction_effect
-from .path import PathFolding, path_chi, path_folding, path_walks, symmetric_folding
+from .measure import (
+    FoldingProfile, as_walk, folding_measure, folding_measures, folding_profile, interaction_effect, interaction_effects,
+)
+from .path import PathFolding, path_chi, path_folding, path_folding_many, path_walks, symmetric_folding, symmetric_folding_many
 from .regulariser import folding_loss, folding_penalty, soft_folding
 
 __all__ = [
     "FoldingProfile", "as_walk", "folding_measure", "folding_measures", "folding_profile",
-    "interaction_effect",
-    "PathFolding", "path_folding", "path_chi", "path_walks", "symmetric_folding",
+    "interaction_effect", "interaction_effects",
+    "PathFolding", "path_folding", "path_folding_many", "path_chi", "path_walks", "symmetric_folding",
+    "symmetric_folding_many",
     "soft_folding", "folding_penalty", "folding_loss",
     "PairStrategy", "Aggregator", "GlobalFolding", "global_folding", "aggregate_folding", "draw_pairs",
 ]

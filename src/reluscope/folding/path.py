@@ -20,11 +20,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import as_float_tensor, check_finite, check_int
+from .._checks import as_batch, as_float_tensor, as_single, check_int, same_device
 from ..network import Network, to_network
 from .measure import FoldingProfile, folding_measures, folding_profile
 
-__all__ = ["PathFolding", "path_walks", "path_folding", "path_chi", "symmetric_folding", "prepare_pairs"]
+__all__ = [
+    "PathFolding", "path_walks", "path_folding", "path_folding_many", "path_chi", "symmetric_folding",
+    "symmetric_folding_many", "prepare_pair", "prepare_pairs",
+]
 
 
 @dataclass(frozen=True)
@@ -50,37 +53,36 @@ class PathFolding:
         return folding_profile(self.walk)
 
 
-def prepare_pairs(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor, bool]:
-    """Network in the inputs' dtype, both endpoints as batches [B, ...], and whether one pair came."""
-    x0 = check_finite(as_float_tensor(x0, "x0"), "x0")
-    x1 = check_finite(as_float_tensor(x1, "x1"), "x1")
+def _pair_shapes(x0, x1):
+    x0, x1 = as_float_tensor(x0, "x0"), as_float_tensor(x1, "x1")
     if x0.shape != x1.shape:
         raise ValueError(f"x0, x1: expected equal shapes, got {list(x0.shape)} and {list(x1.shape)}")
+    same_device(x0=x0, x1=x1)
+    return x0, x1
+
+
+def _on_inputs(net: Network, x0: torch.Tensor, x1: torch.Tensor) -> tuple[Network, torch.Tensor, torch.Tensor]:
+    if net.input_shape is None:
+        net = net.with_input_shape(x0.shape[1:])
+    if net.dtype != x0.dtype or net.device != x0.device:
+        net = net.to(dtype=x0.dtype, device=x0.device)
+    return net, x0, x1.to(x0.dtype)
+
+
+def prepare_pair(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor]:
+    """Network in the inputs' dtype and the one pair x0, x1 as batches of one [1, ...]."""
+    x0, x1 = _pair_shapes(x0, x1)
     net = to_network(model)
-    if net.input_shape is not None:
-        ndim = len(net.input_shape)
-        if x0.dim() == ndim and tuple(x0.shape) == tuple(net.input_shape):
-            single = True
-        elif x0.dim() == ndim + 1 and tuple(x0.shape[1:]) == tuple(net.input_shape):
-            single = False
-        else:
-            raise ValueError(
-                f"x0: expected one input of shape {list(net.input_shape)} or a batch "
-                f"[B, {', '.join(map(str, net.input_shape))}], got {list(x0.shape)}"
-            )
-    else:  # no known input shape (a conv net built without input_shape): a 3-D tensor is one image
-        if x0.dim() < 2:
-            raise ValueError(f"x0: expected an image [C, H, W] or a batch [B, ...], got shape {list(x0.shape)}")
-        single = x0.dim() == 3
-        net = net.with_input_shape(x0.shape if single else x0.shape[1:])
-    if single:
-        x0, x1 = x0.unsqueeze(0), x1.unsqueeze(0)
-    if x0.shape[0] == 0:
-        raise ValueError("x0, x1: expected at least one pair, got an empty batch")
-    dtype = x0.dtype
-    if net.dtype != dtype or net.device != x0.device:
-        net = net.to(dtype=dtype, device=x0.device)
-    return net, x0, x1.to(dtype), single
+    x0 = as_single(x0, "x0", net.input_shape, batch_function="path_folding_many")
+    x1 = as_single(x1, "x1", net.input_shape, batch_function="path_folding_many")
+    return _on_inputs(net, x0, x1)
+
+
+def prepare_pairs(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor]:
+    """Network in the inputs' dtype and the pairs x0[i], x1[i] as batches [B, ...]."""
+    x0, x1 = _pair_shapes(x0, x1)
+    net = to_network(model)
+    return _on_inputs(net, as_batch(x0, "x0", net.input_shape), as_batch(x1, "x1", net.input_shape))
 
 
 def _sampled(net: Network, x0, x1, n_points: int, include_output: bool) -> list[tuple[torch.Tensor, np.ndarray]]:
@@ -99,7 +101,7 @@ def _sampled(net: Network, x0, x1, n_points: int, include_output: bool) -> list[
 def path_walks(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
                progress: bool = False) -> list[tuple[torch.Tensor, np.ndarray]]:
     """(walk, t) for each pair of the batches x0, x1 [B, ...] (see `PathFolding` for t)."""
-    net, x0, x1, _ = prepare_pairs(model, x0, x1)
+    net, x0, x1 = prepare_pairs(model, x0, x1)
     return _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress)
 
 
@@ -130,19 +132,28 @@ def _walks(net, x0, x1, *, include_output, n_points, progress):
     return out
 
 
-def path_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
-                 progress: bool = False):
-    """Folding chi of the segment x0 -> x1 (one pair) or of each pair of the batches x0, x1 [B, ...].
-
-    Returns a `PathFolding` for one pair, a list of them for a batch. `n_points=None` (default)
-    walks every region exactly (ReLU/LeakyReLU/MaxPool nets; bisection for smooth ones);
-    `n_points=11` reproduces the papers' sampling.
-    """
-    net, x0, x1, single = prepare_pairs(model, x0, x1)
+def _path_foldings(net, x0, x1, include_output, n_points, progress) -> list[PathFolding]:
     walks = _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress)
     chis = folding_measures([w for w, _ in walks])
-    res = [PathFolding(float(c), w, t, n_points is None, include_output) for c, (w, t) in zip(chis, walks)]
-    return res[0] if single else res
+    return [PathFolding(float(c), w, t, n_points is None, include_output) for c, (w, t) in zip(chis, walks)]
+
+
+def path_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+                 progress: bool = False) -> PathFolding:
+    """Folding chi of the segment x0 -> x1 (one input each; a batch of one [1, ...] is accepted).
+
+    `n_points=None` (default) walks every region exactly (ReLU/LeakyReLU/MaxPool nets; bisection
+    for smooth ones); `n_points=11` reproduces the papers' sampling. Batches: `path_folding_many`.
+    """
+    net, x0, x1 = prepare_pair(model, x0, x1)
+    return _path_foldings(net, x0, x1, include_output, n_points, progress)[0]
+
+
+def path_folding_many(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+                      progress: bool = False) -> list[PathFolding]:
+    """`path_folding` of each pair x0[i] -> x1[i] of the batches x0, x1 [B, ...]: a list of B results."""
+    net, x0, x1 = prepare_pairs(model, x0, x1)
+    return _path_foldings(net, x0, x1, include_output, n_points, progress)
 
 
 def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
@@ -151,7 +162,7 @@ def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None
 
     The memory-lean form of `path_folding` for many segments: walks are dropped once measured.
     """
-    net, x0, x1, _ = prepare_pairs(model, x0, x1)
+    net, x0, x1 = prepare_pairs(model, x0, x1)
     chunk = check_int(chunk, "chunk")
     chis, lengths = [], []
     bar = tqdm(total=len(x0), desc="folding", unit="path", disable=not progress)
@@ -164,14 +175,22 @@ def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None
     return np.concatenate(chis), np.concatenate(lengths)
 
 
-def symmetric_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None):
-    """d_chi(x0, x1) = (chi(x0 -> x1) + chi(x1 -> x0)) / 2: a float for one pair, float64 [B] for a batch.
+def _symmetric(net, x0, x1, include_output, n_points) -> np.ndarray:
+    walks = [w for w, _ in _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=False)]
+    return (folding_measures(walks) + folding_measures([w.flip(0) for w in walks])) / 2
+
+
+def symmetric_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None) -> float:
+    """d_chi(x0, x1) = (chi(x0 -> x1) + chi(x1 -> x0)) / 2 of one pair (batches: `symmetric_folding_many`).
 
     The reverse path meets the same regions (or grid points) in reverse order, so chi(x1 -> x0) is
     chi of the reversed walk; chi itself is not symmetric.
     """
-    net, x0, x1, single = prepare_pairs(model, x0, x1)
-    walks = [w for w, _ in _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=False)]
-    d = (folding_measures(walks) + folding_measures([w.flip(0) for w in walks])) / 2
-    return float(d[0]) if single else d
+    net, x0, x1 = prepare_pair(model, x0, x1)
+    return float(_symmetric(net, x0, x1, include_output, n_points)[0])
 
+
+def symmetric_folding_many(model, x0, x1, *, include_output: bool = True, n_points: int | None = None) -> np.ndarray:
+    """float64 [B]: `symmetric_folding` of each pair x0[i], x1[i] of the batches x0, x1 [B, ...]."""
+    net, x0, x1 = prepare_pairs(model, x0, x1)
+    return _symmetric(net, x0, x1, include_output, n_points)

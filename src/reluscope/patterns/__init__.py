@@ -21,6 +21,7 @@ from .summary import (
     summarize_patterns,
     summarize_traversals,
 )
+from .walks import WalkDistances, WalkExtents, as_walk, walk_distances, walk_extents
 
 __all__ = [
     "HammingMethod",
@@ -38,4 +39,9 @@ __all__ = [
     "hamming_to_start",
     "summarize_patterns",
     "summarize_traversals",
+    "WalkDistances",
+    "WalkExtents",
+    "as_walk",
+    "walk_distances",
+    "walk_extents",
 ]

@@ -13,8 +13,9 @@ import enum
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
-from .._checks import as_enum, as_float_tensor, check_batch, check_int
+from .._checks import DEFAULT_MEMORY_BUDGET, as_enum, as_float_tensor, check_batch, check_int, rows_within_budget
 from ..network import Network, to_network
 
 __all__ = [
@@ -27,11 +28,6 @@ __all__ = [
     "HammingMethod",
     "prepare_network",
 ]
-
-# Rows per chunk are chosen so that the largest intermediate tensor stays near this many elements
-# (16M elements = 64 MB in float32): large N never needs more memory than one chunk.
-_CHUNK_ELEMENTS = 1 << 24
-
 
 def prepare_network(model, x: torch.Tensor, name: str = "x", *, dtype=None) -> tuple[Network, torch.Tensor]:
     """Convert `model`, check the batch `x` against its input shape, and put both on x's device.
@@ -52,27 +48,38 @@ def prepare_network(model, x: torch.Tensor, name: str = "x", *, dtype=None) -> t
     return net, x.to(dtype)
 
 
-def _rows_per_chunk(net: Network, x: torch.Tensor) -> int:
-    widest = x[0].numel()
+def _bytes_per_row(net: Network, x: torch.Tensor, include_output: bool) -> int:
+    """Working memory of one input: its two widest intermediate tensors plus its pattern bits."""
+    sizes = [x[0].numel()]
     with torch.no_grad():
         for _, z in net.trace(x[:1]):
-            widest = max(widest, z[0].numel())
-    return max(1, _CHUNK_ELEMENTS // widest)
+            sizes.append(z[0].numel())
+    widest = sorted(sizes)[-2:]
+    return sum(widest) * x.element_size() + net.n_units(include_output=include_output)
 
 
-def activation_patterns(model, x, *, include_output: bool = False, batch_size: int | None = None) -> torch.Tensor:
+def activation_patterns(
+    model,
+    x,
+    *,
+    include_output: bool = False,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = False,
+) -> torch.Tensor:
     """bool [N, units]: the activation pattern of each row of `x`, on x's device.
 
     `model` is a torch.nn.Module (converted with `to_network`) or a `Network`; `x` is a batch
-    [N, *input_shape]. Evaluated in x's dtype, `batch_size` rows at a time (default: as many as
-    keep each intermediate tensor near 16M elements). Works for smooth activations too (bit z > 0).
+    [N, *input_shape]. Evaluated in x's dtype, in chunks of as many rows as fit in `memory_budget`
+    bytes of intermediate tensors. Works for smooth activations too (bit z > 0). `progress` shows a
+    bar over the chunks.
     """
     net, x = prepare_network(model, x)
-    if batch_size is None:
-        batch_size = _rows_per_chunk(net, x)
-    batch_size = check_int(batch_size, "batch_size")
+    rows = rows_within_budget(_bytes_per_row(net, x, include_output), memory_budget, what="input", total=x.shape[0])
     with torch.no_grad():
-        parts = [net.bits(chunk, include_output=include_output) for chunk in x.split(int(batch_size))]
+        parts = [
+            net.bits(chunk, include_output=include_output)
+            for chunk in tqdm(x.split(rows), disable=not progress, desc="patterns", unit="chunk")
+        ]
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 

@@ -13,7 +13,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from .walks import walk_distances, walk_extents
 
 __all__ = [
     "LayerActivity",
@@ -102,8 +105,7 @@ def summarize_patterns(bits: torch.Tensor, layout: Sequence | None = None) -> Pa
 
 def hamming_to_start(traversal) -> torch.Tensor:
     """long [n]: Hamming distance of each piece's pattern to the first piece's pattern."""
-    p = traversal.patterns
-    return (p != p[:1]).sum(1)
+    return torch.from_numpy(walk_distances(traversal.patterns).to_start)
 
 
 @dataclass(frozen=True)
@@ -136,13 +138,8 @@ def summarize_traversals(traversals: Sequence) -> TraversalSummary:
     if not traversals:
         raise ValueError("traversals: expected at least one Traversal, got none")
     regions = torch.tensor([t.patterns.shape[0] for t in traversals], dtype=torch.float64)
-    final, far, flips = [], [], []
-    for t in traversals:
-        d = hamming_to_start(t)
-        final.append(float(d[-1]))
-        far.append(float(d.max()))
-        flips.append(float((t.patterns[1:] != t.patterns[:-1]).sum()))
-    final_t, far_t, flips_t = map(lambda v: torch.tensor(v, dtype=torch.float64), (final, far, flips))
+    ext = walk_extents([t.patterns for t in traversals])
+    final_t, far_t, flips_t = (torch.from_numpy(v.astype(np.float64)) for v in (ext.end, ext.farthest, ext.length))
     return TraversalSummary(
         n_segments=len(traversals),
         regions_mean=float(regions.mean()), regions_median=float(regions.median()),

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from .._checks import as_float_tensor, check_batch, check_int
+from .._checks import as_float_tensor, as_single, check_batch, check_int, same_device
 from ..network import Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine, LeakyReLU, MaxPool2d
 
@@ -192,7 +193,7 @@ def _merge_equal(p: _Pieces, patterns: torch.Tensor):
     return p.seg.index_select(0, first), p.ta.index_select(0, first), p.tb.index_select(0, last), patterns.index_select(0, first)
 
 
-def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool) -> list:
+def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool, bar=None) -> list:
     s = x0.shape[0]
     dx = x1 - x0
     ones = torch.ones(s, dtype=x0.dtype, device=x0.device)
@@ -200,6 +201,8 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
     layers = list(net.layers)
     while layers and isinstance(layers[-1], AbstractAffine) and not include_output:
         layers.pop()  # nothing after the last activation can change the pattern
+    if bar is not None:
+        bar.reset(total=len(layers))
     for layer in layers:
         if isinstance(layer, AbstractAffine):
             p.h, p.dh = layer.forward(p.h), layer.linear(p.dh)
@@ -217,6 +220,8 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
             raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) has no exact traversal")
         else:
             raise TypeError(f"layer {layer.name!r}: unknown layer type {type(layer).__name__}")
+        if bar is not None:
+            bar.update()
     if include_output:
         p = _split_signs(p)
         p.bits.append(p.h.reshape(p.h.shape[0], -1) > 0)
@@ -234,6 +239,7 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
 
 def _prepare(model, x0, x1, *, batched: bool):
     x0, x1 = as_float_tensor(x0, "x0"), as_float_tensor(x1, "x1")
+    same_device(x0=x0, x1=x1)
     net = to_network(model)
     if batched:
         if x0.dim() < 2 or x1.dim() < 2 or x0.shape[1:] != x1.shape[1:]:
@@ -244,18 +250,8 @@ def _prepare(model, x0, x1, *, batched: bool):
     else:
         if x0.shape != x1.shape:
             raise ValueError(f"x1: expected the shape of x0 {list(x0.shape)}, got {list(x1.shape)}")
-        shape = net.input_shape
-        if shape is None:  # an unbatched image is 3-D; a [1, C, H, W] batch of one is accepted too
-            single = not (x0.dim() == 4 and x0.shape[0] == 1)
-        elif tuple(x0.shape) in (tuple(shape), (1, *shape)):
-            single = tuple(x0.shape) == tuple(shape)
-        else:
-            raise ValueError(
-                f"x0: expected one input of shape {list(shape)} (or [1, {', '.join(map(str, shape))}]), "
-                f"got {list(x0.shape)}; use traverse_many for batches"
-            )
-        if single:
-            x0, x1 = x0.unsqueeze(0), x1.unsqueeze(0)
+        x0 = as_single(x0, "x0", net.input_shape, batch_function="traverse_many")
+        x1 = as_single(x1, "x1", net.input_shape, batch_function="traverse_many")
     if net.input_shape is None:
         net = net.with_input_shape(x0.shape[1:])
     check_batch(x0, "x0", net.input_shape)
@@ -265,7 +261,7 @@ def _prepare(model, x0, x1, *, batched: bool):
     return net, x0.to(torch.float64), x1.to(device=x0.device, dtype=torch.float64)
 
 
-def traverse(model, x0, x1, *, include_output: bool = False) -> Traversal:
+def traverse(model, x0, x1, *, include_output: bool = False, progress: bool = False) -> Traversal:
     """Every linear region met along the segment from `x0` to `x1`, in order, exactly (float64).
 
     `model`: a torch.nn.Module of the supported layers or a `Network`, with ReLU, LeakyReLU and
@@ -273,11 +269,11 @@ def traverse(model, x0, x1, *, include_output: bool = False) -> Traversal:
     `x0`, `x1`: one input each, shaped like the network input (a leading batch dimension of 1 is
     accepted). With `include_output`, sign changes of the output units split pieces too and their
     bits are appended to the patterns. Runs on x0's device. See the module docstring for ties and
-    the 1e-12 resolution in t.
+    the 1e-12 resolution in t. `progress` shows a bar over the network's layers (for deep nets).
     """
     net, x0, x1 = _prepare(model, x0, x1, batched=False)
-    with torch.no_grad():
-        return _traverse_chunk(net, x0, x1, include_output)[0]
+    with torch.no_grad(), tqdm(disable=not progress, desc="traverse", unit="layer") as bar:
+        return _traverse_chunk(net, x0, x1, include_output, bar)[0]
 
 
 def traverse_many(
@@ -304,8 +300,6 @@ def traverse_many(
     if pairs == "given" and a != b:
         raise ValueError(f"x1: pairs='given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
     total = a if pairs == "given" else a * b
-    from tqdm.auto import tqdm
-
     out: list[Traversal] = []
     with torch.no_grad(), tqdm(total=total, disable=not progress, desc="traverse", unit="seg") as bar:
         for start in range(0, total, int(batch_size)):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..patterns.walks import walk_distances
 from ._common import axes_or_new
 
 __all__ = ["plot_hamming_along_path", "plot_unit_activity"]
@@ -23,11 +24,11 @@ def plot_hamming_along_path(traversal, ax=None, *, normalize: bool = False, labe
         raise TypeError(f"traversal: expected a Traversal with tensors t and patterns, got {type(traversal).__name__}")
     if patterns.dim() != 2 or t.shape[0] != patterns.shape[0] + 1:
         raise ValueError(f"traversal: expected t [n + 1] and patterns [n, units], got {list(t.shape)} and {list(patterns.shape)}")
-    d = (patterns != patterns[:1]).sum(1).double()
+    d = walk_distances(patterns).to_start.astype(float)
     if normalize:
         d = d / max(1, patterns.shape[1])
     ax = axes_or_new(ax)
-    ax.stairs(d.cpu().numpy(), t.detach().cpu().double().numpy(), label=label, **stairs_kw)
+    ax.stairs(d, t.detach().cpu().double().numpy(), label=label, **stairs_kw)
     ax.set_xlim(0, 1)
     ax.set_xlabel("t along the segment")
     ax.set_ylabel("Hamming distance to start" + (" (fraction of units)" if normalize else ""))
