@@ -28,7 +28,7 @@ def test_load_points_paper_format_and_npy(tmp_path):
     np.save(tmp_path / "p.npy", x[:5])
     np.testing.assert_array_equal(load_points(tmp_path / "p.npy"), x[:5])
     (tmp_path / "bad.txt").write_text("3 2\n0 1 2\n")
-    with pytest.raises(ValueError, match="expected 3 lines"):
+    with pytest.raises(ValueError, match="declares 3 points, the file has 1"):
         load_points(tmp_path / "bad.txt")
     with pytest.raises(ValueError, match=".npy or .txt"):
         load_points(TOY / "README.md")

@@ -49,7 +49,7 @@ def test_build_report_writes_html_figures_and_summary(tmp_path):
     fig = Figure()
     fig.add_subplot().plot([1, 2])
     (tmp_path / "figures").mkdir()
-    (tmp_path / "figures" / "stale-1.png").write_bytes(b"old")
+    (tmp_path / "figures" / "users-own-1.png").write_bytes(b"mine")  # not ours: must survive
     sections = {
         "good": Section("Good part", "<p>fine</p>" + figure_html(fig) + figure_html(fig), {"x": 1.5}),
         "bad": Section("Bad part", "", {}, error="Traceback: boom <here>"),
@@ -58,7 +58,8 @@ def test_build_report_writes_html_figures_and_summary(tmp_path):
     html = report.read_text()
     assert '<a href="#good">Good part</a>' in html and 'id="bad"' in html
     assert "boom &lt;here&gt;" in html and "(failed)" in html
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["good-1.png", "good-2.png"]
+    names = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert names == [".reluscope-figures.json", "good-1.png", "good-2.png", "users-own-1.png"]
     assert (tmp_path / "figures" / "good-1.png").read_bytes().startswith(PNG)
     doc = json.loads(summary.read_text())
     assert doc["seed"] == 3 and doc["sections"]["good"]["summary"] == {"x": 1.5}

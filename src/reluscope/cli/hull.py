@@ -20,20 +20,12 @@ def load_points(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         x = np.load(path, allow_pickle=False)
     elif path.suffix == ".txt":
-        with path.open() as fh:
-            head = fh.readline().split()
-            if len(head) != 2:
-                raise ValueError(f"{path}: first line must be 'N D', got {' '.join(head)!r}")
-            n, d = int(head[0]), int(head[1])
-            rows = np.loadtxt(fh, ndmin=2)
-        if rows.shape != (n, d + 1):
-            raise ValueError(f"{path}: expected {n} lines of 'id v1 ... v{d}', got an array of shape {list(rows.shape)}")
-        x = np.empty((n, d))
-        x[rows[:, 0].astype(int)] = rows[:, 1:]
+        from ..data import read_point_file
+
+        x = read_point_file(path)
     else:
         raise ValueError(f"points: expected a .npy or .txt file, got {path.name!r}")
     return np.asarray(x, dtype=np.float64)
-
 
 
 @user_errors

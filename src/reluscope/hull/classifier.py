@@ -44,7 +44,7 @@ class NearestConvexHull:
         mode = as_enum(self.mode, HullMode, "mode")
         check_positive(float(self.tol), "tol")
         x = prepare_points(X, "X", min_points=2)
-        y = np.asarray(y)
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
         if y.ndim != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"y: expected one label per row of X ({x.shape[0]}), got shape {list(y.shape)}")
         self.classes_ = np.unique(y)
@@ -85,9 +85,11 @@ class NearestConvexHull:
                 rows = [r for r in range(x.shape[0]) if r in pos]
                 allowed[rows, [pos[r] for r in rows]] = False
                 empty = ~allowed.any(1)
-                allowed[empty] = True  # a one-point hull keeps its point rather than vanishing
+                allowed[empty] = True  # solved for the solver's sake, then set to +inf below
             res = hull_distance_bounds(pts, x, tol=self.tol, allowed=allowed, device=self.device)
             out[:, k] = res.distance
+            if loo:  # a class whose only point is left out has no hull: infinitely far, not 0
+                out[empty.numpy(), k] = np.inf
         return out
 
     def predict(self, X, *, loo: bool = False) -> np.ndarray:

@@ -23,6 +23,7 @@ E + {x} and class hulls stacked in one array.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -61,7 +62,12 @@ class HullDistance:
 
 
 def prepare_points(points, name: str = "points", *, min_points: int = 1, dtype=torch.float64, device=None):
-    """Check and convert a point set [N, D]; refuses NaN/inf, wrong rank, too few points."""
+    """Check and convert a point set [N, D]; refuses NaN/inf, wrong rank, too few points.
+
+    Detached (hull geometry is not differentiable here) and left on its device unless `device`.
+    """
+    if isinstance(points, torch.Tensor):
+        points = points.detach()
     x = as_float_tensor(points, name, dtype=dtype, device=device)
     if x.dim() != 2:
         raise ValueError(f"{name}: expected a 2-D array [N, D] of points, got shape {list(x.shape)}")
@@ -74,6 +80,8 @@ def prepare_points(points, name: str = "points", *, min_points: int = 1, dtype=t
 
 def _prepare(points, queries, allowed, device):
     x = prepare_points(points, "points", device=device)
+    if isinstance(queries, torch.Tensor):
+        queries = queries.detach()
     v = as_float_tensor(queries, "queries", dtype=torch.float64, device=x.device)
     if v.dim() == 1 and v.shape[0] == x.shape[1]:
         raise ValueError(
@@ -142,6 +150,14 @@ def hull_distance_bounds(
     n, d = x.shape
     if max_iter is None:
         max_iter = 20 * (min(n, d + 1) + 10)
+    # Distances scale with the data: solve on data divided by a power of two (exact) near its
+    # largest entry, so the solver's few absolute floors (1e-300, 1e-15) never meet data of 1e-200
+    # and squares of 1e200 do not overflow; multiply the distances back at the end.
+    big = max(float(x.abs().max()), float(v.abs().max()))
+    unit = 2.0 ** math.ceil(math.log2(big)) if big > 0 else 1.0
+    x, v = x / unit, v / unit
+    if eps is not None:
+        eps = eps / unit
     center = x.mean(dim=0)
     xc = x - center  # centring keeps the Gram entries small and well conditioned
     vc = v - center
@@ -158,8 +174,8 @@ def hull_distance_bounds(
             parts.append(
                 _wolfe(xc, sq, vc[sl], None if allowed is None else allowed[sl], abs_tol, eps, max_iter)
             )
-    lower = np.concatenate([p[0] for p in parts])
-    upper = np.concatenate([p[1] for p in parts])
+    lower = np.concatenate([p[0] for p in parts]) * unit
+    upper = np.concatenate([p[1] for p in parts]) * unit
     conv = np.concatenate([p[2] for p in parts])
     k = max(p[3].shape[1] for p in parts)
     support = np.concatenate([np.pad(p[3], ((0, 0), (0, k - p[3].shape[1])), constant_values=-1) for p in parts])

@@ -26,7 +26,7 @@ def _radius(x: torch.Tensor) -> float:
 
 
 def _labels(y, n, name="y"):
-    y = np.asarray(y)
+    y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name}: expected one label per point ({n}), got shape {list(y.shape)}")
     return y
@@ -55,7 +55,7 @@ def misinclusion(points, others, *, eps: float = 1e-6, tol: float = 1e-9) -> flo
 
 def pairwise_distance_histogram(points, *, bins: int = 40, max_pairs: int = 200_000, seed: int = 0):
     """(counts, edges) of within-set pairwise Euclidean distances (random pairs if too many)."""
-    x = prepare_points(points, "points", min_points=2).numpy()
+    x = prepare_points(points, "points", min_points=2).cpu().numpy()
     n = x.shape[0]
     if n * (n - 1) // 2 <= max_pairs:
         i, j = np.triu_indices(n, 1)

@@ -21,6 +21,7 @@ per-coordinate extremes, clean E, clean R, then greedy minimax additions. Choice
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,8 @@ class RGEResult:
     seconds: float
     eps: float
     stop: float
+    max_size: int = 0
+    reached_stop: bool = True  # False: max_size ended the expansion before `stop` (a warning too)
 
     @property
     def size(self) -> int:
@@ -57,14 +60,14 @@ def kcha_scores(points, *, sigma: float = 0.3, rate: float = 0.01, max_iter: int
     x = prepare_points(points, "points")
     n = x.shape[0]
     k = torch.exp(-torch.cdist(x, x).square() / sigma**2)
-    c = torch.full((n, n), 1.0 / n, dtype=x.dtype)
+    c = torch.full((n, n), 1.0 / n, dtype=x.dtype, device=x.device)
     for _ in range(max_iter):
         c_new = c * torch.sqrt(k / (k @ c).clamp_min(1e-100))
         change = float((c_new - c).abs().sum() / c.abs().sum())
         c = c_new
         if change <= rate:
             break
-    return torch.diagonal(c).numpy().copy()
+    return torch.diagonal(c).cpu().numpy().copy()
 
 
 def _dist(x, queries_idx, allowed_rows, tol):
@@ -103,7 +106,7 @@ def _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sampl
     check_positive(float(stop), "stop", allow_zero=True)
     x = prepare_points(points, "points", min_points=2)
     n = x.shape[0]
-    xn = x.numpy()
+    xn = x.cpu().numpy()
     initial_size = max(1, n // 20) if initial_size is None else check_int(initial_size, "initial_size")
     max_size = max(2, n // 10) if max_size is None else check_int(max_size, "max_size")
     rng = np.random.default_rng(seed)
@@ -149,7 +152,15 @@ def _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sampl
     idx = np.flatnonzero(in_e)
     allowed = torch.from_numpy(np.broadcast_to(in_e, (n, n)).copy())
     error = float(hull_distance_bounds(x, x, tol=tol, allowed=allowed).distance.max())
-    return RGEResult(idx, error, tuple(history), initial, time.perf_counter() - t0, float(eps), float(stop))
+    reached = not in_r.any() or (bool(history) and history[-1][2] <= stop)
+    if not reached or idx.size > max_size:
+        warnings.warn(
+            f"revised_greedy_expansion: |E| = {idx.size} for max_size={max_size}"
+            + ("" if reached else f", max distance to the hull of E {error:.3g} above stop={stop}")
+            + "; pass a larger max_size (the initial set holds every coordinate's extreme points)",
+            RuntimeWarning, stacklevel=3,
+        )
+    return RGEResult(idx, error, tuple(history), initial, time.perf_counter() - t0, float(eps), float(stop), max_size, reached)
 
 
 def _hull_points(xn, support, weights):

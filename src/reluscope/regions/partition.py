@@ -158,7 +158,24 @@ def _check_box(box) -> tuple[float, float, float, float]:
             f"box: expected xmin < xmax and ymin < ymax (a box of positive area), got {box!r}; "
             "note the order (xmin, xmax, ymin, ymax)"
         )
+    # face fits take up to fourth powers of coordinates: beyond ~1e75 they overflow (1e200: NaN areas)
+    scale = max(abs(v) for v in vals)
+    if scale > _BOX_LIMIT:
+        raise ValueError(
+            f"box: expected coordinates within +-{_BOX_LIMIT:.0e} (areas and face fits would overflow float64), got "
+            f"{box!r}; scale the plane's directions u and v instead"
+        )
+    if min(x1 - x0, y1 - y0) <= 1e-9 * scale or (x1 - x0) * (y1 - y0) < _AREA_FLOOR:
+        raise ValueError(
+            f"box: sides {x1 - x0:.3g} x {y1 - y0:.3g} are too small to resolve at coordinates of "
+            f"{scale:.3g} in float64; give a box with sides above 1e-9 of its coordinates and an "
+            f"area above {_AREA_FLOOR:.0e}, or shift and scale the plane"
+        )
     return vals
+
+
+_BOX_LIMIT = 1e60
+_AREA_FLOOR = 1e-120  # fits use fourth powers of face sizes: keep them off float64 underflow
 
 
 def _prepare(model, plane) -> Network:
@@ -219,7 +236,7 @@ def _grid_estimate(net: Network, plane, box, device, n: int = 48) -> int:
 def regions_2d(
     model,
     *,
-    box=(-1.0, 1.0, -1.0, 1.0),
+    box=None,
     plane: Plane | None = None,
     rtol: float = DEFAULT_RTOL,
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
@@ -229,16 +246,16 @@ def regions_2d(
     """The exact linear regions of `model` on `box` (xmin, xmax, ymin, ymax) of a 2-D input space.
 
     For inputs of more than two numbers pass `plane` (a `Plane`); `box` is then in plane
-    coordinates (box=None: a square around the plane's anchor points). Works for chains of
+    coordinates. box=None (the default): a square around the plane's anchor points with a margin
+    when it has anchors (`Plane.through_points`), else (-1, 1, -1, 1). Works for chains of
     Linear/Conv2d/AvgPool2d/Flatten/folded BatchNorm layers with ReLU/LeakyReLU activations.
     Computes in float64 on `device` (default: the model's device). `memory_budget` (bytes) bounds
     the working memory: the call refuses early (RegionBudgetError) when the estimated size is over.
     """
     net = _prepare(model, plane)
-    if box is None:
-        if plane is None:
-            raise ValueError("box: expected (xmin, xmax, ymin, ymax); box=None needs a plane with anchors")
-        box = plane.box_around_anchors()
+    if box is None:  # a fixed +-1 box would miss the anchors of most planes (images sit near +-5)
+        has_anchors = plane is not None and plane.anchors.shape[0] > 0
+        box = plane.box_around_anchors() if has_anchors else (-1.0, 1.0, -1.0, 1.0)
     box = _check_box(box)
     if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1e-2):
         raise ValueError(f"rtol: expected a float in [0, 1e-2), got {rtol!r}")

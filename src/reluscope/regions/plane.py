@@ -61,7 +61,10 @@ class Plane:
         u points from `a` to `b`; v is the part of c - a orthogonal to u. Raises if the three
         points are (nearly) collinear.
         """
-        pts = [check_finite(as_float_tensor(p, name, dtype=torch.float64), name) for p, name in ((a, "a"), (b, "b"), (c, "c"))]
+        given = [as_float_tensor(p, name) for p, name in ((a, "a"), (b, "b"), (c, "c"))]
+        # rounding of the inputs' own precision (float32: 6e-8) decides what counts as collinear
+        eps = max(torch.finfo(p.dtype).eps for p in given)
+        pts = [check_finite(p.to(torch.float64), name) for p, name in zip(given, "abc")]
         if not (pts[0].shape == pts[1].shape == pts[2].shape):
             raise ValueError(
                 f"Plane.through_points: a, b and c must have the same shape, got "
@@ -76,7 +79,10 @@ class Plane:
         u = e1 / n1
         w = e2 - (e2 @ u) * u
         nw = torch.linalg.norm(w)
-        if float(nw) <= 1e-9 * max(float(n1), float(torch.linalg.norm(e2))):
+        # w is rounding noise when it is within the inputs' rounding error, which scales with
+        # the points' magnitude, not with their distances (a, 2a, 3a in float32: |w| ~ 1e-7 |a|)
+        scale = max(float(torch.linalg.norm(p)) for p in (pa, pb, pc))
+        if float(nw) <= max(1e-9 * max(float(n1), float(torch.linalg.norm(e2))), 64 * eps * scale):
             raise ValueError(
                 "Plane.through_points: a, b and c are collinear (c lies on the line through a "
                 "and b), so they span no plane; pass three non-collinear points"
@@ -112,4 +118,6 @@ class Plane:
             raise ValueError("box: this plane has no anchors; pass box=(xmin, xmax, ymin, ymax)")
         lo, hi = self.anchors.min(0).values, self.anchors.max(0).values
         centre, half = (lo + hi) / 2, float((hi - lo).max()) / 2 * (1 + 2 * margin)
+        if not half > 0:  # a single anchor (or all at one point): a unit box around it
+            half = 1.0
         return (float(centre[0]) - half, float(centre[0]) + half, float(centre[1]) - half, float(centre[1]) + half)

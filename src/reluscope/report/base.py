@@ -24,7 +24,12 @@ import torch
 
 from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
 
-__all__ = ["Section", "DemoContext", "figure_html", "table_html", "build_report"]
+__all__ = ["Section", "DemoContext", "figure_html", "table_html", "build_report", "check_report_dir"]
+
+# The figure files reluscope wrote into `figures/`, so that a rerun deletes those and nothing else:
+# the folder may hold the user's own images.
+MANIFEST = ".reluscope-figures.json"
+_FIGURE_NAME = re.compile(r"^[A-Za-z0-9_.-]+-[0-9]+\.png$")
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,9 @@ def build_report(
 ) -> tuple[Path, Path]:
     """Write `out_dir/report.html`, `out_dir/summary.json` and `out_dir/figures/*.png`, atomically.
 
-    PNG files already in `out_dir/figures` are removed first (they belong to an earlier report).
+    Figures an earlier report wrote (listed in `figures/.reluscope-figures.json`) are removed
+    first; any other file is left alone, and a file of ours would overwrite one reluscope did not
+    write raises FileExistsError before anything is written.
 
     `sections`: a mapping key -> Section (keys name the sections in summary.json and the figure
     files) or a sequence (keys derived from the titles). `meta` goes to the top of summary.json.
@@ -144,9 +151,10 @@ def build_report(
         keyed.append((key if n == 0 else f"{key}-{n + 1}", section))
 
     figures = out / "figures"
-    if figures.is_dir():  # figures of an earlier run would otherwise linger next to the new ones
-        for old in figures.glob("*.png"):
-            old.unlink()
+    names = [f"{key}-{i}.png" for key, section in keyed for i in range(1, len(_IMG.findall(section.html)) + 1)]
+    previous = check_report_dir(out, names)
+    for old in previous - set(names):  # figures of an earlier run would otherwise linger
+        (figures / old).unlink(missing_ok=True)
     toc, body, summary_sections = [], [], {}
     for key, section in keyed:
         count = 0
@@ -168,6 +176,8 @@ def build_report(
         )
         summary_sections[key] = {"title": section.title, "error": section.error, "figures": count, "summary": section.summary}
 
+    if names or previous:
+        write_json_atomic(figures / MANIFEST, {"written_by": "reluscope", "figures": names})
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     meta = dict(meta or {})
     meta_line = " · ".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in meta.items() if not isinstance(v, (dict, list)))
@@ -180,3 +190,40 @@ def build_report(
     report = write_text_atomic(out / "report.html", page)
     summary = write_json_atomic(out / "summary.json", {"created": created, **meta, "sections": summary_sections})
     return report, summary
+
+
+def _manifest(figures: Path) -> set[str]:
+    """Names in the figure manifest; an unreadable manifest lists nothing (so nothing is deleted)."""
+    try:
+        names = json.loads((figures / MANIFEST).read_text())["figures"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    # only plain names of our own pattern: a tampered manifest must not reach outside figures/
+    return {n for n in names if isinstance(n, str) and _FIGURE_NAME.match(n)} if isinstance(names, list) else set()
+
+
+def check_report_dir(out_dir: str | Path, names: Sequence[str] | None = None, *, topics: Sequence[str] = ()) -> set[str]:
+    """Refuse an output folder where our figure files would overwrite files reluscope did not write.
+
+    `names`: the figure file names about to be written; `topics`: section keys whose figures
+    (`KEY-N.png`) may be written. Returns the names of the previous manifest (ours to replace).
+    Called by the demo before it trains, so the user learns this before waiting for the work.
+    """
+    figures = Path(out_dir) / "figures"
+    if figures.exists() and not figures.is_dir():
+        raise FileExistsError(f"out: {figures} exists and is not a folder; choose another --out")
+    previous = _manifest(figures)
+    if not figures.is_dir():
+        return previous
+    wanted = set(names or ())
+    patterns = [re.compile(rf"^{re.escape(t)}-[0-9]+\.png$") for t in topics]
+    clash = sorted(
+        p.name for p in figures.iterdir()
+        if p.name not in previous and (p.name in wanted or any(r.match(p.name) for r in patterns))
+    )
+    if clash:
+        raise FileExistsError(
+            f"out: {figures} holds {', '.join(clash[:5])}{' ...' if len(clash) > 5 else ''}, which "
+            "reluscope did not write and would overwrite; move them or choose another --out"
+        )
+    return previous

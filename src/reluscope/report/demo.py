@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .._checks import single_thread
-from .base import DemoContext, Section, build_report
+from .base import DemoContext, Section, build_report, check_report_dir
 
 __all__ = ["run_demo", "DemoResult", "train_demo_models"]
 
@@ -125,6 +125,7 @@ def run_demo(
     if unknown:
         raise ValueError(f"topics: unknown sections {unknown}; available: {', '.join(_SECTIONS)}")
     out = Path(out)
+    check_report_dir(out, topics=chosen)  # before training: never overwrite the user's files
     start = time.perf_counter()
     _log(progress, f"reluscope demo: training the demo networks (seed {seed}{', quick' if quick else ''})")
     with torch.random.fork_rng(devices=[]):
