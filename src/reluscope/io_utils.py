@@ -13,11 +13,15 @@ import enum
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_json_atomic", "write_text_atomic", "to_jsonable"]
+__all__ = [
+    "atomic_path", "write_together", "folder_lock", "write_bytes_atomic", "write_json_atomic", "write_text_atomic",
+    "to_jsonable",
+]
 
 
 @contextlib.contextmanager
@@ -43,6 +47,66 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (flock on the folder itself: no lock file is left behind).
+
+    Serialises the final renames of concurrent writers into one folder. Without fcntl (Windows)
+    this is a no-op.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def write_together(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Yield staging paths for `paths`; on success they replace their targets as one unit.
+
+    Files that belong together (weights and architecture, patterns and their statistics) are
+    written into a hidden staging folder next to each target, then moved into place while the
+    target folder is locked, so two concurrent runs writing the same outputs leave the complete
+    set of one run or the other, never a mix. On error nothing is replaced and the staging
+    folders are removed. Staging paths keep the targets' names, so writers that derive file names
+    from a stem (`save_model`) work unchanged.
+    """
+    targets = [Path(p) for p in paths]
+    names = [t.name for t in targets]
+    if len(set(zip(names, (t.parent.resolve() for t in targets)))) != len(targets):
+        raise ValueError(f"paths: expected distinct output files, got {[str(t) for t in targets]}")
+    stages: dict[Path, Path] = {}
+    try:
+        for t in targets:
+            parent = t.parent.resolve()
+            if parent not in stages:
+                parent.mkdir(parents=True, exist_ok=True)
+                stages[parent] = Path(tempfile.mkdtemp(prefix=".reluscope-stage-", dir=parent))
+        staged = [stages[t.parent.resolve()] / t.name for t in targets]
+        yield staged
+        with contextlib.ExitStack() as locks:
+            for parent in sorted(stages):  # one order for every writer: no deadlock
+                locks.enter_context(folder_lock(parent))
+            for stage in stages.values():
+                for f in sorted(stage.iterdir()):  # every file written there (save_model writes two)
+                    with open(f, "rb+") as fh:
+                        os.fsync(fh.fileno())
+                    os.chmod(f, 0o666 & ~_umask())
+            for stage, parent in ((s, p) for p, s in stages.items()):
+                for f in sorted(stage.iterdir()):
+                    os.replace(f, parent / f.name)
+    finally:
+        for stage in stages.values():
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -8,12 +8,41 @@ not a silently missing command). Every command is one library call plus I/O and 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 
 import typer
+from typer.core import TyperGroup
 
 __all__ = ["app", "experiment", "main"]
 
+
+class _Group(TyperGroup):
+    """The root group: usage errors and anything a command lets escape become one `error:` line
+    with the documented exit code (see reluscope.cli._common)."""
+
+    def invoke(self, ctx):
+        from typer._click.exceptions import ClickException, UsageError  # typer vendors its own click
+
+        from ._common import fail
+
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except ClickException as err:  # option parse errors name the option
+            where = getattr(err, "ctx", None) or ctx
+            hint = f" (see '{where.command_path} --help')" if isinstance(err, UsageError) else ""
+            typer.echo(f"error: {' '.join(err.format_message().split())}{hint}", err=True)
+            raise typer.Exit(err.exit_code) from err
+        except Exception as err:
+            if os.environ.get("RELUSCOPE_TRACEBACK"):
+                raise
+            raise fail(err) from err
+
+
 app = typer.Typer(
+    cls=_Group,
     name="reluscope",
     help="See and measure the geometry of piecewise-linear neural networks.",
     no_args_is_help=True,
@@ -32,6 +61,13 @@ for _topic in _TOPICS:
     importlib.import_module(f"reluscope.cli.{_topic}").register(app, experiment)
 
 
+def _terminate(signum, frame):
+    # unwind like Ctrl-C so every `finally` runs: temporary files of half-written outputs are removed
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point of the `reluscope` script."""
+    signal.signal(signal.SIGTERM, _terminate)
     app()
+

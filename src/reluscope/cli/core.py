@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, user_errors
+from ._common import check_writable, emit_json, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
 
@@ -82,7 +82,7 @@ SplitOpt = Annotated[Split, typer.Option(help="Split of the named data set.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (training, toy data, pair choice).")]
 
 
-@user_errors
+@user_errors(out="model")
 def train(
     out: Annotated[Path, typer.Option(help="Output model path: writes OUT.safetensors, OUT.json and OUT.train.json.")],
     data_name: Annotated[DataName, typer.Option("--data", help="Training data: mnist, fashion-mnist, digits or a 2-D toy set.")] = DataName.mnist,
@@ -120,9 +120,15 @@ def train(
         "reached_target": result.reached_target, "test_accuracy": result.final_accuracy,
         "history": result.history,
     }
-    weights, arch = save_model(result.model.cpu(), out, metadata={"training": summary})
+    from ..io_utils import write_together
+    from ..network.io import _paths
+
+    weights, arch = _paths(out)
+    history = arch.with_name(arch.stem + ".train.json")
     summary["files"] = [weights, arch]
-    emit_json(summary, arch.with_name(arch.stem + ".train.json"))
+    with write_together(weights, arch, history) as (_, arch_tmp, history_tmp):  # all three or none
+        save_model(result.model.cpu(), arch_tmp, metadata={"training": summary})
+        emit_json(summary, history_tmp)
 
 
 @user_errors
@@ -140,7 +146,7 @@ def patterns(
     """Compute activation patterns of many inputs; write packed patterns (.npz) and JSON statistics."""
     import numpy as np
 
-    from ..io_utils import atomic_path
+    from ..io_utils import atomic_path, write_together
     from ..network import to_network
     from ..network.io import load_model
     from ..patterns import activation_patterns, pack_patterns
@@ -148,6 +154,10 @@ def patterns(
 
     if (input_path is None) == (data_name is None):
         raise ValueError("inputs: give exactly one of --input FILE.npy or --data NAME")
+    stats_path = stats or out.with_suffix(".json")
+    if stats_path.resolve() == out.resolve():
+        raise ValueError(f"--stats: expected a file other than --out, got {stats_path} for both")
+    check_writable(stats_path)
     model = load_model(model_path)
     labels = None
     if input_path is not None:
@@ -171,11 +181,12 @@ def patterns(
     }
     if labels is not None:
         arrays["labels"] = labels.numpy()
-    with atomic_path(out) as tmp:
-        np.savez_compressed(tmp, **arrays)
     summary = summarize_patterns(bits, layout).as_dict()
     summary.update(model=str(model_path), inputs=str(input_path or f"{data_name.value}:{split.value}"), patterns_file=out)
-    emit_json(summary, stats or out.with_suffix(".json"))
+    with write_together(out, stats_path) as (out_tmp, stats_tmp):  # a pair from one run, never a mix
+        with atomic_path(out_tmp) as tmp:
+            np.savez_compressed(tmp, **arrays)
+        emit_json(summary, stats_tmp)
 
 
 @user_errors
@@ -232,6 +243,7 @@ def data(
     """Build the verified data cache (official MD5 sums of the IDX files) under the cache directory."""
     from .. import data as datasets
 
+    check_writable(datasets.cache_dir(), folder=True)  # before minutes of reading and checking
     if name is CacheName.mnist:
         path = datasets.build_mnist_cache(source, force=force, progress=True)
         md5 = datasets.MNIST_MD5
@@ -241,6 +253,7 @@ def data(
     emit_json({"data": name.value, "cache": path, "verified_md5": md5, "bytes": path.stat().st_size})
 
 
+@user_errors(out="folder")
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder for report.html, summary.json and figures/.")] = Path("out"),
     quick: Annotated[bool, typer.Option(help="Smaller settings everywhere (for tests and a first look).")] = False,
@@ -251,11 +264,7 @@ def demo(
     from ..report.demo import run_demo
 
     chosen = None if topics is None else [t.strip() for t in topics.split(",") if t.strip()]
-    try:
-        result = run_demo(out, seed=seed, quick=quick, topics=chosen, progress=True)
-    except (ValueError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from err
+    result = run_demo(out, seed=seed, quick=quick, topics=chosen, progress=True)
     typer.echo(f"report: {result.report}\nsummary: {result.summary}")
     if result.failed:
         typer.echo(f"error: {len(result.failed)} section(s) failed: {', '.join(result.failed)}", err=True)

@@ -93,7 +93,7 @@ def cantornet(
          "chi_grid": r.chi_grid} for r in rows]}, out)
 
 
-@user_errors
+@user_errors(out="folder")
 def folding_depth(
     out: Annotated[Path, typer.Option(help="Output folder: folding_depth.csv, folding_depth.json, folding_depth.png.")] = Path("out/folding-depth"),
     full: Annotated[bool, typer.Option(help="The papers' scale: 100 nets per architecture, full training set, 1000 segments (hours).")] = False,
@@ -138,7 +138,7 @@ def folding_depth(
     emit_json({"out": out, "trend": trend, "summary": result.summary()})
 
 
-@user_errors
+@user_errors(out="folder")
 def folding_training(
     out: Annotated[Path, typer.Option(help="Output folder: folding_training.json and .png.")] = Path("out/folding-training"),
     hidden: Annotated[str, typer.Option(help="Hidden widths, comma-separated.")] = "16,16,16,16",

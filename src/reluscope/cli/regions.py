@@ -87,7 +87,7 @@ def regions(
     emit_json(summary, out)
 
 
-@user_errors
+@user_errors(out="folder")
 def topo_binary(
     out: Annotated[Path, typer.Option(help="Output folder (topo_binary.json/.csv and PNG figures).")] = Path("out/topo-binary"),
     epochs: Annotated[int, typer.Option(help="Training epochs (long, with weight decay).")] = 1500,
@@ -105,7 +105,7 @@ def topo_binary(
     emit_json({"summary": result.summary, "files": files})
 
 
-@user_errors
+@user_errors(out="folder")
 def topo_regression(
     out: Annotated[Path, typer.Option(help="Output folder (topo_regression.json/.csv and PNG figures).")] = Path("out/topo-regression"),
     steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 3000,

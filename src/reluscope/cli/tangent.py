@@ -80,7 +80,7 @@ def tangent(
     }, out)
 
 
-@user_errors
+@user_errors(out="folder")
 def tangent_experiment(
     out: Annotated[Path, typer.Option(help="Output folder: tangent.json and tangent_gaps.png.")] = Path("out/tangent"),
     full: Annotated[bool, typer.Option(help="The paper's setting: width-64 CNN, all training images, 200 test images per class (long on a CPU).")] = False,

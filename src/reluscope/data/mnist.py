@@ -23,6 +23,7 @@ import importlib.util
 import os
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,7 +219,12 @@ def fashion_mnist_idx_streams(root: str | os.PathLike | None = None, *, progress
         for name, path in paths.items():
             data = path.read_bytes()
             bar.update(len(data))
-            streams[name] = gzip.decompress(data) if path.suffix == ".gz" else data
+            try:
+                streams[name] = gzip.decompress(data) if path.suffix == ".gz" else data
+            except (OSError, EOFError, zlib.error) as err:  # not gzip, truncated, or damaged
+                raise gzip.BadGzipFile(
+                    f"Fashion-MNIST: {path} is not a valid gzip file ({err}); {FASHION_INSTALL_HINT}"
+                ) from None
     return streams
 
 
@@ -258,12 +264,18 @@ def _build_cache(dataset: _Dataset, source, *, force: bool, progress: bool) -> P
     streams = dataset.streams(source, progress=progress)
     arrays = {name: decode_idx(data, name=name) for name, data in streams.items()}
     _verify(dataset, arrays, str(source or "the default source"))
-    with atomic_path(target) as tmp:
-        np.savez_compressed(
-            tmp,
-            x_train=arrays["train-images-idx3-ubyte"], y_train=arrays["train-labels-idx1-ubyte"],
-            x_test=arrays["t10k-images-idx3-ubyte"], y_test=arrays["t10k-labels-idx1-ubyte"],
-        )
+    try:
+        with atomic_path(target) as tmp:
+            np.savez_compressed(
+                tmp,
+                x_train=arrays["train-images-idx3-ubyte"], y_train=arrays["train-labels-idx1-ubyte"],
+                x_test=arrays["t10k-images-idx3-ubyte"], y_test=arrays["t10k-labels-idx1-ubyte"],
+            )
+    except OSError as err:
+        raise type(err)(
+            f"cannot write the data cache {target} ({err.strerror or err}); set RELUSCOPE_CACHE to a "
+            "writable folder"
+        ) from None
     _cached_arrays.cache_clear()
     return target
 
@@ -292,7 +304,7 @@ def _read_cache(dataset: _Dataset) -> dict[str, np.ndarray] | None:
         _verify(dataset, arrays, str(dataset.cache_file))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:  # EOFError: 0 bytes
         warnings.warn(f"ignoring the damaged cache {dataset.cache_file} ({err}); rebuilding it", stacklevel=3)
         return None
     return arrays

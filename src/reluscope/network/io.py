@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..io_utils import write_bytes_atomic, write_json_atomic
+from ..io_utils import write_bytes_atomic, write_json_atomic, write_together
 
 __all__ = ["save_model", "load_model", "load_state_dict_file", "describe_model", "build_model", "MODEL_FORMAT"]
 
@@ -145,13 +145,14 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, metadata: dict | No
     weights_path, json_path = _paths(path)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     blob = save(tensors)
-    write_bytes_atomic(weights_path, blob)
-    write_json_atomic(json_path, {
-        "format": MODEL_FORMAT,
-        "architecture": description,
-        "weights": {"file": weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
-        "metadata": metadata or {},
-    })
+    with write_together(weights_path, json_path) as (weights_tmp, json_tmp):  # a pair, never a mix of runs
+        write_bytes_atomic(weights_tmp, blob)
+        write_json_atomic(json_tmp, {
+            "format": MODEL_FORMAT,
+            "architecture": description,
+            "weights": {"file": weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
+            "metadata": metadata or {},
+        })
     return weights_path, json_path
 
 

@@ -258,7 +258,19 @@ def _prepare(model, x0, x1, *, batched: bool):
     check_batch(x1, "x1", net.input_shape)
     net.require_piecewise_linear(_WHAT)
     net = net.to(dtype=torch.float64, device=x0.device)
-    return net, x0.to(torch.float64), x1.to(device=x0.device, dtype=torch.float64)
+    x0, x1 = x0.to(torch.float64), x1.to(device=x0.device, dtype=torch.float64)
+    # x1 - x0 and the layers' values along the path must stay finite in float64: endpoints of
+    # 1e308 once gave one piece because x1 - x0 overflowed. Refuse instead of answering wrongly.
+    big = max(float(x0.abs().max()), float(x1.abs().max())) if x0.numel() else 0.0
+    if big > _INPUT_LIMIT:
+        raise ValueError(
+            f"x0, x1: entries up to {big:.3g} are beyond what exact traversal resolves in float64 "
+            f"(|x| <= {_INPUT_LIMIT:.0e}); rescale the inputs (and the first layer's weights)"
+        )
+    return net, x0, x1
+
+
+_INPUT_LIMIT = 1e100  # leaves ~200 orders of magnitude for weights and depth before overflow
 
 
 def traverse(model, x0, x1, *, include_output: bool = False, progress: bool = False) -> Traversal:
