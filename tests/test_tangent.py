@@ -72,8 +72,10 @@ def flat_reference(model, x, per_output):
 def test_features_match_autograd(make, per_output):
     model = make()
     x = torch.randn(5, 4, dtype=torch.float64) if isinstance(model, Custom) else inputs(model, 5)
-    got = tangent_features(model, x, per_output=per_output, memory_budget=2000)  # forces chunks
-    torch.testing.assert_close(got, flat_reference(model, x, per_output))
+    ref = flat_reference(model, x, per_output)
+    # the budget holds the result plus 2000 bytes of gradients at a time: forces chunks
+    got = tangent_features(model, x, per_output=per_output, memory_budget=ref.numel() * ref.element_size() + 2000)
+    torch.testing.assert_close(got, ref)
 
 
 def test_features_normalize_and_projection():

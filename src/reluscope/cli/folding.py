@@ -37,6 +37,7 @@ def fold(
     include_output: Annotated[bool, typer.Option(help="Code the output units' sign bits too (the authors do).")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the pair choice.")] = 0,
     plot: Annotated[Optional[Path], typer.Option(help="Also write a histogram of chi (PNG).")] = None,
+    memory_budget: Annotated[float, typer.Option(help="Bytes of working memory the exact traversal may hold at once.")] = 2 * 1024**3,
 ):
     """Global folding of a model between two classes: chi on many segments, aggregated (JSON)."""
     from ..folding import global_folding
@@ -48,7 +49,7 @@ def fold(
     x = _fit_inputs(model, x, data_name)
     res = global_folding(model, x, y, classes=_classes(classes), pairs=pairs.value, budget=budget,
                          aggregator=aggregator.value, include_output=include_output, n_points=n_points,
-                         seed=seed, progress=True)
+                         seed=seed, progress=True, memory_budget=memory_budget)
     if plot is not None:
         from ..viz.folding import plot_folding_histogram
 

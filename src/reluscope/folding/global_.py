@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import as_enum, check_int, as_float_tensor, check_finite
+from .._checks import DEFAULT_MEMORY_BUDGET, as_enum, as_float_tensor, check_finite, check_int
 from .path import path_chi
 
 __all__ = ["PairStrategy", "Aggregator", "GlobalFolding", "global_folding", "aggregate_folding", "draw_pairs"]
@@ -136,11 +136,13 @@ def draw_pairs(y, classes=(1, 4), *, pairs: PairStrategy | str = PairStrategy.RA
 def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = PairStrategy.RANDOM,
                    budget: int = 1000, aggregator: Aggregator | str = Aggregator.MEDIAN_POSITIVE,
                    include_output: bool = True, n_points: int | None = None, seed: int = 0,
-                   chunk: int = 256, progress: bool = False) -> GlobalFolding:
+                   chunk: int = 256, progress: bool = False,
+                   memory_budget: int = DEFAULT_MEMORY_BUDGET) -> GlobalFolding:
     """chi on segments between inputs of `classes[0]` and `classes[1]` of (x, y), aggregated.
 
     Exact traversal unless `n_points` is given (the papers' grid, 11 points). Segments are walked
-    `chunk` at a time, keeping only their chi, so memory does not grow with the budget.
+    `chunk` at a time, keeping only their chi, so memory does not grow with the budget (of pairs);
+    `memory_budget` (bytes) bounds the exact traversal's working memory (see `traverse_many`).
     """
     strategy, agg = as_enum(pairs, PairStrategy, "pairs"), as_enum(aggregator, Aggregator, "aggregator")
     x = check_finite(as_float_tensor(x, "x"), "x")
@@ -157,7 +159,7 @@ def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = P
         ends.append(end)
     x0, x1 = ends
     chi, lengths = path_chi(model, x0, x1, include_output=include_output, n_points=n_points, chunk=chunk,
-                            progress=progress)
+                            progress=progress, memory_budget=memory_budget)
     return GlobalFolding(
         aggregate_folding(chi, agg), chi, idx, lengths, tuple(classes), agg, strategy,
         n_points is None, include_output,

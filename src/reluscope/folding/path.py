@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import as_batch, as_float_tensor, as_single, check_int, same_device
+from .._checks import DEFAULT_MEMORY_BUDGET, as_batch, as_float_tensor, as_single, check_int, same_device
 from ..network import Network, to_network
 from .measure import FoldingProfile, folding_measures, folding_profile
 
@@ -99,13 +99,16 @@ def _sampled(net: Network, x0, x1, n_points: int, include_output: bool) -> list[
 
 
 def path_walks(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
-               progress: bool = False) -> list[tuple[torch.Tensor, np.ndarray]]:
-    """(walk, t) for each pair of the batches x0, x1 [B, ...] (see `PathFolding` for t)."""
+               progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[tuple[torch.Tensor, np.ndarray]]:
+    """(walk, t) for each pair of the batches x0, x1 [B, ...] (see `PathFolding` for t).
+
+    `memory_budget` (bytes) bounds the exact traversal's working memory (see `traverse_many`)."""
     net, x0, x1 = prepare_pairs(model, x0, x1)
-    return _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress)
+    return _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress,
+                  memory_budget=memory_budget)
 
 
-def _walks(net, x0, x1, *, include_output, n_points, progress):
+def _walks(net, x0, x1, *, include_output, n_points, progress, memory_budget=DEFAULT_MEMORY_BUDGET):
     if n_points is not None:
         n_points = check_int(n_points, "n_points", minimum=2, what="or None for exact traversal")
         return _sampled(net, x0, x1, n_points, include_output)
@@ -126,38 +129,42 @@ def _walks(net, x0, x1, *, include_output, n_points, progress):
             out[i] = (w.unsqueeze(0), np.array([0.0, 1.0]))
     todo = torch.nonzero(~same).flatten()
     if len(todo):
-        travs = traverse_many(net, x0[todo], x1[todo], include_output=include_output, progress=progress)
+        travs = traverse_many(net, x0[todo], x1[todo], include_output=include_output, progress=progress,
+                              memory_budget=memory_budget)
         for i, tr in zip(todo.tolist(), travs):
             out[i] = (tr.patterns, tr.t.detach().cpu().numpy().astype(np.float64))
     return out
 
 
-def _path_foldings(net, x0, x1, include_output, n_points, progress) -> list[PathFolding]:
-    walks = _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress)
+def _path_foldings(net, x0, x1, include_output, n_points, progress, memory_budget=DEFAULT_MEMORY_BUDGET) -> list[PathFolding]:
+    walks = _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress,
+                   memory_budget=memory_budget)
     chis = folding_measures([w for w, _ in walks])
     return [PathFolding(float(c), w, t, n_points is None, include_output) for c, (w, t) in zip(chis, walks)]
 
 
 def path_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
-                 progress: bool = False) -> PathFolding:
+                 progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> PathFolding:
     """Folding chi of the segment x0 -> x1 (one input each; a batch of one [1, ...] is accepted).
 
     `n_points=None` (default) walks every region exactly (ReLU/LeakyReLU/MaxPool nets; bisection
     for smooth ones); `n_points=11` reproduces the papers' sampling. Batches: `path_folding_many`.
+    `memory_budget` (bytes) bounds the exact traversal's working memory (see `traverse_many`).
     """
     net, x0, x1 = prepare_pair(model, x0, x1)
-    return _path_foldings(net, x0, x1, include_output, n_points, progress)[0]
+    return _path_foldings(net, x0, x1, include_output, n_points, progress, memory_budget)[0]
 
 
 def path_folding_many(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
-                      progress: bool = False) -> list[PathFolding]:
+                      progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[PathFolding]:
     """`path_folding` of each pair x0[i] -> x1[i] of the batches x0, x1 [B, ...]: a list of B results."""
     net, x0, x1 = prepare_pairs(model, x0, x1)
-    return _path_foldings(net, x0, x1, include_output, n_points, progress)
+    return _path_foldings(net, x0, x1, include_output, n_points, progress, memory_budget)
 
 
 def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
-             chunk: int = 256, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+             chunk: int = 256, progress: bool = False,
+             memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[np.ndarray, np.ndarray]:
     """chi (float64 [B]) and walk lengths (int64 [B]) of the pairs x0[i] -> x1[i], `chunk` at a time.
 
     The memory-lean form of `path_folding` for many segments: walks are dropped once measured.
@@ -167,7 +174,8 @@ def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None
     chis, lengths = [], []
     bar = tqdm(total=len(x0), desc="folding", unit="path", disable=not progress)
     for a, b in zip(x0.split(chunk), x1.split(chunk)):
-        walks = [w for w, _ in _walks(net, a, b, include_output=include_output, n_points=n_points, progress=False)]
+        walks = [w for w, _ in _walks(net, a, b, include_output=include_output, n_points=n_points, progress=False,
+                                      memory_budget=memory_budget)]
         chis.append(folding_measures(walks))
         lengths.append(np.array([w.shape[0] for w in walks], dtype=np.int64))
         bar.update(len(a))

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import DEFAULT_MEMORY_BUDGET, as_enum, as_float_tensor, check_batch, check_int, rows_within_budget
+from .._checks import (
+    DEFAULT_MEMORY_BUDGET, MemoryBudgetError, as_enum, as_float_tensor, check_batch, check_int, check_memory_budget,
+    rows_within_budget,
+)
 from ..network import Network, to_network
 
 __all__ = [
@@ -209,36 +212,70 @@ class HammingMethod(str, enum.Enum):
     MATMUL = "matmul"
 
 
-def pairwise_hamming(a, b=None, *, block: int = 1024, method: HammingMethod | str = HammingMethod.MATMUL) -> torch.Tensor:
-    """int64 [N, M]: Hamming distances between every row of `a` and every row of `b` (default a).
+def hamming_dtype(n_units: int) -> torch.dtype:
+    """The smallest signed integer type that holds distances up to `n_units`.
 
-    Computed `block` rows of `a` at a time, never materialising an [N, M, units] cube, so thousands
-    against thousands fit in memory. `a` and `b` may be bool [N, units] or `PackedPatterns`.
+    int16 below 32,768 units: 2 bytes like uint16, but torch's uint16 lacks subtraction and max
+    on CPU, and a distance matrix is meant to be computed with.
+    """
+    return torch.int16 if n_units <= torch.iinfo(torch.int16).max else torch.int32
+
+
+def pairwise_hamming(
+    a,
+    b=None,
+    *,
+    block: int = 1024,
+    method: HammingMethod | str = HammingMethod.MATMUL,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> torch.Tensor:
+    """[N, M] Hamming distances between every row of `a` and every row of `b` (default a).
+
+    The dtype is the smallest that holds the number of units (`hamming_dtype`: int16 below 32,768
+    units, else int32). Computed at most `block` rows of `a` at a time into the preallocated
+    result, never materialising an [N, M, units] cube. The result must fit in `memory_budget`
+    bytes (refused up front with its size otherwise) and the blocks' working memory stays within
+    it too. `a` and `b` may be bool [N, units] or `PackedPatterns`.
     """
     method = as_enum(method, HammingMethod, "method")
     block = check_int(block, "block")
+    budget = check_memory_budget(memory_budget)
     b = a if b is None else b
     n_a = a.n_units if isinstance(a, PackedPatterns) else _check_bits(a, "a").shape[1]
     n_b = b.n_units if isinstance(b, PackedPatterns) else _check_bits(b, "b").shape[1]
     if n_a != n_b:
         raise ValueError(f"b: expected patterns of {n_a} units like a, got {n_b}")
+    rows_a = a.words.shape[0] if isinstance(a, PackedPatterns) else a.shape[0]
+    rows_b = b.words.shape[0] if isinstance(b, PackedPatterns) else b.shape[0]
+    dtype = hamming_dtype(n_a)
+    need = rows_a * rows_b * dtype.itemsize
+    if need > budget:
+        raise MemoryBudgetError(
+            f"pairwise_hamming: the result [{rows_a}, {rows_b}] ({dtype}) needs {need / 2**20:.0f} MiB, "
+            f"over memory_budget={budget} bytes; pass fewer rows (compare in blocks of a) or a larger "
+            "memory_budget"
+        )
+    left = max(1, budget - need)  # what the blocks may use beside the result
     if method is HammingMethod.MATMUL:
         if n_a >= 1 << 24:
             raise ValueError(f"method: matmul is exact below 2**24 units, got {n_a}; use 'packed'")
         fa, fb = _as_bits(a, "a"), _as_bits(b, "b")
+        out = torch.empty(rows_a, rows_b, dtype=dtype, device=fa.device)
         qb = fb.to(torch.float32)
         nb = qb.sum(dim=1)
-        out = []
-        for start in range(0, fa.shape[0], block):
-            qa = fa[start : start + block].to(torch.float32)
-            d = qa.sum(dim=1, keepdim=True) + nb - 2.0 * (qa @ qb.T)
-            out.append(d.round_().to(torch.int64))
-        return torch.cat(out) if out else torch.zeros(0, fb.shape[0], dtype=torch.int64)
+        # per row of a: its float copy, and two float32 rows of M (the product and the sum)
+        rows = min(block, rows_within_budget(4 * (n_a + 2 * rows_b), left, what="row of a", total=rows_a))
+        for start in range(0, rows_a, rows):
+            qa = fa[start : start + rows].to(torch.float32)
+            d = (qa @ qb.T).mul_(-2.0).add_(qa.sum(dim=1, keepdim=True)).add_(nb)
+            out[start : start + rows] = d.round_()
+        return out
     wa, wb = _to_words64(_as_packed(a, "a").words), _to_words64(_as_packed(b, "b").words)
-    # keep each XOR block near 4M words (32 MB) whatever `block` says
+    out = torch.empty(rows_a, rows_b, dtype=dtype, device=wa.device)
+    # keep each XOR block near 4M words (32 MB) whatever `block` says, and within the budget
+    per_row = 3 * 8 * max(1, wb.shape[0] * wb.shape[1])
     rows = max(1, min(block, (1 << 22) // max(1, wb.shape[0] * wb.shape[1])))
-    out = [
-        _popcount64(wa[s : s + rows, None, :] ^ wb[None, :, :]).sum(dim=2)
-        for s in range(0, wa.shape[0], rows)
-    ]
-    return torch.cat(out) if out else torch.zeros(0, wb.shape[0], dtype=torch.int64)
+    rows = min(rows, rows_within_budget(per_row, left, what="row of a", total=rows_a))
+    for s in range(0, wa.shape[0], rows):
+        out[s : s + rows] = _popcount64(wa[s : s + rows, None, :] ^ wb[None, :, :]).sum(dim=2)
+    return out
