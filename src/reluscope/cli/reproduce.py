@@ -21,7 +21,7 @@ class PaperName(str, enum.Enum):
     all = "all"
 
 
-@user_errors
+@user_errors(out="folder")
 def reproduce(
     paper: Annotated[PaperName, typer.Argument(help="Which paper: tangent, folding, hulls, topology or all.")],
     scale: Annotated[str, typer.Option(help="quick (default: all four papers in under 15 minutes on 2 CPU cores) or paper (the papers' own sizes, for the sweep engine).")] = "quick",
