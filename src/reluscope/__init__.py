@@ -132,6 +132,11 @@ _EXPORTS = {
     "random_summary": "reluscope.regions.topology",
     "sublevel_summary": "reluscope.regions.topology",
     "betti_curve": "reluscope.regions.topology",
+    # sweeps on Ray (the optional extra reluscope[sweep])
+    "run_sweep": "reluscope.sweep",
+    "read_sweep": "reluscope.sweep",
+    "SweepSummary": "reluscope.sweep",
+    "TaskResources": "reluscope.sweep",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,35 @@
+"""Small tasks for testing and benchmarking sweeps; importable by Ray workers (tasks must be)."""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["toy_training", "flaky", "sleepy"]
+
+
+def toy_training(config: dict) -> dict:
+    """Train a small MLP on two moons (seeded) and report its accuracy and final loss."""
+    import torch
+
+    from ..data import make_toy
+    from ..train import accuracy, mlp, train_classifier
+
+    x, y = make_toy("moons", config.get("n", 200), seed=config["seed"])
+    model = mlp(2, [config["width"]] * config["depth"], 2, seed=config["seed"])
+    fit = train_classifier(model, x, y, epochs=config.get("epochs", 5), seed=config["seed"])
+    with torch.no_grad():
+        weight_sum = float(sum(p.double().sum() for p in model.parameters()))
+    return {"accuracy": accuracy(model, x, y), "losses": [h.loss for h in fit.history], "weight_sum": weight_sum}
+
+
+def flaky(config: dict) -> dict:
+    """Raises for configs with `fail` set; otherwise echoes the config's `seed`."""
+    if config.get("fail"):
+        raise ValueError(f"seed {config['seed']}: failing on purpose")
+    return {"seed": config["seed"]}
+
+
+def sleepy(config: dict) -> dict:
+    """Sleeps `config['sleep']` seconds (default 0.2): a task that takes a while and costs no CPU."""
+    time.sleep(config.get("sleep", 0.2))
+    return {"seed": config["seed"]}
