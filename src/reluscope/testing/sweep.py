@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
-__all__ = ["toy_training", "flaky", "sleepy"]
+__all__ = ["toy_training", "flaky", "sleepy", "depth_net"]
 
 
 def toy_training(config: dict) -> dict:
@@ -33,3 +34,28 @@ def sleepy(config: dict) -> dict:
     """Sleeps `config['sleep']` seconds (default 0.2): a task that takes a while and costs no CPU."""
     time.sleep(config.get("sleep", 0.2))
     return {"seed": config["seed"]}
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist_subset(n_train: int, n_val: int, seed: int):
+    """Standardised MNIST split as in the folding depth study; cached per worker process (Ray reuses them)."""
+    from ..experiments.folding_depth import FoldingDepthConfig, _mnist
+
+    return _mnist(FoldingDepthConfig(n_train=n_train, n_val=n_val, seed=seed))
+
+
+def depth_net(config: dict) -> dict:
+    """One net of the folding depth study: train a depth x width ReLU MLP on MNIST (seeded, fixed
+    epochs), then chi on `pairs` segments between test digits 1 and 4. The benchmark's grid."""
+    from ..folding import draw_pairs
+    from ..folding.path import path_chi
+    from ..train import accuracy, mlp, train_classifier
+
+    (x, y), (xv, yv), (xt, yt) = _mnist_subset(config["n_train"], config["n_val"], config.get("data_seed", 0))
+    model = mlp(x.shape[1], [config["width"]] * config["depth"], 10, seed=config["seed"])
+    fit = train_classifier(model, x, y, x_val=xv, y_val=yv, epochs=config["epochs"], lr=3e-3,
+                           batch_size=64, seed=config["seed"])
+    pairs = draw_pairs(yt, (1, 4), budget=config["pairs"], seed=config.get("data_seed", 0))
+    chi, lengths = path_chi(model, xt[pairs[:, 0]], xt[pairs[:, 1]])
+    return {"val_accuracy": float(fit.final_accuracy), "test_accuracy": accuracy(model, xt, yt),
+            "chi_mean": float(chi.mean()), "mean_regions": float(lengths.mean())}
