@@ -93,9 +93,14 @@ def test_unknown_paper_is_refused_before_anything_runs(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_context_map_is_a_plain_loop_in_order_without_the_engine(tmp_path):
-    ctx = RunContext("tangent", Scale.QUICK, tmp_path)
-    assert ctx.map(lambda c: c * 2, [3, 1, 2]) == [6, 2, 4]
+def test_context_map_runs_the_sweep_engine_in_order(tmp_path):
+    from reluscope.testing.sweep import flaky
+
+    ctx = RunContext("tangent", Scale.QUICK, tmp_path, workers=0)  # in this process: no Ray start-up
+    assert ctx.map(flaky, [{"seed": 3}, {"seed": 1}, {"seed": 2}], desc="a b") == [{"seed": 3}, {"seed": 1}, {"seed": 2}]
+    assert (tmp_path / "sweep" / "a-b" / "sweep.jsonl").exists()
+    with pytest.raises(RuntimeError, match=r"1 of 2 tasks failed, the first with ValueError: seed 2: failing"):
+        ctx.map(flaky, [{"seed": 1}, {"seed": 2, "fail": True}])
     assert ctx.generator_seed("a") == RunContext("tangent", Scale.QUICK, tmp_path / "x").generator_seed("a")
     assert ctx.generator_seed("a") != ctx.generator_seed("b")
 

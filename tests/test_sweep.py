@@ -66,6 +66,19 @@ def test_a_corrupt_row_in_the_middle_is_named(tmp_path):
 
 # --- on Ray ---------------------------------------------------------------------------------------
 
+def test_ray_session_keeps_the_ray_a_sweep_started_until_it_ends(tmp_path):
+    ray = pytest.importorskip("ray")
+    from reluscope.sweep import ray_session
+
+    assert not ray.is_initialized()
+    with ray_session():
+        first = run_sweep(sleepy, [{"seed": 0, "sleep": 0}], out=tmp_path / "a", progress=False)
+        assert ray.is_initialized()
+        second = run_sweep(sleepy, [{"seed": 1, "sleep": 0}], out=tmp_path / "b", progress=False)
+    assert not ray.is_initialized()
+    assert (first.ok, second.ok) == (1, 1)
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray with 2 CPUs for the module; run_sweep uses an initialised Ray as it is."""
@@ -138,3 +151,50 @@ def test_killed_sweep_resumes_and_a_second_sweep_is_refused(ray_local, tmp_path)
     keys = [json.loads(line)["key"] for line in _lines(tmp_path)]
     assert len(keys) == 16 and len(set(keys)) == 16
     assert summary.results() == [{"seed": i} for i in range(16)]
+
+
+# --- rows back into objects -----------------------------------------------------------------------
+
+from dataclasses import dataclass  # noqa: E402
+from enum import Enum  # noqa: E402
+
+
+class _Kind(str, Enum):
+    A = "a"
+
+
+@dataclass(frozen=True)
+class _Cfg:
+    depth: int
+    levels: tuple[float, ...] = (0.7, 0.9)
+    classes: tuple[int, int] = (1, 4)
+    kind: _Kind = _Kind.A
+
+
+@dataclass(frozen=True)
+class _Snap:
+    level: float | None
+    phi: float
+
+
+@dataclass(frozen=True)
+class _Row:
+    config: _Cfg
+    snaps: tuple[_Snap, ...]
+    extra: dict[str, list[int]]
+    tolerance: float | None = None
+
+
+def _row_task(config: _Cfg) -> _Row:
+    return _Row(config, (_Snap(0.7, 0.25), _Snap(None, float("nan"))), {"a": [1, 2]})
+
+
+def test_decode_rebuilds_the_annotated_dataclass_from_its_json_row():
+    from reluscope.sweep import decode, result_type
+
+    assert result_type(_row_task) is _Row and result_type(flaky) is None
+    row = _row_task(_Cfg(3))
+    back = decode(_Row, json.loads(json.dumps(to_jsonable(row))))
+    assert back.config == row.config and back.extra == row.extra and back.tolerance is None
+    assert back.snaps[0] == row.snaps[0] and back.snaps[1].level is None
+    assert back.snaps[1].phi != back.snaps[1].phi  # NaN was written as null, read back as NaN

@@ -118,9 +118,8 @@ class PaperResult:
 class RunContext:
     """What a paper's runner gets: the scale, its own output folder, seeds and sweep resources.
 
-    `address` / `workers` are passed to the sweep engine (`reluscope.sweep.run_sweep`) when it is
-    installed; `map` falls back to a plain loop otherwise, with the same results (tasks are pure
-    seeded functions).
+    `address` / `workers` are passed to the sweep engine (`reluscope.sweep.run_sweep`) by `map`;
+    `workers=0` runs the tasks in this process, without Ray.
     """
 
     paper: str
@@ -155,31 +154,34 @@ class RunContext:
         return rel
 
     def map(self, task: Callable, configs: Sequence, *, desc: str = "") -> list:
-        """[task(c) for c in configs], through the sweep engine when it is available and asked for.
+        """Results of `task(c)` for every config, in order, through the sweep engine (`reluscope.sweep`).
 
-        The engine is used when `address` or `workers` is set (or at paper scale); rows come back
-        in the order of `configs` either way.
+        Tasks are pure seeded top-level functions config -> result; configs are dataclasses or dicts.
+        Results come back rebuilt as the task's annotated return dataclass (else as their JSON
+        form), the same whether they ran here, on Ray, or in an earlier run. Rows are kept in
+        `out/sweep/<desc>/sweep.jsonl`: at paper scale a rerun resumes from them, at quick scale
+        they are recomputed. With no `address` / `workers`, tasks run on an embedded local Ray when
+        Ray is installed, else one after another in this process (`workers=0` asks for that).
+        A failed task raises once the others have finished; its traceback is in the table.
         """
-        configs = list(configs)
-        use_sweep = self.address is not None or self.workers is not None or self.scale is Scale.PAPER
-        if use_sweep:
-            try:
-                from ..sweep import run_sweep  # the optional Ray engine
-            except ImportError:
-                run_sweep = None
-            if run_sweep is not None:
-                kwargs = {"out": self.out / "sweep" / (desc or "tasks"), "address": self.address,
-                          "progress": self.progress}
-                if self.workers is not None:
-                    kwargs["resources"] = {"workers": self.workers}
-                result = run_sweep(task, configs, **kwargs)
-                rows = getattr(result, "rows", result)
-                return list(rows)
-        if self.progress:
-            from tqdm.auto import tqdm
+        import importlib.util
 
-            configs = tqdm(configs, desc=desc or self.paper, leave=False)
-        return [task(c) for c in configs]
+        from ..sweep import result_type, run_sweep
+
+        workers = self.workers
+        if workers is None and self.address is None and self.quick and importlib.util.find_spec("ray") is None:
+            workers = 0
+        folder = self.out / "sweep" / ("".join(ch if ch.isalnum() else "-" for ch in desc) or "tasks")
+        if self.quick:
+            (folder / "sweep.jsonl").unlink(missing_ok=True)
+        summary = run_sweep(task, list(configs), out=folder, address=self.address, workers=workers,
+                            retry_failed=True, progress=self.progress)
+        if summary.failed:
+            first = summary.rows(status="failed")[0]
+            raise RuntimeError(f"{desc or 'tasks'}: {summary.failed} of {summary.total} tasks failed, the first "
+                               f"with {first['error']} (tracebacks in {summary.table}; at paper scale a rerun "
+                               f"redoes only the failed ones)")
+        return summary.results(result_type(task))
 
 
 # ----------------------------------------------------------------------------- registry
@@ -263,10 +265,13 @@ def run_reproduce(
     names = list(PAPERS) if papers == "all" else ([papers] if isinstance(papers, str) else list(papers))
     for p in names:
         _runner_name_check(p)
-    results = tuple(
-        run_paper(p, scale=scale, out=out, seed=seed, address=address, workers=workers, progress=progress)
-        for p in names
-    )
+    from ..sweep import ray_session
+
+    with ray_session():  # the papers' sweeps share one Ray start-up
+        results = tuple(
+            run_paper(p, scale=scale, out=out, seed=seed, address=address, workers=workers, progress=progress)
+            for p in names
+        )
     write_json_atomic(Path(out) / "summary.json", {
         "scale": Scale(scale), "seed": seed,
         "papers": {r.paper: {"verdicts": r.verdicts(), "seconds": r.seconds, "error": r.error,

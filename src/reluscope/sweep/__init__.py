@@ -12,6 +12,7 @@ version (of reluscope on the worker), finished (UTC).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -21,10 +22,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._decode import decode, result_type
 from ._table import TABLE_NAME, SweepLockedError, SweepTable, read_rows
 from ._task import config_json, config_key, execute, task_id
 
-__all__ = ["run_sweep", "SweepSummary", "TaskResources", "read_sweep", "config_key", "SweepLockedError"]
+__all__ = ["run_sweep", "SweepSummary", "TaskResources", "read_sweep", "config_key", "SweepLockedError",
+           "decode", "result_type", "ray_session"]
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,11 @@ class SweepSummary:
         rows = [by_key[k] for k in self.keys if k in by_key]
         return [r for r in rows if status is None or r["status"] == status]
 
-    def results(self) -> list[dict]:
-        """The results of the tasks that succeeded, in the order of the configs."""
-        return [r["result"] for r in self.rows(status="ok")]
+    def results(self, as_type=None) -> list:
+        """The results of the tasks that succeeded, in the order of the configs: their JSON form,
+        or rebuilt as `as_type` (e.g. the task's annotated return dataclass, see `result_type`)."""
+        rows = [r["result"] for r in self.rows(status="ok")]
+        return rows if as_type is None else [decode(as_type, r) for r in rows]
 
 
 def read_sweep(out: str | os.PathLike) -> list[dict]:
@@ -88,6 +93,25 @@ def read_sweep(out: str | os.PathLike) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"out: no sweep table at {path}; run a sweep with out={str(out)!r} first")
     return list(read_rows(path).values())
+
+
+_SESSION = {"depth": 0, "ray_started": False}
+
+
+@contextlib.contextmanager
+def ray_session():
+    """Keep the Ray that a sweep inside the block starts until the block ends, so that many sweeps
+    (a reproduction's several studies) pay Ray's start-up once. Imports Ray only if a sweep runs."""
+    _SESSION["depth"] += 1
+    try:
+        yield
+    finally:
+        _SESSION["depth"] -= 1
+        if _SESSION["depth"] == 0 and _SESSION["ray_started"]:
+            _SESSION["ray_started"] = False
+            import ray
+
+            ray.shutdown()
 
 
 def _resources(resources) -> TaskResources:
@@ -233,7 +257,9 @@ def _run_on_ray(task, todo, record, bar, address, workers, res):
             raise
         return joined, limit
     finally:
-        if started:
+        if started and _SESSION["depth"]:
+            _SESSION["ray_started"] = True  # ray_session shuts it down
+        elif started:
             ray.shutdown()
 
 
