@@ -153,9 +153,11 @@ def test_fx_traced_custom_module():
     assert "fc1" in [layer.name for layer in net.layers]
 
 
-def test_non_chain_custom_module_is_refused():
-    with pytest.raises(TypeError, match="straight chain"):
-        to_network(ResidualNet())
+def test_residual_custom_module_is_a_graph_and_chain_only_code_refuses_it():
+    net = to_network(ResidualNet().double())
+    assert not net.is_chain and [n.inputs for n in net.nodes] == [(-1,), (0,), (-1, 1)]
+    with pytest.raises(TypeError, match="chains of layers only.*node 'add' reads the input, 'relu'"):
+        net.layers
 
 
 def test_maxpool_bits_are_one_hot_argmax_with_first_wins_ties():

@@ -2,6 +2,11 @@
 
 from .convert import SUPPORTED_MODULES, to_network
 from .layers import (
+    AdaptiveAvgPool2d,
+    Cat,
+    Reshape,
+    Sum,
+    Unflatten,
     AbstractActivation,
     AbstractAffine,
     AbstractLayer,
@@ -15,10 +20,12 @@ from .layers import (
     ReLU,
     Smooth,
 )
-from .network import LayerUnits, Network
+from .network import LayerUnits, Network, Node
+from .whitelist import WHITELIST, check_hooks, whitelisted
 
 __all__ = [
-    "SUPPORTED_MODULES", "to_network", "Network", "LayerUnits",
+    "SUPPORTED_MODULES", "WHITELIST", "whitelisted", "check_hooks", "to_network", "Network", "Node", "LayerUnits",
+    "AdaptiveAvgPool2d", "Cat", "Reshape", "Sum", "Unflatten",
     "AbstractLayer", "AbstractAffine", "AbstractActivation",
     "Linear", "Conv2d", "ChannelAffine", "AvgPool2d", "Flatten",
     "ReLU", "LeakyReLU", "MaxPool2d", "Smooth",

@@ -1,29 +1,29 @@
 """Convert a user's `torch.nn.Module` into a `Network` through an explicit whitelist.
 
-Sequential containers (nested too) are walked directly; any other container is traced with
-torch.fx and must turn out to be a straight chain of whitelisted modules (plus relu/flatten calls).
-Anything else raises a TypeError naming the module path, its type and the supported list, rather
-than silently computing patterns of a network we do not understand.
+The model is traced with torch.fx, with every whitelisted module (see `whitelist.py`) kept as a
+leaf and everything else (Sequential, custom blocks, subclasses that override forward) traced
+through. Each node of the traced graph must be a whitelisted module or one of the functional
+operations below; anything else raises a TypeError naming the node, what is supported and what to
+change, rather than silently computing patterns of a network we do not understand. Eval-mode
+BatchNorm is folded into the Linear/Conv2d before it when nothing else reads that layer's output,
+and kept as a `ChannelAffine` node otherwise (e.g. after a residual addition).
 """
 
 from __future__ import annotations
 
+import operator
+import traceback
+
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
 from . import layers as L
-from .network import Network
+from .network import INPUT, Network, Node
+from .whitelist import DROPOUT, SMOOTH, SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
 
 __all__ = ["to_network", "SUPPORTED_MODULES"]
-
-SUPPORTED_MODULES = (
-    "Linear", "Conv2d", "ReLU", "LeakyReLU", "Identity", "Flatten", "Dropout (eval)",
-    "BatchNorm1d/2d (eval, folded)", "AvgPool2d", "MaxPool2d", "Sequential",
-    "GELU/SiLU/Tanh/Sigmoid (patterns only)",
-)
-_SMOOTH = {nn.GELU: "gelu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
-_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 
 
 def _unsupported(path: str, obj) -> TypeError:
@@ -38,136 +38,460 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _leaf(path: str, m: nn.Module) -> list[L.AbstractLayer]:
-    """One whitelisted leaf module -> zero or more layers (BatchNorm is folded later)."""
-    if isinstance(m, nn.Linear):
+def _leaf(path: str, m: nn.Module) -> L.AbstractLayer | None:
+    """One whitelisted leaf module -> a layer, or None for the identities (Identity, Dropout)."""
+    cls = whitelisted(m)
+    if cls is nn.Linear:
         bias = m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype, device=m.weight.device)
-        return [L.Linear(path, m.weight.detach().clone(), bias.detach().clone())]
-    if isinstance(m, nn.Conv2d):
+        return L.Linear(path, m.weight.detach().clone(), bias.detach().clone())
+    if cls is nn.Conv2d:
         if m.padding_mode != "zeros":
             raise TypeError(f"module {path!r}: Conv2d padding_mode must be 'zeros', got {m.padding_mode!r}")
         bias = m.bias if m.bias is not None else torch.zeros(m.out_channels, dtype=m.weight.dtype, device=m.weight.device)
         padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-        return [L.Conv2d(path, m.weight.detach().clone(), bias.detach().clone(), _pair(m.stride), padding, _pair(m.dilation), m.groups)]
-    if isinstance(m, nn.ReLU):
-        return [L.ReLU(path)]
-    if isinstance(m, nn.LeakyReLU):
-        return [L.LeakyReLU(path, float(m.negative_slope))]
-    if type(m) in _SMOOTH:
-        return [L.Smooth(path, _SMOOTH[type(m)])]
-    if isinstance(m, (nn.Identity, *_DROPOUT)):
-        return []
-    if isinstance(m, nn.Flatten):
-        return [L.Flatten(path, m.start_dim, m.end_dim)]
-    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return L.Conv2d(path, m.weight.detach().clone(), bias.detach().clone(), _pair(m.stride), padding, _pair(m.dilation), m.groups)
+    if cls is nn.ReLU:
+        return L.ReLU(path)
+    if cls is nn.LeakyReLU:
+        return L.LeakyReLU(path, float(m.negative_slope))
+    if cls in SMOOTH:
+        fn = SMOOTH[cls]
+        return L.Smooth(path, "gelu_tanh" if fn == "gelu" and m.approximate == "tanh" else fn)
+    if cls is nn.Identity or cls in DROPOUT:
+        return None
+    if cls is nn.Flatten:
+        if m.start_dim == 0:  # would merge the batch into the features
+            raise TypeError(f"module {path!r}: Flatten(start_dim=0) merges the batch; use start_dim=1")
+        return L.Flatten(path, m.start_dim, m.end_dim)
+    if cls is nn.Unflatten:
+        if not isinstance(m.dim, int) or m.dim == 0:
+            raise TypeError(f"module {path!r}: Unflatten needs an integer dim other than 0 (the batch), got {m.dim!r}")
+        return L.Unflatten(path, m.dim, tuple(int(s) for s in m.unflattened_size))
+    if cls in (nn.BatchNorm1d, nn.BatchNorm2d):
         if m.running_mean is None or m.running_var is None:
             raise TypeError(f"module {path!r}: BatchNorm without running statistics cannot be folded (track_running_stats=False)")
         scale = m.weight.detach() if m.affine else torch.ones_like(m.running_var)
         shift = m.bias.detach() if m.affine else torch.zeros_like(m.running_mean)
         inv = scale / torch.sqrt(m.running_var + m.eps)
-        return [L.ChannelAffine(path, inv.clone(), (shift - m.running_mean * inv).clone())]
-    if isinstance(m, nn.AvgPool2d):
+        return L.ChannelAffine(path, inv.clone(), (shift - m.running_mean * inv).clone())
+    if cls is nn.AvgPool2d:
         stride = m.stride if m.stride is not None else m.kernel_size
-        return [L.AvgPool2d(path, _pair(m.kernel_size), _pair(stride), _pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override)]
-    if isinstance(m, nn.MaxPool2d):
-        if m.ceil_mode or m.return_indices:
-            raise TypeError(f"module {path!r}: MaxPool2d with ceil_mode=True or return_indices=True is not supported")
-        stride = m.stride if m.stride is not None else m.kernel_size
-        return [L.MaxPool2d(path, _pair(m.kernel_size), _pair(stride), _pair(m.padding), _pair(m.dilation))]
+        return L.AvgPool2d(path, _pair(m.kernel_size), _pair(stride), _pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override)
+    if cls is nn.MaxPool2d:
+        return _maxpool(path, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
+    if cls is nn.AdaptiveAvgPool2d:
+        size = m.output_size
+        return L.AdaptiveAvgPool2d(path, (size, size) if isinstance(size, int) or size is None else tuple(size))
     raise _unsupported(path, m)
 
 
-def _walk(path: str, m: nn.Module) -> list[L.AbstractLayer]:
-    if isinstance(m, nn.Sequential):
-        out = []
-        for name, child in m.named_children():
-            out += _walk(f"{path}.{name}" if path else name, child)
+def _maxpool(path, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if ceil_mode or return_indices:
+        raise TypeError(f"module {path!r}: MaxPool2d with ceil_mode=True or return_indices=True is not supported")
+    stride = stride if stride not in (None, [], ()) else kernel_size
+    return L.MaxPool2d(path, _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation))
+
+
+# ---------------------------------------------------------------- tracing
+
+
+class _Tracer(torch.fx.Tracer):
+    """Whitelisted modules (exact forward) and torch.nn's own other modules stay leaves, so the
+    latter are refused by name rather than traced into their functional internals."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if whitelisted(m) is not None:
+            return True
+        if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:
+            return False
+        return type(m).__module__.startswith("torch.nn") and type(m).forward is not nn.Module.forward
+
+
+class _Batch:
+    """The batch size, as read by x.size(0) or x.shape[0]."""
+
+
+class _Shape:
+    """x.shape or x.size(): only its entry 0 (the batch) may be used."""
+
+
+_BATCH, _SHAPE = _Batch(), _Shape()
+
+_RELU = {F.relu, torch.relu, torch.relu_, F.relu_}
+_LEAKY = {F.leaky_relu, F.leaky_relu_}
+_SMOOTH_FN = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", F.silu: "silu"}
+_SMOOTH_METHOD = {"sigmoid": "sigmoid", "tanh": "tanh", "sigmoid_": "sigmoid", "tanh_": "tanh"}
+_ADD = {operator.add, operator.iadd, torch.add}
+_SUB = {operator.sub, operator.isub, torch.sub}
+_MUL = {operator.mul, operator.imul, torch.mul}
+_DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
+_CAT = {torch.cat, torch.concat, torch.concatenate}
+_IDENTITY_METHODS = {"contiguous", "clone"}
+
+_FIX = (
+    "write the block with whitelisted modules or these operations, or compute the features "
+    "outside the model"
+)
+
+
+def _bind(args, kwargs, spec: list[tuple[str, object]], where: str) -> dict:
+    """Positional + keyword arguments of a call against `spec` [(name, default)], default ... = required."""
+    out = {}
+    for i, (name, default) in enumerate(spec):
+        if i < len(args):
+            out[name] = args[i]
+        elif name in kwargs:
+            out[name] = kwargs[name]
+        elif default is ...:
+            raise TypeError(f"{where}: missing argument {name!r}")
+        else:
+            out[name] = default
+    extra = set(kwargs) - {name for name, _ in spec}
+    if len(args) > len(spec) or extra:
+        raise TypeError(f"{where}: unexpected arguments {sorted(extra) or args[len(spec):]}")
+    return out
+
+
+class _Converter:
+    def __init__(self, model: nn.Module, graph: torch.fx.Graph):
+        self.model = model
+        self.graph = graph
+        self.nodes: list[Node] = []
+        self.env: dict[torch.fx.Node, object] = {}
+        self.names: set[str] = set()
+        self.calls: dict[str, int] = {}
+        self.total_calls: dict[str, int] = {}
+        for n in graph.nodes:
+            if n.op == "call_module":
+                self.total_calls[n.target] = self.total_calls.get(n.target, 0) + 1
+
+    # -- naming ----------------------------------------------------------------------------
+    def _owner(self, n: torch.fx.Node) -> str:
+        stack = n.meta.get("nn_module_stack") or {}
+        return next(reversed(stack.values()))[0] if stack else ""
+
+    def _name(self, n: torch.fx.Node, base: str) -> str:
+        owner = self._owner(n)
+        name = f"{owner}.{base}" if owner else base
+        candidate, k = name, 1
+        while candidate in self.names or candidate in self.total_calls:
+            candidate = f"{name}_{k}"
+            k += 1
+        self.names.add(candidate)
+        return candidate
+
+    def _where(self, n: torch.fx.Node) -> str:
+        if n.op == "call_module":
+            return f"module {n.target!r}"
+        target = getattr(n.target, "__name__", n.target)
+        owner = self._owner(n)
+        inside = f" in module {owner!r} ({type(self.model.get_submodule(owner)).__name__})" if owner else ""
+        return f"node {n.name!r} ({n.op} {target}{inside})"
+
+    def _refuse(self, n: torch.fx.Node, why: str, fix: str = _FIX) -> TypeError:
+        hint = ""
+        owner = self._owner(n)
+        if owner:
+            sub = self.model.get_submodule(owner)
+            base = next((c for c in type(sub).__mro__[1:] if c in WHITELIST), None)
+            if base is not None:
+                hint = (
+                    f"; module {owner!r} is a subclass of nn.{base.__name__} that overrides forward, "
+                    f"so reluscope traced its forward instead of trusting it"
+                )
+        return TypeError(
+            f"model: {self._where(n)} is not supported: {why}{hint}; {fix}. "
+            f"Supported: {', '.join(SUPPORTED_MODULES)}"
+        )
+
+    # -- values ----------------------------------------------------------------------------
+    def _add(self, layer: L.AbstractLayer, inputs: tuple[int, ...]) -> int:
+        self.nodes.append(Node(layer, inputs))
+        return len(self.nodes) - 1
+
+    def _tensor(self, n, arg) -> int:
+        if isinstance(arg, torch.fx.Node):
+            v = self.env[arg]
+            if isinstance(v, int):
+                return v
+        raise self._refuse(n, f"expected a tensor argument, got {arg!r}")
+
+    def _is_tensor(self, arg) -> bool:
+        return isinstance(arg, torch.fx.Node) and isinstance(self.env.get(arg), int)
+
+    def _number(self, n, arg) -> float:
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            return float(arg)
+        raise self._refuse(n, f"only multiplication/division by a constant number is linear, got {arg!r}")
+
+    # -- the graph -------------------------------------------------------------------------
+    def run(self) -> int:
+        live = self._live()
+        out = None
+        for n in self.graph.nodes:
+            if n.op == "placeholder":
+                if n in self.env or any(v == INPUT for v in self.env.values()):
+                    raise TypeError("model: forward must take exactly one input tensor")
+                if n.args:
+                    raise TypeError(f"model: forward argument {n.target!r} has a default; forward must take exactly one input tensor")
+                self.env[n] = INPUT
+            elif n.op == "output":
+                result = n.args[0]
+                if not self._is_tensor(result):
+                    raise TypeError(f"model: forward must return one tensor, got {type(result).__name__} {result!r:.60}")
+                out = self.env[result]
+            elif n not in live:
+                continue
+            elif n.op == "call_module":
+                self.env[n] = self._module(n)
+            elif n.op == "call_function":
+                self.env[n] = self._function(n)
+            elif n.op == "call_method":
+                self.env[n] = self._method(n)
+            elif n.op == "get_attr":
+                raise self._refuse(n, f"forward reads the tensor {n.target!r} directly, which reluscope cannot analyse")
+            else:
+                raise self._refuse(n, f"fx op {n.op}")
         return out
-    try:
-        return _leaf(path, m)
-    except TypeError as err:
-        if type(m).forward is nn.Module.forward or not list(m.children()):
-            raise
-        first_error = err
-    return _trace(path, m, first_error)
 
+    def _live(self) -> set:
+        """fx nodes the output depends on (what forward computes and never uses is dropped)."""
+        live, stack = set(), [n for n in self.graph.nodes if n.op == "output"]
+        while stack:
+            n = stack.pop()
+            if n in live:
+                continue
+            live.add(n)
+            stack.extend(n.all_input_nodes)
+        return live
 
-_RELU_CALLS = {F.relu, torch.relu}
-_FLATTEN_CALLS = {torch.flatten}
-
-
-def _trace(path: str, m: nn.Module, first_error: TypeError) -> list[L.AbstractLayer]:
-    """A custom module: trace it with torch.fx; accept only a straight chain."""
-    try:
-        graph = torch.fx.symbolic_trace(m).graph
-    except Exception as err:  # fx raises many kinds on dynamic control flow
-        raise TypeError(
-            f"module {path or '<root>'!r} of type {type(m).__name__} is not a Sequential and could "
-            f"not be traced with torch.fx ({type(err).__name__}: {err}); wrap its layers in "
-            f"nn.Sequential. Supported: {', '.join(SUPPORTED_MODULES)}"
-        ) from err
-    out: list[L.AbstractLayer] = []
-    previous = None
-    for node in graph.nodes:
-        where = f"{path}.{node.target}" if path and node.op == "call_module" else str(node.target)
-        if node.op == "placeholder":
-            if previous is not None:
-                raise TypeError(f"module {path or '<root>'!r}: forward must take one input tensor")
-            previous = node
-            continue
-        if node.op == "output":
-            break
-        if node.args[:1] != (previous,) or any(isinstance(a, torch.fx.Node) for a in node.args[1:]) or any(
-            isinstance(v, torch.fx.Node) for v in node.kwargs.values()
-        ):
+    def _module(self, n) -> int:
+        path = n.target
+        m = self.model.get_submodule(path)
+        if whitelisted(m) is None:
             raise TypeError(
-                f"module {path or '<root>'!r}: its forward is not a straight chain of layers "
-                f"(node {node.name!r} does not simply follow the previous one); reluscope supports "
-                "chains only, e.g. nn.Sequential"
+                f"model: module {path!r} of type {type(m).__name__} is not supported by reluscope; "
+                f"use a whitelisted module instead. Supported: {', '.join(SUPPORTED_MODULES)}"
             )
-        if node.op == "call_module":
-            out += _walk(where, m.get_submodule(node.target))
-        elif node.op == "call_function" and node.target in _RELU_CALLS:
-            out.append(L.ReLU(f"{path}.{node.name}" if path else node.name))
-        elif node.op == "call_function" and node.target in _FLATTEN_CALLS or (
-            node.op == "call_method" and node.target in ("flatten", "view", "reshape")
+        if len(n.args) != 1 or n.kwargs:
+            raise self._refuse(n, "a layer must be called on one tensor")
+        x = self._tensor(n, n.args[0])
+        k = self.calls[path] = self.calls.get(path, 0) + 1
+        layer = _leaf(path if k == 1 else f"{path}#{k}", m)
+        return x if layer is None else self._add(layer, (x,))
+
+    def _function(self, n) -> object:
+        t, args, kw = n.target, n.args, n.kwargs
+        where = self._where(n)
+        if t is getattr and len(args) == 2 and args[1] == "shape" and self._is_tensor(args[0]):
+            return _SHAPE
+        if t is operator.getitem and isinstance(args[0], torch.fx.Node) and self.env.get(args[0]) is _SHAPE:
+            if args[1] == 0:
+                return _BATCH
+            raise self._refuse(n, "only x.shape[0] (the batch size) may be read from a shape", "use -1 in view/reshape")
+        if t in _RELU:
+            return self._add(L.ReLU(self._name(n, "relu")), (self._tensor(n, args[0]),))
+        if t in _LEAKY:
+            a = _bind(args, kw, [("input", ...), ("negative_slope", 0.01), ("inplace", False)], where)
+            return self._add(L.LeakyReLU(self._name(n, "leaky_relu"), float(a["negative_slope"])), (self._tensor(n, a["input"]),))
+        if t in _SMOOTH_FN:
+            return self._add(L.Smooth(self._name(n, _SMOOTH_FN[t]), _SMOOTH_FN[t]), (self._tensor(n, args[0]),))
+        if t is F.gelu:
+            a = _bind(args, kw, [("input", ...), ("approximate", "none")], where)
+            fn = "gelu_tanh" if a["approximate"] == "tanh" else "gelu"
+            return self._add(L.Smooth(self._name(n, "gelu"), fn), (self._tensor(n, a["input"]),))
+        if t in (F.max_pool2d, torch.max_pool2d):
+            a = _bind(args, kw, [("input", ...), ("kernel_size", ...), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False), ("return_indices", False)], where)
+            layer = _maxpool(self._name(n, "max_pool2d"), a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"])
+            return self._add(layer, (self._tensor(n, a["input"]),))
+        if t is F.avg_pool2d:
+            a = _bind(args, kw, [("input", ...), ("kernel_size", ...), ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True), ("divisor_override", None)], where)
+            stride = a["stride"] if a["stride"] not in (None, [], ()) else a["kernel_size"]
+            layer = L.AvgPool2d(self._name(n, "avg_pool2d"), _pair(a["kernel_size"]), _pair(stride), _pair(a["padding"]), a["ceil_mode"], a["count_include_pad"], a["divisor_override"])
+            return self._add(layer, (self._tensor(n, a["input"]),))
+        if t is F.adaptive_avg_pool2d:
+            a = _bind(args, kw, [("input", ...), ("output_size", ...)], where)
+            size = a["output_size"]
+            size = (size, size) if isinstance(size, int) or size is None else tuple(size)
+            return self._add(L.AdaptiveAvgPool2d(self._name(n, "adaptive_avg_pool2d"), size), (self._tensor(n, a["input"]),))
+        if t is torch.flatten:
+            a = _bind(args, kw, [("input", ...), ("start_dim", 0), ("end_dim", -1)], where)
+            return self._flatten(n, a)
+        if t is torch.reshape:
+            a = _bind(args, kw, [("input", ...), ("shape", ...)], where)
+            return self._reshape(n, a["input"], a["shape"])
+        if t is F.dropout:
+            a = _bind(args, kw, [("input", ...), ("p", 0.5), ("training", True), ("inplace", False)], where)
+            if a["training"] and a["p"]:
+                raise self._refuse(n, "F.dropout is active (training=True by default)", "pass training=self.training and call model.eval()")
+            return self._tensor(n, a["input"])
+        if t in _CAT:
+            a = _bind(args, kw, [("tensors", ...), ("dim", 0)], where)
+            if not isinstance(a["tensors"], (list, tuple)) or not isinstance(a["dim"], int):
+                raise self._refuse(n, "expected a list of tensors and an integer dim")
+            if a["dim"] == 0:
+                raise self._refuse(n, "concatenation along dim 0 mixes the batch", "concatenate along dim=1 (features or channels)")
+            xs = tuple(self._tensor(n, x) for x in a["tensors"])
+            return self._add(L.Cat(self._name(n, "cat"), a["dim"]), xs)
+        if t in _ADD | _SUB | _MUL | _DIV or t in (operator.neg, torch.neg):
+            return self._arith(n, t, args, kw)
+        raise self._refuse(n, "this function is not on the whitelist")
+
+    def _method(self, n) -> object:
+        name, args, kw = n.target, n.args, n.kwargs
+        if not self._is_tensor(args[0]):
+            raise self._refuse(n, "method of something that is not a tensor")
+        where = self._where(n)
+        x = args[0]
+        if name in ("relu", "relu_"):
+            return self._add(L.ReLU(self._name(n, "relu")), (self._tensor(n, x),))
+        if name in _SMOOTH_METHOD:
+            fn = _SMOOTH_METHOD[name]
+            return self._add(L.Smooth(self._name(n, fn), fn), (self._tensor(n, x),))
+        if name == "size":
+            a = _bind(args, kw, [("self", ...), ("dim", None)], where)
+            if a["dim"] is None:
+                return _SHAPE
+            if a["dim"] == 0:
+                return _BATCH
+            raise self._refuse(n, "only x.size(0) (the batch size) may be read", "use -1 in view/reshape, or x.flatten(1)")
+        if name == "dim" or name == "shape":
+            raise self._refuse(n, "reading the shape")
+        if name == "flatten":
+            a = _bind(args, kw, [("input", ...), ("start_dim", 0), ("end_dim", -1)], where)
+            return self._flatten(n, a)
+        if name in ("view", "reshape"):
+            shape = args[1:]
+            if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+                shape = tuple(shape[0])
+            if kw:
+                raise self._refuse(n, f"unexpected keyword arguments {sorted(kw)}")
+            return self._reshape(n, x, shape)
+        if name in _IDENTITY_METHODS:
+            return self._tensor(n, x)
+        if name in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg"):
+            table = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg}
+            return self._arith(n, table[name.rstrip("_")], args, kw)
+        raise self._refuse(n, "this tensor method is not on the whitelist")
+
+    def _flatten(self, n, a) -> int:
+        if a["start_dim"] == 0:
+            raise self._refuse(n, "flatten from dim 0 merges the batch", "use torch.flatten(x, 1) or x.flatten(1)")
+        return self._add(L.Flatten(self._name(n, "flatten"), a["start_dim"], a["end_dim"]), (self._tensor(n, a["input"]),))
+
+    def _reshape(self, n, x, shape) -> int:
+        shape = tuple(self.env.get(s, s) if isinstance(s, torch.fx.Node) else s for s in shape)
+        rest = shape[1:]
+        ok = bool(shape) and all(isinstance(s, int) and not isinstance(s, bool) for s in rest)
+        if ok and shape[0] is _BATCH:
+            ok = sum(s == -1 for s in rest) <= 1
+        elif ok and shape[0] == -1:
+            ok = bool(rest) and -1 not in rest
+        else:
+            ok = False
+        if not ok:
+            raise self._refuse(
+                n, f"view/reshape to {[('batch' if s is _BATCH else s) for s in shape]} may not keep the batch",
+                "write x.view(x.size(0), -1), x.flatten(1) or x.reshape(-1, d1, d2, ...) with fixed sizes",
+            )
+        if rest == (-1,):
+            return self._add(L.Flatten(self._name(n, "flatten"), 1, -1), (self._tensor(n, x),))
+        return self._add(L.Reshape(self._name(n, "reshape"), rest), (self._tensor(n, x),))
+
+    def _arith(self, n, t, args, kw) -> int:
+        where = self._where(n)
+        if t in (operator.neg, torch.neg):
+            return self._add(L.Sum(self._name(n, "neg"), (-1.0,)), (self._tensor(n, args[0]),))
+        a = _bind(args, kw, [("input", ...), ("other", ...), ("alpha", 1)], where)
+        x, y, alpha = a["input"], a["other"], a["alpha"]
+        if alpha != 1 and t not in (_ADD | _SUB):
+            raise self._refuse(n, "unexpected alpha")
+        alpha = self._number(n, alpha)
+        if t in _ADD or t in _SUB:
+            sign = 1.0 if t in _ADD else -1.0
+            base = "add" if t in _ADD else "sub"
+            if self._is_tensor(x) and self._is_tensor(y):
+                return self._add(L.Sum(self._name(n, base), (1.0, sign * alpha)), (self._tensor(n, x), self._tensor(n, y)))
+            if self._is_tensor(x):
+                return self._add(L.Sum(self._name(n, base), (1.0,), sign * alpha * self._number(n, y)), (self._tensor(n, x),))
+            if self._is_tensor(y):
+                return self._add(L.Sum(self._name(n, base), (sign * alpha,), self._number(n, x)), (self._tensor(n, y),))
+        if t in _MUL:
+            if self._is_tensor(x) and self._is_tensor(y):
+                raise self._refuse(n, "the product of two tensors is not piecewise linear", "multiply by constant numbers only")
+            if self._is_tensor(x):
+                return self._add(L.Sum(self._name(n, "mul"), (self._number(n, y),)), (self._tensor(n, x),))
+            return self._add(L.Sum(self._name(n, "mul"), (self._number(n, x),)), (self._tensor(n, y),))
+        if t in _DIV and self._is_tensor(x) and not self._is_tensor(y):
+            return self._add(L.Sum(self._name(n, "div"), (1.0,), 0.0, self._number(n, y)), (self._tensor(n, x),))
+        raise self._refuse(n, "arithmetic on tensors must be +, - between tensors, or * and / by constant numbers")
+
+
+# ---------------------------------------------------------------- BatchNorm folding
+
+
+def _fold_batchnorm(nodes: list[Node], out: int) -> tuple[list[Node], int]:
+    """Fold each ChannelAffine into the Linear/Conv2d it reads when nothing else reads that layer."""
+    readers: dict[int, int] = {}
+    for node in nodes:
+        for j in node.inputs:
+            readers[j] = readers.get(j, 0) + 1
+    alias: dict[int, int] = {}
+    layers = [node.layer for node in nodes]
+    for i, node in enumerate(nodes):
+        prev = node.inputs[0]
+        if (
+            isinstance(node.layer, L.ChannelAffine) and prev != INPUT and prev not in alias
+            and isinstance(layers[prev], (L.Linear, L.Conv2d)) and readers.get(prev) == 1 and prev != out
         ):
-            out.append(L.Flatten(f"{path}.{node.name}" if path else node.name, 1, -1))
-        elif node.op == "call_method" and node.target == "relu":
-            out.append(L.ReLU(f"{path}.{node.name}" if path else node.name))
-        else:
-            raise _unsupported(f"{path}.{node.name}" if path else node.name, f"{node.op} {getattr(node.target, '__name__', node.target)}")
-        previous = node
-    return out
-
-
-def _fold_batchnorm(layers: list[L.AbstractLayer]) -> list[L.AbstractLayer]:
-    """Fold each ChannelAffine into the Linear/Conv2d just before it (eval-mode BatchNorm)."""
-    out: list[L.AbstractLayer] = []
-    for layer in layers:
-        prev = out[-1] if out else None
-        if isinstance(layer, L.ChannelAffine) and isinstance(prev, (L.Linear, L.Conv2d)):
-            shape = (-1,) + (1,) * (prev.weight.dim() - 1)
-            out[-1] = type(prev)(**{
-                **vars(prev),
-                "weight": prev.weight * layer.scale.reshape(shape),
-                "bias": prev.bias * layer.scale + layer.shift,
+            conv, bn = layers[prev], node.layer
+            shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+            layers[prev] = type(conv)(**{
+                **vars(conv), "weight": conv.weight * bn.scale.reshape(shape), "bias": conv.bias * bn.scale + bn.shift,
             })
-        else:
-            out.append(layer)
-    return out
+            alias[i] = prev
+    new_index: dict[int, int] = {INPUT: INPUT}
+    kept: list[Node] = []
+    for i, node in enumerate(nodes):
+        if i in alias:
+            new_index[i] = new_index[alias[i]]
+            continue
+        new_index[i] = len(kept)
+        kept.append(Node(layers[i], tuple(new_index[j] for j in node.inputs)))
+    return kept, new_index[out]
 
 
 def _check_eval(model: nn.Module) -> None:
     for name, sub in model.named_modules():
         matters = isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm2d)) or (
-            isinstance(sub, _DROPOUT) and sub.p > 0
+            isinstance(sub, DROPOUT) and sub.p > 0
         )
         if matters and sub.training:
             raise ValueError(
                 f"model: module {name or '<root>'!r} ({type(sub).__name__}) is in training mode, "
                 "where its output depends on the batch or on chance; call model.eval() first"
             )
+
+
+def _user_frame(err: BaseException) -> str:
+    """'file:line' of the innermost frame outside torch, to point at the user's forward."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "/torch/" not in f.filename and "/reluscope/" not in f.filename]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def trace_model(model: nn.Module) -> torch.fx.GraphModule:
+    """The model traced with torch.fx, whitelisted modules kept as leaves (also used by save_model)."""
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(model)
+    except Exception as err:  # fx raises many kinds on dynamic control flow
+        raise TypeError(
+            f"model: {type(model).__name__}.forward could not be traced with torch.fx{_user_frame(err)} "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); reluscope needs a "
+            "forward without data-dependent control flow: write it with whitelisted modules and "
+            f"operations, e.g. nn.Sequential. Supported: {', '.join(SUPPORTED_MODULES)}"
+        ) from err
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
 def to_network(model, *, input_shape=None) -> Network:
@@ -180,12 +504,21 @@ def to_network(model, *, input_shape=None) -> Network:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module or reluscope.Network, got {type(model).__name__}")
     _check_eval(model)
-    with torch.no_grad():
-        layers = _fold_batchnorm(_walk("", model))
+    check_hooks(model)
+    if whitelisted(model) is not None:  # a single leaf module
+        layer = _leaf("", model)
+        nodes, out = ([Node(layer, (INPUT,))], 0) if layer is not None else ([], INPUT)
+    else:
+        gm = trace_model(model)
+        conv = _Converter(model, gm.graph)
+        with torch.no_grad():
+            out = conv.run()
+            nodes, out = _fold_batchnorm(conv.nodes, out)
+    if out != len(nodes) - 1:  # the output is an earlier node (or the input): keep only what it needs
+        raise TypeError("model: forward returns its input or an intermediate value; reluscope needs layers after it")
     if input_shape is None:
-        first = layers[0] if layers else None
-        if isinstance(first, L.Linear):
+        first = nodes[0].layer if nodes else None
+        if isinstance(first, L.Linear) and nodes[0].inputs == (INPUT,):
             input_shape = (first.weight.shape[1],)
     shape = None if input_shape is None else tuple(int(s) for s in input_shape)
-    return Network(tuple(layers), shape)
-
+    return Network(tuple(nodes), shape)

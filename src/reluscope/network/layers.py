@@ -1,10 +1,11 @@
 """The layers of reluscope's internal piecewise-linear description of a network.
 
-A network is a chain of two kinds of layer:
+A network is a graph (see `network.py`) of two kinds of layer:
 
-* affine layers (`Linear`, `Conv2d`, `ChannelAffine`, `AvgPool2d`, `Flatten`) with `forward(x)` and
-  `linear(dx)`, the same map without its offset (its differential), so a direction can be pushed
-  through next to a point;
+* affine layers (`Linear`, `Conv2d`, `ChannelAffine`, `AvgPool2d`, `AdaptiveAvgPool2d`, `Flatten`,
+  `Reshape`, `Unflatten`, and the multi-input `Sum` and `Cat`) with `forward(*x)` and `linear(*dx)`,
+  the same map without its offset (its differential), so a direction can be pushed through next to
+  a point; `n_inputs` says how many tensors they take (-1: any number);
 * activation layers, which own the activation pattern: `bits(z)` gives one bool per unit, and for
   the piecewise-linear ones (`ReLU`, `LeakyReLU`, `MaxPool2d`) `jvp(z, dz)` gives the value and the
   differential on the linear region containing z.
@@ -30,6 +31,11 @@ __all__ = [
     "ChannelAffine",
     "AvgPool2d",
     "Flatten",
+    "Reshape",
+    "Unflatten",
+    "AdaptiveAvgPool2d",
+    "Sum",
+    "Cat",
     "ReLU",
     "LeakyReLU",
     "MaxPool2d",
@@ -57,7 +63,10 @@ class AbstractLayer(abc.ABC):
 
 
 class AbstractAffine(AbstractLayer):
-    """x -> A x + c, with `linear(dx)` = A dx."""
+    """x -> A x + c, with `linear(dx)` = A dx. Multi-input layers (`n_inputs` != 1) are affine in
+    all their inputs together: forward(x1, x2, ...) and linear(dx1, dx2, ...)."""
+
+    n_inputs: int = 1
 
     @abc.abstractmethod
     def linear(self, dx: torch.Tensor) -> torch.Tensor: ...
@@ -162,6 +171,97 @@ class Flatten(AbstractAffine):
     linear = forward
 
 
+@dataclass(frozen=True, eq=False)
+class Reshape(AbstractAffine):
+    """x [B, ...] -> x.reshape(B, *shape): a view that keeps the batch (one -1 allowed in shape)."""
+
+    name: str
+    shape: tuple[int, ...]
+
+    def forward(self, x):
+        try:
+            return x.reshape(x.shape[0], *self.shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"layer {self.name!r}: cannot reshape an input of shape {list(x.shape)} to "
+                f"[batch, {', '.join(map(str, self.shape))}]"
+            ) from err
+
+    linear = forward
+
+
+@dataclass(frozen=True, eq=False)
+class Unflatten(AbstractAffine):
+    name: str
+    dim: int
+    sizes: tuple[int, ...]
+
+    def forward(self, x):
+        return torch.unflatten(x, self.dim, self.sizes)
+
+    linear = forward
+
+
+@dataclass(frozen=True, eq=False)
+class AdaptiveAvgPool2d(AbstractAffine):
+    """Linear for every input size: each output cell averages a window fixed by the input size."""
+
+    name: str
+    output_size: tuple[int | None, int | None]
+
+    def forward(self, x):
+        if x.dim() < 3:
+            raise ValueError(
+                f"layer {self.name!r}: AdaptiveAvgPool2d needs an image input [B, C, H, W], got "
+                f"shape {list(x.shape)}; give the input shape (to_network(model, input_shape=...))"
+            )
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    linear = forward
+
+
+@dataclass(frozen=True, eq=False)
+class Sum(AbstractAffine):
+    """(sum_i coeffs[i] * x_i) / divisor + offset: residual additions, subtractions, scaling by a
+    constant. Division is kept apart from the coefficients so x / 3 rounds exactly like torch."""
+
+    name: str
+    coeffs: tuple[float, ...]
+    offset: float = 0.0
+    divisor: float = 1.0
+
+    @property
+    def n_inputs(self) -> int:  # type: ignore[override]
+        return len(self.coeffs)
+
+    def linear(self, *dxs):
+        out = None
+        for c, dx in zip(self.coeffs, dxs):
+            term = dx if c == 1.0 else dx * c
+            out = term if out is None else out + term
+        return out if self.divisor == 1.0 else out / self.divisor
+
+    def forward(self, *xs):
+        out = self.linear(*xs)
+        return out + self.offset if self.offset else out
+
+
+@dataclass(frozen=True, eq=False)
+class Cat(AbstractAffine):
+    """Concatenation along a non-batch dimension."""
+
+    name: str
+    dim: int
+    n_inputs: int = -1
+
+    def forward(self, *xs):
+        if self.dim % xs[0].dim() == 0:
+            raise ValueError(f"layer {self.name!r}: concatenation along the batch dimension is not supported")
+        return torch.cat(xs, dim=self.dim)
+
+    linear = forward
+
+
 # ---------------------------------------------------------------- activations
 
 
@@ -248,6 +348,7 @@ class MaxPool2d(AbstractActivation):
 
 SMOOTH_FUNCTIONS = {
     "gelu": F.gelu,
+    "gelu_tanh": lambda z: F.gelu(z, approximate="tanh"),
     "silu": F.silu,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,

@@ -1,30 +1,42 @@
-"""`Network`: a user's model as a chain of affine layers and activations.
+"""`Network`: a user's model as a graph (DAG) of affine layers and activations.
 
 Converted once from a `torch.nn.Module` through an explicit whitelist (see `convert.py`); every
 capability of reluscope (patterns, traversal, regions, folding) reads this description instead of
 hooking into the user's module, so all of them agree on what a unit and a pattern are.
+
+The graph is a topologically ordered tuple of `Node`s. Node i computes
+`layer.forward(*[value[j] for j in node.inputs])`, where value[-1] is the network input and value[j]
+(j >= 0) the output of node j; the network's output is the last node's. A chain (each node reads
+the one before) is the common, fast special case: `Network.layers` gives its layers in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import torch
 
 from .layers import AbstractActivation, AbstractAffine, AbstractLayer
 
-__all__ = ["Network", "LayerUnits"]
+__all__ = ["Network", "Node", "LayerUnits"]
+
+INPUT = -1  # the index that stands for the network input in `Node.inputs`
 
 
 @dataclass(frozen=True)
 class LayerUnits:
-    """Where one activation layer's bits sit in the flat pattern: bits[start:stop]."""
+    """Where one activation node's bits sit in the flat pattern: bits[start:stop].
+
+    `node` is the index of the node in `Network.nodes` (-1 for the output bits).
+    """
 
     name: str
     kind: str
     start: int
     stop: int
+    node: int = -1
 
     @property
     def size(self) -> int:
@@ -32,42 +44,107 @@ class LayerUnits:
 
 
 @dataclass(frozen=True, eq=False)
-class Network:
-    """A chain of layers plus the input shape (without batch dimension) it was built for.
+class Node:
+    """One layer of the graph and where its inputs come from (-1: the network input)."""
 
-    `input_shape` may be None for pure MLP chains until an input fixes it; unit counts of
-    convolutional networks depend on it.
+    layer: AbstractLayer
+    inputs: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A topologically ordered graph of layers plus the input shape (without batch dimension).
+
+    `input_shape` may be None for MLPs until an input fixes it; unit counts of convolutional
+    networks depend on it.
     """
 
-    layers: tuple[AbstractLayer, ...]
+    nodes: tuple[Node, ...]
     input_shape: tuple[int, ...] | None = None
 
+    @classmethod
+    def chain(cls, layers: Sequence[AbstractLayer], input_shape=None) -> "Network":
+        nodes = tuple(Node(layer, (i - 1,)) for i, layer in enumerate(layers))
+        return cls(nodes, None if input_shape is None else tuple(int(s) for s in input_shape))
+
+    def __post_init__(self):
+        for i, node in enumerate(self.nodes):
+            if not node.inputs or any(not (INPUT <= j < i) for j in node.inputs):
+                raise ValueError(f"node {i} ({node.name!r}): inputs {node.inputs} must be earlier nodes or -1")
+
     # -- structure ---------------------------------------------------------------------------
+    @cached_property
+    def is_chain(self) -> bool:
+        return all(node.inputs == (i - 1,) for i, node in enumerate(self.nodes))
+
+    @property
+    def layers(self) -> tuple[AbstractLayer, ...]:
+        """The layers in order, for chains only (graphs raise a TypeError naming the first join)."""
+        self.require_chain("this method")
+        return tuple(node.layer for node in self.nodes)
+
+    def require_chain(self, what: str) -> None:
+        if self.is_chain:
+            return
+        node = next(n for i, n in enumerate(self.nodes) if n.inputs != (i - 1,))
+        raise TypeError(
+            f"{what} supports chains of layers only, but this network is a graph (node {node.name!r} "
+            f"reads {self._describe_inputs(node)}); activation_patterns, activations and "
+            "tangent features handle graphs"
+        )
+
+    def _describe_inputs(self, node: Node) -> str:
+        return ", ".join("the input" if j == INPUT else repr(self.nodes[j].name) for j in node.inputs)
+
+    @cached_property
+    def consumers(self) -> tuple[tuple[int, ...], ...]:
+        """consumers[j]: the nodes reading node j's output (the last node also feeds the output)."""
+        out: list[list[int]] = [[] for _ in self.nodes]
+        for i, node in enumerate(self.nodes):
+            for j in node.inputs:
+                if j != INPUT:
+                    out[j].append(i)
+        return tuple(tuple(c) for c in out)
+
+    @cached_property
+    def last_use(self) -> tuple[int, ...]:
+        """last_use[j]: the last node reading node j's output, so it can be freed after it runs
+        (len(nodes) for the output node, which is never freed)."""
+        n = len(self.nodes)
+        return tuple(n if j == n - 1 else max(c, default=j) for j, c in enumerate(self.consumers))
+
     @property
     def activations(self) -> tuple[AbstractActivation, ...]:
-        return tuple(layer for layer in self.layers if isinstance(layer, AbstractActivation))
+        return tuple(node.layer for node in self.nodes if isinstance(node.layer, AbstractActivation))
 
     @property
     def piecewise_linear(self) -> bool:
         return all(a.piecewise_linear for a in self.activations)
 
+    def _tensors(self) -> Iterator[torch.Tensor]:
+        for node in self.nodes:
+            yield from node.layer._tensors().values()
+
     @property
     def dtype(self) -> torch.dtype:
-        for layer in self.layers:
-            for t in layer._tensors().values():
-                if t.is_floating_point():
-                    return t.dtype
+        for t in self._tensors():
+            if t.is_floating_point():
+                return t.dtype
         return torch.get_default_dtype()
 
     @property
     def device(self) -> torch.device:
-        for layer in self.layers:
-            for t in layer._tensors().values():
-                return t.device
+        for t in self._tensors():
+            return t.device
         return torch.device("cpu")
 
     def to(self, *, dtype=None, device=None) -> "Network":
-        return replace(self, layers=tuple(layer.to(dtype=dtype, device=device) for layer in self.layers))
+        nodes = tuple(replace(n, layer=n.layer.to(dtype=dtype, device=device)) for n in self.nodes)
+        return replace(self, nodes=nodes)
 
     def with_input_shape(self, input_shape) -> "Network":
         return replace(self, input_shape=tuple(int(s) for s in input_shape))
@@ -81,52 +158,103 @@ class Network:
                     "exact methods: ReLU, LeakyReLU, MaxPool2d"
                 )
 
+    # -- names -------------------------------------------------------------------------------
+    def find(self, names, *, what: str = "layers", activations_only: bool = False) -> list[int]:
+        """Node indices for one name or a list, in topological order.
+
+        A module that runs several times (a ReLU reused in a block) is named `m` for all its calls
+        and `m#2`, `m#3`, ... for the later ones alone.
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        pool = [
+            i for i, n in enumerate(self.nodes)
+            if not activations_only or isinstance(n.layer, AbstractActivation)
+        ]
+        chosen = set()
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"{what}: expected layer names (str), got {type(name).__name__}")
+            hit = [i for i in pool if self.nodes[i].name == name or self.nodes[i].name.split("#")[0] == name]
+            if not hit:
+                kinds = "activation layers" if activations_only else "layers"
+                known = [self.nodes[i].name for i in pool]
+                raise ValueError(
+                    f"{what}: {name!r} is not one of the network's {kinds} that forward reaches; "
+                    f"expected one of {known[:40]}{' ...' if len(known) > 40 else ''}"
+                )
+            chosen.update(hit)
+        return sorted(chosen)
+
     # -- evaluation --------------------------------------------------------------------------
+    def _run(self, x: torch.Tensor, keep: bool):
+        """Yield (index, node, inputs tuple, output); drops values after their last use unless keep."""
+        values: dict[int, torch.Tensor] = {INPUT: x}
+        last = self.last_use
+        for i, node in enumerate(self.nodes):
+            inputs = tuple(values[j] for j in node.inputs)
+            out = node.layer.forward(*inputs)
+            yield i, node, inputs, out
+            values[i] = out
+            if not keep:
+                for j in set(node.inputs):
+                    if j != INPUT and last[j] <= i:
+                        del values[j]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
+        out = x
+        for *_, out in self._run(x, keep=False):
+            pass
+        return out
 
     __call__ = forward
 
-    def trace(self, x: torch.Tensor) -> Iterator[tuple[AbstractLayer, torch.Tensor]]:
-        """Yield (layer, its input) for every layer, then (None, output)."""
-        for layer in self.layers:
-            yield layer, x
-            x = layer.forward(x)
-        yield None, x
+    def values(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every node, index-aligned with `nodes` (all kept: memory grows)."""
+        return [out for *_, out in self._run(x, keep=True)]
 
-    def bits(self, x: torch.Tensor, *, include_output: bool = False) -> torch.Tensor:
-        """bool [B, units]: the activation pattern of each input, hidden layers in order."""
+    def trace(self, x: torch.Tensor) -> Iterator[tuple[AbstractLayer | None, torch.Tensor]]:
+        """Yield (layer, its input) for every node, then (None, output).
+
+        For a multi-input node (Sum, Cat) the input is the tuple of its inputs.
+        """
+        out = x
+        for _, node, inputs, out in self._run(x, keep=False):
+            yield node.layer, inputs[0] if len(inputs) == 1 else inputs
+        yield None, out
+
+    def bits(self, x: torch.Tensor, *, include_output: bool = False, nodes: Sequence[int] | None = None) -> torch.Tensor:
+        """bool [B, units]: the activation pattern of each input, activation nodes in topological
+        order (only `nodes`, indices from `find`, when given), then the output signs if asked."""
+        wanted = None if nodes is None else set(nodes)
         parts = []
-        for layer, z in self.trace(x):
-            if layer is None:
-                if include_output:
-                    parts.append(z.reshape(z.shape[0], -1) > 0)
-            elif isinstance(layer, AbstractActivation):
-                parts.append(layer.bits(z))
+        out = x
+        for i, node, inputs, out in self._run(x, keep=False):
+            if isinstance(node.layer, AbstractActivation) and (wanted is None or i in wanted):
+                parts.append(node.layer.bits(inputs[0]))
+        if include_output:
+            parts.append(out.reshape(out.shape[0], -1) > 0)
         if not parts:
             return torch.zeros(x.shape[0], 0, dtype=torch.bool, device=x.device)
         return torch.cat(parts, dim=1)
 
-    def unit_layout(self, *, include_output: bool = False) -> tuple[LayerUnits, ...]:
-        """Which slice of the pattern belongs to which layer (needs `input_shape`)."""
+    def unit_layout(self, *, include_output: bool = False, nodes: Sequence[int] | None = None) -> tuple[LayerUnits, ...]:
+        """Which slice of the pattern belongs to which activation node (needs `input_shape`)."""
         if self.input_shape is None:
             raise ValueError(
                 "network.input_shape is unknown; build it with to_network(model, input_shape=...)"
             )
+        wanted = None if nodes is None else set(nodes)
         x = torch.zeros((1, *self.input_shape), dtype=self.dtype, device=self.device)
         spans, start = [], 0
+        out = x
         with torch.no_grad():
-            for layer, z in self.trace(x):
-                if layer is None:
-                    if include_output:
-                        n = z[0].numel()
-                        spans.append(LayerUnits("output", "output", start, start + n))
-                elif isinstance(layer, AbstractActivation):
-                    n = layer.bits(z).shape[1]
-                    spans.append(LayerUnits(layer.name, type(layer).__name__, start, start + n))
+            for i, node, inputs, out in self._run(x, keep=False):
+                if isinstance(node.layer, AbstractActivation) and (wanted is None or i in wanted):
+                    n = node.layer.bits(inputs[0]).shape[1]
+                    spans.append(LayerUnits(node.name, type(node.layer).__name__, start, start + n, i))
                     start += n
+            if include_output:
+                spans.append(LayerUnits("output", "output", start, start + out[0].numel(), -1))
         return tuple(spans)
 
     def n_units(self, *, include_output: bool = False) -> int:
@@ -134,8 +262,11 @@ class Network:
         return layout[-1].stop if layout else 0
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{type(layer).__name__}({layer.name!r})" for layer in self.layers)
-        return f"Network(input_shape={self.input_shape}, layers=[{inner}])"
+        if self.is_chain:
+            inner = ", ".join(f"{type(n.layer).__name__}({n.name!r})" for n in self.nodes)
+            return f"Network(input_shape={self.input_shape}, layers=[{inner}])"
+        inner = ", ".join(f"{i}: {type(n.layer).__name__}({n.name!r}) <- {list(n.inputs)}" for i, n in enumerate(self.nodes))
+        return f"Network(input_shape={self.input_shape}, graph=[{inner}])"
 
 
 def is_affine(layer: AbstractLayer) -> bool:

@@ -60,6 +60,8 @@ def _layerwise_plan(model, params: _Params):
         net = to_network(model)
     except (TypeError, ValueError):
         return None
+    if not net.is_chain:  # the streamed form walks a chain; graphs take the generic torch.func path
+        return None
     by_name = {n: i for i, n in enumerate(params.names)}
     plan, used = {}, set()
     for li, layer in enumerate(net.layers):

@@ -14,7 +14,7 @@ import copy
 import torch
 import torch.nn as nn
 
-__all__ = ["module_patterns", "sample_segment", "check_traversal", "maxpool_argmax_bits"]
+__all__ = ["module_patterns", "function_patterns", "sample_segment", "check_traversal", "maxpool_argmax_bits"]
 
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
 
@@ -81,6 +81,37 @@ def module_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool =
         parts = near = [torch.zeros(x.shape[0], 0, dtype=torch.bool)]
     bits = torch.cat(parts, dim=1)
     return bits if zero_tol is None else (bits, torch.cat(near, dim=1))
+
+
+def function_patterns(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """bool [N, units]: the region key of each input, read from the user's own forward in float64.
+
+    Independent of `Network` and of torch.fx: a TorchFunctionMode sees every relu / leaky_relu /
+    max_pool2d call as it runs (modules, F.* functions and tensor methods alike, BatchNorm
+    unfolded), and records the sign of every activation input and the argmax of every window, in
+    the order the calls run.
+    """
+    from torch.overrides import TorchFunctionMode
+
+    parts: list[torch.Tensor] = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            name = getattr(func, "__name__", "")
+            if name in ("relu", "relu_", "leaky_relu", "leaky_relu_"):
+                z = args[0]
+                parts.append(z.reshape(z.shape[0], -1) > 0)
+            elif name == "max_pool2d":
+                names = ["kernel_size", "stride", "padding", "dilation"]
+                opts = dict(zip(names, args[1:5]), **{k: v for k, v in kwargs.items() if k in names})
+                parts.append(maxpool_argmax_bits(nn.MaxPool2d(**opts), args[0]))
+            return func(*args, **kwargs)
+
+    model = copy.deepcopy(model).to(torch.float64).eval()
+    with torch.no_grad(), Record():
+        model(x.to(torch.float64))
+    return torch.cat(parts, dim=1) if parts else torch.zeros(x.shape[0], 0, dtype=torch.bool)
 
 
 def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = False, batch_size: int = 4096, t=None,

@@ -1,0 +1,58 @@
+"""The torch modules reluscope understands, shared by `to_network` and `save_model`/`load_model`.
+
+A module is accepted when it runs a whitelisted class's own `forward` (`type(m).forward is
+cls.forward`): a subclass that overrides `forward` computes something else, so it is traced
+through with torch.fx instead (and refused if what it does is not supported). Modules with
+forward hooks or pre-hooks, and global module hooks, are refused: they change what the module
+computes without showing in its forward.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+from torch.nn.modules import module as _module
+
+__all__ = ["WHITELIST", "SUPPORTED_MODULES", "whitelisted", "check_hooks", "DROPOUT", "SMOOTH"]
+
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
+SMOOTH = {nn.GELU: "gelu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+
+# Leaf modules, by exact class; Sequential is traced through like any container.
+WHITELIST: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, *SMOOTH, nn.Identity, nn.Flatten, nn.Unflatten,
+    *DROPOUT, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d,
+)
+
+SUPPORTED_MODULES = (
+    "Linear", "Conv2d", "ReLU", "LeakyReLU", "Identity", "Flatten", "Unflatten",
+    "Dropout/Dropout1d/Dropout2d/AlphaDropout (eval)", "BatchNorm1d/2d (eval, folded)", "AvgPool2d",
+    "AdaptiveAvgPool2d", "MaxPool2d", "GELU/SiLU/Tanh/Sigmoid (patterns only)",
+    "Sequential and custom modules traced with torch.fx: + - * / by constants, residual additions, "
+    "torch.cat, flatten/view/reshape keeping the batch, F.relu/leaky_relu/max_pool2d/avg_pool2d/"
+    "adaptive_avg_pool2d",
+)
+
+
+def whitelisted(m: nn.Module) -> type[nn.Module] | None:
+    """The whitelisted class whose own forward `m` runs, or None."""
+    for cls in type(m).__mro__:
+        if cls in WHITELIST:
+            return cls if type(m).forward is cls.forward else None
+    return None
+
+
+def check_hooks(model: nn.Module) -> None:
+    """Refuse global and per-module forward hooks: reluscope would analyse a different function."""
+    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+        raise ValueError(
+            "model: global forward hooks are registered (torch.nn.modules.module."
+            "register_module_forward_hook / _pre_hook); they change every module's output, so "
+            "reluscope refuses to analyse the model; remove them first"
+        )
+    for name, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            raise ValueError(
+                f"model: module {name or '<root>'!r} ({type(m).__name__}) has forward hooks or "
+                "pre-hooks, which may change what it computes; remove them (handle.remove()) "
+                "before passing the model to reluscope"
+            )
