@@ -68,4 +68,4 @@ def test_hull_command_model_layer(app, tmp_path):
     data = json.loads(out.read_text())
     assert 0 <= data["report"]["nch_test"] <= 1 and len(data["crucial_share"]) == 10
     res = CliRunner().invoke(app, ["hull", str(tmp_path / "m"), "--layer", "7", "--out", str(out)])
-    assert res.exit_code == 2 and "child module" in res.output
+    assert res.exit_code == 2 and "'7' is not a layer that forward reaches" in res.output

@@ -229,3 +229,18 @@ def test_random_residual_mlps_match_the_region_key(seed, width, depth, slope, sc
     x = torch.randn(64, 2, dtype=torch.float64)
     torch.testing.assert_close(to_network(model)(x), model(x), rtol=1e-12, atol=1e-12)
     assert torch.equal(activation_patterns(model, x), function_patterns(model, x))
+
+
+@pytest.mark.parametrize("name", ["resnet-bottleneck", "residual-mlp"])
+def test_tangent_features_of_graph_models_match_an_autograd_loop(name):
+    from reluscope.tangent import tangent_features
+
+    make, shape = MODELS[name]
+    model = make().double()
+    torch.manual_seed(7)
+    x = torch.randn(3, *shape, dtype=torch.float64)
+    g = tangent_features(model, x, normalize=False).reshape(3, -1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for i in range(3):
+        ref = torch.autograd.grad(model(x[i : i + 1]).sum(), params)
+        torch.testing.assert_close(g[i], torch.cat([r.reshape(-1) for r in ref]), rtol=1e-10, atol=1e-12)

@@ -20,6 +20,8 @@ _EXPORTS = {
     "load_model": "reluscope.network.io",
     # activation patterns
     "activation_patterns": "reluscope.patterns",
+    "pattern_layout": "reluscope.patterns",
+    "activations": "reluscope.network.named",
     "pack_patterns": "reluscope.patterns",
     "unpack_patterns": "reluscope.patterns",
     "PackedPatterns": "reluscope.patterns",

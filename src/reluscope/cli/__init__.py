@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -54,6 +55,20 @@ experiment = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(experiment, name="experiment")
+
+
+@app.callback()
+def _global_options(
+    model_class: Optional[str] = typer.Option(
+        None, "--model-class", metavar="PKG.MODULE:CLASS",
+        help="Use your own torch module: Class() is built without arguments and each MODEL argument is "
+        "its state dict (.safetensors, or .pt read with weights_only=True). Importing PKG.MODULE runs it.",
+    ),
+) -> None:
+    from ._common import set_model_class
+
+    set_model_class(model_class)
+
 
 _TOPICS = ("core", "folding", "regions", "hull", "tangent", "reproduce", "explore")
 

@@ -35,7 +35,7 @@ from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic
 
 __all__ = [
     "user_errors", "emit_json", "save_figure", "check_writable", "check_figure_suffix", "exit_code_for",
-    "OutputNotWritable", "EXIT_CODES",
+    "OutputNotWritable", "EXIT_CODES", "load_user_model", "set_model_class",
 ]
 
 EXIT_CODES = {
@@ -43,6 +43,20 @@ EXIT_CODES = {
     "dependency": 7, "internal": 70, "interrupted": 130, "terminated": 143,
 }
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+_MODEL_CLASS: str | None = None  # from `reluscope --model-class pkg.module:Class ...`
+
+
+def set_model_class(spec: str | None) -> None:
+    global _MODEL_CLASS
+    _MODEL_CLASS = spec
+
+
+def load_user_model(path, **kwargs):
+    """`load_model(path)`, or with --model-class the user's class and `path` its state dict."""
+    from ..network.io import load_model
+
+    return load_model(path, model_class=_MODEL_CLASS, **kwargs)
 
 
 class OutputNotWritable(OSError):

@@ -148,7 +148,7 @@ def patterns(
 
     from ..io_utils import atomic_path, write_together
     from ..network import to_network
-    from ..network.io import load_model
+    from ._common import load_user_model as load_model
     from ..patterns import activation_patterns, pack_patterns
     from ..patterns.summary import summarize_patterns
 
@@ -203,8 +203,8 @@ def traverse(
     seed: SeedOpt = 0,
 ):
     """Exact region sequence along the segment x0 -> x1: breakpoints t and Hamming distances (JSON)."""
-    from ..network.io import load_model
     from ..patterns.walks import walk_distances
+    from ._common import load_user_model as load_model
     from ..traversal import traverse as traverse_segment
 
     model = load_model(model_path)

@@ -41,7 +41,7 @@ def fold(
 ):
     """Global folding of a model between two classes: chi on many segments, aggregated (JSON)."""
     from ..folding import global_folding
-    from ..network.io import load_model
+    from ._common import load_user_model as load_model
     from .core import _fit_inputs, load_dataset
 
     model = load_model(model_path)

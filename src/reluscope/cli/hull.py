@@ -32,7 +32,7 @@ def load_points(path: Path) -> np.ndarray:
 def hull(
     source: Annotated[Path, typer.Argument(metavar="SOURCE", help="A point file (.npy, or .txt in the paper's format) or a model saved by save_model (with --layer).")],
     out: Annotated[Path, typer.Option(help="Output JSON file.")],
-    layer: Annotated[Optional[str], typer.Option(help="Model mode: the module (child name of the Sequential, e.g. 3) whose output gives the activations.")] = None,
+    layer: Annotated[Optional[str], typer.Option(help="Model mode: the layer whose activations to use: a module name (e.g. 3, or 'features.3 input'), see reluscope.activations.")] = None,
     data_name: Annotated[str, typer.Option("--data", help="Model mode: data set (mnist or fashion-mnist).")] = "mnist",
     per_class: Annotated[int, typer.Option(help="Model mode: training points per class (test: half as many).")] = 100,
     eps: Annotated[float, typer.Option(help="Point-file mode: RGE inside tolerance.")] = 0.03,
@@ -64,7 +64,8 @@ def hull(
     from ..data import load_fashion_mnist, load_mnist
     from ..experiments.hulls import _subset
     from ..hull import class_geometry, overfitting_report
-    from ..network.io import load_model
+    from ._common import load_user_model as load_model
+    from ..network.named import layer_features
     from ..train import accuracy
 
     loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
@@ -72,18 +73,16 @@ def hull(
         raise ValueError(f"--data: expected one of {sorted(loaders)}, got {data_name!r}")
     model = load_model(source)
     model.eval()
-    names = [n for n, _ in model.named_children()]
-    if layer not in names:
-        raise ValueError(f"--layer: expected a child module name of the model, one of {names}, got {layer!r}")
     rng = np.random.default_rng(seed)
     xtr, ytr = loaders[data_name]("train")
     xte, yte = loaders[data_name]("test")
     itr = torch.from_numpy(_subset(ytr, per_class, rng))
     ite = torch.from_numpy(_subset(yte, max(1, per_class // 2), rng))
-    head = model[: names.index(layer) + 1]
-    with torch.no_grad():
-        a_tr = head(xtr[itr]).reshape(len(itr), -1).double().numpy()
-        a_te = head(xte[ite]).reshape(len(ite), -1).double().numpy()
+    try:
+        a_tr = layer_features(model, xtr[itr], layer).numpy()
+        a_te = layer_features(model, xte[ite], layer).numpy()
+    except ValueError as err:
+        raise ValueError(str(err).replace("layer:", "--layer:", 1)) from err
     geo = class_geometry(a_tr, ytr[itr].numpy(), x_test=a_te, y_test=yte[ite].numpy())
     rows = overfitting_report([(layer, a_tr, a_te)], ytr[itr].numpy(), yte[ite].numpy(),
                               net_train=accuracy(model, xtr[itr], ytr[itr]), net_test=accuracy(model, xte[ite], yte[ite]))

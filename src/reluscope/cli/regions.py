@@ -40,7 +40,7 @@ def regions(
     """Exact linear regions of a 2-D slice of a model: JSON summary plus an optional PNG/SVG."""
     import numpy as np
 
-    from ..network.io import load_model
+    from ._common import load_user_model as load_model
     from ..regions import Plane, fiedler_partition, fiedler_score, regions_2d
     from ..regions.topology import cell_counts, random_summary, sublevel_summary
 

@@ -40,7 +40,7 @@ def tangent(
     linear classifiers' accuracies against the network's own."""
     import torch
 
-    from ..network.io import load_model
+    from ._common import load_user_model as load_model
     from ..tangent import (
         LandmarkClassifier, LinearSimilarityClassifier, goodness_curve, per_input_gap,
         sign_agreement_mask, similarity_gap, tangent_similarity,

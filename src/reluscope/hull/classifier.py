@@ -33,7 +33,12 @@ class HullMode(str, Enum):
 
 
 class NearestConvexHull:
-    def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_eps: float = 0.03, rge_stop: float = 0.06, device=None):
+    def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_eps: float = 0.03, rge_stop: float = 0.06, device=None,
+                 model=None, layer=None):
+        # with `model` and `layer` (a name or a list, see reluscope.activations), X are the model's
+        # inputs and the hulls live in that layer's activations (a list: concatenated)
+        self.model = model
+        self.layer = layer
         self.mode = mode
         self.tol = tol
         self.rge_eps = rge_eps
@@ -43,7 +48,7 @@ class NearestConvexHull:
     def fit(self, X, y):
         mode = as_enum(self.mode, HullMode, "mode")
         check_positive(float(self.tol), "tol")
-        x = prepare_points(X, "X", min_points=2)
+        x = prepare_points(self._features(X), "X", min_points=2)
         y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
         if y.ndim != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"y: expected one label per row of X ({x.shape[0]}), got shape {list(y.shape)}")
@@ -62,6 +67,13 @@ class NearestConvexHull:
             self.members_.append(idx)
         return self
 
+    def _features(self, X):
+        if self.model is None and self.layer is None:
+            return X
+        from ..network.named import layer_features
+
+        return layer_features(self.model, X, self.layer)
+
     def _check_fitted(self):
         if not hasattr(self, "members_"):
             raise RuntimeError("NearestConvexHull: call fit(X, y) before predict/score/decision_function")
@@ -70,7 +82,7 @@ class NearestConvexHull:
         """float64 [M, C]: distance of each row to each class hull. loo=True: X must be the
         training data; each row is left out of its own class hull."""
         self._check_fitted()
-        x = prepare_points(X, "X")
+        x = prepare_points(X if loo else self._features(X), "X")
         if x.shape[1] != self.n_features_in_:
             raise ValueError(f"X: expected {self.n_features_in_} features, got {x.shape[1]}")
         if loo and (x.shape != self.X_.shape or not torch.equal(x, self.X_)):

@@ -89,8 +89,16 @@ class ClassGeometry:
         return float(m[off].reshape(len(self.classes), -1).sum(1).mean())
 
 
-def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = 1e-6, bins: int = 40) -> ClassGeometry:
-    """Per-class crucial-point share, misinclusion (train and test) and distance histograms."""
+def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = 1e-6, bins: int = 40, model=None, layer=None) -> ClassGeometry:
+    """Per-class crucial-point share, misinclusion (train and test) and distance histograms.
+
+    With `model` and `layer` (see reluscope.activations), x and x_test are the model's inputs and
+    the geometry is that of the named layer's activations."""
+    if model is not None or layer is not None:
+        from ..network.named import layer_features
+
+        x = layer_features(model, x, layer)
+        x_test = None if x_test is None else layer_features(model, x_test, layer)
     xt = prepare_points(x, "x", min_points=2)
     y = _labels(y, xt.shape[0])
     classes = np.unique(y)

@@ -128,6 +128,31 @@ _DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
 _CAT = {torch.cat, torch.concat, torch.concatenate}
 _IDENTITY_METHODS = {"contiguous", "clone"}
 
+_METHOD_TABLE = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg}
+METHODS = frozenset({
+    "relu", "relu_", *_SMOOTH_METHOD, "size", "flatten", "view", "reshape", *_IDENTITY_METHODS,
+    *_METHOD_TABLE, *(m + "_" for m in _METHOD_TABLE if m != "neg"),
+})
+
+
+def _function_table() -> dict[str, object]:
+    """'namespace.name' -> function, for every function the converter accepts (save/load use it)."""
+    fns = [
+        *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
+        operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+        torch.flatten, torch.reshape, F.dropout,
+    ]
+    table = {"builtins.getattr": getattr}
+    for prefix, ns in (("operator", operator), ("torch.nn.functional", F), ("torch", torch)):
+        for fn in fns:
+            name = getattr(fn, "__name__", "")
+            if getattr(ns, name, None) is fn:
+                table.setdefault(f"{prefix}.{name}", fn)
+    return table
+
+
+FUNCTIONS = _function_table()
+
 _FIX = (
     "write the block with whitelisted modules or these operations, or compute the features "
     "outside the model"
@@ -180,19 +205,25 @@ class _Converter:
         self.names.add(candidate)
         return candidate
 
+    def _submodule(self, path: str):
+        try:
+            return self.model.get_submodule(path)
+        except AttributeError:  # a loaded graph keeps the names of blocks it no longer has
+            return None
+
     def _where(self, n: torch.fx.Node) -> str:
         if n.op == "call_module":
             return f"module {n.target!r}"
         target = getattr(n.target, "__name__", n.target)
         owner = self._owner(n)
-        inside = f" in module {owner!r} ({type(self.model.get_submodule(owner)).__name__})" if owner else ""
+        inside = f" in module {owner!r} ({type(self._submodule(owner)).__name__})" if owner else ""
         return f"node {n.name!r} ({n.op} {target}{inside})"
 
     def _refuse(self, n: torch.fx.Node, why: str, fix: str = _FIX) -> TypeError:
         hint = ""
         owner = self._owner(n)
         if owner:
-            sub = self.model.get_submodule(owner)
+            sub = self._submodule(owner)
             base = next((c for c in type(sub).__mro__[1:] if c in WHITELIST), None)
             if base is not None:
                 hint = (
@@ -369,9 +400,8 @@ class _Converter:
             return self._reshape(n, x, shape)
         if name in _IDENTITY_METHODS:
             return self._tensor(n, x)
-        if name in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg"):
-            table = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg}
-            return self._arith(n, table[name.rstrip("_")], args, kw)
+        if name.rstrip("_") in _METHOD_TABLE and name in METHODS:
+            return self._arith(n, _METHOD_TABLE[name.rstrip("_")], args, kw)
         raise self._refuse(n, "this tensor method is not on the whitelist")
 
     def _flatten(self, n, a) -> int:
@@ -480,7 +510,11 @@ def _user_frame(err: BaseException) -> str:
 
 
 def trace_model(model: nn.Module) -> torch.fx.GraphModule:
-    """The model traced with torch.fx, whitelisted modules kept as leaves (also used by save_model)."""
+    """The model traced with torch.fx, whitelisted modules kept as leaves (also used by save_model).
+
+    A GraphModule (e.g. from load_model) is already a graph: it is used as it is."""
+    if isinstance(model, torch.fx.GraphModule):
+        return model
     tracer = _Tracer()
     try:
         graph = tracer.trace(model)

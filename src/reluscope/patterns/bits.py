@@ -23,6 +23,7 @@ from ..network import Network, to_network
 
 __all__ = [
     "activation_patterns",
+    "pattern_layout",
     "PackedPatterns",
     "pack_patterns",
     "unpack_patterns",
@@ -55,8 +56,8 @@ def _bytes_per_row(net: Network, x: torch.Tensor, include_output: bool) -> int:
     """Working memory of one input: its two widest intermediate tensors plus its pattern bits."""
     sizes = [x[0].numel()]
     with torch.no_grad():
-        for _, z in net.trace(x[:1]):
-            sizes.append(z[0].numel())
+        for v in net.values(x[:1]):
+            sizes.append(v[0].numel())
     widest = sorted(sizes)[-2:]
     return sum(widest) * x.element_size() + net.n_units(include_output=include_output)
 
@@ -68,22 +69,34 @@ def activation_patterns(
     include_output: bool = False,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    layers=None,
 ) -> torch.Tensor:
     """bool [N, units]: the activation pattern of each row of `x`, on x's device.
 
     `model` is a torch.nn.Module (converted with `to_network`) or a `Network`; `x` is a batch
     [N, *input_shape]. Evaluated in x's dtype, in chunks of as many rows as fit in `memory_budget`
     bytes of intermediate tensors. Works for smooth activations too (bit z > 0). `progress` shows a
-    bar over the chunks.
+    bar over the chunks. Units follow the graph's topological order; `layers` (a name or a list:
+    activation modules, or graph nodes such as a functional "relu") keeps only those layers' bits,
+    and `pattern_layout` says which bits are which layer.
     """
     net, x = prepare_network(model, x)
+    nodes = None if layers is None else net.find(layers, what="layers", activations_only=True)
     rows = rows_within_budget(_bytes_per_row(net, x, include_output), memory_budget, what="input", total=x.shape[0])
     with torch.no_grad():
         parts = [
-            net.bits(chunk, include_output=include_output)
+            net.bits(chunk, include_output=include_output, nodes=nodes)
             for chunk in tqdm(x.split(rows), disable=not progress, desc="patterns", unit="chunk")
         ]
     return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def pattern_layout(model, x, *, include_output: bool = False, layers=None):
+    """Which bits of `activation_patterns(model, x, ...)` belong to which layer: a tuple of
+    `LayerUnits(name, kind, start, stop, node)`, in the patterns' order."""
+    net, x = prepare_network(model, x)
+    nodes = None if layers is None else net.find(layers, what="layers", activations_only=True)
+    return net.unit_layout(include_output=include_output, nodes=nodes)
 
 
 # ---------------------------------------------------------------- packed storage

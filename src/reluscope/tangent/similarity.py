@@ -78,33 +78,45 @@ def _default_hidden_module(model: nn.Module) -> tuple[str, nn.Module, bool]:
     return last[0], last[1], True
 
 
+def _last_linear_run(model: nn.Module, x) -> str:
+    """The name of the last nn.Linear that forward runs (a Linear defined but never called, or
+    defined out of order, must not be picked)."""
+    _default_hidden_module(model)  # raises a clear error when there is no Linear at all
+    order: list[str] = []
+    handles = [
+        m.register_forward_pre_hook(lambda mod, inputs, name=name: order.append(name))
+        for name, m in model.named_modules() if isinstance(m, nn.Linear)
+    ]
+    try:
+        with torch.no_grad():
+            model(torch.as_tensor(x)[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if not order:
+        raise ValueError("hidden_layer: forward runs no nn.Linear; name the layer, e.g. hidden_layer='features'")
+    return order[-1]
+
+
 def hidden_features(model, x, *, hidden_layer: str | None = None) -> torch.Tensor:
-    """[N, D]: the output of submodule `hidden_layer`, or by default the input of the last
-    nn.Linear (the penultimate features). The hook is removed even if the forward pass fails."""
+    """[N, D]: the activations at `hidden_layer`, or by default the input of the last nn.Linear
+    (the penultimate features).
+
+    Names are those of `reluscope.network.named.activations`: "<module>" or "<module> output",
+    "<module> input", or a node of the traced graph (e.g. a functional "relu"). Captured as a
+    clone when the module runs, so an in-place ReLU after it cannot overwrite it.
+    """
+    from ..network.named import activations
+
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if hidden_layer is None:
-        _, module, take_input = _default_hidden_module(model)
-    else:
-        modules = dict(model.named_modules())
-        if hidden_layer not in modules:
-            raise ValueError(
-                f"hidden_layer: expected the name of a submodule, one of {sorted(k for k in modules if k)}, "
-                f"got {hidden_layer!r}"
-            )
-        module, take_input = modules[hidden_layer], False
-    seen = []
-
-    def hook(mod, inputs, output):
-        seen.append((inputs[0] if take_input else output).detach())
-
-    handle = module.register_forward_hook(hook)
+        hidden_layer = f"{_last_linear_run(model, x)} input"
     try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-    return seen[-1].reshape(x.shape[0], -1)
+        h = activations(model, x, layer=hidden_layer)
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err).replace("layer:", "hidden_layer:", 1)) from err
+    return h.reshape(h.shape[0], -1)
 
 
 # ----------------------------------------------------------------------------- gram of features

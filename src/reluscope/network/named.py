@@ -1,0 +1,195 @@
+"""Layers by name: the activations of a named layer, read from the user's own forward.
+
+A point of the network is named after the module it belongs to:
+
+* ``"layer3.1.relu"`` or ``"layer3.1.relu output"``: what the module returns;
+* ``"fc input"``: what the module receives (e.g. the penultimate features before the last Linear);
+* ``"layer1.0.relu#2"``: the second call of a module that forward runs twice;
+* a node of the traced graph for what is not a module (``"relu"``, ``"layer1.0.add"``, ...), as
+  listed by `to_network(model).nodes` (functional ReLUs have no module to name).
+
+Module points are captured with hooks as a clone, at the moment the module runs, so a later
+in-place operation (``nn.ReLU(inplace=True)``) cannot change them; hooks are removed even when the
+forward pass fails. A name that forward never reaches is an error naming it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .._checks import as_float_tensor
+
+__all__ = ["activations", "layer_points", "layer_features"]
+
+
+def _parse(name) -> tuple[str, str, int | None]:
+    """'m#2 input' -> ('m', 'input', 2)."""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"layer: expected a layer name (str) such as 'fc1 output', got {name!r}")
+    base, _, where = name.strip().partition(" ")
+    where = where.strip() or "output"
+    if where not in ("input", "output"):
+        raise ValueError(f"layer: {name!r} should be '<module>', '<module> input' or '<module> output'")
+    call = None
+    if "#" in base:
+        base, _, k = base.partition("#")
+        if not k.isdigit() or int(k) < 1:
+            raise ValueError(f"layer: {name!r}: the call number after '#' must be 1, 2, ...")
+        call = int(k)
+    return base, where, call
+
+
+def layer_points(model: nn.Module) -> list[str]:
+    """The module points of `model` that can be named: '<module> input' / '<module> output'."""
+    return [f"{n} {w}" for n, _ in model.named_modules() if n for w in ("input", "output")]
+
+
+def _module_capture(model, parsed, x, batch_size):
+    """Run `model` with hooks on the named modules; {(base, where, call): [chunks]} and call counts."""
+    modules = dict(model.named_modules())
+    captured = {p: [] for p in parsed}
+    calls: dict[str, int] = {}
+    handles = []
+
+    def make(base):
+        module = modules[base]
+
+        def pre(mod, inputs):
+            calls[base] = calls.get(base, 0) + 1
+            for key in parsed:
+                if key[0] == base and key[1] == "input" and (key[2] or 1) == calls[base]:
+                    captured[key].append(inputs[0].detach().clone())
+
+        def post(mod, inputs, output):
+            for key in parsed:
+                if key[0] == base and key[1] == "output" and (key[2] or 1) == calls[base]:
+                    if not isinstance(output, torch.Tensor):
+                        raise TypeError(f"layer: module {base!r} returns {type(output).__name__}, not a tensor")
+                    captured[key].append(output.detach().clone())
+
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+
+    for base in {p[0] for p in parsed}:
+        make(base)
+    counts = []
+    try:
+        with torch.no_grad():
+            for chunk in x.split(batch_size):
+                calls.clear()
+                model(chunk)
+                counts.append(dict(calls))
+    finally:
+        for h in handles:
+            h.remove()
+    return captured, counts[0] if counts else {}
+
+
+def activations(model, x, *, layer, batch_size: int = 4096):
+    """The activations of one named layer (a tensor [N, ...]) or of a list of names (a tuple of
+    tensors, in the order given), for the inputs `x` [N, ...].
+
+    `model` is a torch.nn.Module (any, even one reluscope cannot otherwise analyse, for module
+    names) or a `Network` (node names). Names are described in the module docstring; a name that
+    forward never reaches raises a ValueError naming it.
+    """
+    from .network import Network
+
+    single = isinstance(layer, str)
+    names = [layer] if single else list(layer)
+    if not names:
+        raise ValueError("layer: expected a layer name or a non-empty list of names")
+    x = as_float_tensor(x, "x")
+    if x.dim() < 2:
+        raise ValueError(f"x: expected a batch [N, ...] of inputs, got shape {list(x.shape)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    parsed = [_parse(n) for n in names]
+    if isinstance(model, Network):
+        return _from_network(model, names, parsed, x, single)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module or reluscope.Network, got {type(model).__name__}")
+    modules = dict(model.named_modules())
+    by_module = [p for p in parsed if p[0] in modules and p[0]]
+    results: dict[int, torch.Tensor] = {}
+    if by_module:
+        captured, calls = _module_capture(model, by_module, x, batch_size)
+        for i, (name, p) in enumerate(zip(names, parsed)):
+            if p not in captured:
+                continue
+            n_calls = calls.get(p[0], 0)
+            if n_calls == 0:
+                raise ValueError(
+                    f"layer: forward never reaches module {p[0]!r} (it is a submodule, but forward "
+                    f"does not call it); choose one of the modules forward runs"
+                )
+            if p[2] is None and n_calls > 1:
+                options = ", ".join(repr(f"{p[0]}#{k}") for k in range(1, n_calls + 1))
+                raise ValueError(f"layer: module {p[0]!r} runs {n_calls} times in forward; name one call: {options}")
+            if p[2] is not None and p[2] > n_calls:
+                raise ValueError(f"layer: {name!r}: module {p[0]!r} runs {n_calls} time(s) in forward")
+            results[i] = torch.cat(captured[p])
+    rest = [i for i in range(len(names)) if i not in results]
+    if rest:
+        from .convert import to_network
+
+        try:
+            net = to_network(model)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"layer: {names[rest[0]]!r} is not a submodule of the model, and its graph cannot be "
+                f"traced to look for it ({err}); name one of: {layer_points(model)[:20]}"
+            ) from err
+        values = _from_network(net, [names[i] for i in rest], [parsed[i] for i in rest], x, False, modules)
+        results.update(zip(rest, values))
+    out = tuple(results[i] for i in range(len(names)))
+    return out[0] if single else out
+
+
+def _from_network(net, names, parsed, x, single, modules=None):
+    index = {node.name: i for i, node in enumerate(net.nodes)}
+    wanted = []
+    for name, (base, where, call) in zip(names, parsed):
+        key = base if call in (None, 1) else f"{base}#{call}"
+        if key not in index:
+            known = [n.name for n in net.nodes]
+            points = [] if modules is None else [p for p in layer_points_from(modules)][:20]
+            raise ValueError(
+                f"layer: {name!r} is not a layer that forward reaches; graph nodes: {known[:40]}"
+                + (f"; module points: {points}" if points else "")
+            )
+        node = index[key]
+        if where == "input" and len(net.nodes[node].inputs) != 1:
+            raise ValueError(f"layer: {name!r}: node {key!r} has {len(net.nodes[node].inputs)} inputs; name one of them")
+        wanted.append((node, where))
+    if net.input_shape is None:
+        net = net.with_input_shape(x.shape[1:])
+    net = net.to(dtype=x.dtype, device=x.device)
+    chunks: list[list[torch.Tensor]] = [[] for _ in wanted]
+    with torch.no_grad():
+        for part in x.split(4096):
+            values = net.values(part)
+            for k, (node, where) in enumerate(wanted):
+                j = net.nodes[node].inputs[0] if where == "input" else node
+                chunks[k].append(part if j == -1 else values[j])
+    out = tuple(torch.cat(c) for c in chunks)
+    return out[0] if single else out
+
+
+def layer_points_from(modules: dict) -> list[str]:
+    return [f"{n} {w}" for n in modules if n for w in ("input", "output")]
+
+
+def layer_features(model, x, layer) -> torch.Tensor:
+    """float64 [N, D]: the activations of `layer` (a name, or a list whose activations are
+    concatenated), flattened per input: the points the hull functions work on."""
+    if model is None or layer is None:
+        raise ValueError("layer: give both model= and layer= (or neither, passing activations directly)")
+    x = torch.as_tensor(x)
+    param = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    if param is not None and x.is_floating_point():
+        x = x.to(param.dtype)  # hull points are often float64 numpy arrays; the model decides
+    values = activations(model, x, layer=layer)
+    values = (values,) if isinstance(values, torch.Tensor) else values
+    return torch.cat([v.reshape(v.shape[0], -1) for v in values], dim=1).to(torch.float64)
