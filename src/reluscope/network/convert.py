@@ -509,12 +509,11 @@ def _user_frame(err: BaseException) -> str:
     return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
-def trace_model(model: nn.Module) -> torch.fx.GraphModule:
-    """The model traced with torch.fx, whitelisted modules kept as leaves (also used by save_model).
-
-    A GraphModule (e.g. from load_model) is already a graph: it is used as it is."""
+def trace_graph(model: nn.Module) -> torch.fx.Graph:
+    """The model's forward traced with torch.fx, whitelisted modules kept as leaves (also used by
+    save_model). A GraphModule (e.g. from load_model) is already a graph: its own is used."""
     if isinstance(model, torch.fx.GraphModule):
-        return model
+        return model.graph
     tracer = _Tracer()
     try:
         graph = tracer.trace(model)
@@ -525,7 +524,7 @@ def trace_model(model: nn.Module) -> torch.fx.GraphModule:
             "forward without data-dependent control flow: write it with whitelisted modules and "
             f"operations, e.g. nn.Sequential. Supported: {', '.join(SUPPORTED_MODULES)}"
         ) from err
-    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
+    return graph
 
 
 def to_network(model, *, input_shape=None) -> Network:
@@ -543,8 +542,7 @@ def to_network(model, *, input_shape=None) -> Network:
         layer = _leaf("", model)
         nodes, out = ([Node(layer, (INPUT,))], 0) if layer is not None else ([], INPUT)
     else:
-        gm = trace_model(model)
-        conv = _Converter(model, gm.graph)
+        conv = _Converter(model, trace_graph(model))
         with torch.no_grad():
             out = conv.run()
             nodes, out = _fold_batchnorm(conv.nodes, out)

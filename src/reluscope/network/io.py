@@ -126,13 +126,13 @@ def describe_model(model: nn.Module) -> dict:
 
 
 def _describe_graph(model: nn.Module) -> dict:
-    from .convert import to_network, trace_model
+    from .convert import to_network, trace_graph
 
     from .convert import FUNCTIONS
 
     names = {fn: name for name, fn in FUNCTIONS.items()}
     to_network(model)  # refuses, naming the node, whatever reluscope cannot analyse
-    gm = trace_model(model)
+    graph = trace_graph(model)
     index: dict = {}
     modules: dict[str, dict] = {}
 
@@ -146,13 +146,13 @@ def _describe_graph(model: nn.Module) -> dict:
         raise TypeError(f"model: cannot save the argument {a!r} of the traced graph")
 
     nodes = []
-    for n in gm.graph.nodes:
+    for n in graph.nodes:
         if n.op == "placeholder":
             entry = {"op": "input"}
         elif n.op == "output":
             entry = {"op": "output", "args": [arg(n.args[0])]}
         elif n.op == "call_module":
-            modules.setdefault(n.target, _params(gm.get_submodule(n.target), n.target))
+            modules.setdefault(n.target, _params(model.get_submodule(n.target), n.target))
             entry = {"op": "module", "target": n.target, "args": arg(n.args)}
         elif n.op == "call_function":
             name = names.get(n.target)
