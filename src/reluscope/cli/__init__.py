@@ -59,6 +59,7 @@ app.add_typer(experiment, name="experiment")
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     model_class: Optional[str] = typer.Option(
         None, "--model-class", metavar="PKG.MODULE:CLASS",
         help="Use your own torch module: Class() is built without arguments and each MODEL argument is "
@@ -68,6 +69,7 @@ def _global_options(
     from ._common import set_model_class
 
     set_model_class(model_class)
+    ctx.call_on_close(lambda: set_model_class(None))  # never leaks into a later invocation
 
 
 _TOPICS = ("core", "folding", "regions", "hull", "tangent", "reproduce", "explore")

@@ -44,7 +44,7 @@ EXIT_CODES = {
 }
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
-_MODEL_CLASS: str | None = None  # from `reluscope --model-class pkg.module:Class ...`
+_MODEL_CLASS: str | None = None  # `reluscope --model-class ...`, for the one invocation running
 
 
 def set_model_class(spec: str | None) -> None:
@@ -53,7 +53,8 @@ def set_model_class(spec: str | None) -> None:
 
 
 def load_user_model(path, **kwargs):
-    """`load_model(path)`, or with --model-class the user's class and `path` its state dict."""
+    """`load_model(path)`, or with `reluscope --model-class pkg.module:Class ...` the user's class
+    and `path` its state dict."""
     from ..network.io import load_model
 
     return load_model(path, model_class=_MODEL_CLASS, **kwargs)

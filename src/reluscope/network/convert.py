@@ -21,75 +21,10 @@ import torch.nn.functional as F
 
 from . import layers as L
 from .network import INPUT, Network, Node
-from .whitelist import DROPOUT, SMOOTH, SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
+from .modules import check_eval, fold_batchnorm, leaf_layer, maxpool_layer, pair
+from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
 
 __all__ = ["to_network", "SUPPORTED_MODULES"]
-
-
-def _unsupported(path: str, obj) -> TypeError:
-    what = type(obj).__name__ if not isinstance(obj, str) else obj
-    return TypeError(
-        f"module {path or '<root>'!r} of type {what} is not supported by reluscope; "
-        f"supported: {', '.join(SUPPORTED_MODULES)}"
-    )
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _leaf(path: str, m: nn.Module) -> L.AbstractLayer | None:
-    """One whitelisted leaf module -> a layer, or None for the identities (Identity, Dropout)."""
-    cls = whitelisted(m)
-    if cls is nn.Linear:
-        bias = m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype, device=m.weight.device)
-        return L.Linear(path, m.weight.detach().clone(), bias.detach().clone())
-    if cls is nn.Conv2d:
-        if m.padding_mode != "zeros":
-            raise TypeError(f"module {path!r}: Conv2d padding_mode must be 'zeros', got {m.padding_mode!r}")
-        bias = m.bias if m.bias is not None else torch.zeros(m.out_channels, dtype=m.weight.dtype, device=m.weight.device)
-        padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-        return L.Conv2d(path, m.weight.detach().clone(), bias.detach().clone(), _pair(m.stride), padding, _pair(m.dilation), m.groups)
-    if cls is nn.ReLU:
-        return L.ReLU(path)
-    if cls is nn.LeakyReLU:
-        return L.LeakyReLU(path, float(m.negative_slope))
-    if cls in SMOOTH:
-        fn = SMOOTH[cls]
-        return L.Smooth(path, "gelu_tanh" if fn == "gelu" and m.approximate == "tanh" else fn)
-    if cls is nn.Identity or cls in DROPOUT:
-        return None
-    if cls is nn.Flatten:
-        if m.start_dim == 0:  # would merge the batch into the features
-            raise TypeError(f"module {path!r}: Flatten(start_dim=0) merges the batch; use start_dim=1")
-        return L.Flatten(path, m.start_dim, m.end_dim)
-    if cls is nn.Unflatten:
-        if not isinstance(m.dim, int) or m.dim == 0:
-            raise TypeError(f"module {path!r}: Unflatten needs an integer dim other than 0 (the batch), got {m.dim!r}")
-        return L.Unflatten(path, m.dim, tuple(int(s) for s in m.unflattened_size))
-    if cls in (nn.BatchNorm1d, nn.BatchNorm2d):
-        if m.running_mean is None or m.running_var is None:
-            raise TypeError(f"module {path!r}: BatchNorm without running statistics cannot be folded (track_running_stats=False)")
-        scale = m.weight.detach() if m.affine else torch.ones_like(m.running_var)
-        shift = m.bias.detach() if m.affine else torch.zeros_like(m.running_mean)
-        inv = scale / torch.sqrt(m.running_var + m.eps)
-        return L.ChannelAffine(path, inv.clone(), (shift - m.running_mean * inv).clone())
-    if cls is nn.AvgPool2d:
-        stride = m.stride if m.stride is not None else m.kernel_size
-        return L.AvgPool2d(path, _pair(m.kernel_size), _pair(stride), _pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override)
-    if cls is nn.MaxPool2d:
-        return _maxpool(path, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
-    if cls is nn.AdaptiveAvgPool2d:
-        size = m.output_size
-        return L.AdaptiveAvgPool2d(path, (size, size) if isinstance(size, int) or size is None else tuple(size))
-    raise _unsupported(path, m)
-
-
-def _maxpool(path, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    if ceil_mode or return_indices:
-        raise TypeError(f"module {path!r}: MaxPool2d with ceil_mode=True or return_indices=True is not supported")
-    stride = stride if stride not in (None, [], ()) else kernel_size
-    return L.MaxPool2d(path, _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation))
 
 
 # ---------------------------------------------------------------- tracing
@@ -308,7 +243,7 @@ class _Converter:
             raise self._refuse(n, "a layer must be called on one tensor")
         x = self._tensor(n, n.args[0])
         k = self.calls[path] = self.calls.get(path, 0) + 1
-        layer = _leaf(path if k == 1 else f"{path}#{k}", m)
+        layer = leaf_layer(path if k == 1 else f"{path}#{k}", m)
         return x if layer is None else self._add(layer, (x,))
 
     def _function(self, n) -> object:
@@ -333,12 +268,12 @@ class _Converter:
             return self._add(L.Smooth(self._name(n, "gelu"), fn), (self._tensor(n, a["input"]),))
         if t in (F.max_pool2d, torch.max_pool2d):
             a = _bind(args, kw, [("input", ...), ("kernel_size", ...), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False), ("return_indices", False)], where)
-            layer = _maxpool(self._name(n, "max_pool2d"), a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"])
+            layer = maxpool_layer(self._name(n, "max_pool2d"), a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"])
             return self._add(layer, (self._tensor(n, a["input"]),))
         if t is F.avg_pool2d:
             a = _bind(args, kw, [("input", ...), ("kernel_size", ...), ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True), ("divisor_override", None)], where)
             stride = a["stride"] if a["stride"] not in (None, [], ()) else a["kernel_size"]
-            layer = L.AvgPool2d(self._name(n, "avg_pool2d"), _pair(a["kernel_size"]), _pair(stride), _pair(a["padding"]), a["ceil_mode"], a["count_include_pad"], a["divisor_override"])
+            layer = L.AvgPool2d(self._name(n, "avg_pool2d"), pair(a["kernel_size"]), pair(stride), pair(a["padding"]), a["ceil_mode"], a["count_include_pad"], a["divisor_override"])
             return self._add(layer, (self._tensor(n, a["input"]),))
         if t is F.adaptive_avg_pool2d:
             a = _bind(args, kw, [("input", ...), ("output_size", ...)], where)
@@ -457,52 +392,6 @@ class _Converter:
         raise self._refuse(n, "arithmetic on tensors must be +, - between tensors, or * and / by constant numbers")
 
 
-# ---------------------------------------------------------------- BatchNorm folding
-
-
-def _fold_batchnorm(nodes: list[Node], out: int) -> tuple[list[Node], int]:
-    """Fold each ChannelAffine into the Linear/Conv2d it reads when nothing else reads that layer."""
-    readers: dict[int, int] = {}
-    for node in nodes:
-        for j in node.inputs:
-            readers[j] = readers.get(j, 0) + 1
-    alias: dict[int, int] = {}
-    layers = [node.layer for node in nodes]
-    for i, node in enumerate(nodes):
-        prev = node.inputs[0]
-        if (
-            isinstance(node.layer, L.ChannelAffine) and prev != INPUT and prev not in alias
-            and isinstance(layers[prev], (L.Linear, L.Conv2d)) and readers.get(prev) == 1 and prev != out
-        ):
-            conv, bn = layers[prev], node.layer
-            shape = (-1,) + (1,) * (conv.weight.dim() - 1)
-            layers[prev] = type(conv)(**{
-                **vars(conv), "weight": conv.weight * bn.scale.reshape(shape), "bias": conv.bias * bn.scale + bn.shift,
-            })
-            alias[i] = prev
-    new_index: dict[int, int] = {INPUT: INPUT}
-    kept: list[Node] = []
-    for i, node in enumerate(nodes):
-        if i in alias:
-            new_index[i] = new_index[alias[i]]
-            continue
-        new_index[i] = len(kept)
-        kept.append(Node(layers[i], tuple(new_index[j] for j in node.inputs)))
-    return kept, new_index[out]
-
-
-def _check_eval(model: nn.Module) -> None:
-    for name, sub in model.named_modules():
-        matters = isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm2d)) or (
-            isinstance(sub, DROPOUT) and sub.p > 0
-        )
-        if matters and sub.training:
-            raise ValueError(
-                f"model: module {name or '<root>'!r} ({type(sub).__name__}) is in training mode, "
-                "where its output depends on the batch or on chance; call model.eval() first"
-            )
-
-
 def _user_frame(err: BaseException) -> str:
     """'file:line' of the innermost frame outside torch, to point at the user's forward."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if "/torch/" not in f.filename and "/reluscope/" not in f.filename]
@@ -536,16 +425,16 @@ def to_network(model, *, input_shape=None) -> Network:
         return model if input_shape is None else model.with_input_shape(input_shape)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module or reluscope.Network, got {type(model).__name__}")
-    _check_eval(model)
+    check_eval(model)
     check_hooks(model)
     if whitelisted(model) is not None:  # a single leaf module
-        layer = _leaf("", model)
+        layer = leaf_layer("", model)
         nodes, out = ([Node(layer, (INPUT,))], 0) if layer is not None else ([], INPUT)
     else:
         conv = _Converter(model, trace_graph(model))
         with torch.no_grad():
             out = conv.run()
-            nodes, out = _fold_batchnorm(conv.nodes, out)
+            nodes, out = fold_batchnorm(conv.nodes, out)
     if out != len(nodes) - 1:  # the output is an earlier node (or the input): keep only what it needs
         raise TypeError("model: forward returns its input or an intermediate value; reluscope needs layers after it")
     if input_shape is None:

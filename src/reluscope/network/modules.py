@@ -1,0 +1,124 @@
+"""Whitelisted torch modules -> reluscope layers, BatchNorm folding on the graph, eval-mode check."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from . import layers as L
+from .network import INPUT, Node
+from .whitelist import DROPOUT, SMOOTH, SUPPORTED_MODULES, whitelisted
+
+__all__ = ["leaf_layer", "maxpool_layer", "fold_batchnorm", "check_eval", "pair"]
+
+
+def _unsupported(path: str, obj) -> TypeError:
+    what = type(obj).__name__ if not isinstance(obj, str) else obj
+    return TypeError(
+        f"module {path or '<root>'!r} of type {what} is not supported by reluscope; "
+        f"supported: {', '.join(SUPPORTED_MODULES)}"
+    )
+
+
+def pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def leaf_layer(path: str, m: nn.Module) -> L.AbstractLayer | None:
+    """One whitelisted leaf module -> a layer, or None for the identities (Identity, Dropout)."""
+    cls = whitelisted(m)
+    if cls is nn.Linear:
+        bias = m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype, device=m.weight.device)
+        return L.Linear(path, m.weight.detach().clone(), bias.detach().clone())
+    if cls is nn.Conv2d:
+        if m.padding_mode != "zeros":
+            raise TypeError(f"module {path!r}: Conv2d padding_mode must be 'zeros', got {m.padding_mode!r}")
+        bias = m.bias if m.bias is not None else torch.zeros(m.out_channels, dtype=m.weight.dtype, device=m.weight.device)
+        padding = m.padding if isinstance(m.padding, str) else pair(m.padding)
+        return L.Conv2d(path, m.weight.detach().clone(), bias.detach().clone(), pair(m.stride), padding, pair(m.dilation), m.groups)
+    if cls is nn.ReLU:
+        return L.ReLU(path)
+    if cls is nn.LeakyReLU:
+        return L.LeakyReLU(path, float(m.negative_slope))
+    if cls in SMOOTH:
+        fn = SMOOTH[cls]
+        return L.Smooth(path, "gelu_tanh" if fn == "gelu" and m.approximate == "tanh" else fn)
+    if cls is nn.Identity or cls in DROPOUT:
+        return None
+    if cls is nn.Flatten:
+        if m.start_dim == 0:  # would merge the batch into the features
+            raise TypeError(f"module {path!r}: Flatten(start_dim=0) merges the batch; use start_dim=1")
+        return L.Flatten(path, m.start_dim, m.end_dim)
+    if cls is nn.Unflatten:
+        if not isinstance(m.dim, int) or m.dim == 0:
+            raise TypeError(f"module {path!r}: Unflatten needs an integer dim other than 0 (the batch), got {m.dim!r}")
+        return L.Unflatten(path, m.dim, tuple(int(s) for s in m.unflattened_size))
+    if cls in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if m.running_mean is None or m.running_var is None:
+            raise TypeError(f"module {path!r}: BatchNorm without running statistics cannot be folded (track_running_stats=False)")
+        scale = m.weight.detach() if m.affine else torch.ones_like(m.running_var)
+        shift = m.bias.detach() if m.affine else torch.zeros_like(m.running_mean)
+        inv = scale / torch.sqrt(m.running_var + m.eps)
+        return L.ChannelAffine(path, inv.clone(), (shift - m.running_mean * inv).clone())
+    if cls is nn.AvgPool2d:
+        stride = m.stride if m.stride is not None else m.kernel_size
+        return L.AvgPool2d(path, pair(m.kernel_size), pair(stride), pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override)
+    if cls is nn.MaxPool2d:
+        return maxpool_layer(path, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
+    if cls is nn.AdaptiveAvgPool2d:
+        size = m.output_size
+        return L.AdaptiveAvgPool2d(path, (size, size) if isinstance(size, int) or size is None else tuple(size))
+    raise _unsupported(path, m)
+
+
+def maxpool_layer(path, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if ceil_mode or return_indices:
+        raise TypeError(f"module {path!r}: MaxPool2d with ceil_mode=True or return_indices=True is not supported")
+    stride = stride if stride not in (None, [], ()) else kernel_size
+    return L.MaxPool2d(path, pair(kernel_size), pair(stride), pair(padding), pair(dilation))
+
+
+# ---------------------------------------------------------------- BatchNorm folding
+
+
+def fold_batchnorm(nodes: list[Node], out: int) -> tuple[list[Node], int]:
+    """Fold each ChannelAffine into the Linear/Conv2d it reads when nothing else reads that layer."""
+    readers: dict[int, int] = {}
+    for node in nodes:
+        for j in node.inputs:
+            readers[j] = readers.get(j, 0) + 1
+    alias: dict[int, int] = {}
+    layers = [node.layer for node in nodes]
+    for i, node in enumerate(nodes):
+        prev = node.inputs[0]
+        if (
+            isinstance(node.layer, L.ChannelAffine) and prev != INPUT and prev not in alias
+            and isinstance(layers[prev], (L.Linear, L.Conv2d)) and readers.get(prev) == 1 and prev != out
+        ):
+            conv, bn = layers[prev], node.layer
+            shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+            layers[prev] = type(conv)(**{
+                **vars(conv), "weight": conv.weight * bn.scale.reshape(shape), "bias": conv.bias * bn.scale + bn.shift,
+            })
+            alias[i] = prev
+    new_index: dict[int, int] = {INPUT: INPUT}
+    kept: list[Node] = []
+    for i, node in enumerate(nodes):
+        if i in alias:
+            new_index[i] = new_index[alias[i]]
+            continue
+        new_index[i] = len(kept)
+        kept.append(Node(layers[i], tuple(new_index[j] for j in node.inputs)))
+    return kept, new_index[out]
+
+
+def check_eval(model: nn.Module) -> None:
+    for name, sub in model.named_modules():
+        matters = isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm2d)) or (
+            isinstance(sub, DROPOUT) and sub.p > 0
+        )
+        if matters and sub.training:
+            raise ValueError(
+                f"model: module {name or '<root>'!r} ({type(sub).__name__}) is in training mode, "
+                "where its output depends on the batch or on chance; call model.eval() first"
+            )
