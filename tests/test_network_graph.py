@@ -244,3 +244,37 @@ def test_tangent_features_of_graph_models_match_an_autograd_loop(name):
     for i in range(3):
         ref = torch.autograd.grad(model(x[i : i + 1]).sum(), params)
         torch.testing.assert_close(g[i], torch.cat([r.reshape(-1) for r in ref]), rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), channels=st.integers(1, 3), pool=st.sampled_from(["max", "avg", "adaptive"]),
+       downsample=st.booleans())
+def test_random_residual_cnns_match_the_region_key(seed, channels, pool, downsample):
+    torch.manual_seed(seed)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, channels, 3, padding=1)
+            self.bn = nn.BatchNorm2d(channels)
+            self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+            self.short = nn.Conv2d(channels, channels, 1) if downsample else nn.Identity()
+            self.fc = nn.Linear(channels * 4, 2)
+
+        def forward(self, x):
+            h = F.relu(self.stem(x))
+            h = F.relu(self.bn(self.conv(h) + self.short(h)))
+            if pool == "max":
+                h = F.max_pool2d(h, 3, 2, 1)
+            elif pool == "avg":
+                h = F.avg_pool2d(h, 2)
+            else:
+                h = F.adaptive_avg_pool2d(h, 2)
+            return self.fc(h.view(h.size(0), -1))
+
+    model = randomise_batchnorm(Net()).double().eval()
+    x = torch.randn(8, 1, 4, 4, dtype=torch.float64)
+    net = to_network(model, input_shape=(1, 4, 4))
+    assert any(isinstance(n.layer, L.ChannelAffine) for n in net.nodes)  # BN after the addition
+    torch.testing.assert_close(net(x), model(x), rtol=1e-12, atol=1e-12)
+    assert torch.equal(activation_patterns(model, x), function_patterns(model, x))
