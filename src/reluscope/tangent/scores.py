@@ -92,10 +92,8 @@ def _stream_activation(layer, z: torch.Tensor, streams: torch.Tensor, s: int):
     if isinstance(layer, L.LeakyReLU):
         out, slope = layer.jvp(z, torch.ones_like(z))
         return out, (streams.reshape(s, *z.shape) * slope).reshape(s * n, *z.shape[1:])
-    idx = layer.argmax(z)
-    hw = layer.output_hw(z.shape[-2], z.shape[-1])
-    out = layer._gather(z, idx, hw)
-    return out, layer._gather(streams, idx.repeat(s, 1, 1), hw)
+    out, index = layer.pool(z)
+    return out, layer.take(streams, index.repeat(s, 1, 1, 1))
 
 
 def _layerwise_scores(net, plan, n_blocks: int, x: torch.Tensor) -> torch.Tensor:
