@@ -250,7 +250,6 @@ def _run_on_ray(task, todo, record, bar, address, workers, res):
                                 "error": f"{type(err).__name__}: {text.splitlines()[0] if text else ''}",
                                 "traceback": text, "seconds": None, "host": None, "version": None}
                     record(key, config, part)
-                bar.running(len(pending))
         except BaseException:
             for ref in pending:  # do not leave orphans computing rows nobody will write
                 ray.cancel(ref, force=True)
