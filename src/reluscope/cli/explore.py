@@ -37,7 +37,7 @@ def explore(
     else:
         from ..data import load_fashion_mnist, load_mnist
         from ..explore.plane_view import PlaneView
-        from ..network.io import load_model
+        from ._common import load_user_model as load_model
 
         net = load_model(model)
         first = next((m for m in net.modules() if hasattr(m, "in_features")), None)

@@ -84,7 +84,7 @@ class Network:
     @property
     def layers(self) -> tuple[AbstractLayer, ...]:
         """The layers in order, for chains only (graphs raise a TypeError naming the first join)."""
-        self.require_chain("this method")
+        self.require_chain("exact traversal, folding, regions_2d and the factorised tangent kernel")
         return tuple(node.layer for node in self.nodes)
 
     def require_chain(self, what: str) -> None:
@@ -92,9 +92,9 @@ class Network:
             return
         node = next(n for i, n in enumerate(self.nodes) if n.inputs != (i - 1,))
         raise TypeError(
-            f"{what} supports chains of layers only, but this network is a graph (node {node.name!r} "
-            f"reads {self._describe_inputs(node)}); activation_patterns, activations and "
-            "tangent features handle graphs"
+            f"{what}: chains of layers only for now, but this network is a graph (node "
+            f"{node.name!r} reads {self._describe_inputs(node)}); activation_patterns, activations, "
+            "hull functions by layer name and tangent features handle graphs"
         )
 
     def _describe_inputs(self, node: Node) -> str:
