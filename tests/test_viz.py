@@ -56,3 +56,87 @@ def test_unit_activity_bars_and_dead_units():
         plot_unit_activity(bits.float())
     with pytest.raises(ValueError, match="layout: covers 9 units"):
         plot_unit_activity(bits, (LayerUnits("0", "ReLU", 0, 9),))
+
+
+# ---------------------------------------------------------------- Display objects (scikit-learn style)
+
+
+@pytest.fixture(scope="module")
+def small():
+    from reluscope.train import mlp
+
+    model = mlp(2, [6, 6], 2, seed=0).double().eval()
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return model, x, (x[:, 0] > 0).long()
+
+
+def _check(display, ax):
+    assert display.ax_ is ax and display.figure_ is ax.figure
+    assert ax.has_data() or ax.collections or ax.lines or ax.patches
+
+
+def test_region_displays_from_model_and_result(small):
+    from reluscope.regions import fiedler_partition, regions_2d
+    from reluscope.viz.regions import FiedlerDisplay, RegionMapDisplay
+
+    model, x, y = small
+    ax = Figure().add_subplot()
+    d = RegionMapDisplay.from_model(model, box=(-2, 2, -2, 2), points=x.numpy(), labels=y.numpy()).plot(ax)
+    _check(d, ax)
+    assert ax.get_title() == f"{d.region_map.n_regions} linear regions"
+    rm = regions_2d(model, box=(-2, 2, -2, 2))
+    assert RegionMapDisplay.from_result(rm).region_map is rm
+    ax = Figure().add_subplot()
+    f = FiedlerDisplay.from_result(rm).plot(ax)
+    _check(f, ax)
+    assert np.array_equal(f.partition.side, fiedler_partition(rm).side)
+
+
+def test_pattern_displays_from_model(small):
+    from reluscope.viz.patterns import HammingPathDisplay, UnitActivityDisplay
+
+    model, x, _ = small
+    ax = Figure().add_subplot()
+    h = HammingPathDisplay.from_model(model, x[0], x[1]).plot(ax)
+    _check(h, ax)
+    assert h.t[0] == 0 and h.t[-1] == 1 and h.distance[0] == 0
+    ax = Figure().add_subplot()
+    u = UnitActivityDisplay.from_model(model, x).plot(ax)
+    _check(u, ax)
+    assert u.frequency.shape == (12,) and [s.name for s in u.layout] == ["1", "3"]
+
+
+def test_folding_hull_tangent_displays(small):
+    from reluscope.folding import global_folding, path_folding
+    from reluscope.hull import overfitting_report, revised_greedy_expansion
+    from reluscope.tangent import goodness_curve
+    from reluscope.viz.folding import FoldingHistogramDisplay, RunningChiDisplay
+    from reluscope.viz.hull import NCHLayersDisplay, RGEDisplay
+    from reluscope.viz.tangent import GapHistogramDisplay, GoodnessDisplay
+
+    model, x, y = small
+    res = path_folding(model, x[0], x[1])
+    for display in (
+        RunningChiDisplay.from_result(res),
+        RunningChiDisplay.from_model(model, x[0], x[1]),
+        FoldingHistogramDisplay.from_result(global_folding(model, x, y, classes=(0, 1), budget=4)),
+        RGEDisplay.from_result(x.numpy(), revised_greedy_expansion(x.numpy(), eps=0.1, stop=0.2)),
+        NCHLayersDisplay.from_result(overfitting_report([("input", x.numpy(), x.numpy())], y.numpy(), y.numpy(),
+                                                        net_train=1.0, net_test=1.0)),
+        GapHistogramDisplay.from_result({"dot": np.array([0.1, -0.2, 0.3])}),
+        GoodnessDisplay.from_result(goodness_curve(x @ x.T, y)),
+    ):
+        ax = Figure().add_subplot()
+        assert display.plot(ax) is display
+        _check(display, ax)
+    np.testing.assert_array_equal(RunningChiDisplay.from_result(res).curves["chi"], res.profile().running_chi)
+
+
+def test_a_display_without_axes_makes_a_pyplot_figure(small):
+    import matplotlib.pyplot as plt
+
+    from reluscope.viz.folding import FoldingHistogramDisplay
+
+    d = FoldingHistogramDisplay.from_result(np.array([0.0, 0.2, 0.4])).plot()
+    assert d.figure_ is d.ax_.figure and plt.fignum_exists(d.figure_.number)
+    plt.close(d.figure_)

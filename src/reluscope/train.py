@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import as_enum, as_float_tensor, check_finite, check_int, check_positive
+from .results import Result
 
 __all__ = ["mlp", "train_classifier", "accuracy", "TrainResult", "EpochStats", "TrainState", "Optimizer"]
 
@@ -59,7 +60,7 @@ class Optimizer(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class EpochStats:
+class EpochStats(Result):
     """One epoch: mean training loss, accuracies (None when not measured) and steps so far."""
 
     epoch: int

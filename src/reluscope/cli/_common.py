@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import gzip
 import inspect
-import io
 import json
 import os
 import tempfile
@@ -31,7 +30,8 @@ from pathlib import Path
 import typer
 from typer._click.exceptions import ClickException  # typer vendors its own click
 
-from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic
+from ..io_utils import to_jsonable, write_json_atomic
+from ..viz._common import save_figure as write_figure
 
 __all__ = [
     "user_errors", "emit_json", "save_figure", "check_writable", "check_figure_suffix", "exit_code_for",
@@ -210,10 +210,5 @@ def emit_json(obj, path: Path | None = None) -> None:
 
 
 def save_figure(fig, path: Path) -> None:
-    """Save a matplotlib figure atomically; the format comes from the suffix (png, svg or pdf)."""
-    fmt = path.suffix.lstrip(".").lower()
-    if fmt not in ("png", "svg", "pdf"):
-        raise ValueError(f"figure: expected a .png, .svg or .pdf path, got {path}")
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight")
-    write_bytes_atomic(path, buf.getvalue())
+    """Save a matplotlib figure atomically (`reluscope.viz.save_figure`; format from the suffix)."""
+    write_figure(fig, path)

@@ -181,7 +181,7 @@ def patterns(
     }
     if labels is not None:
         arrays["labels"] = labels.numpy()
-    summary = summarize_patterns(bits, layout).as_dict()
+    summary = summarize_patterns(bits, layout).to_dict()
     summary.update(model=str(model_path), inputs=str(input_path or f"{data_name.value}:{split.value}"), patterns_file=out)
     with write_together(out, stats_path) as (out_tmp, stats_tmp):  # a pair from one run, never a mix
         with atomic_path(out_tmp) as tmp:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .._checks import check_int
+from ..results import Result
 
 __all__ = [
     "cantornet", "CantorRegion", "cantor_region", "cantor_intervals", "cantor_boundary_vertices",
@@ -73,7 +74,7 @@ def _A(x):
 
 
 @dataclass(frozen=True)
-class CantorRegion:
+class CantorRegion(Result):
     """The decision region R_k = {y <= g_k(x)}: `boundary(x)` is g_k, calling it on points [N, 2]
     gives bool [N] membership."""
 
@@ -267,7 +268,7 @@ def rational_patterns(spec: Spec, points) -> list[tuple[bool, ...]]:
 
 
 @dataclass(frozen=True)
-class CantorFolding:
+class CantorFolding(Result):
     """chi of CantorNet(k, representation) along (0, 3/4) -> (1, 3/4).
 
     `chi_exact`: every region, in exact rational arithmetic (the reference). `chi_float`: exact

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .._checks import DEFAULT_MEMORY_BUDGET, as_enum, as_float_tensor, check_finite, check_int
+from ..results import Result, frame
 from .path import path_chi
 
 __all__ = ["PairStrategy", "Aggregator", "GlobalFolding", "global_folding", "aggregate_folding", "draw_pairs"]
@@ -73,7 +74,7 @@ def aggregate_folding(chi, aggregator: Aggregator | str = Aggregator.MEDIAN_POSI
 
 
 @dataclass(frozen=True)
-class GlobalFolding:
+class GlobalFolding(Result):
     """chi of every evaluated segment, their aggregate `value`, and which segments they were.
 
     `pairs[i] = (i0, i1)` indexes the rows of `x` that segment i joins (class a -> class b); -1
@@ -93,6 +94,11 @@ class GlobalFolding:
     def aggregate(self, aggregator: Aggregator | str) -> float:
         """The same chi values under another aggregator."""
         return aggregate_folding(self.chi, aggregator)
+
+    def to_frame(self):
+        """pandas.DataFrame, one row per segment: the two row indices, chi and walk length."""
+        return frame({"i0": self.pairs[:, 0], "i1": self.pairs[:, 1], "chi": self.chi, "n_patterns": self.n_patterns},
+                     "GlobalFolding")
 
 
 def draw_pairs(y, classes=(1, 4), *, pairs: PairStrategy | str = PairStrategy.RANDOM,

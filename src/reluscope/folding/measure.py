@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..patterns.walks import as_walk, walk_distances, walk_extents
+from ..results import Result
 
 __all__ = [
     "FoldingProfile",
@@ -32,7 +33,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class FoldingProfile:
+class FoldingProfile(Result):
     """chi of a walk together with the quantities it is made of.
 
     `running_chi[i]` is chi of the first i + 1 patterns (the curve the authors plot; 0 at i = 0);

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .._checks import DEFAULT_MEMORY_BUDGET, as_batch, as_float_tensor, as_single, check_int, same_device
 from ..network import Network, to_network
+from ..results import Result
 from .measure import FoldingProfile, folding_measures, folding_profile
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PathFolding:
+class PathFolding(Result):
     """Folding of one segment: chi, its walk, and where the walk's patterns sit on [0, 1].
 
     Exact walks: `t` holds the region boundaries (float64 [n + 1], t[0] = 0, t[-1] = 1) and region i

@@ -4,12 +4,12 @@ Expansion, geometric properties per class and the nearest-convex-hull classifier
 from .distance import HullDistance, hull_distance, hull_distance_bounds, in_hull
 
 __all__ = ["HullDistance", "hull_distance", "hull_distance_bounds", "in_hull"]
-from .classifier import HullMode, NearestConvexHull, OverfittingRow, overfitting_report
+from .classifier import HullMode, NearestConvexHull, OverfittingReport, OverfittingRow, overfitting_report
 from .properties import ClassGeometry, class_geometry, crucial_share, misinclusion, pairwise_distance_histogram
 from .rge import RGEResult, kcha_scores, revised_greedy_expansion
 
 __all__ += [
-    "HullMode", "NearestConvexHull", "OverfittingRow", "overfitting_report",
+    "HullMode", "NearestConvexHull", "OverfittingRow", "OverfittingReport", "overfitting_report",
     "ClassGeometry", "class_geometry", "crucial_share", "misinclusion", "pairwise_distance_histogram",
     "RGEResult", "kcha_scores", "revised_greedy_expansion",
 ]

@@ -9,6 +9,7 @@ Ties (e.g. a point inside two hulls) go to the first class in sorted label order
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 
@@ -16,10 +17,11 @@ import numpy as np
 import torch
 
 from .._checks import as_enum, check_positive
+from ..results import Result, frame
 from .distance import hull_distance_bounds, prepare_points
 from .rge import revised_greedy_expansion
 
-__all__ = ["HullMode", "NearestConvexHull", "OverfittingRow", "overfitting_report"]
+__all__ = ["HullMode", "NearestConvexHull", "OverfittingRow", "OverfittingReport", "overfitting_report"]
 
 
 class HullMode(str, Enum):
@@ -117,7 +119,7 @@ class NearestConvexHull:
 
 
 @dataclass(frozen=True)
-class OverfittingRow:
+class OverfittingRow(Result):
     """One layer: misinclusion (share of points inside another class's hull) on train and test and
     their ratio (> 2 signals overfitting per the paper), NCH train (leave-one-out) and test accuracy
     and their ratio TR/TE, next to the network's own accuracies."""
@@ -133,12 +135,32 @@ class OverfittingRow:
     net_test: float
 
 
+@dataclass(frozen=True)
+class OverfittingReport(Result):
+    """The per-layer rows of `overfitting_report`, in layer order; iterates and indexes like a list."""
+
+    rows: tuple[OverfittingRow, ...]
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    def to_frame(self):
+        """pandas.DataFrame, one row per layer (pandas is optional)."""
+        return frame([dataclasses.asdict(r) for r in self.rows], "OverfittingReport")
+
+
 def _mis_any(model: NearestConvexHull, d: np.ndarray, y: np.ndarray, eps: float) -> float:
     other = model.classes_[None, :] != np.asarray(y)[:, None]
     return float(((d <= eps) & other).any(axis=1).mean())
 
 
-def overfitting_report(layers, y_train, y_test, *, net_train: float, net_test: float, mode: str = "exact", eps: float = 1e-6) -> list[OverfittingRow]:
+def overfitting_report(layers, y_train, y_test, *, net_train: float, net_test: float, mode: HullMode | str = HullMode.EXACT, eps: float = 1e-6) -> OverfittingReport:
     """layers: sequence of (name, activations_train, activations_test). One row per layer."""
     rows = []
     for name, a_tr, a_te in layers:
@@ -154,4 +176,4 @@ def overfitting_report(layers, y_train, y_test, *, net_train: float, net_test: f
             name, m_tr, m_te, (m_te / m_tr) if m_tr > 0 else (float("inf") if m_te > 0 else float("nan")),
             acc_tr, acc_te, acc_tr / acc_te if acc_te > 0 else float("inf"), net_train, net_test,
         ))
-    return rows
+    return OverfittingReport(tuple(rows))

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .._checks import as_float_tensor, check_finite, check_positive, single_thread
+from ..results import Result
 
 __all__ = ["HullDistance", "hull_distance", "hull_distance_bounds", "in_hull", "prepare_points"]
 
@@ -39,7 +40,7 @@ _CHUNK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
-class HullDistance:
+class HullDistance(Result):
     """Per-query result of the hull-distance solver (numpy, float64).
 
     `lower <= true distance <= upper` always holds (up to rounding); `distance` is `upper`, the

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .._checks import check_positive
+from ..results import Result
 from .distance import hull_distance_bounds, prepare_points
 
 __all__ = ["ClassGeometry", "class_geometry", "crucial_share", "misinclusion", "pairwise_distance_histogram"]
@@ -69,7 +70,7 @@ def pairwise_distance_histogram(points, *, bins: int = 40, max_pairs: int = 200_
 
 
 @dataclass(frozen=True)
-class ClassGeometry:
+class ClassGeometry(Result):
     """classes [C]; crucial [C] share of extreme points; misinclusion_train / _test [C, C]: entry
     (a, b) = share of class a's points inside class b's training hull (diagonal 0 for train);
     histograms: per class (counts, edges) of within-class distances."""

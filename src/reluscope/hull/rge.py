@@ -29,13 +29,14 @@ import torch
 
 from .._checks import check_positive
 from .._checks import check_int, single_thread
+from ..results import Result
 from .distance import hull_distance_bounds, prepare_points
 
 __all__ = ["RGEResult", "revised_greedy_expansion", "kcha_scores"]
 
 
 @dataclass(frozen=True)
-class RGEResult:
+class RGEResult(Result):
     """indices: sorted indices of E into the points; error: max_u d(u, E) over all points;
     history: one (|E|, |R|, minimax distance) row per greedy step; seconds: wall time."""
 

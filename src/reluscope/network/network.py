@@ -267,7 +267,3 @@ class Network:
             return f"Network(input_shape={self.input_shape}, layers=[{inner}])"
         inner = ", ".join(f"{i}: {type(n.layer).__name__}({n.name!r}) <- {list(n.inputs)}" for i, n in enumerate(self.nodes))
         return f"Network(input_shape={self.input_shape}, graph=[{inner}])"
-
-
-def is_affine(layer: AbstractLayer) -> bool:
-    return isinstance(layer, AbstractAffine)

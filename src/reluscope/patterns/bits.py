@@ -20,6 +20,7 @@ from .._checks import (
     rows_within_budget,
 )
 from ..network import Network, to_network
+from ..results import Result
 
 __all__ = [
     "activation_patterns",
@@ -103,7 +104,7 @@ def pattern_layout(model, x, *, include_output: bool = False, layers=None):
 
 
 @dataclass(frozen=True, eq=False)
-class PackedPatterns:
+class PackedPatterns(Result):
     """Patterns stored eight bits to a byte: `words` uint8 [N, ceil(units / 8)], little-endian bits.
 
     Bit u of row i is `(words[i, u // 8] >> (u % 8)) & 1`; padding bits of the last byte are 0, so

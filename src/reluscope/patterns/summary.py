@@ -4,7 +4,7 @@
 share of active bits, dead units (never active) and always-active units, and the number of
 distinct patterns (= linear regions hit, for a ReLU network). `summarize_traversals` gives the
 regions-per-segment and Hamming statistics of exact traversals. Both return frozen dataclasses
-with an `as_dict()` for JSON.
+(`to_dict()`, `save()`, and `PatternSummary.to_frame()` per layer).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..results import Result, frame
 from .walks import walk_distances, walk_extents
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class LayerActivity:
+class LayerActivity(Result):
     """One activation layer on a data set: units, mean share of active bits, dead/always-on units."""
 
     name: str
@@ -41,7 +42,7 @@ class LayerActivity:
 
 
 @dataclass(frozen=True)
-class PatternSummary:
+class PatternSummary(Result):
     n_inputs: int
     n_units: int
     distinct_patterns: int
@@ -50,8 +51,9 @@ class PatternSummary:
     always_active_units: int
     layers: tuple[LayerActivity, ...]
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def to_frame(self):
+        """pandas.DataFrame, one row per layer (pandas is optional)."""
+        return frame([dataclasses.asdict(layer) for layer in self.layers], "PatternSummary")
 
 
 def count_distinct_patterns(bits: torch.Tensor) -> int:
@@ -109,7 +111,7 @@ def hamming_to_start(traversal) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class TraversalSummary:
+class TraversalSummary(Result):
     """Over a set of segments: pieces (regions crossed) per segment, and Hamming distances.
 
     `final_hamming`: distance between the first and last pattern of a segment (mean over
@@ -127,9 +129,6 @@ class TraversalSummary:
     max_hamming_mean: float
     total_flips_mean: float
     segments_with_returning_bits: int
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def summarize_traversals(traversals: Sequence) -> TraversalSummary:

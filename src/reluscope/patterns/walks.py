@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..results import Result
+
 __all__ = ["as_walk", "WalkDistances", "walk_distances", "WalkExtents", "walk_extents"]
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -69,7 +71,7 @@ def _row_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class WalkDistances:
+class WalkDistances(Result):
     """Hamming distances along one walk of n patterns.
 
     `to_start[i]` = d_H(pi_1, pi_{i+1}) (int64 [n], to_start[0] = 0); `steps[i]` = d_H(pi_{i+1},
@@ -102,7 +104,7 @@ def walk_distances(walk) -> WalkDistances:
 
 
 @dataclass(frozen=True)
-class WalkExtents:
+class WalkExtents(Result):
     """Per walk of a set of k walks (int64 [k] each): `end` = d_H(first, last), `farthest` = max
     distance to the first pattern (r1), `length` = total bits flipped (r2). length > end means some
     bits flip back on the way: the walk is not a shortest path in the hypercube."""

@@ -9,7 +9,16 @@ import torch
 from ..network import Network
 from ..network.layers import AbstractAffine
 
-__all__ = ["polygon_moments", "order_faces", "fit_affine", "pushed_affine_maps"]
+__all__ = ["polygon_edges", "polygon_moments", "order_faces", "fit_affine", "pushed_affine_maps"]
+
+
+def polygon_edges(fv: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The walk around every face polygon at once: for each entry i of `fv`, the face it belongs
+    to (`face_of[i]`) and the entry of the next vertex on that face (`nxt[i]`, wrapping around)."""
+    face_of = np.repeat(np.arange(off.shape[0] - 1), np.diff(off))
+    nxt = np.arange(fv.shape[0]) + 1
+    nxt[off[1:] - 1] = off[:-1]
+    return face_of, nxt
 
 
 def polygon_moments(V, fv, off):
@@ -19,10 +28,7 @@ def polygon_moments(V, fv, off):
     would otherwise lose all their digits to cancellation.
     """
     n_f = off.shape[0] - 1
-    counts = np.diff(off)
-    face_of = np.repeat(np.arange(n_f), counts)
-    nxt = np.arange(fv.shape[0]) + 1
-    nxt[off[1:] - 1] = off[:-1]
+    face_of, nxt = polygon_edges(fv, off)
     ref = V[fv[off[:-1]]][face_of]
     p, q = V[fv] - ref, V[fv[nxt]] - ref
     cross = p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import as_enum
+from ..results import Result
+from ._complex import polygon_edges
 
-__all__ = ["DualGraph", "FiedlerPartition", "FiedlerSolver", "dual_graph", "fiedler_partition", "fiedler_score", "positive_class_area"]
+__all__ = ["DualGraph", "FiedlerPartition", "FiedlerSolver", "dual_graph", "fiedler_partition", "fiedler_score", "positive_class_area", "decision_segments"]
 
 
 @dataclass(frozen=True, eq=False)
-class DualGraph:
+class DualGraph(Result):
     """Undirected weighted graph on the faces: `pairs` int64 [M, 2] (i < j), `weights` float64 [M]."""
 
     n_nodes: int
@@ -143,7 +145,7 @@ def _fiedler_connected(L, solver: FiedlerSolver, normalized: bool = False) -> tu
 
 
 @dataclass(frozen=True, eq=False)
-class FiedlerPartition:
+class FiedlerPartition(Result):
     """`vector` [F] (the Fiedler vector), `side` bool [F] (vector > 0), `value` (lambda_2),
     `n_components` of the dual graph, and the graph itself."""
 
@@ -183,6 +185,37 @@ def fiedler_partition(
     return FiedlerPartition(vec, vec > 0, value, int(n_comp), g)
 
 
+def _binary_decision(region_map, output: int | None):
+    """(a [F, 2], b [F]) of the binary decision function g = a.x + b on each face, or None for
+    several outputs without `output`. One output: g = output; two: output 1 - output 0."""
+    A, c = region_map.A, region_map.c
+    if output is not None:
+        return A[:, output], c[:, output]
+    if A.shape[1] == 1:
+        return A[:, 0], c[:, 0]
+    if A.shape[1] == 2:
+        return A[:, 1] - A[:, 0], c[:, 1] - c[:, 0]
+    return None
+
+
+def _edge_crossings(region_map, a, b):
+    """The polygon walk with g's values at both ends of every face edge and where g = 0 on it.
+
+    Coordinates are relative to each face's first vertex (`ref`): tiny faces far from the origin
+    would otherwise lose their digits to cancellation. `x` is meaningful only where gp, gq differ in sign.
+    """
+    fv, off = region_map.face_vertices, region_map.face_offsets
+    face_of, nxt = polygon_edges(fv, off)
+    ref = region_map.vertices[fv[off[:-1]]][face_of]
+    p, q = region_map.vertices[fv] - ref, region_map.vertices[fv[nxt]] - ref
+    gp = np.einsum("ni,ni->n", a[face_of], p + ref) + b[face_of]
+    gq = np.einsum("ni,ni->n", a[face_of], q + ref) + b[face_of]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = gp / (gp - gq)
+        x = p + t[:, None] * (q - p)
+    return face_of, ref, p, q, gp, gq, x
+
+
 def positive_class_area(region_map, *, output: int | None = None) -> np.ndarray:
     """Per face, the exact area where the network decides class 1 (float64 [F]).
 
@@ -191,37 +224,19 @@ def positive_class_area(region_map, *, output: int | None = None) -> np.ndarray:
     so it is refused.) The decision function is affine on each face, so the area is the face
     clipped by a half-plane.
     """
-    A, c = region_map.A, region_map.c
-    if output is None:
-        if A.shape[1] == 1:
-            a, b = A[:, 0], c[:, 0]
-        elif A.shape[1] == 2:
-            a, b = A[:, 1] - A[:, 0], c[:, 1] - c[:, 0]
-        else:
-            raise ValueError(
-                f"region_map: a binary decision needs 1 or 2 outputs, got {A.shape[1]}; pass "
-                "output=k to use the sign of output k"
-            )
-    else:
-        a, b = A[:, output], c[:, output]
-    fv, off = region_map.face_vertices, region_map.face_offsets
+    g = _binary_decision(region_map, output)
+    if g is None:
+        raise ValueError(
+            f"region_map: a binary decision needs 1 or 2 outputs, got {region_map.A.shape[1]}; pass "
+            "output=k to use the sign of output k"
+        )
     F = region_map.n_regions
-    counts = np.diff(off)
-    face_of = np.repeat(np.arange(F), counts)
-    nxt = np.arange(fv.shape[0]) + 1
-    nxt[off[1:] - 1] = off[:-1]
-    ref = region_map.vertices[fv[off[:-1]]][face_of]
-    p, q = region_map.vertices[fv] - ref, region_map.vertices[fv[nxt]] - ref
-    gp = np.einsum("ni,ni->n", a[face_of], p + ref) + b[face_of]
-    gq = np.einsum("ni,ni->n", a[face_of], q + ref) + b[face_of]
+    face_of, _, p, q, gp, gq, x = _edge_crossings(region_map, *g)
     # Shoelace over the clipped polygon {g > 0}: edges inside contribute p x q; an exit or entry
     # edge contributes with its crossing point; the closing chord joins the exit and entry points.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = gp / (gp - gq)  # used only on exit/entry edges, where gp != gq
-        x = p + t[:, None] * (q - p)
     cross = lambda u, v: u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]  # noqa: E731
     inside_p, inside_q = gp > 0, gq > 0
-    contrib = np.zeros(fv.shape[0])
+    contrib = np.zeros(face_of.shape[0])
     both = inside_p & inside_q
     contrib[both] = cross(p[both], q[both])
     ex = inside_p & ~inside_q
@@ -234,6 +249,26 @@ def positive_class_area(region_map, *, output: int | None = None) -> np.ndarray:
     entry_pt[face_of[en]] = x[en]
     area2 = np.bincount(face_of, contrib, F) + cross(exit_pt, entry_pt)
     return np.clip(area2 / 2, 0, region_map.areas)
+
+
+def decision_segments(region_map, *, output: int | None = None) -> np.ndarray:
+    """Segments [K, 2, 2]: the decision boundary g = 0 (see `positive_class_area`) in each face
+    it crosses. Several outputs without `output`: the argmax boundaries are not one affine g per
+    face, so none are returned (an empty [0, 2, 2])."""
+    g = _binary_decision(region_map, output)
+    if g is None:
+        return np.zeros((0, 2, 2))
+    face_of, ref, _, _, gp, gq, x = _edge_crossings(region_map, *g)
+    cross = (gp > 0) != (gq > 0)
+    fc, xc = face_of[cross], (x + ref)[cross]
+    order = np.argsort(fc, kind="stable")
+    fc, xc = fc[order], xc[order]
+    if not fc.size:
+        return np.zeros((0, 2, 2))
+    first = np.nonzero(np.r_[True, fc[1:] != fc[:-1]])[0]  # a convex face is crossed twice
+    first = first[(first + 1 < fc.size)]
+    first = first[fc[first + 1] == fc[first]]
+    return np.stack([xc[first], xc[first + 1]], 1)
 
 
 def fiedler_score(region_map, partition: FiedlerPartition | None = None, *, output: int | None = None) -> dict:

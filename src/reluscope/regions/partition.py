@@ -40,6 +40,7 @@ import torch
 from .._checks import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, single_thread
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
+from ..results import Result
 from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
 from ._cut import Buf, Complex
 from .plane import Plane
@@ -54,7 +55,7 @@ class RegionBudgetError(MemoryBudgetError):
 
 
 @dataclass(frozen=True, eq=False)
-class RegionMap:
+class RegionMap(Result):
     """The exact linear regions of a network on a box of a 2-D (slice of the) input space.
 
     All arrays are numpy. Coordinates are plane coordinates (the input itself for 2-D inputs).

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..results import Result, frame
+
 __all__ = [
     "Filtration", "Persistence", "cell_counts", "face_edges", "random_filtration",
     "sublevel_filtration", "persistence_pairs", "persistence", "betti_curve", "random_summary",
@@ -49,7 +51,7 @@ def face_edges(region_map) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True, eq=False)
-class Filtration:
+class Filtration(Result):
     """Cells in filtration order: `dims` int [N], `values` float [N] (non-decreasing),
     `boundary` (list of int arrays, positions of each cell's faces, all earlier), and `source`
     (the cell's id in the region map within its dimension)."""
@@ -161,7 +163,7 @@ def persistence_pairs(boundary: list, dims: np.ndarray) -> tuple[np.ndarray, np.
 
 
 @dataclass(frozen=True, eq=False)
-class Persistence:
+class Persistence(Result):
     """Persistence diagram: `dims` [P], `births` [P], `deaths` [P] (inf for essential classes)."""
 
     dims: np.ndarray
@@ -174,6 +176,10 @@ class Persistence:
         if finite_positive:
             keep &= np.isfinite(self.deaths) & (self.deaths > self.births)
         return np.stack([self.births[keep], self.deaths[keep]], 1)
+
+    def to_frame(self):
+        """pandas.DataFrame with columns dim, birth and death, one row per pair (pandas is optional)."""
+        return frame({"dim": self.dims, "birth": self.births, "death": self.deaths}, "Persistence")
 
 
 def persistence(filtration: Filtration) -> Persistence:

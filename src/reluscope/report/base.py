@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import io
 import json
 import re
-import sys
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..viz._common import figure_bytes
 
 __all__ = ["Section", "DemoContext", "figure_html", "table_html", "build_report", "check_report_dir"]
 
@@ -78,14 +77,7 @@ def figure_html(fig, *, caption: str | None = None, alt: str | None = None, dpi:
 
     Works with figures from pyplot or built as `matplotlib.figure.Figure()` directly.
     """
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    finally:
-        pyplot = sys.modules.get("matplotlib.pyplot")  # only pyplot keeps figures alive globally
-        if pyplot is not None:
-            pyplot.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    data = base64.b64encode(figure_bytes(fig, "png", dpi=dpi)).decode("ascii")
     alt_text = html.escape(alt or caption or "figure", quote=True)
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return f'<figure><img alt="{alt_text}" src="data:image/png;base64,{data}">{cap}</figure>'

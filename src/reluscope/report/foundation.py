@@ -139,7 +139,7 @@ def section(ctx: DemoContext) -> Section:
             "pieces failing midpoint check": f"{block['midpoint_mismatches']} / {block['pieces']}",
         })
         summary[key] = {
-            "patterns": s.as_dict(), "traversal": w.as_dict(),
+            "patterns": s.to_dict(), "traversal": w.to_dict(),
             "regions_seen_by_11_samples_mean": block["sampled_regions_mean"],
             "midpoint_mismatches": block["midpoint_mismatches"], "pieces": block["pieces"],
         }

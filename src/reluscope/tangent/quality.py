@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..results import Result, frame
 from .sparse import check_labels
 
 __all__ = ["SimilarityGap", "GoodnessCurve", "similarity_gap", "per_input_gap", "goodness_curve"]
 
 
 @dataclass(frozen=True)
-class SimilarityGap:
+class SimilarityGap(Result):
     """gap = same - cross: the mean same-class minus the mean cross-class similarity."""
 
     gap: float
@@ -27,7 +28,7 @@ class SimilarityGap:
 
 
 @dataclass(frozen=True)
-class GoodnessCurve:
+class GoodnessCurve(Result):
     """eps[i]: share of inputs whose per-input gap is below gamma[i]; so the similarity is
     (eps[i], gamma[i])-good: a 1 - eps share have same-class mean >= cross-class mean + gamma."""
 
@@ -36,6 +37,10 @@ class GoodnessCurve:
 
     def eps_at(self, gamma: float) -> float:
         return float(np.interp(gamma, self.gamma, self.eps))
+
+    def to_frame(self):
+        """pandas.DataFrame with columns gamma and eps (pandas is optional)."""
+        return frame({"gamma": self.gamma, "eps": self.eps}, "GoodnessCurve")
 
 
 def _prepare(similarity, labels, labels_y):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import check_positive
+from ..results import Result
 from .features import (
     DEFAULT_MEMORY_BUDGET,
     Normalization,
@@ -33,7 +34,7 @@ DEFAULT_THRESHOLD = 1.15
 
 
 @dataclass(frozen=True)
-class SignAgreementMask:
+class SignAgreementMask(Result):
     """keep: bool [P] over the model's trainable coordinates; score: float64 [P]."""
 
     keep: torch.Tensor
@@ -108,11 +109,6 @@ def _mask(score: torch.Tensor, threshold: float) -> SignAgreementMask:
             f"{best:.4g}); choose a threshold below that, or use more labelled inputs"
         )
     return SignAgreementMask(keep=keep, score=score, threshold=float(threshold))
-
-
-def mask_from_scores(score: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> SignAgreementMask:
-    check_positive(float(threshold), "threshold", allow_zero=True)
-    return _mask(score, float(threshold))
 
 
 def sign_agreement_mask(

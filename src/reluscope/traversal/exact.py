@@ -35,6 +35,7 @@ from .._checks import (
 )
 from ..network import Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine, LeakyReLU, MaxPool2d
+from ..results import Result
 
 __all__ = ["Traversal", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
 
@@ -43,7 +44,7 @@ _WHAT = "exact traversal (for smooth activations use reluscope.traverse_bisectio
 
 
 @dataclass(frozen=True, eq=False)
-class Traversal:
+class Traversal(Result):
     """The regions met along a segment x0 -> x1, in order.
 
     t: float64 [n + 1], t[0] = 0, t[-1] = 1, strictly increasing; piece i is the open interval

@@ -1,12 +1,28 @@
-"""Axes helpers shared by the viz topic modules (matplotlib imported only when called)."""
+"""What the viz topic modules share: the Display base class and the one way of making axes.
+
+matplotlib is imported only when something is drawn, so `import reluscope.viz` stays light.
+"""
 
 from __future__ import annotations
 
-__all__ = ["axes_or_new", "report_figure"]
+import io
+import os
+import sys
+from pathlib import Path
+
+from ..io_utils import write_bytes_atomic
+
+__all__ = ["Display", "axes_or_new", "report_figure", "figure_bytes", "save_figure"]
+
+_FORMATS = ("png", "svg", "pdf")
 
 
 def axes_or_new(ax=None, *, figsize=(6.0, 4.0)):
-    """`ax` itself, or the Axes of a new pyplot figure (shown in notebooks, like sklearn's Displays)."""
+    """`ax` itself, or the Axes of a new pyplot figure (shown in notebooks, as sklearn's Displays do).
+
+    The one way reluscope makes axes. Code that writes files (CLI, report) passes axes from
+    `report_figure` instead, so nothing is left in pyplot's global figure registry.
+    """
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
@@ -16,7 +32,7 @@ def axes_or_new(ax=None, *, figsize=(6.0, 4.0)):
 
 
 def report_figure(nrows: int = 1, ncols: int = 1, *, figsize=(6.0, 4.0), **subplot_kw):
-    """(Figure, axes) outside pyplot, for report sections: no global figure registry, no backend.
+    """(Figure, axes) outside pyplot, for files: no global figure registry, no backend.
 
     `axes` is a single Axes for 1x1, else a numpy array as from `plt.subplots`.
     """
@@ -25,3 +41,41 @@ def report_figure(nrows: int = 1, ncols: int = 1, *, figsize=(6.0, 4.0), **subpl
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, **subplot_kw)
     return fig, axes
+
+
+def figure_bytes(fig, fmt: str = "png", *, dpi: int = 120) -> bytes:
+    """The figure rendered to `fmt` (png, svg or pdf); a pyplot figure is closed afterwards, so
+    loops that write many figures do not pile them up in pyplot's registry."""
+    if fmt not in _FORMATS:
+        raise ValueError(f"fmt: expected one of {', '.join(_FORMATS)}, got {fmt!r}")
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
+    finally:
+        pyplot = sys.modules.get("matplotlib.pyplot")  # only pyplot keeps figures alive globally
+        if pyplot is not None:
+            pyplot.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write the figure atomically; the format comes from the suffix (.png, .svg or .pdf)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in _FORMATS:
+        raise ValueError(f"figure: expected a .png, .svg or .pdf path, got {path}")
+    return write_bytes_atomic(path, figure_bytes(fig, fmt, dpi=dpi))
+
+
+class Display:
+    """scikit-learn style: build with `from_model(...)` (computes) or `from_result(...)` (draws a
+    result you have), then `.plot(ax=None)`, which draws and stores `ax_` and `figure_`."""
+
+    ax_ = None
+    figure_ = None
+    _figsize = (6.0, 4.0)
+
+    def _axes(self, ax):
+        ax = axes_or_new(ax, figsize=self._figsize)
+        self.ax_, self.figure_ = ax, ax.figure
+        return ax

@@ -1,8 +1,5 @@
-"""Plots for space folding: running chi curves, chi histograms, folding vs depth.
-
-matplotlib is imported inside each function; each takes `ax=None` (a new figure when None) and
-returns the Axes it drew on.
-"""
+"""Displays for space folding: running chi curves, chi histograms; plots of folding vs depth and
+of CantorNet's curves. matplotlib is imported only when drawing."""
 
 from __future__ import annotations
 
@@ -10,24 +7,94 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_running_chi", "plot_folding_histogram", "plot_folding_depth", "plot_cantornet_curves"]
+from ..folding import FoldingProfile, GlobalFolding, global_folding, path_folding
+from ._common import Display, axes_or_new
+
+__all__ = [
+    "RunningChiDisplay", "FoldingHistogramDisplay",
+    "plot_running_chi", "plot_folding_histogram", "plot_folding_depth", "plot_cantornet_curves",
+]
 
 
-def _axes(ax, figsize=(5.5, 3.5)):
-    if ax is not None:
-        return ax
-    from matplotlib.figure import Figure
+class RunningChiDisplay(Display):
+    """Running chi (chi of the first i patterns) against the position along the walk, 0..1.
 
-    return Figure(figsize=figsize).subplots()
+    `curves`: label -> running chi array. Walks of different lengths share the x axis as the
+    fraction of the walk.
+    """
+
+    _figsize = (5.5, 3.5)
+
+    def __init__(self, curves: Mapping[str, np.ndarray]):
+        self.curves = dict(curves)
+
+    @classmethod
+    def from_result(cls, result, label: str = "chi") -> RunningChiDisplay:
+        """From a `PathFolding`, a `FoldingProfile`, a list of `PathFolding` (one curve each) or a
+        mapping label -> running chi array."""
+        if isinstance(result, Mapping):
+            return cls(result)
+        if isinstance(result, (list, tuple)):
+            return cls({f"{label} {i}": _running(r) for i, r in enumerate(result)})
+        return cls({label: _running(result)})
+
+    @classmethod
+    def from_model(cls, model, x0, x1, *, label: str = "chi", **folding_kw) -> RunningChiDisplay:
+        """`path_folding(model, x0, x1, **folding_kw)`, then display its running chi."""
+        return cls.from_result(path_folding(model, x0, x1, **folding_kw), label=label)
+
+    def plot(self, ax=None, *, title: str | None = None) -> RunningChiDisplay:
+        ax = self._axes(ax)
+        _draw_running_chi(ax, self.curves, title)
+        return self
+
+
+def _running(result) -> np.ndarray:
+    profile = result.profile() if hasattr(result, "profile") else result
+    if not isinstance(profile, FoldingProfile):
+        raise TypeError(f"result: expected a PathFolding or FoldingProfile, got {type(result).__name__}")
+    return profile.running_chi
+
+
+class FoldingHistogramDisplay(Display):
+    """Histogram (outline, so several overlay) of chi over many segments, median of chi > 0 marked."""
+
+    _figsize = (5.5, 3.5)
+
+    def __init__(self, chi: np.ndarray):
+        self.chi = np.asarray(chi, dtype=float)
+
+    @classmethod
+    def from_result(cls, result) -> FoldingHistogramDisplay:
+        """From a `GlobalFolding`, a list of `PathFolding`, or an array of chi values."""
+        if isinstance(result, GlobalFolding):
+            return cls(result.chi)
+        if isinstance(result, (list, tuple)) and result and hasattr(result[0], "chi"):
+            return cls(np.array([r.chi for r in result]))
+        return cls(result)
+
+    @classmethod
+    def from_model(cls, model, x, y, **global_kw) -> FoldingHistogramDisplay:
+        """`global_folding(model, x, y, **global_kw)`, then display its chi values."""
+        return cls.from_result(global_folding(model, x, y, **global_kw))
+
+    def plot(self, ax=None, *, bins: int = 30, title: str | None = None, label: str | None = None) -> FoldingHistogramDisplay:
+        ax = self._axes(ax)
+        _draw_histogram(ax, self.chi, bins, title, label)
+        return self
 
 
 def plot_running_chi(curves: Mapping[str, np.ndarray], *, ax=None, title: str | None = None):
-    """Running chi (chi of the first i patterns) against the position along the walk, 0..1.
+    """`RunningChiDisplay(curves).plot(...)`; returns the Axes."""
+    return RunningChiDisplay(curves).plot(ax, title=title).ax_
 
-    `curves`: label -> running chi array (e.g. `folding_profile(walk).running_chi`). Walks of
-    different lengths share the x axis as the fraction of the walk.
-    """
-    ax = _axes(ax)
+
+def plot_folding_histogram(chi, *, ax=None, bins: int = 30, title: str | None = None, label: str | None = None):
+    """`FoldingHistogramDisplay.from_result(chi).plot(...)`; returns the Axes."""
+    return FoldingHistogramDisplay.from_result(chi).plot(ax, bins=bins, title=title, label=label).ax_
+
+
+def _draw_running_chi(ax, curves, title):
     for label, curve in curves.items():
         curve = np.asarray(curve, dtype=float)
         x = np.linspace(0, 1, len(curve)) if len(curve) > 1 else np.zeros(1)
@@ -41,10 +108,7 @@ def plot_running_chi(curves: Mapping[str, np.ndarray], *, ax=None, title: str | 
     return ax
 
 
-def plot_folding_histogram(chi, *, ax=None, bins: int = 30, title: str | None = None, label: str | None = None):
-    """Histogram (outline, so several overlay) of chi over many segments, median of chi > 0 marked."""
-    ax = _axes(ax)
-    chi = np.asarray(chi, dtype=float)
+def _draw_histogram(ax, chi, bins, title, label):
     _, _, patches = ax.hist(chi, bins=bins, range=(0, max(1e-9, float(chi.max()) if chi.size else 1.0)),
                             histtype="step", linewidth=1.5, label=label)
     pos = chi[chi > 0]
@@ -55,7 +119,8 @@ def plot_folding_histogram(chi, *, ax=None, bins: int = 30, title: str | None = 
     ax.set_ylabel("segments")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # nothing to list when unlabelled and no chi > 0
+        ax.legend(fontsize="small")
     return ax
 
 
@@ -65,7 +130,7 @@ def plot_folding_depth(runs: Sequence, *, ax=None, reached_only: bool = True, me
     `runs`: `FoldingDepthResult.runs` (objects with depth, width, reached_target and `metric`).
     Nets that missed the accuracy target are left out unless `reached_only=False`.
     """
-    ax = _axes(ax, figsize=(6, 4))
+    ax = axes_or_new(ax, figsize=(6, 4))
     runs = [r for r in runs if r.reached_target or not reached_only]
     widths = sorted({r.width for r in runs})
     for i, w in enumerate(widths):
@@ -87,9 +152,9 @@ def plot_cantornet_curves(rows: Sequence, *, axes=None):
     solid, grid dashed). `rows`: `cantornet_folding(...)`. Returns the array of Axes."""
     reps = sorted({r.representation for r in rows})
     if axes is None:
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt  # the one way of making new axes: pyplot, as axes_or_new
 
-        axes = Figure(figsize=(4.2 * len(reps), 3.4)).subplots(1, len(reps), squeeze=False)[0]
+        axes = plt.subplots(1, len(reps), figsize=(4.2 * len(reps), 3.4), squeeze=False)[1][0]
     for ax, rep in zip(axes, reps):
         for r in [r for r in rows if r.representation == rep]:
             # exact: region i starts at t_exact[i]; grid: sample i sits at i / (n - 1)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import axes_or_new
+from ..regions import fiedler_partition, regions_2d
+from ..regions.dual import decision_segments
+from ._common import Display, axes_or_new
 
-__all__ = ["plot_regions", "plot_fiedler", "plot_betti_curves", "plot_counts_vs_loss", "plot_region_frames"]
+__all__ = ["RegionMapDisplay", "FiedlerDisplay", "plot_regions", "plot_fiedler", "plot_betti_curves", "plot_counts_vs_loss", "plot_region_frames"]
 
 
 def _face_colours(region_map) -> np.ndarray:
@@ -21,42 +23,6 @@ def _face_colours(region_map) -> np.ndarray:
 def _polys(region_map):
     off = region_map.face_offsets
     return [region_map.vertices[region_map.face_vertices[off[f]:off[f + 1]]] for f in range(region_map.n_regions)]
-
-
-def decision_segments(region_map, *, output: int | None = None) -> np.ndarray:
-    """Segments [K, 2, 2]: the decision boundary (g = 0 of the binary decision function) in each
-    face it crosses; g = output for one output, output 1 - output 0 for two, else output `output`."""
-    A, c = region_map.A, region_map.c
-    if output is not None:
-        a, b = A[:, output], c[:, output]
-    elif A.shape[1] == 1:
-        a, b = A[:, 0], c[:, 0]
-    elif A.shape[1] == 2:
-        a, b = A[:, 1] - A[:, 0], c[:, 1] - c[:, 0]
-    else:  # multi-class: boundaries between the argmax classes are drawn face by face below
-        return np.zeros((0, 2, 2))
-    fv, off = region_map.face_vertices, region_map.face_offsets
-    F = region_map.n_regions
-    face_of = np.repeat(np.arange(F), np.diff(off))
-    nxt = np.arange(fv.shape[0]) + 1
-    nxt[off[1:] - 1] = off[:-1]
-    p, q = region_map.vertices[fv], region_map.vertices[fv[nxt]]
-    gp = np.einsum("ni,ni->n", a[face_of], p) + b[face_of]
-    gq = np.einsum("ni,ni->n", a[face_of], q) + b[face_of]
-    cross = (gp > 0) != (gq > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = gp / (gp - gq)  # used only where the signs differ, so gp != gq
-        x = p + t[:, None] * (q - p)
-    fc, xc = face_of[cross], x[cross]
-    order = np.argsort(fc, kind="stable")
-    fc, xc = fc[order], xc[order]
-    if not fc.size:
-        return np.zeros((0, 2, 2))
-    first = np.nonzero(np.r_[True, fc[1:] != fc[:-1]])[0]  # a convex face is crossed twice
-    first = first[(first + 1 < fc.size)]
-    first = first[fc[first + 1] == fc[first]]
-    return np.stack([xc[first], xc[first + 1]], 1)
-
 
 
 def _draw_decision_boundary(ax, region_map) -> None:
@@ -73,42 +39,92 @@ def _fit_box(ax, region_map) -> None:
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
 
-def plot_regions(region_map, *, ax=None, edges: bool = True, decision_boundary: bool = True, points=None, labels=None, linewidth: float = 0.3):
-    """Faces coloured by pattern hash, region edges, decision boundary (black) and optional data."""
-    from matplotlib.collections import PolyCollection
+class RegionMapDisplay(Display):
+    """A region map: faces coloured by a hash of their pattern (stable across training), region
+    edges, the decision boundary (black) and optional data points."""
 
-    ax = axes_or_new(ax, figsize=(5, 5))
-    ax.add_collection(PolyCollection(_polys(region_map), facecolors=_face_colours(region_map),
-                                     edgecolors="white" if edges else "face", linewidths=linewidth if edges else 0))
-    if decision_boundary:
-        _draw_decision_boundary(ax, region_map)
-    if points is not None:
-        pts = np.asarray(points)
-        ax.scatter(pts[:, 0], pts[:, 1], c=None if labels is None else np.asarray(labels), s=6, cmap="coolwarm", edgecolors="none", alpha=0.7)
-    _fit_box(ax, region_map)
-    ax.set_title(f"{region_map.n_regions} linear regions")
-    return ax
+    _figsize = (5.0, 5.0)
+
+    def __init__(self, region_map, *, points=None, labels=None):
+        self.region_map, self.points, self.labels = region_map, points, labels
+
+    @classmethod
+    def from_result(cls, region_map, *, points=None, labels=None) -> RegionMapDisplay:
+        return cls(region_map, points=points, labels=labels)
+
+    @classmethod
+    def from_model(cls, model, *, points=None, labels=None, **regions_kw) -> RegionMapDisplay:
+        """`regions_2d(model, **regions_kw)` (box, plane, ...), then display it."""
+        return cls(regions_2d(model, **regions_kw), points=points, labels=labels)
+
+    def plot(self, ax=None, *, edges: bool = True, decision_boundary: bool = True, linewidth: float = 0.3,
+             title: bool = True) -> RegionMapDisplay:
+        from matplotlib.collections import PolyCollection
+
+        rm = self.region_map
+        ax = self._axes(ax)
+        ax.add_collection(PolyCollection(_polys(rm), facecolors=_face_colours(rm),
+                                         edgecolors="white" if edges else "face", linewidths=linewidth if edges else 0))
+        if decision_boundary:
+            _draw_decision_boundary(ax, rm)
+        if self.points is not None:
+            pts = np.asarray(self.points)
+            ax.scatter(pts[:, 0], pts[:, 1], c=None if self.labels is None else np.asarray(self.labels), s=6,
+                       cmap="coolwarm", edgecolors="none", alpha=0.7)
+        _fit_box(ax, rm)
+        if title:
+            ax.set_title(f"{rm.n_regions} linear regions")
+        return self
+
+
+class FiedlerDisplay(Display):
+    """Faces coloured by Fiedler side (blue/orange, shade by |vector|), the dual graph on top."""
+
+    _figsize = (5.0, 5.0)
+
+    def __init__(self, region_map, partition):
+        self.region_map, self.partition = region_map, partition
+
+    @classmethod
+    def from_result(cls, region_map, partition=None) -> FiedlerDisplay:
+        """`partition` defaults to `fiedler_partition(region_map)`."""
+        return cls(region_map, fiedler_partition(region_map) if partition is None else partition)
+
+    @classmethod
+    def from_model(cls, model, **regions_kw) -> FiedlerDisplay:
+        return cls.from_result(regions_2d(model, **regions_kw))
+
+    def plot(self, ax=None, *, graph: bool = True, decision_boundary: bool = True) -> FiedlerDisplay:
+        from matplotlib.collections import LineCollection, PolyCollection
+
+        rm, partition = self.region_map, self.partition
+        ax = self._axes(ax)
+        v = partition.vector / (np.abs(partition.vector).max() or 1)
+        base = np.where(partition.side[:, None], [[0.95, 0.55, 0.2]], [[0.25, 0.45, 0.85]])
+        shade = 0.45 + 0.55 * np.abs(v)[:, None]
+        colours = 1 - shade * (1 - base)
+        ax.add_collection(PolyCollection(_polys(rm), facecolors=colours, edgecolors="white", linewidths=0.2))
+        if graph and partition.graph.pairs.shape[0]:
+            cen = rm.centroids
+            seg = np.stack([cen[partition.graph.pairs[:, 0]], cen[partition.graph.pairs[:, 1]]], 1)
+            ax.add_collection(LineCollection(seg, colors="0.25", linewidths=0.3, alpha=0.6))
+        if decision_boundary:
+            _draw_decision_boundary(ax, rm)
+        _fit_box(ax, rm)
+        ax.set_title(f"Fiedler partition (lambda2={partition.value:.3g})")
+        return self
+
+
+def plot_regions(region_map, *, ax=None, edges: bool = True, decision_boundary: bool = True, points=None, labels=None,
+                 linewidth: float = 0.3):
+    """`RegionMapDisplay.from_result(...).plot(...)`; returns the Axes."""
+    display = RegionMapDisplay.from_result(region_map, points=points, labels=labels)
+    return display.plot(ax, edges=edges, decision_boundary=decision_boundary, linewidth=linewidth).ax_
 
 
 def plot_fiedler(region_map, partition, *, ax=None, graph: bool = True, decision_boundary: bool = True):
-    """Faces coloured by Fiedler side (blue/orange, shade by |vector|), dual graph on top."""
-    from matplotlib.collections import LineCollection, PolyCollection
-
-    ax = axes_or_new(ax, figsize=(5, 5))
-    v = partition.vector / (np.abs(partition.vector).max() or 1)
-    base = np.where(partition.side[:, None], [[0.95, 0.55, 0.2]], [[0.25, 0.45, 0.85]])
-    shade = 0.45 + 0.55 * np.abs(v)[:, None]
-    colours = 1 - shade * (1 - base)
-    ax.add_collection(PolyCollection(_polys(region_map), facecolors=colours, edgecolors="white", linewidths=0.2))
-    if graph and partition.graph.pairs.shape[0]:
-        cen = region_map.centroids
-        seg = np.stack([cen[partition.graph.pairs[:, 0]], cen[partition.graph.pairs[:, 1]]], 1)
-        ax.add_collection(LineCollection(seg, colors="0.25", linewidths=0.3, alpha=0.6))
-    if decision_boundary:
-        _draw_decision_boundary(ax, region_map)
-    _fit_box(ax, region_map)
-    ax.set_title(f"Fiedler partition (lambda2={partition.value:.3g})")
-    return ax
+    """`FiedlerDisplay.from_result(region_map, partition).plot(...)`; returns the Axes."""
+    return FiedlerDisplay.from_result(region_map, partition).plot(ax, graph=graph, decision_boundary=decision_boundary).ax_
 
 
 def plot_betti_curves(summary: dict, *, ax=None, label: str = ""):
@@ -144,9 +160,9 @@ def plot_counts_vs_loss(records: list, *, keys=("faces", "random_max_beta1"), ax
 
 
 def plot_region_frames(frames, *, axes):
-    """One `plot_regions` per (step, region map) in `frames`, on the given axes (a frame strip)."""
+    """One `RegionMapDisplay` per (step, region map) in `frames`, on the given axes (a frame strip)."""
     for ax, (step, rm) in zip(np.ravel(axes), frames):
-        plot_regions(rm, ax=ax, linewidth=0.15)
+        RegionMapDisplay.from_result(rm).plot(ax, linewidth=0.15, title=False)
         ax.set_title(f"step {step}: {rm.n_regions} regions", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
