@@ -31,7 +31,7 @@ import typer
 from typer._click.exceptions import ClickException  # typer vendors its own click
 
 from ..io_utils import to_jsonable, write_json_atomic
-from ..viz._common import save_figure as write_figure
+from ..viz import save_figure as write_figure
 
 __all__ = [
     "user_errors", "emit_json", "save_figure", "check_writable", "check_figure_suffix", "exit_code_for",

@@ -3,65 +3,20 @@
 from __future__ import annotations
 
 import enum
-import math
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..data import DatasetName, Split, fit_to_model, load_dataset
 from ._common import check_writable, emit_json, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
-
-_IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "digits": (1, 8, 8)}
-
-
-class DataName(str, enum.Enum):
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
-    digits = "digits"
-    moons = "moons"
-    circles = "circles"
-    spirals = "spirals"
-    xor = "xor"
-    blobs = "blobs"
 
 
 class CacheName(str, enum.Enum):
     mnist = "mnist"
     fashion_mnist = "fashion-mnist"
-
-
-class Split(str, enum.Enum):
-    train = "train"
-    test = "test"
-
-
-def load_dataset(name: str, split: str = "train", *, n: int = 1000, seed: int = 0):
-    """(x, y) of a named data set: images flat, toy sets drawn with `seed` (test split: seed + 1)."""
-    from .. import data
-
-    if name == "mnist":
-        return data.load_mnist(split)
-    if name == "fashion-mnist":
-        return data.load_fashion_mnist(split)
-    if name == "digits":
-        return data.load_digits(split)
-    if name in data.TOY_DATASETS:
-        return data.make_toy(name, n, seed=seed + (split == "test"))
-    raise ValueError(f"data: expected one of {', '.join(d.value for d in DataName)}, got {name!r}")
-
-
-def _fit_inputs(model, x, data_name: str | None):
-    """Reshape flat dataset rows to the model's input (image shape for convolutional models)."""
-    from ..network import to_network
-
-    shape = to_network(model).input_shape
-    if shape is None and data_name in _IMAGE_SHAPES:
-        shape = _IMAGE_SHAPES[data_name]
-    if shape is not None and x[0].numel() == math.prod(shape):
-        x = x.reshape(len(x), *shape)
-    return x
 
 
 def _read_npy(path: Path, name: str):
@@ -77,7 +32,7 @@ def _read_npy(path: Path, name: str):
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-DataOpt = Annotated[Optional[DataName], typer.Option("--data", help="Named data set to take inputs from.")]
+DataOpt = Annotated[Optional[DatasetName], typer.Option("--data", help="Named data set to take inputs from.")]
 SplitOpt = Annotated[Split, typer.Option(help="Split of the named data set.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (training, toy data, pair choice).")]
 
@@ -85,7 +40,7 @@ SeedOpt = Annotated[int, typer.Option(help="Random seed (training, toy data, pai
 @user_errors(out="model")
 def train(
     out: Annotated[Path, typer.Option(help="Output model path: writes OUT.safetensors, OUT.json and OUT.train.json.")],
-    data_name: Annotated[DataName, typer.Option("--data", help="Training data: mnist, fashion-mnist, digits or a 2-D toy set.")] = DataName.mnist,
+    data_name: Annotated[DatasetName, typer.Option("--data", help="Training data: mnist, fashion-mnist, digits or a 2-D toy set.")] = DatasetName.MNIST,
     hidden: Annotated[str, typer.Option(help="Hidden layer widths, comma-separated.")] = "64,64",
     activation: Annotated[str, typer.Option(help="relu, leaky_relu, gelu, silu, tanh or sigmoid.")] = "relu",
     epochs: Annotated[int, typer.Option(help="Maximum number of epochs.")] = 5,
@@ -137,7 +92,7 @@ def patterns(
     out: Annotated[Path, typer.Option(help="Output .npz with packed patterns (words uint8 [N, bytes], n_units).")],
     input_path: Annotated[Optional[Path], typer.Option("--input", help="Inputs as a .npy array [N, ...].")] = None,
     data_name: DataOpt = None,
-    split: SplitOpt = Split.test,
+    split: SplitOpt = Split.TEST,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first LIMIT inputs.")] = None,
     include_output: Annotated[bool, typer.Option(help="Append the output units' sign bits.")] = False,
     stats: Annotated[Optional[Path], typer.Option(help="JSON statistics file (default: OUT with .json).")] = None,
@@ -164,7 +119,7 @@ def patterns(
         x = _read_npy(input_path, "--input")
     else:
         x, labels = load_dataset(data_name.value, split.value, seed=seed)
-        x = _fit_inputs(model, x, data_name.value)
+        x = fit_to_model(model, x, data_name.value)
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit: expected an integer >= 1, got {limit}")
@@ -194,7 +149,7 @@ def traverse(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model.")],
     out: Annotated[Path, typer.Option(help="Output JSON file.")],
     data_name: DataOpt = None,
-    split: SplitOpt = Split.test,
+    split: SplitOpt = Split.TEST,
     start: Annotated[int, typer.Option(help="Index of the start input in the data set.")] = 0,
     end: Annotated[int, typer.Option(help="Index of the end input in the data set.")] = 1,
     x0_path: Annotated[Optional[Path], typer.Option("--x0", help="Start input as .npy (instead of --data).")] = None,
@@ -215,7 +170,7 @@ def traverse(
         for name, i in (("start", start), ("end", end)):
             if not 0 <= i < len(x):
                 raise ValueError(f"{name}: expected an index in [0, {len(x)}), got {i}")
-        x = _fit_inputs(model, x[[start, end]], data_name.value)
+        x = fit_to_model(model, x[[start, end]], data_name.value)
         x0, x1 = x[0], x[1]
         where = {"data": data_name.value, "split": split.value, "start": start, "end": end,
                  "labels": [int(labels[start]), int(labels[end])]}

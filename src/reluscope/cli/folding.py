@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..data import fit_to_model, load_dataset
 from ..folding.global_ import Aggregator, PairStrategy
 from ._common import emit_json, save_figure, user_errors
 
@@ -42,11 +43,10 @@ def fold(
     """Global folding of a model between two classes: chi on many segments, aggregated (JSON)."""
     from ..folding import global_folding
     from ._common import load_user_model as load_model
-    from .core import _fit_inputs, load_dataset
 
     model = load_model(model_path)
     x, y = load_dataset(data_name, split, seed=seed)
-    x = _fit_inputs(model, x, data_name)
+    x = fit_to_model(model, x, data_name)
     res = global_folding(model, x, y, classes=_classes(classes), pairs=pairs.value, budget=budget,
                          aggregator=aggregator.value, include_output=include_output, n_points=n_points,
                          seed=seed, progress=True, memory_budget=memory_budget)

@@ -61,8 +61,7 @@ def hull(
         return
     import torch
 
-    from ..data import load_fashion_mnist, load_mnist
-    from ..experiments.hulls import _subset
+    from ..data import load_fashion_mnist, load_mnist, sample_per_class
     from ..hull import class_geometry, overfitting_report
     from ._common import load_user_model as load_model
     from ..network.named import layer_features
@@ -73,11 +72,11 @@ def hull(
         raise ValueError(f"--data: expected one of {sorted(loaders)}, got {data_name!r}")
     model = load_model(source)
     model.eval()
-    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     xtr, ytr = loaders[data_name]("train")
     xte, yte = loaders[data_name]("test")
-    itr = torch.from_numpy(_subset(ytr, per_class, rng))
-    ite = torch.from_numpy(_subset(yte, max(1, per_class // 2), rng))
+    itr = sample_per_class(ytr, per_class, generator=gen)
+    ite = sample_per_class(yte, max(1, per_class // 2), generator=gen)
     try:
         a_tr = layer_features(model, xtr[itr], layer).numpy()
         a_te = layer_features(model, xte[ite], layer).numpy()

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..data import fit_to_model, load_dataset
 from ._common import emit_json, save_figure, user_errors
 
 __all__ = ["register", "regions", "topo_binary", "topo_regression"]
@@ -47,13 +48,11 @@ def regions(
     model = load_model(model_path)
     plane = None
     if data_name is not None:
-        from .core import _fit_inputs, load_dataset
-
         idx = [int(i) for i in _floats(points, "points", 3)]
         x, _ = load_dataset(data_name, "test")
         if not all(0 <= i < len(x) for i in idx):
             raise ValueError(f"points: expected indices in [0, {len(x)}), got {points!r}")
-        x = _fit_inputs(model, x[idx], data_name)
+        x = fit_to_model(model, x[idx], data_name)
         plane = Plane.through_points(x[0], x[1], x[2])
     chosen_box = _floats(box, "box", 4) if box is not None else (None if plane is not None else (-1.0, 1.0, -1.0, 1.0))
     t0 = time.perf_counter()
@@ -74,7 +73,7 @@ def regions(
         summary["random_filtration"] = {k: v for k, v in rnd.items() if not isinstance(v, list)}
         summary["sublevel_filtration"] = sublevel_summary(rm)
     for path in figure:
-        from ..viz._common import report_figure
+        from ..viz import report_figure
         from ..viz.regions import plot_fiedler, plot_regions
 
         fig, axes = report_figure(1, 2 if part is not None else 1, figsize=(10 if part is not None else 5, 5))

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..data import fit_to_model, load_dataset, sample_per_class
 from ..tangent.features import Normalization
 from ..tangent.similarity import Metric
 from ._common import emit_json, save_figure, user_errors
@@ -17,9 +18,8 @@ __all__ = ["register", "tangent", "tangent_experiment"]
 def _per_class(x, y, k: int, seed: int):
     import torch
 
-    from ..experiments.tangent import _per_class as pick
-
-    return pick(x, y, k, torch.Generator().manual_seed(seed))
+    idx = sample_per_class(y, k, generator=torch.Generator().manual_seed(seed))
+    return x[idx], y[idx]
 
 
 @user_errors
@@ -46,13 +46,12 @@ def tangent(
         sign_agreement_mask, similarity_gap, tangent_similarity,
     )
     from ..train import accuracy
-    from .core import _fit_inputs, load_dataset
 
     model = load_model(model_path).eval()
     xt, yt = load_dataset(data_name, "train", seed=seed)
     xs, ys = load_dataset(data_name, "test", seed=seed)
-    xs, ys = _per_class(_fit_inputs(model, xs, data_name), ys, per_class, seed)
-    xl, yl = _per_class(_fit_inputs(model, xt, data_name), yt, landmarks_per_class, seed + 1)
+    xs, ys = _per_class(fit_to_model(model, xs, data_name), ys, per_class, seed)
+    xl, yl = _per_class(fit_to_model(model, xt, data_name), yt, landmarks_per_class, seed + 1)
     extra = {}
     if metric is Metric.SPARSE:
         extra["mask"] = sign_agreement_mask(model, xl, yl, threshold=threshold, progress=True)
@@ -104,7 +103,7 @@ def tangent_experiment(
                             normalize=normalize.value)
     results = run_tangent_experiment(config, progress=True)
     out.mkdir(parents=True, exist_ok=True)
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.tangent import plot_gap_histograms
 
     fig, axes = report_figure(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
-from ..viz._common import figure_bytes
+from ..viz import figure_bytes
 
 __all__ = ["Section", "DemoContext", "figure_html", "table_html", "build_report", "check_report_dir"]
 

@@ -73,7 +73,7 @@ def _network_block(name, model, x, x0, x1):
 
 
 def _figures(blocks, toy_x, toy_y, toy_x0, toy_x1) -> str:
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.patterns import plot_hamming_along_path, plot_unit_activity
 
     parts = []

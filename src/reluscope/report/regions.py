@@ -38,7 +38,7 @@ def _section(ctx: DemoContext) -> Section:
     from ..testing.regions import check_against_grid, check_region_map
     from ..regions.topology import cell_counts, random_summary, sublevel_summary
     from ..train import mlp, train_classifier
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.regions import plot_betti_curves, plot_fiedler, plot_region_frames, plot_regions
 
     x, y = ctx.toy_data

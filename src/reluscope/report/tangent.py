@@ -16,7 +16,7 @@ def section(ctx: DemoContext) -> Section:
         sign_agreement_mask, similarity_gap, tangent_similarity,
     )
     from ..train import accuracy
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.tangent import plot_gap_histograms
 
     k = 10 if ctx.quick else 25

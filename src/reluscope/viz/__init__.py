@@ -1,8 +1,15 @@
-"""Plotting. Every function imports matplotlib inside itself (so `import reluscope.viz` stays
-light), takes `ax=None` (a new figure is made when None) and returns the Axes it drew on; global
-rcParams are never touched. Topic modules: `reluscope.viz.<topic>`.
+"""Plotting, scikit-learn style: each topic module `reluscope.viz.<topic>` has Display objects,
+built with `XDisplay.from_model(...)` (computes) or `XDisplay.from_result(...)` (draws a result you
+have), then `.plot(ax=None)`, which stores `ax_` and `figure_`. The `plot_*` functions are thin
+wrappers that return the Axes. matplotlib is imported only when drawing (so `import reluscope.viz`
+stays light); global rcParams are never touched. `report_figure` makes a figure outside pyplot
+(for files) and `save_figure` writes one atomically.
 """
 
-from .patterns import plot_hamming_along_path, plot_unit_activity
+from ._common import Display, figure_bytes, report_figure, save_figure
+from .patterns import HammingPathDisplay, UnitActivityDisplay, plot_hamming_along_path, plot_unit_activity
 
-__all__ = ["plot_hamming_along_path", "plot_unit_activity"]
+__all__ = [
+    "Display", "figure_bytes", "report_figure", "save_figure",
+    "HammingPathDisplay", "UnitActivityDisplay", "plot_hamming_along_path", "plot_unit_activity",
+]
