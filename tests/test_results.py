@@ -13,7 +13,7 @@ from reluscope.folding import folding_profile, global_folding, path_folding
 from reluscope.folding.cantor import cantornet_folding
 from reluscope.hull import class_geometry, hull_distance_bounds, overfitting_report, revised_greedy_expansion
 from reluscope.patterns import activation_patterns, pack_patterns, summarize_patterns, summarize_traversals, walk_distances
-from reluscope.regions import dual_graph, fiedler_partition, regions_2d
+from reluscope.regions import dual_graph, fiedler_partition, regions_2d, summarize_regions
 from reluscope.regions.topology import persistence, random_filtration
 from reluscope.results import Result, load_result
 from reluscope.tangent import goodness_curve, similarity_gap
@@ -67,6 +67,7 @@ def results():
         "CantorFolding": cantornet_folding(ks=(1,), representations=("A",))[0],
         "RegionMap": rm,
         "DualGraph": dual_graph(rm),
+        "RegionSummary": summarize_regions(rm, topology=True),
         "FiedlerPartition": fiedler_partition(rm),
         "Persistence": persistence(random_filtration(rm, seed=0)),
         "HullDistance": hull_distance_bounds(a[:10], a[10:14]),
@@ -80,7 +81,7 @@ def results():
 
 
 NAMES = ["Traversal", "TraversalSummary", "PatternSummary", "PackedPatterns", "WalkDistances", "PathFolding",
-         "FoldingProfile", "GlobalFolding", "CantorFolding", "RegionMap", "DualGraph", "FiedlerPartition",
+         "FoldingProfile", "GlobalFolding", "CantorFolding", "RegionMap", "DualGraph", "RegionSummary", "FiedlerPartition",
          "Persistence", "HullDistance", "RGEResult", "ClassGeometry", "OverfittingReport", "SimilarityGap",
          "GoodnessCurve"]
 

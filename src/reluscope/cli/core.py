@@ -8,8 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
+from .. import data as datasets
 from ..data import DatasetName, Split, fit_to_model, load_dataset
-from ._common import check_writable, emit_json, user_errors
+from ..io_utils import atomic_path, write_together
+from ..network import to_network
+from ..network.io import _paths, save_model
+from ..patterns import activation_patterns, pack_patterns
+from ..patterns.summary import summarize_patterns
+from ..patterns.walks import walk_distances
+from ..report.demo import run_demo
+from ..train import mlp, train_classifier
+from ..traversal import traverse as traverse_segment
+from ._common import check_writable, emit_json, load_user_model as load_model, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
 
@@ -54,8 +64,6 @@ def train(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ):
     """Train an MLP classifier and save it (safetensors + JSON architecture) with a JSON summary."""
-    from ..network.io import save_model
-    from ..train import mlp, train_classifier
 
     try:
         widths = [int(h) for h in hidden.split(",") if h.strip()]
@@ -75,8 +83,6 @@ def train(
         "reached_target": result.reached_target, "test_accuracy": result.final_accuracy,
         "history": result.history,
     }
-    from ..io_utils import write_together
-    from ..network.io import _paths
 
     weights, arch = _paths(out)
     history = arch.with_name(arch.stem + ".train.json")
@@ -100,12 +106,6 @@ def patterns(
 ):
     """Compute activation patterns of many inputs; write packed patterns (.npz) and JSON statistics."""
     import numpy as np
-
-    from ..io_utils import atomic_path, write_together
-    from ..network import to_network
-    from ._common import load_user_model as load_model
-    from ..patterns import activation_patterns, pack_patterns
-    from ..patterns.summary import summarize_patterns
 
     if (input_path is None) == (data_name is None):
         raise ValueError("inputs: give exactly one of --input FILE.npy or --data NAME")
@@ -158,9 +158,6 @@ def traverse(
     seed: SeedOpt = 0,
 ):
     """Exact region sequence along the segment x0 -> x1: breakpoints t and Hamming distances (JSON)."""
-    from ..patterns.walks import walk_distances
-    from ._common import load_user_model as load_model
-    from ..traversal import traverse as traverse_segment
 
     model = load_model(model_path)
     if data_name is not None:
@@ -196,7 +193,6 @@ def data(
     force: Annotated[bool, typer.Option(help="Rebuild even if a valid cache exists.")] = False,
 ):
     """Build the verified data cache (official MD5 sums of the IDX files) under the cache directory."""
-    from .. import data as datasets
 
     check_writable(datasets.cache_dir(), folder=True)  # before minutes of reading and checking
     if name is CacheName.mnist:
@@ -216,7 +212,6 @@ def demo(
     topics: Annotated[Optional[str], typer.Option(help="Comma-separated report sections to run (default: all).")] = None,
 ):
     """Train the demo networks and write the HTML report of every capability (exit 1 if a section failed)."""
-    from ..report.demo import run_demo
 
     chosen = None if topics is None else [t.strip() for t in topics.split(",") if t.strip()]
     result = run_demo(out, seed=seed, quick=quick, topics=chosen, progress=True)

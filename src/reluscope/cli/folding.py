@@ -10,8 +10,14 @@ from typing import Annotated, Optional
 import typer
 
 from ..data import fit_to_model, load_dataset
+from ..experiments.folding_depth import FoldingDepthConfig, depth_trend, run_folding_depth, with_overrides
+from ..experiments.folding_training import run_fgsm_interaction, run_folding_regulariser, run_folding_training
+from ..folding import global_folding
+from ..folding.cantor import cantornet_folding
 from ..folding.global_ import Aggregator, PairStrategy
-from ._common import emit_json, save_figure, user_errors
+from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
+from ..viz.folding import plot_folding_depth
+from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
 
@@ -41,8 +47,6 @@ def fold(
     memory_budget: Annotated[float, typer.Option(help="Bytes of working memory the exact traversal may hold at once.")] = 2 * 1024**3,
 ):
     """Global folding of a model between two classes: chi on many segments, aggregated (JSON)."""
-    from ..folding import global_folding
-    from ._common import load_user_model as load_model
 
     model = load_model(model_path)
     x, y = load_dataset(data_name, split, seed=seed)
@@ -74,7 +78,6 @@ def cantornet(
 ):
     """chi of CantorNet A, B, C along (0, 3/4) -> (1, 3/4) for k = 1..k_max: exact (rational
     arithmetic), float64 exact traversal, and the papers' grid."""
-    from ..folding.cantor import cantornet_folding
 
     if k_max < 1:
         raise ValueError(f"k_max: expected an int >= 1, got {k_max}")
@@ -107,9 +110,6 @@ def folding_depth(
     seed: Annotated[int, typer.Option(help="Seed of the data split, pairs and nets.")] = 0,
 ):
     """Folding vs depth on MNIST: MLPs 3-6 layers x width 10-18 trained to 90 %, chi between digits 1 and 4."""
-    from ..experiments.folding_depth import FoldingDepthConfig, depth_trend, run_folding_depth, with_overrides
-    from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
-    from ..viz.folding import plot_folding_depth
 
     def ints(text, name):
         if text is None:
@@ -149,8 +149,6 @@ def folding_training(
     seed: Annotated[int, typer.Option(help="Seed of data split, pairs and net.")] = 0,
 ):
     """Exact folding (digits 1 -> 4) and validation error recorded during training on MNIST."""
-    from ..experiments.folding_training import run_folding_training
-    from ..io_utils import write_json_atomic
 
     widths = tuple(int(h) for h in hidden.split(",") if h.strip())
     curve = run_folding_training(widths, epochs=epochs, every=every, pairs=pairs, seed=seed)
@@ -178,7 +176,6 @@ def folding_regulariser(
     tau: Annotated[float, typer.Option(help="Soft-bit temperature of the surrogate.")] = 0.5,
 ):
     """Train with and without the smooth folding surrogate; compare exact chi and test accuracy."""
-    from ..experiments.folding_training import run_folding_regulariser
 
     runs = run_folding_regulariser((0.0, lam), seeds=seeds, epochs=epochs, tau=tau)
     table = {}
@@ -198,7 +195,6 @@ def folding_adversarial(
     seed: Annotated[int, typer.Option(help="Seed of data split, pairs and net.")] = 0,
 ):
     """Interaction effect I(k) and chi on MNIST 5 -> 7 segments, clean vs FGSM-perturbed endpoints."""
-    from ..experiments.folding_training import run_fgsm_interaction
 
     res = run_fgsm_interaction(eps=eps, pairs=pairs, seed=seed)
     emit_json({

@@ -8,7 +8,13 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ._common import emit_json, save_figure, user_errors
+from ..data import load_fashion_mnist, load_mnist, sample_per_class
+from ..experiments.hulls import format_table, run_hulls_experiment
+from ..hull import class_geometry, overfitting_report
+from ..network.named import layer_features
+from ..train import accuracy
+from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
+
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
 
@@ -61,12 +67,6 @@ def hull(
         return
     import torch
 
-    from ..data import load_fashion_mnist, load_mnist, sample_per_class
-    from ..hull import class_geometry, overfitting_report
-    from ._common import load_user_model as load_model
-    from ..network.named import layer_features
-    from ..train import accuracy
-
     loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
     if data_name not in loaders:
         raise ValueError(f"--data: expected one of {sorted(loaders)}, got {data_name!r}")
@@ -109,7 +109,6 @@ def hulls_experiment(
 ):
     """NCH accuracy per layer vs the network's (ReLU and sigmoid MLPs, 4 hidden layers), as in
     Jia et al.'s Table 6, and whether NCH beats the network on test data."""
-    from ..experiments.hulls import format_table, run_hulls_experiment
 
     exp = run_hulls_experiment(full=full, width=width, train_per_class=train_per_class,
                                test_per_class=test_per_class, datasets=tuple(datasets.split(",")),

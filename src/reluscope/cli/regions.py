@@ -9,7 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from ..data import fit_to_model, load_dataset
-from ._common import emit_json, save_figure, user_errors
+from ..experiments.topology import (
+    TopoBinaryConfig, TopoRegressionConfig, run_topo_binary, run_topo_regression, write_topo_outputs,
+)
+from ..regions import Plane, fiedler_partition, regions_2d
+from ..regions.summary import summarize_regions
+from ..viz import report_figure
+from ..viz.regions import FiedlerDisplay, RegionMapDisplay
+from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "regions", "topo_binary", "topo_regression"]
 
@@ -41,10 +48,6 @@ def regions(
     """Exact linear regions of a 2-D slice of a model: JSON summary plus an optional PNG/SVG."""
     import numpy as np
 
-    from ._common import load_user_model as load_model
-    from ..regions import Plane, fiedler_partition, fiedler_score, regions_2d
-    from ..regions.topology import cell_counts, random_summary, sublevel_summary
-
     model = load_model(model_path)
     plane = None
     if data_name is not None:
@@ -58,29 +61,18 @@ def regions(
     t0 = time.perf_counter()
     rm = regions_2d(model, box=chosen_box, plane=plane, device=device, memory_budget=memory_budget, progress=True)
     seconds = time.perf_counter() - t0
+    part = fiedler_partition(rm) if fiedler and rm.A.shape[1] in (1, 2) and rm.n_regions > 1 else None
+    record = summarize_regions(rm, fiedler=part is not None, topology=topology, partition=part)
     summary = {
         "model": model_path, "box": rm.box, "plane": None if plane is None else {"data": data_name, "points": points},
-        **cell_counts(rm), "n_regions": rm.n_regions, "seconds": seconds,
-        "area_min": float(rm.areas.min()), "area_median": float(np.median(rm.areas)), "area_max": float(rm.areas.max()),
-        "n_units": int(rm.patterns.shape[1]), "n_outputs": int(rm.A.shape[1]),
+        "seconds": seconds, **{k: v for k, v in record.to_dict().items() if v is not None},
     }
-    part = None
-    if fiedler and rm.A.shape[1] in (1, 2) and rm.n_regions > 1:
-        part = fiedler_partition(rm)
-        summary["fiedler"] = fiedler_score(rm, part)
-    if topology:
-        rnd = random_summary(rm)
-        summary["random_filtration"] = {k: v for k, v in rnd.items() if not isinstance(v, list)}
-        summary["sublevel_filtration"] = sublevel_summary(rm)
     for path in figure:
-        from ..viz import report_figure
-        from ..viz.regions import plot_fiedler, plot_regions
-
         fig, axes = report_figure(1, 2 if part is not None else 1, figsize=(10 if part is not None else 5, 5))
         axes = np.atleast_1d(axes)
-        plot_regions(rm, ax=axes[0], decision_boundary=rm.A.shape[1] in (1, 2))
+        RegionMapDisplay.from_result(rm).plot(axes[0], decision_boundary=rm.A.shape[1] in (1, 2))
         if part is not None:
-            plot_fiedler(rm, part, ax=axes[1])
+            FiedlerDisplay.from_result(rm, part).plot(axes[1])
         save_figure(fig, path)
     summary["figures"] = list(figure)
     emit_json(summary, out)
@@ -96,7 +88,6 @@ def topo_binary(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ):
     """Binary 2-D task trained long with weight decay: Fiedler agreement with the decision over training."""
-    from ..experiments.topology import TopoBinaryConfig, run_topo_binary, write_topo_outputs
 
     cfg = TopoBinaryConfig(data=data_name, epochs=epochs, every=every, weight_decay=weight_decay, seed=seed)
     result = run_topo_binary(cfg, progress=True)
@@ -113,7 +104,6 @@ def topo_regression(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ):
     """2-D regression: cell counts and Betti summaries against the training loss."""
-    from ..experiments.topology import TopoRegressionConfig, run_topo_regression, write_topo_outputs
 
     cfg = TopoRegressionConfig(steps=steps, every=every, lr=lr, seed=seed)
     result = run_topo_regression(cfg, progress=True)

@@ -8,9 +8,17 @@ from typing import Annotated, Optional
 import typer
 
 from ..data import fit_to_model, load_dataset, sample_per_class
+from ..experiments.tangent import TangentConfig, run_tangent_experiment, summarize, with_overrides
+from ..tangent import (
+    LandmarkClassifier, LinearSimilarityClassifier, goodness_curve, per_input_gap, sign_agreement_mask,
+    similarity_gap, tangent_similarity,
+)
 from ..tangent.features import Normalization
 from ..tangent.similarity import Metric
-from ._common import emit_json, save_figure, user_errors
+from ..train import accuracy
+from ..viz import report_figure
+from ..viz.tangent import plot_gap_histograms
+from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "tangent", "tangent_experiment"]
 
@@ -39,13 +47,6 @@ def tangent(
     """Tangent similarity of a model on test inputs: gap, (eps, gamma) curve, and the landmark and
     linear classifiers' accuracies against the network's own."""
     import torch
-
-    from ._common import load_user_model as load_model
-    from ..tangent import (
-        LandmarkClassifier, LinearSimilarityClassifier, goodness_curve, per_input_gap,
-        sign_agreement_mask, similarity_gap, tangent_similarity,
-    )
-    from ..train import accuracy
 
     model = load_model(model_path).eval()
     xt, yt = load_dataset(data_name, "train", seed=seed)
@@ -94,7 +95,6 @@ def tangent_experiment(
 ):
     """The authors' CNN on MNIST and Fashion-MNIST: gaps of the block and sparse similarities and
     classifier accuracies against the network's (is the similarity at least as good?)."""
-    from ..experiments.tangent import TangentConfig, run_tangent_experiment, summarize, with_overrides
 
     config = TangentConfig.full() if full else TangentConfig()
     names = tuple(d.strip() for d in datasets.split(",")) if datasets else None
@@ -103,8 +103,6 @@ def tangent_experiment(
                             normalize=normalize.value)
     results = run_tangent_experiment(config, progress=True)
     out.mkdir(parents=True, exist_ok=True)
-    from ..viz import report_figure
-    from ..viz.tangent import plot_gap_histograms
 
     fig, axes = report_figure(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
     for row, r in zip(axes, results):

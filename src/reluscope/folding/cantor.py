@@ -32,6 +32,7 @@ from torch import nn
 
 from .._checks import check_int
 from ..results import Result
+from . import folding_profile, path_folding
 
 __all__ = [
     "cantornet", "CantorRegion", "cantor_region", "cantor_intervals", "cantor_boundary_vertices",
@@ -297,7 +298,6 @@ def cantornet_folding(ks=(1, 2, 3, 4, 5), representations=REPRESENTATIONS, *,
 
     The readout bit is coded, as the authors do (their readout passes a ReLU).
     """
-    from . import folding_profile, path_folding
 
     x0, x1 = cantor_path()
     q0, q1 = (F(0), F(3, 4)), (F(1), F(3, 4))

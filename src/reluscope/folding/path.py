@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .._checks import DEFAULT_MEMORY_BUDGET, as_batch, as_float_tensor, as_single, check_int, same_device
 from ..network import Network, to_network
 from ..results import Result
+from ..traversal import traverse_many
 from .measure import FoldingProfile, folding_measures, folding_profile
 
 __all__ = [
@@ -118,7 +119,6 @@ def _walks(net, x0, x1, *, include_output, n_points, progress, memory_budget=DEF
 
         travs = [traverse_bisection(net, a, b, include_output=include_output) for a, b in zip(x0, x1)]
         return [(tr.patterns, tr.t.numpy()) for tr in travs]
-    from ..traversal import traverse_many  # the traversal imports nothing from folding
 
     flat0, flat1 = x0.reshape(len(x0), -1), x1.reshape(len(x1), -1)
     same = (flat0 == flat1).all(dim=1)

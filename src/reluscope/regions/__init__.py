@@ -7,9 +7,10 @@ from .dual import (
 from .partition import DEFAULT_MEMORY_BUDGET, DEFAULT_RTOL, RegionBudgetError, RegionMap, pattern_keys, regions_2d
 from .plane import Plane
 from .recorder import TopologyRecorder
+from .summary import RegionSummary, summarize_regions
 
 __all__ = [
     "Plane", "RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "pattern_keys",
     "DualGraph", "FiedlerPartition", "FiedlerSolver", "dual_graph", "fiedler_partition", "fiedler_score",
-    "positive_class_area", "TopologyRecorder",
+    "positive_class_area", "TopologyRecorder", "RegionSummary", "summarize_regions",
 ]

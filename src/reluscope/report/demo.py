@@ -18,7 +18,11 @@ from pathlib import Path
 
 import torch
 
+from .. import __version__
 from .._checks import single_thread
+from ..data import load_mnist, make_toy
+from ..network.io import save_model
+from ..train import accuracy, mlp, train_classifier
 from .base import DemoContext, Section, build_report, check_report_dir
 
 __all__ = ["run_demo", "DemoResult", "train_demo_models"]
@@ -51,9 +55,6 @@ def train_demo_models(out: Path, *, seed: int = 0, quick: bool = False, progress
 
 
 def _train_demo_models(out: Path, *, seed: int, quick: bool, progress: bool) -> tuple[DemoContext, dict]:
-    from ..data import load_mnist, make_toy
-    from ..network.io import save_model
-    from ..train import accuracy, mlp, train_classifier
 
     x_train, y_train = load_mnist("train")
     x_test, y_test = load_mnist("test")
@@ -142,7 +143,6 @@ def run_demo(
                 failed.append(topic)
             _log(progress, f"[{i}/{len(chosen)}] {topic}: {'FAILED' if section.error else 'done'} in {seconds:.1f} s")
     total = time.perf_counter() - start
-    from .. import __version__
 
     meta = {
         "reluscope_version": __version__, "seed": seed, "quick": quick, "seconds_total": round(total, 1),

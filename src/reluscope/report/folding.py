@@ -7,15 +7,15 @@ import html
 import numpy as np
 import torch
 
+from ..folding import global_folding
+from ..folding.cantor import cantornet_folding
+from ..viz.folding import plot_cantornet_curves, plot_folding_histogram
 from .base import DemoContext, Section, figure_html, table_html
 
 __all__ = ["section"]
 
 
 def section(ctx: DemoContext) -> Section:
-    from ..folding.cantor import cantornet_folding
-    from ..folding import global_folding
-    from ..viz.folding import plot_cantornet_curves, plot_folding_histogram
 
     k_max = 4 if ctx.quick else 5
     rows = cantornet_folding(range(1, k_max + 1), n_points=11)

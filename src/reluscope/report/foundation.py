@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import torch
 
+from ..network import to_network
+from ..patterns import activation_patterns
+from ..patterns.summary import summarize_patterns, summarize_traversals
+from ..traversal import traverse_many
+from ..viz import report_figure
+from ..viz.patterns import plot_hamming_along_path, plot_unit_activity
 from .base import DemoContext, Section, figure_html, table_html
 
 __all__ = ["section"]
@@ -29,7 +35,6 @@ def _pairs(x, y, a: int, b: int, n: int, gen: torch.Generator):
 
 def _check_midpoints(model, x0, x1, traversals) -> int:
     """Number of pieces whose pattern differs from the network's pattern at the piece midpoint."""
-    from ..patterns import activation_patterns
 
     bad = 0
     for a, b, tr in zip(x0, x1, traversals):
@@ -41,7 +46,6 @@ def _check_midpoints(model, x0, x1, traversals) -> int:
 
 def _sampled_regions(model, x0, x1, n: int) -> list[int]:
     """Regions seen by n equally spaced samples (consecutive duplicates merged), per segment."""
-    from ..patterns import activation_patterns
 
     t = torch.linspace(0, 1, n, dtype=x0.dtype).unsqueeze(1)
     counts = []
@@ -52,10 +56,6 @@ def _sampled_regions(model, x0, x1, n: int) -> list[int]:
 
 
 def _network_block(name, model, x, x0, x1):
-    from ..network import to_network
-    from ..patterns import activation_patterns
-    from ..patterns.summary import summarize_patterns, summarize_traversals
-    from ..traversal import traverse_many
 
     net = to_network(model).with_input_shape(x.shape[1:])
     layout = net.unit_layout()
@@ -73,8 +73,6 @@ def _network_block(name, model, x, x0, x1):
 
 
 def _figures(blocks, toy_x, toy_y, toy_x0, toy_x1) -> str:
-    from ..viz import report_figure
-    from ..viz.patterns import plot_hamming_along_path, plot_unit_activity
 
     parts = []
     fig, axes = report_figure(1, 2, figsize=(11, 3.2))

@@ -3,6 +3,11 @@ per layer of the demo MNIST MLP next to the network's own (a small subset per cl
 
 from __future__ import annotations
 
+from ..data import load_hull_toy, sample_per_class
+from ..experiments.hulls import layer_activations
+from ..hull import overfitting_report, revised_greedy_expansion
+from ..train import accuracy
+from ..viz.hull import plot_nch_layers, plot_rge
 from .base import DemoContext, Section, figure_html, table_html
 
 __all__ = ["section"]
@@ -12,12 +17,6 @@ PAPER_ERROR = {"Center": 0.000, "Circles": 0.053, "Moons": 0.039, "Centers": 0.0
 
 def section(ctx: DemoContext) -> Section:
     import matplotlib.pyplot as plt
-
-    from ..data import load_hull_toy, sample_per_class
-    from ..experiments.hulls import layer_activations
-    from ..hull import overfitting_report, revised_greedy_expansion
-    from ..train import accuracy
-    from ..viz.hull import plot_nch_layers, plot_rge
 
     parts, summary = [], {}
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))

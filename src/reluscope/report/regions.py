@@ -14,6 +14,14 @@ import time
 import numpy as np
 import torch
 
+from .._checks import single_thread
+from ..regions import Plane, fiedler_partition, fiedler_score, regions_2d
+from ..regions.recorder import TopologyRecorder
+from ..regions.topology import cell_counts, random_summary, sublevel_summary
+from ..testing.regions import check_against_grid, check_region_map
+from ..train import mlp, train_classifier
+from ..viz import report_figure
+from ..viz.regions import plot_betti_curves, plot_fiedler, plot_region_frames, plot_regions
 from .base import DemoContext, Section, figure_html, table_html
 
 __all__ = ["section"]
@@ -26,20 +34,12 @@ def _box_around(x: torch.Tensor, margin: float = 0.3):
 
 
 def section(ctx: DemoContext) -> Section:
-    from .._checks import single_thread
 
     with single_thread():  # tiny nets and many small operations: one thread is fastest
         return _section(ctx)
 
 
 def _section(ctx: DemoContext) -> Section:
-    from ..regions import Plane, fiedler_partition, fiedler_score, regions_2d
-    from ..regions.recorder import TopologyRecorder
-    from ..testing.regions import check_against_grid, check_region_map
-    from ..regions.topology import cell_counts, random_summary, sublevel_summary
-    from ..train import mlp, train_classifier
-    from ..viz import report_figure
-    from ..viz.regions import plot_betti_curves, plot_fiedler, plot_region_frames, plot_regions
 
     x, y = ctx.toy_data
     box = _box_around(x)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import torch
 
 from ..data import sample_per_class
+from ..tangent import (
+    LandmarkClassifier, LinearSimilarityClassifier, goodness_curve, per_input_gap, sign_agreement_mask,
+    similarity_gap, tangent_similarity,
+)
+from ..train import accuracy
+from ..viz import report_figure
+from ..viz.tangent import plot_gap_histograms
 from .base import DemoContext, Section, figure_html, table_html
 
 __all__ = ["section"]
 
 
 def section(ctx: DemoContext) -> Section:
-    from ..tangent import (
-        LandmarkClassifier, LinearSimilarityClassifier, goodness_curve, per_input_gap,
-        sign_agreement_mask, similarity_gap, tangent_similarity,
-    )
-    from ..train import accuracy
-    from ..viz import report_figure
-    from ..viz.tangent import plot_gap_histograms
 
     k = 10 if ctx.quick else 25
     gen = ctx.generator("tangent")

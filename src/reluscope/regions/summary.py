@@ -1,0 +1,54 @@
+"""One record of a region map: cell counts, face areas, and optionally the Fiedler score and the
+topology summaries. What `reluscope regions` writes, as a library call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..results import Result
+from .dual import FiedlerPartition, fiedler_partition, fiedler_score
+from .topology import cell_counts, random_summary, sublevel_summary
+
+__all__ = ["RegionSummary", "summarize_regions"]
+
+
+@dataclass(frozen=True)
+class RegionSummary(Result):
+    """Counts (V, E, F and the Euler characteristic V - E + F, 1 for a box), face areas, units and
+    outputs; `fiedler` (the `fiedler_score` record) when the map has 1 or 2 outputs and more than one
+    face; `random_filtration` and `sublevel_filtration` summaries when asked for (else None)."""
+
+    n_regions: int
+    vertices: int
+    edges: int
+    faces: int
+    euler: int
+    area_min: float
+    area_median: float
+    area_max: float
+    n_units: int
+    n_outputs: int
+    fiedler: dict | None = None
+    random_filtration: dict | None = None
+    sublevel_filtration: dict | None = None
+
+
+def summarize_regions(region_map, *, fiedler: bool = True, topology: bool = False,
+                      partition: FiedlerPartition | None = None) -> RegionSummary:
+    """The `RegionSummary` of `region_map` (`partition`: a Fiedler partition already computed)."""
+    areas = region_map.areas
+    score = None
+    if fiedler and region_map.A.shape[1] in (1, 2) and region_map.n_regions > 1:
+        score = fiedler_score(region_map, partition if partition is not None else fiedler_partition(region_map))
+    rnd = sub = None
+    if topology:
+        rnd = {k: v for k, v in random_summary(region_map).items() if not isinstance(v, list)}
+        sub = sublevel_summary(region_map)
+    return RegionSummary(
+        n_regions=int(region_map.n_regions), **cell_counts(region_map),
+        area_min=float(areas.min()), area_median=float(np.median(areas)), area_max=float(areas.max()),
+        n_units=int(region_map.patterns.shape[1]), n_outputs=int(region_map.A.shape[1]),
+        fiedler=score, random_filtration=rnd, sublevel_filtration=sub,
+    )
