@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import data as datasets
+from .. import traversal
 from ..data import DatasetName, Split, fit_to_model, load_dataset
 from ..io_utils import atomic_path, write_together
 from ..network import to_network
@@ -18,7 +19,6 @@ from ..patterns.summary import summarize_patterns
 from ..patterns.walks import walk_distances
 from ..report.demo import run_demo
 from ..train import mlp, train_classifier
-from ..traversal import traverse as traverse_segment
 from ._common import check_writable, emit_json, load_user_model as load_model, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
@@ -176,7 +176,7 @@ def traverse(
             raise ValueError("inputs: give --data NAME (with --start/--end) or both --x0 and --x1")
         x0, x1 = _read_npy(x0_path, "--x0"), _read_npy(x1_path, "--x1")
         where = {"x0": x0_path, "x1": x1_path}
-    result = traverse_segment(model, x0, x1, include_output=include_output)
+    result = traversal.traverse(model, x0, x1, include_output=include_output)
     d = walk_distances(result.patterns)
     emit_json({
         "model": model_path, **where, "include_output": include_output,
