@@ -19,10 +19,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from ._types import ArrayLike
 
 __all__ = [
     "as_float_tensor", "check_finite", "check_positive", "check_batch",
@@ -32,7 +35,7 @@ __all__ = [
 
 
 def as_float_tensor(
-    value, name: str, *, dtype: torch.dtype | None = None, device=None
+    value, name: str, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """Turn array-likes into a floating tensor; refuse bool/int/complex silently changing meaning."""
     if isinstance(value, np.ndarray):
@@ -125,7 +128,7 @@ def _shape(shape) -> str:
     return ", ".join(map(str, shape))
 
 
-def as_batch(x, name: str, input_shape: Sequence[int] | None = None, *, allow_empty: bool = False) -> torch.Tensor:
+def as_batch(x: ArrayLike, name: str, input_shape: Sequence[int] | None = None, *, allow_empty: bool = False) -> torch.Tensor:
     """A finite floating batch [N, *input_shape] on x's device.
 
     With `input_shape` None (a convolutional net built without one) any tensor of 2 or more
@@ -138,7 +141,7 @@ def as_batch(x, name: str, input_shape: Sequence[int] | None = None, *, allow_em
     return check_batch(x, name, input_shape, allow_empty=allow_empty)
 
 
-def as_single(x, name: str, input_shape: Sequence[int] | None = None, *, batch_function: str | None = None) -> torch.Tensor:
+def as_single(x: ArrayLike, name: str, input_shape: Sequence[int] | None = None, *, batch_function: str | None = None) -> torch.Tensor:
     """One finite floating input, returned as a batch of one [1, *input_shape] on x's device.
 
     Accepted: an input shaped [*input_shape], or a batch of exactly one [1, *input_shape]. With
@@ -195,7 +198,7 @@ class MemoryBudgetError(MemoryError):
     """The work would need more memory than `memory_budget` allows; the message gives the estimate."""
 
 
-def check_memory_budget(memory_budget, name: str = "memory_budget") -> int:
+def check_memory_budget(memory_budget: float, name: str = "memory_budget") -> int:
     """A positive number of bytes, as an int (floats such as 2e9 are accepted: bytes are a size)."""
     if isinstance(memory_budget, (bool, np.bool_)) or not isinstance(memory_budget, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name}: expected a positive number of bytes, got {memory_budget!r}")
@@ -208,7 +211,7 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def rows_within_budget(bytes_per_row: float, memory_budget, *, what: str, total: int | None = None) -> int:
+def rows_within_budget(bytes_per_row: float, memory_budget: float, *, what: str, total: int | None = None) -> int:
     """How many rows (inputs, segments, pairs...) of `bytes_per_row` fit in `memory_budget` bytes.
 
     At least one row, at most `total` when given. Refuses up front, with the estimate, when not

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -11,6 +12,9 @@ from .._checks import as_enum
 from ..network import to_network
 from .mnist import load_fashion_mnist, load_mnist
 from .toy import load_digits, make_toy
+
+if TYPE_CHECKING:
+    from .._types import ModelLike
 
 __all__ = ["DatasetName", "Split", "load_dataset", "fit_to_model", "IMAGE_SHAPES"]
 
@@ -51,7 +55,7 @@ def load_dataset(name: DatasetName | str, split: Split | str = Split.TRAIN, *, n
     return make_toy(name.value, n, seed=seed + (split is Split.TEST))
 
 
-def fit_to_model(model, x: torch.Tensor, name: DatasetName | str | None = None) -> torch.Tensor:
+def fit_to_model(model: ModelLike, x: torch.Tensor, name: DatasetName | str | None = None) -> torch.Tensor:
     """Reshape flat data set rows to the model's input (image shape for convolutional models
     built without an input shape, taken from the data set `name`)."""
     shape = to_network(model).input_shape

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..patterns.walks import as_walk, walk_distances, walk_extents
 from ..results import Result
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = [
     "FoldingProfile",
@@ -61,7 +65,7 @@ def _chi(r1: float, r2: float) -> float:
     return 0.0 if r2 == 0 else 1.0 - r1 / r2
 
 
-def folding_profile(walk) -> FoldingProfile:
+def folding_profile(walk: ArrayLike) -> FoldingProfile:
     """r1, r2, chi, the running chi curve and the Hamming distances to the start of `walk`."""
     d = walk_distances(walk)
     r1_run = np.maximum.accumulate(d.to_start)
@@ -71,7 +75,7 @@ def folding_profile(walk) -> FoldingProfile:
     return FoldingProfile(r1, r2, _chi(r1, r2), running, d.to_start, d.steps)
 
 
-def folding_measure(walk) -> float:
+def folding_measure(walk: ArrayLike) -> float:
     """chi = 1 - r1 / r2 of a walk (bool [n, units]); 0 when r2 = 0 (one region, one pattern)."""
     d = walk_distances(walk)
     return _chi(d.farthest, d.length)
@@ -83,7 +87,7 @@ def folding_measures(walks: Sequence) -> np.ndarray:
     return np.where(ext.length > 0, 1.0 - ext.farthest / np.maximum(ext.length, 1), 0.0)
 
 
-def interaction_effect(walk, k: int) -> float:
+def interaction_effect(walk: ArrayLike, k: int) -> float:
     """I(k) = chi(Gamma) - chi(pi_1..pi_k) - chi(pi_k..pi_n), k counted from 1 as in the paper.
 
     Gamma_1 + Gamma_2 repeats pi_k, which does not change chi, so the first term is chi(Gamma).
@@ -98,7 +102,7 @@ def interaction_effect(walk, k: int) -> float:
     return folding_measure(walk) - folding_measure(walk[:k]) - folding_measure(walk[k - 1:])
 
 
-def interaction_effects(walk) -> np.ndarray:
+def interaction_effects(walk: ArrayLike) -> np.ndarray:
     """float64 [n]: I(k) of `interaction_effect` for every split k = 1..n of the walk."""
     walk = as_walk(walk)
     return np.array([interaction_effect(walk, j) for j in range(1, walk.shape[0] + 1)])

@@ -15,6 +15,7 @@ sampling usually under-reports folding. A degenerate segment (x0 == x1) is one p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,10 @@ from ..network import Network, to_network
 from ..results import Result
 from ..traversal import traverse_many
 from .measure import FoldingProfile, folding_measures, folding_profile
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from .._types import ModelLike
 
 __all__ = [
     "PathFolding", "path_walks", "path_folding", "path_folding_many", "path_chi", "symmetric_folding",
@@ -71,7 +76,7 @@ def _on_inputs(net: Network, x0: torch.Tensor, x1: torch.Tensor) -> tuple[Networ
     return net, x0, x1.to(x0.dtype)
 
 
-def prepare_pair(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor]:
+def prepare_pair(model: ModelLike, x0: ArrayLike, x1: ArrayLike) -> tuple[Network, torch.Tensor, torch.Tensor]:
     """Network in the inputs' dtype and the one pair x0, x1 as batches of one [1, ...]."""
     x0, x1 = _pair_shapes(x0, x1)
     net = to_network(model)
@@ -80,7 +85,7 @@ def prepare_pair(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor]:
     return _on_inputs(net, x0, x1)
 
 
-def prepare_pairs(model, x0, x1) -> tuple[Network, torch.Tensor, torch.Tensor]:
+def prepare_pairs(model: ModelLike, x0: ArrayLike, x1: ArrayLike) -> tuple[Network, torch.Tensor, torch.Tensor]:
     """Network in the inputs' dtype and the pairs x0[i], x1[i] as batches [B, ...]."""
     x0, x1 = _pair_shapes(x0, x1)
     net = to_network(model)
@@ -100,7 +105,7 @@ def _sampled(net: Network, x0, x1, n_points: int, include_output: bool) -> list[
     return out
 
 
-def path_walks(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+def path_walks(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None,
                progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[tuple[torch.Tensor, np.ndarray]]:
     """(walk, t) for each pair of the batches x0, x1 [B, ...] (see `PathFolding` for t).
 
@@ -144,7 +149,7 @@ def _path_foldings(net, x0, x1, include_output, n_points, progress, memory_budge
     return [PathFolding(float(c), w, t, n_points is None, include_output) for c, (w, t) in zip(chis, walks)]
 
 
-def path_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+def path_folding(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None,
                  progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> PathFolding:
     """Folding chi of the segment x0 -> x1 (one input each; a batch of one [1, ...] is accepted).
 
@@ -156,14 +161,14 @@ def path_folding(model, x0, x1, *, include_output: bool = True, n_points: int | 
     return _path_foldings(net, x0, x1, include_output, n_points, progress, memory_budget)[0]
 
 
-def path_folding_many(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+def path_folding_many(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None,
                       progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[PathFolding]:
     """`path_folding` of each pair x0[i] -> x1[i] of the batches x0, x1 [B, ...]: a list of B results."""
     net, x0, x1 = prepare_pairs(model, x0, x1)
     return _path_foldings(net, x0, x1, include_output, n_points, progress, memory_budget)
 
 
-def path_chi(model, x0, x1, *, include_output: bool = True, n_points: int | None = None,
+def path_chi(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None,
              chunk: int = 256, progress: bool = False,
              memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[np.ndarray, np.ndarray]:
     """chi (float64 [B]) and walk lengths (int64 [B]) of the pairs x0[i] -> x1[i], `chunk` at a time.
@@ -189,7 +194,7 @@ def _symmetric(net, x0, x1, include_output, n_points) -> np.ndarray:
     return (folding_measures(walks) + folding_measures([w.flip(0) for w in walks])) / 2
 
 
-def symmetric_folding(model, x0, x1, *, include_output: bool = True, n_points: int | None = None) -> float:
+def symmetric_folding(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None) -> float:
     """d_chi(x0, x1) = (chi(x0 -> x1) + chi(x1 -> x0)) / 2 of one pair (batches: `symmetric_folding_many`).
 
     The reverse path meets the same regions (or grid points) in reverse order, so chi(x1 -> x0) is
@@ -199,7 +204,7 @@ def symmetric_folding(model, x0, x1, *, include_output: bool = True, n_points: i
     return float(_symmetric(net, x0, x1, include_output, n_points)[0])
 
 
-def symmetric_folding_many(model, x0, x1, *, include_output: bool = True, n_points: int | None = None) -> np.ndarray:
+def symmetric_folding_many(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None) -> np.ndarray:
     """float64 [B]: `symmetric_folding` of each pair x0[i], x1[i] of the batches x0, x1 [B, ...]."""
     net, x0, x1 = prepare_pairs(model, x0, x1)
     return _symmetric(net, x0, x1, include_output, n_points)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -21,6 +22,10 @@ from .._checks import (
 )
 from ..network import Network, to_network
 from ..results import Result
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from .._types import ModelLike
 
 __all__ = [
     "activation_patterns",
@@ -34,7 +39,7 @@ __all__ = [
     "prepare_network",
 ]
 
-def prepare_network(model, x: torch.Tensor, name: str = "x", *, dtype=None) -> tuple[Network, torch.Tensor]:
+def prepare_network(model: ModelLike, x: torch.Tensor, name: str = "x", *, dtype: torch.dtype | None = None) -> tuple[Network, torch.Tensor]:
     """Convert `model`, check the batch `x` against its input shape, and put both on x's device.
 
     The network is evaluated in `dtype` (default: x's floating dtype), so float64 inputs give
@@ -64,8 +69,8 @@ def _bytes_per_row(net: Network, x: torch.Tensor, include_output: bool) -> int:
 
 
 def activation_patterns(
-    model,
-    x,
+    model: ModelLike,
+    x: ArrayLike,
     *,
     include_output: bool = False,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,

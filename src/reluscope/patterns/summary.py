@@ -12,12 +12,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..results import Result, frame
 from .walks import walk_distances, walk_extents
+
+if TYPE_CHECKING:
+    from ..traversal import Traversal
 
 __all__ = [
     "LayerActivity",
@@ -105,7 +109,7 @@ def summarize_patterns(bits: torch.Tensor, layout: Sequence | None = None) -> Pa
     )
 
 
-def hamming_to_start(traversal) -> torch.Tensor:
+def hamming_to_start(traversal: Traversal) -> torch.Tensor:
     """long [n]: Hamming distance of each piece's pattern to the first piece's pattern."""
     return torch.from_numpy(walk_distances(traversal.patterns).to_start)
 

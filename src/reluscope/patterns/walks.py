@@ -11,18 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..results import Result
 
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+
 __all__ = ["as_walk", "WalkDistances", "walk_distances", "WalkExtents", "walk_extents"]
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def as_walk(walk, name: str = "walk") -> torch.Tensor:
+def as_walk(walk: ArrayLike, name: str = "walk") -> torch.Tensor:
     """Check a walk and return it as a bool tensor [n, units].
 
     Accepts a bool tensor/array [n, units] or a sequence of 1-D bool patterns of equal length.
@@ -97,7 +101,7 @@ class WalkDistances(Result):
         return int(self.steps.sum())
 
 
-def walk_distances(walk) -> WalkDistances:
+def walk_distances(walk: ArrayLike) -> WalkDistances:
     """Distance of each pattern of `walk` (bool [n, units]) to the first, and each step's length."""
     packed = _packed(as_walk(walk))
     return WalkDistances(_row_distances(packed, packed[:1]), _row_distances(packed[1:], packed[:-1]))

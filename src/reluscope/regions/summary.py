@@ -4,12 +4,16 @@ topology summaries. What `reluscope regions` writes, as a library call."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..results import Result
 from .dual import FiedlerPartition, fiedler_partition, fiedler_score
 from .topology import cell_counts, random_summary, sublevel_summary
+
+if TYPE_CHECKING:
+    from ..regions import RegionMap
 
 __all__ = ["RegionSummary", "summarize_regions"]
 
@@ -35,7 +39,7 @@ class RegionSummary(Result):
     sublevel_filtration: dict | None = None
 
 
-def summarize_regions(region_map, *, fiedler: bool = True, topology: bool = False,
+def summarize_regions(region_map: RegionMap, *, fiedler: bool = True, topology: bool = False,
                       partition: FiedlerPartition | None = None) -> RegionSummary:
     """The `RegionSummary` of `region_map` (`partition`: a Fiedler partition already computed)."""
     areas = region_map.areas

@@ -24,6 +24,7 @@ in a hand-built net) is computed as 0 or +-1e-16, so its bit follows rounding, e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,10 @@ from .._checks import (
 from ..network import Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine, LeakyReLU, MaxPool2d
 from ..results import Result
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from .._types import ModelLike
 
 __all__ = ["Traversal", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
 
@@ -197,7 +202,7 @@ def _merge_equal(p: _Pieces, patterns: torch.Tensor):
     return p.seg.index_select(0, first), p.ta.index_select(0, first), p.tb.index_select(0, last), patterns.index_select(0, first)
 
 
-def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool, bar=None) -> list:
+def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool, bar = None) -> list:
     s = x0.shape[0]
     dx = x1 - x0
     ones = torch.ones(s, dtype=x0.dtype, device=x0.device)
@@ -277,7 +282,7 @@ def _prepare(model, x0, x1, *, batched: bool):
 _INPUT_LIMIT = 1e100  # leaves ~200 orders of magnitude for weights and depth before overflow
 
 
-def traverse(model, x0, x1, *, include_output: bool = False, progress: bool = False) -> Traversal:
+def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = False, progress: bool = False) -> Traversal:
     """Every linear region met along the segment from `x0` to `x1`, in order, exactly (float64).
 
     `model`: a torch.nn.Module of the supported layers or a `Network`, with ReLU, LeakyReLU and
@@ -293,9 +298,9 @@ def traverse(model, x0, x1, *, include_output: bool = False, progress: bool = Fa
 
 
 def traverse_many(
-    model,
-    x0,
-    x1,
+    model: ModelLike,
+    x0: ArrayLike,
+    x1: ArrayLike,
     *,
     include_output: bool = False,
     pairs: str = "given",
@@ -320,7 +325,7 @@ def traverse_many(
     net, x0, x1 = _prepare(model, x0, x1, batched=True)
     a, b = x0.shape[0], x1.shape[0]
     if pairs == "given" and a != b:
-        raise ValueError(f"x1: pairs='given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
+        raise ValueError(f"x1: pairs = 'given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
     total = a if pairs == "given" else a * b
     with torch.no_grad():
         per_piece = _bytes_per_piece(net, x0[:1], include_output) if total else 1
@@ -372,6 +377,6 @@ def _out_of_memory(err: BaseException) -> bool:
     return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
-def traverse_pairs(model, x0, x1, **options) -> list[Traversal]:
+def traverse_pairs(model: ModelLike, x0: ArrayLike, x1: ArrayLike, **options) -> list[Traversal]:
     """Every segment x0[a] -> x1[b]: `traverse_many(..., pairs="all")`, index a * B + b."""
     return traverse_many(model, x0, x1, pairs="all", **options)

@@ -9,15 +9,20 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..io_utils import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["Display", "axes_or_new", "report_figure", "figure_bytes", "save_figure"]
 
 _FORMATS = ("png", "svg", "pdf")
 
 
-def axes_or_new(ax=None, *, figsize=(6.0, 4.0)):
+def axes_or_new(ax: Axes | None = None, *, figsize: tuple[float, float] = (6.0, 4.0)):
     """`ax` itself, or the Axes of a new pyplot figure (shown in notebooks, as sklearn's Displays do).
 
     The one way reluscope makes axes. Code that writes files (CLI, report) passes axes from
@@ -31,7 +36,7 @@ def axes_or_new(ax=None, *, figsize=(6.0, 4.0)):
     return ax
 
 
-def report_figure(nrows: int = 1, ncols: int = 1, *, figsize=(6.0, 4.0), **subplot_kw):
+def report_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.0, 4.0), **subplot_kw):
     """(Figure, axes) outside pyplot, for files: no global figure registry, no backend.
 
     `axes` is a single Axes for 1x1, else a numpy array as from `plt.subplots`.
@@ -43,7 +48,7 @@ def report_figure(nrows: int = 1, ncols: int = 1, *, figsize=(6.0, 4.0), **subpl
     return fig, axes
 
 
-def figure_bytes(fig, fmt: str = "png", *, dpi: int = 120) -> bytes:
+def figure_bytes(fig: Figure, fmt: str = "png", *, dpi: int = 120) -> bytes:
     """The figure rendered to `fmt` (png, svg or pdf); a pyplot figure is closed afterwards, so
     loops that write many figures do not pile them up in pyplot's registry."""
     if fmt not in _FORMATS:
@@ -58,7 +63,7 @@ def figure_bytes(fig, fmt: str = "png", *, dpi: int = 120) -> bytes:
     return buf.getvalue()
 
 
-def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path:
     """Write the figure atomically; the format comes from the suffix (.png, .svg or .pdf)."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()

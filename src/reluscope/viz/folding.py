@@ -4,11 +4,17 @@ of CantorNet's curves. matplotlib is imported only when drawing."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..folding import FoldingProfile, GlobalFolding, global_folding, path_folding
 from ._common import Display, axes_or_new
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from .._types import ArrayLike
+    from .._types import ModelLike
 
 __all__ = [
     "RunningChiDisplay", "FoldingHistogramDisplay",
@@ -39,11 +45,11 @@ class RunningChiDisplay(Display):
         return cls({label: _running(result)})
 
     @classmethod
-    def from_model(cls, model, x0, x1, *, label: str = "chi", **folding_kw) -> RunningChiDisplay:
+    def from_model(cls, model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, label: str = "chi", **folding_kw) -> RunningChiDisplay:
         """`path_folding(model, x0, x1, **folding_kw)`, then display its running chi."""
         return cls.from_result(path_folding(model, x0, x1, **folding_kw), label=label)
 
-    def plot(self, ax=None, *, title: str | None = None) -> RunningChiDisplay:
+    def plot(self, ax: Axes | None = None, *, title: str | None = None) -> RunningChiDisplay:
         ax = self._axes(ax)
         _draw_running_chi(ax, self.curves, title)
         return self
@@ -74,22 +80,22 @@ class FoldingHistogramDisplay(Display):
         return cls(result)
 
     @classmethod
-    def from_model(cls, model, x, y, **global_kw) -> FoldingHistogramDisplay:
+    def from_model(cls, model: ModelLike, x: ArrayLike, y: ArrayLike, **global_kw) -> FoldingHistogramDisplay:
         """`global_folding(model, x, y, **global_kw)`, then display its chi values."""
         return cls.from_result(global_folding(model, x, y, **global_kw))
 
-    def plot(self, ax=None, *, bins: int = 30, title: str | None = None, label: str | None = None) -> FoldingHistogramDisplay:
+    def plot(self, ax: Axes | None = None, *, bins: int = 30, title: str | None = None, label: str | None = None) -> FoldingHistogramDisplay:
         ax = self._axes(ax)
         _draw_histogram(ax, self.chi, bins, title, label)
         return self
 
 
-def plot_running_chi(curves: Mapping[str, np.ndarray], *, ax=None, title: str | None = None):
+def plot_running_chi(curves: Mapping[str, np.ndarray], *, ax: Axes | None = None, title: str | None = None):
     """`RunningChiDisplay(curves).plot(...)`; returns the Axes."""
     return RunningChiDisplay(curves).plot(ax, title=title).ax_
 
 
-def plot_folding_histogram(chi, *, ax=None, bins: int = 30, title: str | None = None, label: str | None = None):
+def plot_folding_histogram(chi: ArrayLike, *, ax: Axes | None = None, bins: int = 30, title: str | None = None, label: str | None = None):
     """`FoldingHistogramDisplay.from_result(chi).plot(...)`; returns the Axes."""
     return FoldingHistogramDisplay.from_result(chi).plot(ax, bins=bins, title=title, label=label).ax_
 
@@ -124,7 +130,7 @@ def _draw_histogram(ax, chi, bins, title, label):
     return ax
 
 
-def plot_folding_depth(runs: Sequence, *, ax=None, reached_only: bool = True, metric: str = "chi_mean"):
+def plot_folding_depth(runs: Sequence, *, ax: Axes | None = None, reached_only: bool = True, metric: str = "chi_mean"):
     """Folding vs depth, one line per width: mean over nets +- one standard deviation.
 
     `runs`: `FoldingDepthResult.runs` (objects with depth, width, reached_target and `metric`).

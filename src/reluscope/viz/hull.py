@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..hull import revised_greedy_expansion
 from ._common import Display
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from .._types import ArrayLike
 
 __all__ = ["RGEDisplay", "NCHLayersDisplay", "plot_rge", "plot_nch_layers"]
 
@@ -22,16 +28,16 @@ class RGEDisplay(Display):
         self.points, self.indices = x, np.asarray(indices)
 
     @classmethod
-    def from_result(cls, points, result) -> RGEDisplay:
+    def from_result(cls, points: ArrayLike, result) -> RGEDisplay:
         """`result`: an `RGEResult` of `points` (or the selected indices themselves)."""
         return cls(points, getattr(result, "indices", result))
 
     @classmethod
-    def from_model(cls, points, **rge_kw) -> RGEDisplay:
+    def from_model(cls, points: ArrayLike, **rge_kw) -> RGEDisplay:
         """Run `revised_greedy_expansion(points, **rge_kw)` and display it (the "model" is the point set)."""
         return cls.from_result(points, revised_greedy_expansion(points, **rge_kw))
 
-    def plot(self, ax=None, *, title: str | None = None) -> RGEDisplay:
+    def plot(self, ax: Axes | None = None, *, title: str | None = None) -> RGEDisplay:
         from scipy.spatial import ConvexHull
 
         ax = self._axes(ax)
@@ -61,7 +67,7 @@ class NCHLayersDisplay(Display):
         """`report`: an `OverfittingReport` (or its rows, as `OverfittingRow` or dicts)."""
         return cls(report)
 
-    def plot(self, ax=None, *, title: str | None = None) -> NCHLayersDisplay:
+    def plot(self, ax: Axes | None = None, *, title: str | None = None) -> NCHLayersDisplay:
         ax = self._axes(ax)
         rows = self.rows
         pos = np.arange(len(rows))
@@ -77,11 +83,11 @@ class NCHLayersDisplay(Display):
         return self
 
 
-def plot_rge(points, indices, *, ax=None, title: str | None = None):
+def plot_rge(points: ArrayLike, indices: ArrayLike, *, ax: Axes | None = None, title: str | None = None):
     """`RGEDisplay(points, indices).plot(...)`; returns the Axes."""
     return RGEDisplay(points, indices).plot(ax, title=title).ax_
 
 
-def plot_nch_layers(rows, *, ax=None, title: str | None = None):
+def plot_nch_layers(rows, *, ax: Axes | None = None, title: str | None = None):
     """`NCHLayersDisplay.from_result(rows).plot(...)`; returns the Axes."""
     return NCHLayersDisplay.from_result(rows).plot(ax, title=title).ax_

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,12 @@ from ..patterns import activation_patterns
 from ..patterns.walks import walk_distances
 from ..traversal import traverse
 from ._common import Display
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from .._types import ArrayLike
+    from .._types import ModelLike
+    from ..traversal import Traversal
 
 __all__ = ["HammingPathDisplay", "UnitActivityDisplay", "plot_hamming_along_path", "plot_unit_activity"]
 
@@ -27,7 +34,7 @@ class HammingPathDisplay(Display):
         self.t, self.distance, self.n_units = t, distance, n_units
 
     @classmethod
-    def from_result(cls, traversal) -> HammingPathDisplay:
+    def from_result(cls, traversal: Traversal) -> HammingPathDisplay:
         """From a `Traversal` (t [n + 1], patterns [n, units])."""
         t, patterns = getattr(traversal, "t", None), getattr(traversal, "patterns", None)
         if not isinstance(t, torch.Tensor) or not isinstance(patterns, torch.Tensor):
@@ -38,11 +45,11 @@ class HammingPathDisplay(Display):
         return cls(t.detach().cpu().double().numpy(), d, int(patterns.shape[1]))
 
     @classmethod
-    def from_model(cls, model, x0, x1, *, include_output: bool = False) -> HammingPathDisplay:
+    def from_model(cls, model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = False) -> HammingPathDisplay:
         """Traverse x0 -> x1 exactly (`reluscope.traverse`) and display it."""
         return cls.from_result(traverse(model, x0, x1, include_output=include_output))
 
-    def plot(self, ax=None, *, normalize: bool = False, label: str | None = None, **stairs_kw) -> HammingPathDisplay:
+    def plot(self, ax: Axes | None = None, *, normalize: bool = False, label: str | None = None, **stairs_kw) -> HammingPathDisplay:
         """Extra keywords go to `Axes.stairs` (color, alpha, linewidth)."""
         ax = self._axes(ax)
         d = self.distance.astype(float) / (max(1, self.n_units) if normalize else 1)
@@ -76,13 +83,13 @@ class UnitActivityDisplay(Display):
         return cls(bits.double().mean(0).cpu().numpy(), layout)
 
     @classmethod
-    def from_model(cls, model, x, *, include_output: bool = False) -> UnitActivityDisplay:
+    def from_model(cls, model: ModelLike, x: ArrayLike, *, include_output: bool = False) -> UnitActivityDisplay:
         """Patterns of the batch `x` and the network's unit layout."""
         bits = activation_patterns(model, x, include_output=include_output)
         net = to_network(model).with_input_shape(tuple(torch.as_tensor(x).shape[1:]))
         return cls.from_result(bits, net.unit_layout(include_output=include_output))
 
-    def plot(self, ax=None, *, sort: bool = True, **bar_kw) -> UnitActivityDisplay:
+    def plot(self, ax: Axes | None = None, *, sort: bool = True, **bar_kw) -> UnitActivityDisplay:
         """With `sort`, units are ordered by activity within each layer; keywords go to `Axes.bar`."""
         ax = self._axes(ax)
         units = self.frequency.shape[0]
@@ -107,11 +114,11 @@ class UnitActivityDisplay(Display):
         return self
 
 
-def plot_hamming_along_path(traversal, ax=None, *, normalize: bool = False, label: str | None = None, **stairs_kw):
+def plot_hamming_along_path(traversal: Traversal, ax: Axes | None = None, *, normalize: bool = False, label: str | None = None, **stairs_kw):
     """`HammingPathDisplay.from_result(traversal).plot(...)`; returns the Axes."""
     return HammingPathDisplay.from_result(traversal).plot(ax, normalize=normalize, label=label, **stairs_kw).ax_
 
 
-def plot_unit_activity(bits: torch.Tensor, layout: Sequence | None = None, ax=None, *, sort: bool = True, **bar_kw):
+def plot_unit_activity(bits: torch.Tensor, layout: Sequence | None = None, ax: Axes | None = None, *, sort: bool = True, **bar_kw):
     """`UnitActivityDisplay.from_result(bits, layout).plot(...)`; returns the Axes."""
     return UnitActivityDisplay.from_result(bits, layout).plot(ax, sort=sort, **bar_kw).ax_

@@ -4,11 +4,20 @@ matplotlib is imported inside the functions."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..regions import fiedler_partition, regions_2d
 from ..regions.dual import decision_segments
 from ._common import Display, axes_or_new
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from .._types import ArrayLike
+    from .._types import ModelLike
+    from ..regions import FiedlerPartition
+    from ..regions import RegionMap
 
 __all__ = ["RegionMapDisplay", "FiedlerDisplay", "plot_regions", "plot_fiedler", "plot_betti_curves", "plot_counts_vs_loss", "plot_region_frames"]
 
@@ -49,15 +58,15 @@ class RegionMapDisplay(Display):
         self.region_map, self.points, self.labels = region_map, points, labels
 
     @classmethod
-    def from_result(cls, region_map, *, points=None, labels=None) -> RegionMapDisplay:
+    def from_result(cls, region_map: RegionMap, *, points: ArrayLike | None = None, labels: ArrayLike | None = None) -> RegionMapDisplay:
         return cls(region_map, points=points, labels=labels)
 
     @classmethod
-    def from_model(cls, model, *, points=None, labels=None, **regions_kw) -> RegionMapDisplay:
+    def from_model(cls, model: ModelLike, *, points: ArrayLike | None = None, labels: ArrayLike | None = None, **regions_kw) -> RegionMapDisplay:
         """`regions_2d(model, **regions_kw)` (box, plane, ...), then display it."""
         return cls(regions_2d(model, **regions_kw), points=points, labels=labels)
 
-    def plot(self, ax=None, *, edges: bool = True, decision_boundary: bool = True, linewidth: float = 0.3,
+    def plot(self, ax: Axes | None = None, *, edges: bool = True, decision_boundary: bool = True, linewidth: float = 0.3,
              title: bool = True) -> RegionMapDisplay:
         from matplotlib.collections import PolyCollection
 
@@ -86,15 +95,15 @@ class FiedlerDisplay(Display):
         self.region_map, self.partition = region_map, partition
 
     @classmethod
-    def from_result(cls, region_map, partition=None) -> FiedlerDisplay:
+    def from_result(cls, region_map: RegionMap, partition: FiedlerPartition | None = None) -> FiedlerDisplay:
         """`partition` defaults to `fiedler_partition(region_map)`."""
         return cls(region_map, fiedler_partition(region_map) if partition is None else partition)
 
     @classmethod
-    def from_model(cls, model, **regions_kw) -> FiedlerDisplay:
+    def from_model(cls, model: ModelLike, **regions_kw) -> FiedlerDisplay:
         return cls.from_result(regions_2d(model, **regions_kw))
 
-    def plot(self, ax=None, *, graph: bool = True, decision_boundary: bool = True) -> FiedlerDisplay:
+    def plot(self, ax: Axes | None = None, *, graph: bool = True, decision_boundary: bool = True) -> FiedlerDisplay:
         from matplotlib.collections import LineCollection, PolyCollection
 
         rm, partition = self.region_map, self.partition
@@ -115,19 +124,19 @@ class FiedlerDisplay(Display):
         return self
 
 
-def plot_regions(region_map, *, ax=None, edges: bool = True, decision_boundary: bool = True, points=None, labels=None,
+def plot_regions(region_map: RegionMap, *, ax: Axes | None = None, edges: bool = True, decision_boundary: bool = True, points: ArrayLike | None = None, labels: ArrayLike | None = None,
                  linewidth: float = 0.3):
     """`RegionMapDisplay.from_result(...).plot(...)`; returns the Axes."""
     display = RegionMapDisplay.from_result(region_map, points=points, labels=labels)
     return display.plot(ax, edges=edges, decision_boundary=decision_boundary, linewidth=linewidth).ax_
 
 
-def plot_fiedler(region_map, partition, *, ax=None, graph: bool = True, decision_boundary: bool = True):
+def plot_fiedler(region_map: RegionMap, partition: FiedlerPartition, *, ax: Axes | None = None, graph: bool = True, decision_boundary: bool = True):
     """`FiedlerDisplay.from_result(region_map, partition).plot(...)`; returns the Axes."""
     return FiedlerDisplay.from_result(region_map, partition).plot(ax, graph=graph, decision_boundary=decision_boundary).ax_
 
 
-def plot_betti_curves(summary: dict, *, ax=None, label: str = ""):
+def plot_betti_curves(summary: dict, *, ax: Axes | None = None, label: str = ""):
     """Mean beta_0 and beta_1 of random filtrations against the fraction of faces added."""
     ax = axes_or_new(ax)
     ax.plot(summary["t"], summary["beta0"], label=f"beta0 {label}".strip())
@@ -138,7 +147,7 @@ def plot_betti_curves(summary: dict, *, ax=None, label: str = ""):
     return ax
 
 
-def plot_counts_vs_loss(records: list, *, keys=("faces", "random_max_beta1"), ax=None):
+def plot_counts_vs_loss(records: list, *, keys=("faces", "random_max_beta1"), ax: Axes | None = None):
     """Loss (log scale, left) and the given record keys (right, normalised) against step."""
     ax = axes_or_new(ax, figsize=(7, 4))
     steps = [r["step"] for r in records]

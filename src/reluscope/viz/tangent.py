@@ -9,6 +9,13 @@ import numpy as np
 from ..tangent import goodness_curve, per_input_gap, tangent_similarity
 from ._common import Display
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from .._types import ArrayLike
+    from .._types import ModelLike
+
 __all__ = ["GapHistogramDisplay", "GoodnessDisplay", "plot_gap_histograms", "plot_goodness_curves"]
 
 
@@ -25,12 +32,12 @@ class GapHistogramDisplay(Display):
         return cls(per_input_gaps)
 
     @classmethod
-    def from_model(cls, model, x, labels, *, metrics=("block",), **similarity_kw) -> GapHistogramDisplay:
+    def from_model(cls, model: ModelLike, x: ArrayLike, labels: ArrayLike, *, metrics: Sequence[str] = ("block",), **similarity_kw) -> GapHistogramDisplay:
         """`tangent_similarity(model, x, metric=m)` for each metric, then their per-input gaps."""
         return cls({m: per_input_gap(tangent_similarity(model, x, metric=m, **similarity_kw), labels).numpy()
                     for m in metrics})
 
-    def plot(self, ax=None, *, bins: int = 40, title: str | None = None) -> GapHistogramDisplay:
+    def plot(self, ax: Axes | None = None, *, bins: int = 40, title: str | None = None) -> GapHistogramDisplay:
         ax = self._axes(ax)
         for name, gaps in self.per_input_gaps.items():
             g = np.asarray(gaps, dtype=float)
@@ -60,10 +67,10 @@ class GoodnessDisplay(Display):
         return cls(curves if isinstance(curves, Mapping) else {"similarity": curves})
 
     @classmethod
-    def from_model(cls, model, x, labels, *, metrics=("block",), **similarity_kw) -> GoodnessDisplay:
+    def from_model(cls, model: ModelLike, x: ArrayLike, labels: ArrayLike, *, metrics: Sequence[str] = ("block",), **similarity_kw) -> GoodnessDisplay:
         return cls({m: goodness_curve(tangent_similarity(model, x, metric=m, **similarity_kw), labels) for m in metrics})
 
-    def plot(self, ax=None, *, title: str | None = None) -> GoodnessDisplay:
+    def plot(self, ax: Axes | None = None, *, title: str | None = None) -> GoodnessDisplay:
         ax = self._axes(ax)
         for name, curve in self.curves.items():
             ax.plot(curve.gamma, curve.eps, label=name)
@@ -75,11 +82,11 @@ class GoodnessDisplay(Display):
         return self
 
 
-def plot_gap_histograms(per_input_gaps: dict, *, bins: int = 40, ax=None, title: str | None = None):
+def plot_gap_histograms(per_input_gaps: dict, *, bins: int = 40, ax: Axes | None = None, title: str | None = None):
     """`GapHistogramDisplay.from_result(per_input_gaps).plot(...)`; returns the Axes."""
     return GapHistogramDisplay.from_result(per_input_gaps).plot(ax, bins=bins, title=title).ax_
 
 
-def plot_goodness_curves(curves: dict, *, ax=None, title: str | None = None):
+def plot_goodness_curves(curves: dict, *, ax: Axes | None = None, title: str | None = None):
     """`GoodnessDisplay.from_result(curves).plot(...)`; returns the Axes."""
     return GoodnessDisplay.from_result(curves).plot(ax, title=title).ax_
