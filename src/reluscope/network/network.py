@@ -18,7 +18,7 @@ from functools import cached_property
 
 import torch
 
-from .layers import AbstractActivation, AbstractAffine, AbstractLayer
+from .layers import AbstractActivation, AbstractLayer
 
 __all__ = ["Network", "Node", "LayerUnits"]
 
