@@ -42,7 +42,7 @@ class Trainer:
         self.fiedler_variant = "length"
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._loop, name="reluscope-explore-trainer", daemon=True)
         self._thread.start()
 
@@ -53,7 +53,9 @@ class Trainer:
                 self._wake.clear()
                 continue
             started = time.perf_counter()
-            self.tick()
+            with self._lock:  # re-checked under the lock: once pause() returns, no frame follows
+                if self.playing:
+                    self.tick()
             rest = self.min_interval - (time.perf_counter() - started)
             if rest > 0:
                 self._stop.wait(rest)
@@ -68,7 +70,11 @@ class Trainer:
         self._wake.set()
 
     def pause(self) -> None:
+        """Stop training; returns after the frame in progress (if any) is done, so the last frame
+        a client sees after pausing is the one that stays."""
         self.playing = False
+        with self._lock:
+            pass
 
     def reset(self, config: ExploreConfig) -> None:
         with self._lock:
