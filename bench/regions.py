@@ -1,7 +1,7 @@
 """Exact 2-D regions: reluscope.regions_2d against regioncam (Rust core), in the same run.
 
-Cases (issue 4): MLPs 2-64-64-64-1 and 2-128-128-128-128-1 (PyTorch default init after
-torch.manual_seed(0)) on [-1, 1]^2, and a 784-128-128-10 MLP (seed 0, trained one epoch on 10,000
+Cases: MLPs 2-16-16-1, 2-16-16-2 (the browser explorer's size), 2-32-32-1, 2-64^3-1, 2-128^3-1 and
+2-128-128-128-128-1 (PyTorch default init after torch.manual_seed(0)) on [-1, 1]^2, and a 784-128-128-10 MLP (seed 0, trained one epoch on 10,000
 MNIST images) on regioncam's plane through three MNIST test digits (the same plane and box are
 given to reluscope). Region counts must agree; we print the best-of-N time of each and the
 ratio (target: reluscope within 2x of regioncam on CPU), and memory: the size of reluscope's
@@ -103,17 +103,18 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     from reluscope.regions import Plane
-    from reluscope.regions.partition import single_thread
+    from reluscope._checks import single_thread
 
     torch.set_num_threads(1)  # both sides single-threaded (regioncam's core is)
     print(f"torch {torch.__version__}, threads 1, repeats {args.repeats} (best time)")
-    cases = [("2-64-64-64-1 on [-1,1]^2", mlp([2, 64, 64, 64, 1]), None),
-             ("2-128-128-128-128-1 on [-1,1]^2", mlp([2, 128, 128, 128, 128, 1]), None)]
+    cases = [(f"{'-'.join(map(str, w))} on [-1,1]^2", mlp(w), None) for w in (
+        [2, 16, 16, 1], [2, 16, 16, 2], [2, 32, 32, 1], [2, 64, 64, 64, 1], [2, 128, 128, 128, 1],
+        [2, 128, 128, 128, 128, 1])]
     with single_thread():
         net, pts = mnist_case()
     cases.append(("784-128-128-10 MNIST plane (digits 0,1,7)", net, pts))
     ok = True
-    header = f"{'case':44s} {'regioncam':>10s} {'reluscope':>10s} {'rc time':>9s} {'rs time':>9s} {'ratio':>6s} {'B/region':>9s} {'rc peak':>8s} {'rs peak':>8s}"
+    header = f"{'case':44s} {'regioncam':>10s} {'reluscope':>10s} {'rc ms':>9s} {'rs ms':>9s} {'ratio':>6s} {'B/region':>9s} {'rc peak':>8s} {'rs peak':>8s}"
     print(header)
     for name, net, pts in cases:
         rc = run_regioncam(net, pts)
@@ -128,13 +129,15 @@ def main():
             assert np.allclose(P.forward(probe), plane.to_input(torch.tensor(probe, dtype=torch.float64)).numpy(), atol=1e-5)
             vi = np.asarray(rc.vertex_inputs, dtype=np.float64)
             box = (float(vi[:, 0].min()), float(vi[:, 0].max()), float(vi[:, 1].min()), float(vi[:, 1].max()))
-        t_rc, rc = best_time(lambda: run_regioncam(net, pts), args.repeats)
-        t_rs, rm = best_time(lambda: run_reluscope(net, box, plane), args.repeats)
+        # small nets take milliseconds: more repeats for a stable best time
+        reps = args.repeats * (10 if rc.num_faces < 2000 else 1)
+        t_rc, rc = best_time(lambda: run_regioncam(net, pts), reps)
+        t_rs, rm = best_time(lambda: run_reluscope(net, box, plane), reps)
         m_rc = peak_growth_mib(lambda: run_regioncam(net, pts))
         m_rs = peak_growth_mib(lambda: run_reluscope(net, box, plane))
         same = rc.num_faces == rm.n_regions
         ok &= same
-        print(f"{name:44s} {rc.num_faces:10d} {rm.n_regions:10d} {t_rc:8.3f}s {t_rs:8.3f}s {t_rs / t_rc:6.2f} "
+        print(f"{name:44s} {rc.num_faces:10d} {rm.n_regions:10d} {t_rc * 1e3:8.2f}m {t_rs * 1e3:8.2f}m {t_rs / t_rc:6.2f} "
               f"{result_bytes(rm) / rm.n_regions:9.0f} {m_rc:7.1f}M {m_rs:7.1f}M" + ("" if same else "  COUNTS DIFFER"))
     print("ratio = reluscope time / regioncam time (< 2 is the target); B/region = size of reluscope's RegionMap arrays;"
           " peak = peak RSS growth of one call in a forked child")

@@ -39,7 +39,30 @@ def test_random_nets_satisfy_invariants_and_grid(widths, out, seed, leaky, box):
     assert rm.A.shape == (rm.n_regions, out, 2) and rm.c.shape == (rm.n_regions, out)
 
 
-def test_lines_through_corners_and_a_common_point():
+@pytest.mark.parametrize("engine", ["numpy", "torch", "switch"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_numpy_and_torch_sweeps_agree_with_the_grid(engine, seed, monkeypatch):
+    # the CPU sweep runs in numpy and hands over to torch past _NUMPY_MAX_EDGES edges (mid-layer
+    # here with "switch"); every variant must give the same complex, checked against the grid
+    import reluscope.regions.partition as partition
+
+    monkeypatch.setattr(partition, "_NUMPY_ON_CPU", engine != "torch")
+    monkeypatch.setattr(partition, "_NUMPY_MAX_EDGES", 60 if engine == "switch" else 10**9)
+    net = _mlp([2, 9, 7, 2], seed, nn.ReLU)
+    rm = regions_2d(net, box=(-1.5, 1, -1, 2))
+    check_region_map(rm)
+    check_against_grid(rm, net, n=120)
+    monkeypatch.setattr(partition, "_NUMPY_ON_CPU", False)
+    ref = regions_2d(net, box=(-1.5, 1, -1, 2))
+    assert (rm.n_regions, rm.n_vertices, rm.n_edges) == (ref.n_regions, ref.n_vertices, ref.n_edges)
+    np.testing.assert_allclose(np.sort(rm.areas), np.sort(ref.areas), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("numpy_engine", [True, False])
+def test_lines_through_corners_and_a_common_point(numpy_engine, monkeypatch):
+    import reluscope.regions.partition as partition
+
+    monkeypatch.setattr(partition, "_NUMPY_ON_CPU", numpy_engine)
     # z1 = x - y runs through two box corners; z2 = x + y through the other two; z3 = x:
     # three lines through the origin cut the square into 6 faces.
     lin = nn.Linear(2, 3).double()

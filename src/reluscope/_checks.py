@@ -229,29 +229,33 @@ def rows_within_budget(bytes_per_row: float, memory_budget: float, *, what: str,
 
 
 @contextlib.contextmanager
-def single_thread(enabled: bool = True, *, device: torch.device | str = "cpu") -> Iterator[None]:
+def single_thread(enabled: bool = True, *, device: torch.device | str = "cpu", blas: bool = True) -> Iterator[None]:
     """Run torch (and numpy's BLAS, when threadpoolctl is installed) on one CPU thread inside the
     block; the previous thread counts are restored on exit, also on error.
 
     For code made of thousands of small operations (the 2-D region sweep, the hull solver, the
     tiny demo nets): fanning each out to threads costs more than it gains, and on a busy machine a
     descheduled worker stalls every operation by milliseconds. A no-op when `enabled` is false or
-    `device` is not the CPU.
+    `device` is not the CPU. `blas=False` leaves numpy's BLAS alone: threadpoolctl costs about
+    half a millisecond per entry, which is most of a small net's `regions_2d`.
     """
     if not enabled or torch.device(device).type != "cpu":
         yield
         return
     before = torch.get_num_threads()
-    blas = contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits  # optional: only numpy's BLAS needs it
+    limit = contextlib.nullcontext()
+    if blas:
+        try:
+            from threadpoolctl import threadpool_limits  # optional: only numpy's BLAS needs it
 
-        blas = threadpool_limits(1)
-    except ImportError:
-        pass
-    torch.set_num_threads(1)
+            limit = threadpool_limits(1)
+        except ImportError:
+            pass
+    if before != 1:
+        torch.set_num_threads(1)
     try:
-        with blas:
+        with limit:
             yield
     finally:
-        torch.set_num_threads(before)
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -60,17 +60,19 @@ def order_faces(X: np.ndarray, EV: np.ndarray, EF: np.ndarray, n_faces: int):
 def fit_affine(X, out, fv, off):
     """Least-squares affine maps from each face's vertex outputs, plus each face's width (sqrt
     of the smallest eigenvalue of its vertex scatter), which says how well-posed the fit is."""
-    from scipy import sparse
-
     n_f = off.shape[0] - 1
     counts = np.diff(off)
     face_of = np.repeat(np.arange(n_f), counts)
-    S = sparse.csr_matrix((np.ones(fv.shape[0]), (face_of, np.arange(fv.shape[0]))), shape=(n_f, fv.shape[0]))
+    starts = off[:-1]  # fv is grouped by face, every face has >= 3 vertices: sums by reduceat
+
+    def S(x):  # noqa: N802 - the (face x incidence) summation
+        return np.add.reduceat(x, starts, axis=0)
+
     p, o = X[fv], out[fv]
-    pm, om = (S @ p) / counts[:, None], (S @ o) / counts[:, None]
+    pm, om = S(p) / counts[:, None], S(o) / counts[:, None]
     dp, do = p - pm[face_of], o - om[face_of]
-    M = (S @ (dp[:, :, None] * dp[:, None, :]).reshape(-1, 4)).reshape(n_f, 2, 2)
-    B = (S @ (dp[:, :, None] * do[:, None, :]).reshape(fv.shape[0], -1)).reshape(n_f, 2, -1)
+    M = S((dp[:, :, None] * dp[:, None, :]).reshape(-1, 4)).reshape(n_f, 2, 2)
+    B = S((dp[:, :, None] * do[:, None, :]).reshape(fv.shape[0], -1)).reshape(n_f, 2, -1)
     det = M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] ** 2
     half_tr = (M[:, 0, 0] + M[:, 1, 1]) / 2
     lam_min = half_tr - np.sqrt(np.maximum(half_tr**2 - det, 0))

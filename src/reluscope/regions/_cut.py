@@ -6,13 +6,14 @@ the box; real faces are 1..F (so no -1 needs remapping inside the hot loop).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = ["Buf", "Complex"]
 
 
 class Buf:
-    """A tensor with spare rows so appending is amortised O(1) (doubling)."""
+    """A tensor (torch or numpy) with spare rows so appending is amortised O(1) (doubling)."""
 
     def __init__(self, t: torch.Tensor):
         self.t, self.n = t, t.shape[0]
@@ -24,7 +25,10 @@ class Buf:
         need = self.n + rows.shape[0]
         if need > self.t.shape[0]:
             cap = max(need, 2 * self.t.shape[0], 16)
-            bigger = torch.empty((cap, *self.t.shape[1:]), dtype=self.t.dtype, device=self.t.device)
+            if isinstance(self.t, torch.Tensor):
+                bigger = torch.empty((cap, *self.t.shape[1:]), dtype=self.t.dtype, device=self.t.device)
+            else:  # numpy (the CPU sweep, `_cut_np`)
+                bigger = np.empty((cap, *self.t.shape[1:]), dtype=self.t.dtype)
             bigger[: self.n] = self.t[: self.n]
             self.t = bigger
         self.t[self.n:need] = rows

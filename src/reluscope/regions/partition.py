@@ -43,11 +43,14 @@ from ..network.layers import AbstractActivation, AbstractAffine
 from ..results import Result
 from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
 from ._cut import Buf, Complex
+from ._cut_np import NpComplex
 from .plane import Plane
 
 __all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "pattern_keys"]
 
 DEFAULT_RTOL = 1e-10
+_NUMPY_ON_CPU = True  # the numpy sweep on the CPU (tests and bench/regions.py compare both)
+_NUMPY_MAX_EDGES = 3000  # then torch: measured crossover on the 2-core CPU (bench/regions.py)
 
 
 class RegionBudgetError(MemoryBudgetError):
@@ -276,24 +279,42 @@ def regions_2d(
                 widths.append(z[0].numel())
                 units += z[0].numel()
     per_face = _bytes_per_face(widths, units)
-    with single_thread(device=device):
-        return _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, device, progress)
+    with single_thread(device=device, blas=False):  # the sweep does no BLAS work
+        return _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, widths, device, progress)
 
 
-def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, device, progress):
-    lower = _grid_estimate(net, plane_dev, box, device)
-    if lower * per_face > memory_budget:
-        raise RegionBudgetError(
-            f"regions_2d: the slice has at least {lower} regions (a coarse grid already sees that "
-            f"many), needing about {lower * per_face / 2**20:.0f} MiB at {per_face:.0f} bytes per "
-            f"region, over memory_budget={memory_budget:.0f} bytes; pass a larger memory_budget "
-            "or a smaller box"
-        )
+def _upper_bound(widths: list[int]) -> float:
+    """At most 1 + n + n(n-1)/2 pieces per face for a layer of n lines in the plane: a bound on
+    the region count that costs nothing, so small nets skip the grid estimate."""
+    bound = 1.0
+    for n in widths:
+        bound *= 1 + n + n * (n - 1) / 2
+    return bound
 
-    cx = Complex(box, device)
-    H = cx.xy if plane_dev is None else plane_dev.to_input(cx.xy)
-    origin = Buf(torch.zeros(2, dtype=torch.int64, device=device))  # face -> face at layer start
-    patterns = torch.zeros((2, 0), dtype=torch.bool, device=device)
+
+def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, widths, device, progress):
+    if _upper_bound(widths) * per_face > memory_budget:
+        lower = _grid_estimate(net, plane_dev, box, device)
+        if lower * per_face > memory_budget:
+            raise RegionBudgetError(
+                f"regions_2d: the slice has at least {lower} regions (a coarse grid already sees that "
+                f"many), needing about {lower * per_face / 2**20:.0f} MiB at {per_face:.0f} bytes per "
+                f"region, over memory_budget={memory_budget:.0f} bytes; pass a larger memory_budget "
+                "or a smaller box"
+            )
+    on_cpu = device.type == "cpu" and _NUMPY_ON_CPU
+    if on_cpu:  # numpy: far less fixed cost per small operation (see _cut_np)
+        cx = NpComplex(box)
+        origin = Buf(np.zeros(2, dtype=np.int64))  # face -> face at layer start
+        patterns = np.zeros((2, 0), dtype=bool)
+        H = torch.from_numpy(cx.xy)
+    else:
+        cx = Complex(box, device)
+        origin = Buf(torch.zeros(2, dtype=torch.int64, device=device))
+        patterns = torch.zeros((2, 0), dtype=torch.bool, device=device)
+        H = cx.xy
+    if plane_dev is not None:
+        H = plane_dev.to_input(H)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -307,12 +328,23 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, dev
                     continue
                 shape = H.shape[1:]
                 Z = H.reshape(H.shape[0], -1)
+                if on_cpu and cx.E.n > _NUMPY_MAX_EDGES:
+                    cx, origin = cx.to_torch(origin)
+                    patterns, on_cpu = torch.from_numpy(patterns), False
+                if on_cpu:
+                    Z = Z.numpy()
                 n = Z.shape[1]
-                tols = (rtol * Z.abs().amax(0)).tolist()
+                tols = (rtol * (abs(Z).max(0) if on_cpu else Z.abs().amax(0))).tolist()
                 cx.start_layer(Z)
-                origin = Buf(torch.arange(cx.n_faces + 1, device=device))
+                if on_cpu:
+                    origin = Buf(np.arange(cx.n_faces + 1))
+                else:
+                    origin = Buf(torch.arange(cx.n_faces + 1, device=device))
                 f_start = cx.n_faces
                 for j in range(n):
+                    if on_cpu and cx.E.n > _NUMPY_MAX_EDGES:
+                        cx, origin = cx.to_torch(origin)
+                        patterns, on_cpu = torch.from_numpy(patterns), False
                     cx.cut(j, tols[j], origin)
                     if bar is not None:
                         bar.update(1)
@@ -326,7 +358,11 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, dev
                         )
                 Zv = cx.R.view()[:, :n]
                 bits = cx.face_sums(cx.R.view())[:, :n] > 0
-                patterns = torch.cat([patterns[origin.view()], bits], 1)
+                if on_cpu:
+                    patterns = np.concatenate([patterns[origin.view()], bits], 1)
+                    Zv = torch.from_numpy(Zv)
+                else:
+                    patterns = torch.cat([patterns[origin.view()], bits], 1)
                 H = layer.forward(Zv.reshape(Zv.shape[0], *shape))
             out = H.reshape(H.shape[0], -1) if cx.R is not None else H  # network output at the vertices
             if cx.R is None:  # no activation at all: the corners' values
@@ -337,23 +373,28 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, dev
             bar.close()
     return result
 
+
+def _np(t) -> np.ndarray:
+    return t if isinstance(t, np.ndarray) else t.cpu().numpy()
+
+
 def _assemble(net, plane, box, cx: Complex, patterns: torch.Tensor, rtol, out) -> RegionMap:
-    X = cx.xy.cpu().numpy().copy()
-    Ev = cx.E.view().cpu().numpy()
+    X = _np(cx.xy).copy()
+    Ev = _np(cx.E.view())
     EV, EF = Ev[:, :2].copy(), Ev[:, 2:] - 1
     n_f = cx.n_faces
     fv, off = order_faces(X, EV, EF, n_f)
     areas, _ = polygon_moments(X, fv, off)
     # Fit each face's affine map to its vertex outputs (cheap, accurate for faces of some
     # width); thin or tiny faces, where a fit would amplify rounding, get the exact push instead.
-    A, c, width = fit_affine(X, out.cpu().numpy(), fv, off)
+    A, c, width = fit_affine(X, _np(out), fv, off)
     x0, x1, y0, y1 = box
     thin = np.nonzero(~(width > 1e-5 * max(x1 - x0, y1 - y0)))[0]
     if thin.shape[0]:
-        idx = torch.as_tensor(thin, device=patterns.device)
-        A[thin], c[thin] = pushed_affine_maps(net, plane, patterns.index_select(0, idx), patterns.device)
+        pat = torch.as_tensor(_np(patterns)[thin])
+        A[thin], c[thin] = pushed_affine_maps(net, plane, pat, pat.device)
     return RegionMap(
         box=box, plane=plane, vertices=X, edges=EV, edge_faces=EF, face_vertices=fv,
-        face_offsets=off, areas=areas, patterns=patterns.cpu().numpy(), A=A, c=c, rtol=rtol,
+        face_offsets=off, areas=areas, patterns=_np(patterns), A=A, c=c, rtol=rtol,
         network=net.to(device="cpu"),
     )
