@@ -1,9 +1,19 @@
-"""Benchmark: hull membership for 1,000 queries against 5,000 points (64-D and 1,024-D), ours vs
-scipy's HiGHS LP (on a subset of the queries, extrapolated), same decisions; RGE on the toy sets.
+"""Benchmark: hull membership per kind of query against scipy's HiGHS LP, and KCHA / RGE on the
+paper's toy sets against the plain KCHA iteration, each baseline measured in the same run.
 
-Points: standard Gaussian. Queries: half inside (Dirichlet combinations of 10 random points), half
-outside (fresh Gaussian samples scaled by 1.5). Membership: d <= 1e-6 * hull radius.
-Run: python bench/hulls.py [--quick] [--dims=64,1024] [--toy-only]
+Membership: N Gaussian points in D dimensions, d <= 1e-6 * hull radius (decision mode, `eps`).
+Query kinds (the hard case is the dense interior: every point carries weight):
+  dense-interior   Dirichlet(1) weights over all N points
+  sparse-interior  Dirichlet weights over 10 random points
+  near-boundary    Dirichlet over 3 random points (a face: on the boundary), scaled about the
+                   centroid by 0.99 (inside) or 1.01 (outside), half each
+  outside          fresh Gaussian samples scaled by 1.5
+The LP runs on a few queries per kind (it takes seconds each), extrapolated; decisions are
+compared on those. Then exact distances (tol 1e-6 * radius) for the outside queries.
+KCHA: ours (blocked, pruned) vs the plain dense iteration (torch, same thread count, denormals
+flushed so that they do not slow the baseline), max |diff|
+of diag(C) and whether the N/20 seeds agree; RGE error vs the paper's Table 1.
+Run: python bench/hulls.py [--quick] [--n=2000] [--dims=256] [--toy-only] [--no-toy]
 """
 
 from __future__ import annotations
@@ -15,57 +25,98 @@ import numpy as np
 import torch
 
 from reluscope.data import load_hull_toy
-from reluscope.hull import hull_distance_bounds, revised_greedy_expansion
+from reluscope.hull import hull_distance_bounds, kcha_scores, revised_greedy_expansion
+from reluscope.hull.kcha import _plain
 from reluscope.testing.hull import lp_in_hull
 
+
+def _arg(name, default):
+    return next((a.split("=", 1)[1] for a in sys.argv if a.startswith(f"--{name}=")), default)
+
+
 QUICK = "--quick" in sys.argv
-DIMS = next((tuple(int(v) for v in a.split("=")[1].split(",")) for a in sys.argv if a.startswith("--dims=")), (64, 1024))
-TOY_ONLY = "--toy-only" in sys.argv
-N, M = 5000, (200 if QUICK else 1000)
-LP_SUBSET = {64: 20, 1024: 2}  # one 1024-D LP takes minutes
+N = int(_arg("n", 2000))
+DIMS = tuple(int(v) for v in _arg("dims", "256").split(","))
+PER_KIND = 8 if QUICK else 40
+LP_PER_KIND = 2 if QUICK else 4
+PAPER = {"Center": 0.000, "Circles": 0.053, "Moons": 0.039, "Centers": 0.038}
 
 
-def queries(x, m, rng):
+def queries(x, kind, m, rng):
     n, d = x.shape
-    inside = np.stack([rng.dirichlet(np.ones(10)) @ x[rng.choice(n, 10, replace=False)] for _ in range(m // 2)])
-    outside = rng.normal(size=(m - m // 2, d)) * 1.5
-    return np.vstack([inside, outside]), np.r_[np.ones(m // 2, bool), np.zeros(m - m // 2, bool)]
+    if kind == "dense-interior":
+        return rng.dirichlet(np.ones(n), size=m) @ x
+    if kind == "sparse-interior":
+        return np.stack([rng.dirichlet(np.ones(10)) @ x[rng.choice(n, 10, replace=False)] for _ in range(m)])
+    if kind == "near-boundary":
+        c = x.mean(0)
+        face = np.stack([rng.dirichlet(np.ones(3)) @ x[rng.choice(n, 3, replace=False)] for _ in range(m)])
+        scale = np.where(np.arange(m) % 2 == 0, 0.99, 1.01)[:, None]
+        return c + (face - c) * scale
+    return rng.normal(size=(m, d)) * 1.5
+
+
+def membership(d):
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(N, d))
+    eps = 1e-6 * np.linalg.norm(x - x.mean(0), axis=1).max()
+    print(f"membership, N={N} points in D={d}, {PER_KIND} queries per kind, eps = 1e-6 * radius", flush=True)
+    print(f"  {'kind':16s} {'ours q/s':>9s} {'LP q/s':>8s} {'ratio':>7s}  agree  inside")
+    for kind in ("dense-interior", "sparse-interior", "near-boundary", "outside"):
+        q = queries(x, kind, PER_KIND, rng)
+        t = time.perf_counter()
+        res = hull_distance_bounds(x, q, eps=eps)
+        ours_s = (time.perf_counter() - t) / PER_KIND
+        ours = res.upper <= eps
+        sub = np.arange(LP_PER_KIND)
+        t = time.perf_counter()
+        lp = np.array([lp_in_hull(x, q[i]) for i in sub])
+        lp_s = (time.perf_counter() - t) / LP_PER_KIND
+        print(f"  {kind:16s} {1 / ours_s:9.1f} {1 / lp_s:8.2f} {lp_s / ours_s:6.1f}x  {bool((ours[sub] == lp).all())!s:5s}  "
+              f"{ours.mean():.2f}", flush=True)
+    q = queries(x, "outside", PER_KIND, rng)
+    t = time.perf_counter()
+    exact = hull_distance_bounds(x, q, tol=1e-6)
+    print(f"  exact distances (tol 1e-6 * radius), outside: {PER_KIND / (time.perf_counter() - t):.1f} q/s, "
+          f"max gap {exact.gap.max():.2e}", flush=True)
+
+
+def toy():
+    print("KCHA on all 2,000 points: ours vs the plain iteration (same run, same threads)", flush=True)
+    for name, paper_err in PAPER.items():
+        pts = load_hull_toy(name)
+        t = time.perf_counter()
+        ours = kcha_scores(pts)
+        ours_s = time.perf_counter() - t
+        plain_s = plain = None
+        if not QUICK:
+            x = torch.as_tensor(np.asarray(pts), dtype=torch.float64)
+            torch.set_flush_denormal(True)  # the plain iteration runs into denormals: do not let them slow the baseline
+            t = time.perf_counter()
+            k = torch.exp(-torch.cdist(x, x).square() / 0.3**2)
+            plain = _plain(k, 0.01, 500)
+            plain_s = time.perf_counter() - t
+            torch.set_flush_denormal(False)
+        line = f"  {name:8s} ours {ours_s:6.2f} s"
+        if plain is not None:
+            top = len(pts) // 20
+            same = set(np.argsort(ours)[-top:]) == set(np.argsort(plain)[-top:])
+            line += (f"; plain {plain_s:6.2f} s; ratio {plain_s / ours_s:5.1f}x; max |diff| "
+                     f"{np.abs(ours - plain).max():.1e}; same {top} seeds: {same}")
+        print(line, flush=True)
+        r = revised_greedy_expansion(pts)
+        print(f"           RGE (KCHA on all points): |E|={r.size:3d} error={r.error:.3f} (paper {paper_err:.3f}, "
+              f"stop 0.06) {r.seconds:.2f} s, stopped by {r.stopped_by.value}", flush=True)
 
 
 def main():
-    torch.set_num_threads(2)
-    print(f"torch threads: {torch.get_num_threads()}; N={N} points, M={M} queries")
-    for d in () if TOY_ONLY else DIMS:
-        rng = np.random.default_rng(d)
-        x = rng.normal(size=(N, d))
-        q, truth = queries(x, M, rng)
-        radius = np.linalg.norm(x - x.mean(0), axis=1).max()
-        eps = 1e-6 * radius
-        t = time.perf_counter()
-        res = hull_distance_bounds(x, q, eps=eps)
-        ours_s = time.perf_counter() - t
-        ours = res.upper <= eps
-        print(f"D={d:5d}: ours {M / ours_s:.1f} queries/s; running the LP reference...", flush=True)
-        sub = np.r_[np.arange(LP_SUBSET[d] // 2), M // 2 + np.arange(LP_SUBSET[d] // 2)]
-        t = time.perf_counter()
-        lp = np.array([lp_in_hull(x, q[i]) for i in sub])
-        lp_s = (time.perf_counter() - t) / len(sub)
-        agree = (ours[sub] == lp).all()
-        print(
-            f"D={d:5d}: ours {M / ours_s:9.1f} queries/s ({ours_s:.2f} s for {M}); "
-            f"HiGHS LP {1 / lp_s:7.2f} queries/s (measured on {len(sub)} queries, extrapolated); "
-            f"speed-up {lp_s * M / ours_s:7.1f}x; decisions agree with LP on the subset: {agree}; "
-            f"agree with construction on all {M}: {(ours == truth).mean():.3f}"
-        )
-        t = time.perf_counter()
-        exact = hull_distance_bounds(x, q[M // 2 : M // 2 + 100], tol=1e-6)
-        print(f"          exact distances (tol 1e-6 * radius) for 100 outside queries: {100 / (time.perf_counter() - t):.1f} queries/s, max gap {exact.gap.max():.2e}")
-    paper = {"Center": 0.000, "Circles": 0.053, "Moons": 0.039, "Centers": 0.038}
-    print("RGE on the toy sets (paper: 9-46 s per set):")
-    for name, perr in paper.items():
-        pts = load_hull_toy(name)
-        r = revised_greedy_expansion(pts)
-        print(f"  {name:8s} |E|={r.size:3d} error={r.error:.3f} (paper {perr:.3f}, bound 0.06) time={r.seconds:.2f} s")
+    torch.set_num_threads(int(_arg("threads", 1)))
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    if "--toy-only" not in sys.argv:
+        for d in DIMS:
+            membership(d)
+    if "--no-toy" not in sys.argv:
+        toy()
 
 
 if __name__ == "__main__":

@@ -144,10 +144,10 @@ def test_crucial_and_misinclusion_against_lp():
     share = crucial_share(a)
     ref = np.mean([not lp_in_hull(np.delete(a, i, 0), a[i]) for i in range(len(a))])
     assert share == pytest.approx(ref)
-    mis = misinclusion(a, b)
+    mis = misinclusion(a, b, eps=1e-6)
     assert mis == pytest.approx(np.mean([lp_in_hull(a, v) for v in b]))
     y = np.array([0] * 25 + [1] * 20)
-    geo = class_geometry(np.vstack([a, b]), y, x_test=np.vstack([a, b]), y_test=y)
+    geo = class_geometry(np.vstack([a, b]), y, x_test=np.vstack([a, b]), y_test=y, eps=1e-6)
     assert geo.crucial[0] == pytest.approx(share)
     assert geo.misinclusion_train[1, 0] == pytest.approx(mis)
     assert len(geo.histograms) == 2 and geo.histograms[0][0].sum() == 25 * 24 // 2
@@ -207,3 +207,171 @@ def test_layer_activations_and_overfitting_report():
     assert all(r.nch_test == 1.0 for r in rows)
     clf = NearestConvexHull().fit(acts[0][1], y)
     assert rows[0].nch_train == pytest.approx(clf.score(acts[0][1], y, loo=True))
+
+
+def test_mean_misinclusion_counts_each_point_once():
+    # regression: a point inside two other classes' hulls was counted twice (summed [C, C] rows)
+    sq = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]])
+    x = np.vstack([sq, sq + 0.5, [[2.0, 2.0], [9.0, 9.0]]])
+    y = np.array([1] * 4 + [2] * 4 + [0, 0])
+    geo = class_geometry(x, y, x_test=x, y_test=y, eps=1e-6)
+    # the point (2, 2) of class 0 lies in both hulls; (9, 9) in none; the squares' corners: (0.5, 0.5) etc.
+    inside_other = np.array([any(lp_in_hull(x[y == c], v) for c in (0, 1, 2) if c != yy) for v, yy in zip(x, y)])
+    assert geo.misincluded_train.tolist() == inside_other.tolist()
+    assert geo.mean_misinclusion() == pytest.approx(inside_other.mean())
+    assert geo.mean_misinclusion("test") == pytest.approx(inside_other.mean())
+    assert geo.misinclusion_train[0, 1] == 0.5 and geo.misinclusion_train[0, 2] == 0.5
+
+
+def test_misinclusion_tolerance_is_relative_to_the_hull_radius():
+    a = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # radius sqrt(0.5)
+    r = np.sqrt(0.5)
+    near, far = [[1.0 + 0.02 * r, 0.5]], [[1.0 + 0.04 * r, 0.5]]
+    assert misinclusion(a, near) == 1.0 and misinclusion(a, far) == 0.0  # default eps 0.03
+    assert misinclusion(a * 100, np.array(near) * 100) == 1.0  # scale-free
+
+
+@settings(max_examples=6, deadline=None)
+@given(n=st.integers(20, 90), d=st.integers(1, 3), seed=st.integers(0, 10**6), spread=st.floats(0.5, 3.0))
+def test_kcha_matches_the_plain_iteration(n, d, seed, spread):
+    from reluscope.hull import kcha_scores
+    from reluscope.testing.hull import kcha_plain
+
+    x = np.random.default_rng(seed).normal(size=(n, d)) * spread
+    ref, _ = kcha_plain(x)
+    np.testing.assert_allclose(kcha_scores(x, prune=0), ref, rtol=1e-10, atol=1e-12)
+    fast = kcha_scores(x)
+    np.testing.assert_allclose(fast, ref, atol=1e-5)
+
+
+def test_kcha_toy_set_same_seeds_as_plain():
+    from reluscope.hull import kcha_scores
+    from reluscope.testing.hull import kcha_plain
+
+    x = load_toy("Moons")[::8]  # 250 points: the plain iteration stays cheap
+    ref, _ = kcha_plain(x)
+    fast = kcha_scores(x)
+    assert np.abs(fast - ref).max() < 1e-5
+    k = len(x) // 20
+    assert set(np.argsort(fast)[-k:]) == set(np.argsort(ref)[-k:])
+
+
+def test_rge_memory_budget_and_max_size_warning():
+    from reluscope._checks import MemoryBudgetError
+    from reluscope.hull import RGEStop
+
+    x = load_toy("Circles")[::10]
+    with pytest.raises(MemoryBudgetError, match="kcha_sample"):
+        revised_greedy_expansion(x, memory_budget=10_000)
+    with pytest.warns(RuntimeWarning, match="above stop="):
+        res = revised_greedy_expansion(x, initial_size=2, max_size=4, stop=0.0)
+    assert res.stopped_by is RGEStop.MAX_SIZE and res.error > 0 and not res.reached_stop
+    ok = revised_greedy_expansion(x, kcha_sample=50)
+    assert ok.kcha_points == 50 and ok.stopped_by in (RGEStop.STOP, RGEStop.EXHAUSTED)
+
+
+def test_hull_functions_detach_requires_grad_tensors():
+    x = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
+    q = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    np.testing.assert_allclose(hull_distance(x, q), hull_distance(x.detach(), q.detach()))
+    assert crucial_share(x) == crucial_share(x.detach())
+    res = revised_greedy_expansion(torch.as_tensor(load_toy("Moons")[::20]).requires_grad_())
+    assert res.size > 0
+
+
+def test_overfitting_report_takes_torch_labels():
+    # regression: torch labels compared with numpy predictions gave a Bool tensor without mean()
+    from reluscope.hull import overfitting_report
+
+    rng = np.random.default_rng(0)
+    a = np.vstack([rng.normal(size=(15, 3)) + 2, rng.normal(size=(15, 3)) - 2])
+    y = torch.tensor([0] * 15 + [1] * 15)
+    rows = overfitting_report([("a", a, a)], y, y, net_train=1.0, net_test=1.0)
+    ref = overfitting_report([("a", a, a)], y.numpy(), y.numpy(), net_train=1.0, net_test=1.0)
+    from dataclasses import astuple
+
+    assert np.allclose(astuple(rows[0])[1:], astuple(ref[0])[1:], equal_nan=True) and rows[0].nch_test == 1.0
+
+
+def test_nch_leave_one_out_drops_a_class_s_only_point():
+    # regression: a one-point class kept its point under leave-one-out (distance 0, always right)
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    y = np.array([0, 0, 0, 1])
+    clf = NearestConvexHull().fit(x, y)
+    d = clf.decision_function(x, loo=True)
+    assert np.isinf(d[3, 1]) and clf.predict_train()[3] == 0
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(8, 60), d=st.integers(2, 6), seed=st.integers(0, 10**6), first=st.sampled_from([0, 2, 24]))
+def test_distance_with_the_interior_certificate_matches_qp_and_lp(n, d, seed, first):
+    # dense-interior queries (weight on every point) reach the alternating-projection certificate
+    # when Wolfe gets few first steps; outside and face queries must still come out exact
+    import reluscope.hull.distance as dist
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    q = np.vstack([rng.dirichlet(np.ones(n), size=3) @ x, rng.normal(size=(2, d)) * 2,
+                   rng.dirichlet(np.ones(2), size=1) @ x[:2]])
+    saved = dist._FIRST_STEPS
+    dist._FIRST_STEPS = first
+    try:
+        res = hull_distance_bounds(x, q, tol=1e-9)
+        decided = in_hull(x, q, eps=1e-6)
+    finally:
+        dist._FIRST_STEPS = saved
+    ref = np.array([qp_hull_distance(x, v) for v in q])
+    np.testing.assert_allclose(res.distance, ref, atol=1e-5)
+    assert (res.lower <= ref + 1e-7).all() and (res.upper >= ref - 1e-5).all()
+    assert decided.tolist() == [lp_in_hull(x, v, tol=1e-9) or r <= 1e-6 for v, r in zip(q, ref)]
+    # the returned combination reproduces the hull point it claims
+    w = np.where(res.support >= 0, res.weights, 0)
+    p = np.einsum("mk,mkd->md", w, x[np.clip(res.support, 0, None)])
+    np.testing.assert_allclose(np.linalg.norm(q - p, axis=1), res.distance, atol=1e-9)
+    assert (w >= 0).all() and np.allclose(w.sum(1), 1)
+
+
+def _fake_digits(split):
+    # 10 separable classes in 784-D, enough points per class for every split
+    g = torch.Generator().manual_seed(0 if split == "train" else 1)
+    n = 400 if split == "train" else 100
+    y = torch.arange(n) % 10
+    centres = torch.randn(10, 784, generator=torch.Generator().manual_seed(7))
+    x = (centres[y] + 0.8 * torch.randn(n, 784, generator=g)).clamp(0, 1)
+    return x, y
+
+
+def test_hulls_experiment_chooses_the_layer_on_validation(monkeypatch):
+    from reluscope.experiments import hulls as ex
+
+    monkeypatch.setattr(ex, "_loader", lambda name: _fake_digits)
+    cfg = ex.HullsConfig(width=16, depth=2, net_train_size=200, epochs=1, hull_per_class=6, val_per_class=3,
+                         test_per_class=4)
+    ytr, yte = _fake_digits("train")[1], _fake_digits("test")[1]
+    val, net, hull, test = ex.split_indices(ytr, yte, cfg)
+    assert not set(val) & set(net) and set(hull) <= set(net) and len(val) == 30 and len(test) == 40
+    run = ex.HullsRun.from_dict(ex.run_hulls_config(cfg))
+    assert [r.layer for r in run.layers] == ["1:ReLU", "3:ReLU"]
+    best = max(r.nch_val for r in run.layers)
+    chosen = next(r for r in run.layers if r.nch_val == best)  # the earliest best on validation
+    assert run.chosen_layer == chosen.layer and run.nch_test == chosen.nch_test
+    assert ex.HullsRun.from_dict(run.to_dict()) == run
+    exp = ex.HullsExperiment((run,), 0.0)
+    assert exp.summary()["mnist/relu"]["nch_test"] == run.nch_test
+    assert "chosen" in ex.format_table(exp)
+
+
+@pytest.mark.parametrize("loo", [False, True])
+def test_nch_classify_agrees_with_exact_distances(loo):
+    rng = np.random.default_rng(11)
+    x = np.vstack([rng.normal(size=(25, 5)) + s for s in (0.0, 0.7, 1.4)])
+    y = np.repeat([0, 1, 2], 25)
+    clf = NearestConvexHull().fit(x, y)
+    q = x if loo else rng.normal(size=(40, 5)) + 0.7
+    yq = y if loo else rng.integers(0, 3, 40)
+    d = clf.decision_function(q, loo=loo)
+    pred, mis = clf.classify(q, yq, loo=loo, eps=0.03)
+    assert (pred == clf.classes_[d.argmin(1)]).all()
+    other = clf.classes_[None, :] != yq[:, None]
+    assert (mis == ((d <= 0.03 * clf.radius_[None, :]) & other).any(1)).all()
+    assert 0 < mis.mean() < 1  # overlapping classes: both cases occur

@@ -1,26 +1,104 @@
-"""Experiment `reluscope experiment hulls`: nearest-convex-hull accuracy per layer vs the network.
+"""Nearest-convex-hull (NCH) experiment of Jia et al.: NCH accuracy per hidden layer vs the network.
 
-Reproduces the shape of Jia et al.'s Table 6: MLPs with 4 hidden layers (ReLU and sigmoid) on
-MNIST and Fashion-MNIST; for every layer (input included) the NCH training accuracy
-(leave-one-out), test accuracy, misinclusion on train and test, next to the network's accuracies on
-the same points. Defaults are small (width 256, 100 training / 50 test points per class for the
-hulls) so it runs in minutes on 2 cores; `full=True` uses width 1024 and 1000 / 200 per class.
+One config = one trained MLP (`HullsConfig` -> `run_hulls_config` -> a `HullsRun` row), so a study is
+a list of configs run in a plain loop or on the sweep engine. Protocol:
+
+* The official training split is cut into a validation set (`val_per_class` images per class,
+  never trained on) and a pool; the net trains on `net_train_size` images of the pool (all of it
+  when None). The class hulls are spanned by `hull_per_class` of the net's own training images per
+  class (capped by what the class has).
+* For every hidden layer (after each activation): NCH accuracy on the validation images, on the
+  test images, and leave-one-out on the hull points (a class's only point is not kept: that hull is
+  empty, its distance infinite); misinclusion of training (leave-one-out) and test points, with the
+  paper's tolerance 0.03 relative to each hull's radius (largest distance of a hull point from its
+  class centroid), each point counted once.
+* The layer is chosen by validation accuracy (ties: the earlier layer), never on the test set;
+  the reported NCH figure is the chosen layer's test accuracy, next to the network's test accuracy
+  on the same images.
+
+`QUICK` is small enough for a few minutes on 2 cores; `paper_configs()` is the paper's scale (4 x 1024
+MLPs, full MNIST / Fashion-MNIST, hulls of up to 6,000 points per class), meant for the sweep engine.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from ..hull.classifier import overfitting_report
-
-__all__ = ["HullsExperiment", "layer_activations", "run_hulls_experiment"]
+__all__ = [
+    "HullsConfig", "LayerRow", "HullsRun", "HullsExperiment", "QUICK", "paper_configs", "run_hulls_config",
+    "run_hulls_experiment", "layer_activations", "format_table",
+]
 
 _ACTS = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.GELU, nn.SiLU)
+
+
+@dataclass(frozen=True)
+class HullsConfig:
+    """One trained net and its hulls. Sizes are images; per-class counts are capped by availability."""
+
+    dataset: str = "mnist"
+    activation: str = "relu"
+    width: int = 256
+    depth: int = 4
+    net_train_size: int | None = 10_000
+    epochs: int = 2
+    hull_per_class: int = 150
+    val_per_class: int = 30
+    test_per_class: int | None = 60
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    layer: str
+    nch_val: float
+    nch_test: float
+    nch_train_loo: float
+    misinclusion_train: float
+    misinclusion_test: float
+
+
+@dataclass(frozen=True)
+class HullsRun:
+    """Per-layer rows, the layer chosen on validation and its NCH test accuracy vs the network's."""
+
+    config: HullsConfig
+    layers: tuple[LayerRow, ...]
+    chosen_layer: str
+    nch_test: float
+    net_val: float
+    net_test: float
+    hull_points: int
+    test_points: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HullsRun:
+        return cls(**{**d, "config": HullsConfig(**d["config"]),
+                      "layers": tuple(LayerRow(**r) for r in d["layers"])})
+
+
+QUICK = (
+    HullsConfig(dataset="mnist"),
+    HullsConfig(dataset="fashion-mnist"),
+)
+
+
+def paper_configs(seeds=(0, 1, 2)) -> list[HullsConfig]:
+    """The paper's scale: 4 x 1024 MLPs (ReLU and sigmoid) on full MNIST and Fashion-MNIST, hulls of up
+    to 6,000 training points per class, 500 validation images per class held out, the full test set."""
+    return [HullsConfig(dataset=ds, activation=act, width=1024, depth=4, net_train_size=None, epochs=10,
+                        hull_per_class=6000, val_per_class=500, test_per_class=None, seed=s)
+            for ds in ("mnist", "fashion-mnist") for act in ("relu", "sigmoid") for s in seeds]
 
 
 def layer_activations(model: nn.Module, x: torch.Tensor, *, include_input: bool = True) -> list[tuple[str, np.ndarray]]:
@@ -37,95 +115,134 @@ def layer_activations(model: nn.Module, x: torch.Tensor, *, include_input: bool 
     return out
 
 
-@dataclass(frozen=True)
-class HullsExperiment:
-    rows: tuple[dict, ...]  # one per (dataset, activation, layer): OverfittingRow fields + keys
-    settings: dict
-    seconds: float
-
-    def nch_beats_network(self) -> dict:
-        """Per (dataset, activation): best NCH test accuracy over layers vs the network's."""
-        out = {}
-        for r in self.rows:
-            key = f"{r['dataset']}/{r['activation']}"
-            best = out.get(key, {"best_nch_test": -1.0})
-            if r["nch_test"] > best["best_nch_test"]:
-                best = {"best_nch_test": r["nch_test"], "layer": r["layer"], "net_test": r["net_test"]}
-            out[key] = best
-        for v in out.values():
-            v["nch_beats_network"] = bool(v["best_nch_test"] > v["net_test"])
-        return out
-
-
 def _subset(y: torch.Tensor, per_class: int, rng: np.random.Generator) -> np.ndarray:
     y = y.numpy()
-    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in np.unique(y)]))
+    return np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int((y == c).sum())), replace=False)
+                                   for c in np.unique(y)]))
 
 
-def run_hulls_experiment(
-    *,
-    full: bool = False,
-    datasets: tuple[str, ...] = ("mnist", "fashion-mnist"),
-    activations: tuple[str, ...] = ("relu", "sigmoid"),
-    width: int | None = None,
-    train_per_class: int | None = None,
-    test_per_class: int | None = None,
-    net_train_size: int | None = None,
-    epochs: int | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> HullsExperiment:
+def _loader(name: str):
     from ..data import load_fashion_mnist, load_mnist
+
+    loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+    if name not in loaders:
+        raise ValueError(f"dataset: expected 'mnist' or 'fashion-mnist', got {name!r}")
+    return loaders[name]
+
+
+def split_indices(y_train: torch.Tensor, y_test: torch.Tensor, config: HullsConfig):
+    """(val, net, hull, test) index arrays; val and net are disjoint, hull is inside net."""
+    rng = np.random.default_rng(config.seed)
+    n = y_train.shape[0]
+    val = _subset(y_train, config.val_per_class, rng)
+    pool = np.setdiff1d(np.arange(n), val)
+    size = pool.size if config.net_train_size is None else min(config.net_train_size, pool.size)
+    net = np.sort(rng.choice(pool, size, replace=False))
+    hull = net[_subset(y_train[torch.from_numpy(net)], config.hull_per_class, rng)]
+    test = np.arange(y_test.shape[0]) if config.test_per_class is None else _subset(y_test, config.test_per_class, rng)
+    return val, net, hull, test
+
+
+def run_hulls_config(config: HullsConfig | dict) -> dict:
+    """Train one net, measure every hidden layer, choose the layer on validation: a `HullsRun` as a dict."""
+    from ..hull.classifier import NearestConvexHull
+    from ..hull.properties import MISINCLUSION_EPS
     from ..train import accuracy, mlp, train_classifier
 
-    width = width or (1024 if full else 256)
-    train_per_class = train_per_class or (1000 if full else 100)
-    test_per_class = test_per_class or (200 if full else 50)
-    net_train_size = net_train_size or (60000 if full else 12000)
-    epochs = epochs or (10 if full else 4)
-    loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+    config = HullsConfig(**config) if isinstance(config, dict) else config
     t0 = time.perf_counter()
+    load = _loader(config.dataset)
+    xtr, ytr = load("train")
+    xte, yte = load("test")
+    val, net, hull, test = split_indices(ytr, yte, config)
+    torch.manual_seed(config.seed)
+    model = mlp(784, [config.width] * config.depth, 10, activation=config.activation, seed=config.seed)
+    lr = 1e-3 if config.activation == "relu" else 3e-3
+    train_classifier(model, xtr[net], ytr[net], epochs=config.epochs, lr=lr, seed=config.seed)
+    model.eval()
+    parts = {k: (xtr[v], ytr[v]) for k, v in (("val", val), ("hull", hull))}
+    parts["test"] = (xte[test], yte[test])
+    acts = {k: layer_activations(model, x, include_input=False) for k, (x, _) in parts.items()}
+    labels = {k: y.numpy() for k, (_, y) in parts.items()}
     rows = []
-    for ds in datasets:
-        if ds not in loaders:
-            raise ValueError(f"datasets: expected names from {sorted(loaders)}, got {ds!r}")
-        xtr, ytr = loaders[ds]("train")
-        xte, yte = loaders[ds]("test")
-        rng = np.random.default_rng(seed)
-        net_idx = torch.from_numpy(rng.choice(xtr.shape[0], min(net_train_size, xtr.shape[0]), replace=False))
-        hull_tr = torch.from_numpy(_subset(ytr[net_idx], train_per_class, rng))
-        hull_tr = net_idx[hull_tr]  # the hulls use points the network was trained on
-        hull_te = torch.from_numpy(_subset(yte, test_per_class, rng))
-        for act in activations:
-            model = mlp(784, [width] * 4, 10, activation=act, seed=seed)
-            lr = 1e-3 if act == "relu" else 3e-3
-            train_classifier(model, xtr[net_idx], ytr[net_idx], epochs=epochs, lr=lr, seed=seed, progress=progress)
-            model.eval()
-            a_tr = layer_activations(model, xtr[hull_tr])
-            a_te = layer_activations(model, xte[hull_te])
-            layers = [(n, a, b) for (n, a), (_, b) in zip(a_tr, a_te)]
-            report = overfitting_report(
-                layers, ytr[hull_tr].numpy(), yte[hull_te].numpy(),
-                net_train=accuracy(model, xtr[hull_tr], ytr[hull_tr]),
-                net_test=accuracy(model, xte[hull_te], yte[hull_te]),
-            )
-            for r in report:
-                rows.append({"dataset": ds, "activation": act, **asdict(r)})
+    for li, (name, a_hull) in enumerate(acts["hull"]):
+        clf = NearestConvexHull().fit(a_hull, labels["hull"])
+        p_val, _ = clf.classify(acts["val"][li][1])
+        p_te, m_te = clf.classify(acts["test"][li][1], labels["test"], eps=MISINCLUSION_EPS)
+        p_tr, m_tr = clf.classify(a_hull, labels["hull"], loo=True, eps=MISINCLUSION_EPS)
+        rows.append(LayerRow(
+            name, float((p_val == labels["val"]).mean()), float((p_te == labels["test"]).mean()),
+            float((p_tr == labels["hull"]).mean()), float(m_tr.mean()), float(m_te.mean()),
+        ))
+    chosen = max(range(len(rows)), key=lambda i: (rows[i].nch_val, -i))  # ties: the earlier layer
+    run = HullsRun(
+        config, tuple(rows), rows[chosen].layer, rows[chosen].nch_test,
+        accuracy(model, *parts["val"]), accuracy(model, *parts["test"]), int(hull.size), int(test.size),
+        time.perf_counter() - t0,
+    )
+    return run.to_dict()
+
+
+@dataclass(frozen=True)
+class HullsExperiment:
+    runs: tuple[HullsRun, ...]
+    seconds: float
+    settings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Per (dataset, activation): mean NCH test accuracy at the validation-chosen layer vs the net's."""
+        out: dict[str, dict] = {}
+        for r in self.runs:
+            key = f"{r.config.dataset}/{r.config.activation}"
+            out.setdefault(key, {"nch_test": [], "net_test": [], "layers": [], "misinclusion_test": []})
+            out[key]["nch_test"].append(r.nch_test)
+            out[key]["net_test"].append(r.net_test)
+            out[key]["layers"].append(r.chosen_layer)
+            out[key]["misinclusion_test"].append(max(row.misinclusion_test for row in r.layers))
+        return {k: {"nch_test": float(np.mean(v["nch_test"])), "net_test": float(np.mean(v["net_test"])),
+                    "runs": len(v["nch_test"]), "chosen_layers": v["layers"],
+                    "max_misinclusion_test": float(max(v["misinclusion_test"])),
+                    "nch_beats_network": bool(np.mean(v["nch_test"]) > np.mean(v["net_test"]))}
+                for k, v in out.items()}
+
+    def to_dict(self) -> dict:
+        return {"runs": [r.to_dict() for r in self.runs], "seconds": self.seconds, "settings": self.settings,
+                "summary": self.summary()}
+
+    def write(self, out) -> Path:
+        """Write the result as JSON (atomically) to `out` (a file path)."""
+        from ..io_utils import write_json_atomic
+
+        return write_json_atomic(Path(out), self.to_dict())
+
+
+def run_hulls_experiment(configs=QUICK, *, mapper=None, progress: bool = False) -> HullsExperiment:
+    """Run every config (`mapper(task, configs)`, e.g. a reproduce context's map or the sweep engine;
+    a plain loop by default) and collect the runs."""
+    configs = list(configs)
+    t0 = time.perf_counter()
+    if mapper is None:
+        rows = []
+        for c in configs:
+            rows.append(run_hulls_config(c))
             if progress:
-                print(f"{ds}/{act}: " + ", ".join(f"{r.layer} {r.nch_test:.3f}" for r in report), flush=True)
-    settings = dict(full=full, datasets=list(datasets), activations=list(activations), width=width,
-                    train_per_class=train_per_class, test_per_class=test_per_class,
-                    net_train_size=net_train_size, epochs=epochs, seed=seed)
-    return HullsExperiment(tuple(rows), settings, time.perf_counter() - t0)
+                r = HullsRun.from_dict(rows[-1])
+                print(f"{c.dataset}/{c.activation}: NCH {r.nch_test:.3f} at {r.chosen_layer} (chosen on validation), "
+                      f"net {r.net_test:.3f}, {r.seconds:.0f} s", flush=True)
+    else:
+        rows = mapper(run_hulls_config, configs)
+    runs = tuple(HullsRun.from_dict(r) for r in rows)
+    return HullsExperiment(runs, time.perf_counter() - t0, {"configs": [asdict(c) for c in configs]})
 
 
 def format_table(exp: HullsExperiment) -> str:
-    head = "dataset        act      layer          mis_tr  mis_te  NCH_tr  NCH_te  TR/TE   net_tr  net_te"
+    head = "dataset        act      layer          NCH_val NCH_te  NCH_loo mis_tr  mis_te  net_te  chosen"
     lines = [head]
-    for r in exp.rows:
-        lines.append(
-            f"{r['dataset']:<14} {r['activation']:<8} {r['layer']:<14} {r['misinclusion_train']:.3f}   "
-            f"{r['misinclusion_test']:.3f}   {r['nch_train']:.3f}   {r['nch_test']:.3f}   {r['tr_te']:.3f}   "
-            f"{r['net_train']:.3f}   {r['net_test']:.3f}"
-        )
+    for r in exp.runs:
+        for row in r.layers:
+            lines.append(
+                f"{r.config.dataset:<14} {r.config.activation:<8} {row.layer:<14} {row.nch_val:.3f}   {row.nch_test:.3f}  "
+                f"{row.nch_train_loo:.3f}   {row.misinclusion_train:.3f}   {row.misinclusion_test:.3f}   "
+                f"{r.net_test:.3f}   {'*' if row.layer == r.chosen_layer else ''}"
+            )
     return "\n".join(lines)

@@ -6,10 +6,11 @@ from .distance import HullDistance, hull_distance, hull_distance_bounds, in_hull
 __all__ = ["HullDistance", "hull_distance", "hull_distance_bounds", "in_hull"]
 from .classifier import HullMode, NearestConvexHull, OverfittingReport, OverfittingRow, overfitting_report
 from .properties import ClassGeometry, class_geometry, crucial_share, misinclusion, pairwise_distance_histogram
-from .rge import RGEResult, kcha_scores, revised_greedy_expansion
+from .kcha import kcha_scores
+from .rge import RGEResult, RGEStop, revised_greedy_expansion, rge_memory
 
 __all__ += [
     "HullMode", "NearestConvexHull", "OverfittingRow", "OverfittingReport", "overfitting_report",
     "ClassGeometry", "class_geometry", "crucial_share", "misinclusion", "pairwise_distance_histogram",
-    "RGEResult", "kcha_scores", "revised_greedy_expansion",
+    "RGEResult", "RGEStop", "kcha_scores", "revised_greedy_expansion", "rge_memory",
 ]

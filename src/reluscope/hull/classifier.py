@@ -3,7 +3,8 @@
 sklearn-style: `NearestConvexHull(mode=...).fit(X, y)`, `predict`, `score`, `decision_function`
 (distances [M, C], smaller = more likely). Training points are classified leave-one-out
 (`predict_train()` / `score(X, y, loo=True)` on the fitted data): a point's own class hull is built
-without it, otherwise every training point would sit in its own hull at distance 0.
+without it, otherwise every training point would sit in its own hull at distance 0. A class with a
+single training point has no hull left without it: that distance is infinite.
 Ties (e.g. a point inside two hulls) go to the first class in sorted label order.
 """
 
@@ -19,7 +20,14 @@ import torch
 from .._checks import as_enum, check_positive
 from ..results import Result, frame
 from .distance import hull_distance_bounds, prepare_points
+from .properties import MISINCLUSION_EPS, _radius
 from .rge import revised_greedy_expansion
+
+
+def _labels(y) -> np.ndarray:
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    return np.asarray(y)
 
 __all__ = ["HullMode", "NearestConvexHull", "OverfittingRow", "OverfittingReport", "overfitting_report"]
 
@@ -51,7 +59,7 @@ class NearestConvexHull:
         mode = as_enum(self.mode, HullMode, "mode")
         check_positive(float(self.tol), "tol")
         x = prepare_points(self._features(X), "X", min_points=2)
-        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        y = _labels(y)
         if y.ndim != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"y: expected one label per row of X ({x.shape[0]}), got shape {list(y.shape)}")
         self.classes_ = np.unique(y)
@@ -67,6 +75,8 @@ class NearestConvexHull:
                 sel = revised_greedy_expansion(x[idx], eps=self.rge_eps, stop=self.rge_stop).indices
                 idx = idx[sel]
             self.members_.append(idx)
+        # misinclusion tolerances scale with each class's own points (not its RGE subset)
+        self.radius_ = np.array([_radius(x[torch.from_numpy(y == c)]) for c in self.classes_])
         return self
 
     def _features(self, X):
@@ -80,42 +90,86 @@ class NearestConvexHull:
         if not hasattr(self, "members_"):
             raise RuntimeError("NearestConvexHull: call fit(X, y) before predict/score/decision_function")
 
-    def decision_function(self, X, *, loo: bool = False) -> np.ndarray:
-        """float64 [M, C]: distance of each row to each class hull. loo=True: X must be the
-        training data; each row is left out of its own class hull."""
+    def _rows(self, X, loo):
         self._check_fitted()
         x = prepare_points(X if loo else self._features(X), "X")
         if x.shape[1] != self.n_features_in_:
             raise ValueError(f"X: expected {self.n_features_in_} features, got {x.shape[1]}")
         if loo and (x.shape != self.X_.shape or not torch.equal(x, self.X_)):
             raise ValueError("loo=True: X must be the training data passed to fit")
-        out = np.empty((x.shape[0], self.classes_.size))
-        for k, idx in enumerate(self.members_):
-            pts = self.X_[torch.from_numpy(idx)]
-            allowed = None
-            if loo:
-                pos = {int(i): j for j, i in enumerate(idx)}
-                allowed = torch.ones(x.shape[0], idx.size, dtype=torch.bool)
-                rows = [r for r in range(x.shape[0]) if r in pos]
-                allowed[rows, [pos[r] for r in rows]] = False
-                empty = ~allowed.any(1)
-                allowed[empty] = True  # solved for the solver's sake, then set to +inf below
-            res = hull_distance_bounds(pts, x, tol=self.tol, allowed=allowed, device=self.device)
-            out[:, k] = res.distance
-            if loo:  # a class whose only point is left out has no hull: infinitely far, not 0
-                out[empty.numpy(), k] = np.inf
-        return out
+        return x
+
+    def _bounds(self, x, k, rows, loo, tol, lower, upper):
+        """Fill lower/upper [M, C] at column k for the given rows (int array) at tolerance tol."""
+        idx = self.members_[k]
+        pts = self.X_[torch.from_numpy(idx)]
+        allowed = None
+        if loo:
+            pos = np.full(self.X_.shape[0], -1)
+            pos[idx] = np.arange(idx.size)
+            allowed = torch.ones(rows.size, idx.size, dtype=torch.bool)
+            own = pos[rows] >= 0
+            allowed[torch.from_numpy(np.flatnonzero(own)), torch.from_numpy(pos[rows[own]])] = False
+            empty = (~allowed.any(1)).numpy()
+            if empty.any():  # a one-point class has no hull without that point
+                lower[rows[empty], k] = upper[rows[empty], k] = np.inf
+                rows, allowed = rows[~empty], allowed[torch.from_numpy(~empty)]
+        if rows.size == 0:
+            return
+        res = hull_distance_bounds(pts, x[torch.from_numpy(rows)], tol=tol, allowed=allowed, device=self.device)
+        lower[rows, k], upper[rows, k] = res.lower, res.upper
+
+    def decision_function(self, X, *, loo: bool = False) -> np.ndarray:
+        """float64 [M, C]: distance of each row to each class hull. loo=True: X must be the
+        training data; each row is left out of its own class hull."""
+        x = self._rows(X, loo)
+        lower = np.empty((x.shape[0], self.classes_.size))
+        upper = np.empty_like(lower)
+        every = np.arange(x.shape[0])
+        for k in range(self.classes_.size):
+            self._bounds(x, k, every, loo, self.tol, lower, upper)
+        return upper
+
+    def classify(self, X, y=None, *, loo: bool = False, eps: float | None = None):
+        """(predicted labels [M], misincluded [M] bool or None) without exact distances where the
+        answer is already decided: a coarse pass (tolerance 1e-2 of the radius) gives certified
+        bounds; only (row, class) pairs whose interval could change the nearest class, or the
+        inside/outside test at eps * radius of another class's hull (given labels y), are solved
+        to `tol`. Same answers as `decision_function` (up to ties within tol)."""
+        x = self._rows(X, loo)
+        m, c = x.shape[0], self.classes_.size
+        lower, upper = np.empty((m, c)), np.empty((m, c))
+        every = np.arange(m)
+        coarse = max(self.tol, 1e-2)
+        for k in range(c):
+            self._bounds(x, k, every, loo, coarse, lower, upper)
+        if coarse > self.tol:
+            best = upper.min(axis=1, keepdims=True)
+            need = lower < best  # could still be (or tie with) the nearest
+            need &= ~(upper <= lower)  # already exact
+            if y is not None and eps is not None:
+                thr = eps * self.radius_[None, :]
+                other = self.classes_[None, :] != _labels(y)[:, None]
+                need |= other & (lower <= thr) & (upper > thr)
+            for k in range(c):
+                rows = np.flatnonzero(need[:, k])
+                self._bounds(x, k, rows, loo, self.tol, lower, upper)
+        pred = self.classes_[upper.argmin(axis=1)]
+        mis = None
+        if y is not None and eps is not None:
+            other = self.classes_[None, :] != _labels(y)[:, None]
+            mis = ((upper <= eps * self.radius_[None, :]) & other).any(axis=1)
+        return pred, mis
 
     def predict(self, X, *, loo: bool = False) -> np.ndarray:
-        self._check_fitted()
-        return self.classes_[self.decision_function(X, loo=loo).argmin(axis=1)]
+        return self.classify(X, loo=loo)[0]
 
     def predict_train(self) -> np.ndarray:
         self._check_fitted()
         return self.predict(self.X_, loo=True)
 
     def score(self, X, y, *, loo: bool = False) -> float:
-        return float((self.predict(X, loo=loo) == np.asarray(y)).mean())
+        return float((self.predict(X, loo=loo) == _labels(y)).mean())
 
 
 @dataclass(frozen=True)
@@ -155,23 +209,20 @@ class OverfittingReport(Result):
         return frame([dataclasses.asdict(r) for r in self.rows], "OverfittingReport")
 
 
-def _mis_any(model: NearestConvexHull, d: np.ndarray, y: np.ndarray, eps: float) -> float:
-    other = model.classes_[None, :] != np.asarray(y)[:, None]
-    return float(((d <= eps) & other).any(axis=1).mean())
-
-
-def overfitting_report(layers, y_train, y_test, *, net_train: float, net_test: float, mode: HullMode | str = HullMode.EXACT, eps: float = 1e-6) -> OverfittingReport:
-    """layers: sequence of (name, activations_train, activations_test). One row per layer."""
+def overfitting_report(layers, y_train, y_test, *, net_train: float, net_test: float, mode: HullMode | str = HullMode.EXACT,
+                       eps: float = MISINCLUSION_EPS) -> OverfittingReport:
+    """layers: sequence of (name, activations_train, activations_test). One row per layer.
+    Misinclusion: within eps of another class's hull, eps relative to that hull's radius (the
+    paper's 0.03). Labels may be numpy arrays, lists or torch tensors."""
+    y_train, y_test = _labels(y_train), _labels(y_test)
     rows = []
     for name, a_tr, a_te in layers:
         model = NearestConvexHull(mode=mode).fit(a_tr, y_train)
-        scale = float(np.abs(np.asarray(a_tr)).max()) or 1.0
-        d_tr = model.decision_function(a_tr, loo=True)
-        d_te = model.decision_function(a_te)
-        acc_tr = float((model.classes_[d_tr.argmin(1)] == y_train).mean())
-        acc_te = float((model.classes_[d_te.argmin(1)] == y_test).mean())
-        m_tr = _mis_any(model, d_tr, y_train, eps * scale)
-        m_te = _mis_any(model, d_te, y_test, eps * scale)
+        p_tr, mis_tr = model.classify(a_tr, y_train, loo=True, eps=eps)
+        p_te, mis_te = model.classify(a_te, y_test, eps=eps)
+        acc_tr = float((p_tr == y_train).mean())
+        acc_te = float((p_te == y_test).mean())
+        m_tr, m_te = float(mis_tr.mean()), float(mis_te.mean())
         rows.append(OverfittingRow(
             name, m_tr, m_te, (m_te / m_tr) if m_tr > 0 else (float("inf") if m_te > 0 else float("nan")),
             acc_tr, acc_te, acc_tr / acc_te if acc_te > 0 else float("inf"), net_train, net_test,

@@ -4,8 +4,11 @@
 * the share of "crucial" (extreme) points: not within eps of the hull of the class's other points;
 * misinclusion: the share of a set of points that lies within eps of another class's hull.
 
-`eps` is relative to the class hull's radius (largest distance of a point from its centroid), so
-the same default works for every layer's scale.
+`eps` is relative to the class hull's radius (largest distance of a point of that hull from its
+centroid), so the same default works for every layer's scale. Misinclusion uses the paper's
+tolerance 0.03 (the paper states it in the units of its data; activations have no common unit, so
+we read it as 0.03 of the hull's radius: docs/methods.md). The crucial-point test keeps 1e-6:
+a point is extreme unless it is (numerically) inside the hull of the others.
 """
 
 from __future__ import annotations
@@ -26,8 +29,19 @@ def _radius(x: torch.Tensor) -> float:
     return float((x - x.mean(0)).norm(dim=1).max())
 
 
+MISINCLUSION_EPS = 0.03
+"""The paper's inside tolerance, here relative to the radius of the hull tested against."""
+
+
+def hull_radius(x) -> float:
+    """Largest distance of a point from the centroid (the scale relative tolerances refer to)."""
+    return _radius(prepare_points(x, "points"))
+
+
 def _labels(y, n, name="y"):
-    y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name}: expected one label per point ({n}), got shape {list(y.shape)}")
     return y
@@ -44,14 +58,19 @@ def crucial_share(points, *, eps: float = 1e-6, tol: float = 1e-9) -> float:
     return float((res.upper > abs_eps).mean())
 
 
-def misinclusion(points, others, *, eps: float = 1e-6, tol: float = 1e-9) -> float:
-    """Share of `others` within eps * radius of the hull of `points`."""
+def misinclusion(points, others, *, eps: float = MISINCLUSION_EPS, tol: float = 1e-9) -> float:
+    """Share of `others` within eps * radius of the hull of `points` (radius: largest distance of
+    one of `points` from their centroid)."""
+    return float(_inside(points, others, eps, tol).mean())
+
+
+def _inside(points, others, eps, tol) -> np.ndarray:
     check_positive(float(eps), "eps")
     x = prepare_points(points, "points")
     o = prepare_points(others, "others")
     abs_eps = eps * max(_radius(x), 1e-300)
     res = hull_distance_bounds(x, o, tol=tol, eps=abs_eps)
-    return float((res.upper <= abs_eps).mean())
+    return res.upper <= abs_eps
 
 
 def pairwise_distance_histogram(points, *, bins: int = 40, max_pairs: int = 200_000, seed: int = 0):
@@ -72,26 +91,35 @@ def pairwise_distance_histogram(points, *, bins: int = 40, max_pairs: int = 200_
 @dataclass(frozen=True)
 class ClassGeometry(Result):
     """classes [C]; crucial [C] share of extreme points; misinclusion_train / _test [C, C]: entry
-    (a, b) = share of class a's points inside class b's training hull (diagonal 0 for train);
-    histograms: per class (counts, edges) of within-class distances."""
+    (a, b) = share of class a's points inside class b's training hull (diagonal 0);
+    misincluded_train [N] / misincluded_test [M]: whether each point lies inside the training hull
+    of some other class (each point counted once); histograms: per class (counts, edges) of
+    within-class distances; eps: the misinclusion tolerance, relative to each hull's radius."""
 
     classes: np.ndarray
     crucial: np.ndarray
     misinclusion_train: np.ndarray
     misinclusion_test: np.ndarray | None
+    misincluded_train: np.ndarray
+    misincluded_test: np.ndarray | None
     histograms: tuple
+    eps: float
 
     def mean_misinclusion(self, split: str = "train") -> float:
-        m = self.misinclusion_train if split == "train" else self.misinclusion_test
+        """Share of the split's points that lie inside another class's hull. A point inside
+        several other hulls counts once (summing the [C, C] matrix would count it once per hull)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        m = self.misincluded_train if split == "train" else self.misincluded_test
         if m is None:
             raise ValueError("mean_misinclusion: no test data was given to class_geometry")
-        off = ~np.eye(len(self.classes), dtype=bool)
-        # share of points of a class inside any other class's hull, averaged over classes
-        return float(m[off].reshape(len(self.classes), -1).sum(1).mean())
+        return float(m.mean()) if m.size else 0.0
 
 
-def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = 1e-6, bins: int = 40, model=None, layer=None) -> ClassGeometry:
-    """Per-class crucial-point share, misinclusion (train and test) and distance histograms.
+def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = MISINCLUSION_EPS, crucial_eps: float = 1e-6,
+                   bins: int = 40, model=None, layer=None) -> ClassGeometry:
+    """Per-class crucial-point share (tolerance `crucial_eps`), misinclusion (train and test;
+    tolerance `eps`, both relative to the hull's radius) and distance histograms.
 
     With `model` and `layer` (see reluscope.activations), x and x_test are the model's inputs and
     the geometry is that of the named layer's activations."""
@@ -104,23 +132,30 @@ def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = 1e-6, bins: i
     y = _labels(y, xt.shape[0])
     classes = np.unique(y)
     parts = {c: xt[torch.from_numpy(y == c)] for c in classes}
-    crucial = np.array([crucial_share(parts[c], eps=eps) if parts[c].shape[0] > 1 else 1.0 for c in classes])
-    mis = np.zeros((len(classes), len(classes)))
-    for a, ca in enumerate(classes):
-        for b, cb in enumerate(classes):
-            if a != b:
-                mis[a, b] = misinclusion(parts[cb], parts[ca], eps=eps)
-    mis_test = None
+    crucial = np.array([crucial_share(parts[c], eps=crucial_eps) if parts[c].shape[0] > 1 else 1.0 for c in classes])
+    mis, flagged = _misinclusion_matrix(parts, classes, xt, y, eps)
+    mis_test = flagged_test = None
     if x_test is not None:
         xs = prepare_points(x_test, "x_test")
         ys = _labels(y_test, xs.shape[0], "y_test")
-        mis_test = np.zeros((len(classes), len(classes)))
-        for a, ca in enumerate(classes):
-            pa = xs[torch.from_numpy(ys == ca)]
-            if pa.shape[0] == 0:
-                continue
-            for b, cb in enumerate(classes):
-                if a != b:
-                    mis_test[a, b] = misinclusion(parts[cb], pa, eps=eps)
+        mis_test, flagged_test = _misinclusion_matrix(parts, classes, xs, ys, eps)
     hists = tuple(pairwise_distance_histogram(parts[c], bins=bins) for c in classes if parts[c].shape[0] > 1)
-    return ClassGeometry(classes, crucial, mis, mis_test, hists)
+    return ClassGeometry(classes, crucial, mis, mis_test, flagged, flagged_test, hists, float(eps))
+
+
+def _misinclusion_matrix(parts, classes, xs, ys, eps):
+    """([C, C] shares, [M] bool inside-some-other-hull) for points xs with labels ys."""
+    mis = np.zeros((len(classes), len(classes)))
+    flagged = np.zeros(xs.shape[0], dtype=bool)
+    for b, cb in enumerate(classes):
+        other = ys != cb
+        if not other.any():
+            continue
+        inside = _inside(parts[cb], xs[torch.from_numpy(other)], eps, 1e-9)
+        pos = np.flatnonzero(other)
+        flagged[pos[inside]] = True
+        for a, ca in enumerate(classes):
+            if a != b:
+                sel = ys[pos] == ca
+                mis[a, b] = float(inside[sel].mean()) if sel.any() else 0.0
+    return mis, flagged

@@ -1,12 +1,12 @@
 """Revised Greedy Expansion (RGE): a small subset E whose hull eps-approximates the hull of S.
 
-Follows section 4 of PAPERS.md and the authors' code (SamJia/RevisedGE): KCHA start plus the
+Follows Jia et al. and the authors' code (SamJia/RevisedGE; docs/methods.md): KCHA start plus the
 per-coordinate extremes, clean E, clean R, then greedy minimax additions. Choices we had to make
 (all exposed as options):
 
-* KCHA runs on at most `kcha_sample` points drawn at random (the multiplicative update costs N^3
-  per step; only its ranking of points is used, as a seed). `kcha_sample=None` runs it on all
-  points as the paper does. Kernel exp(-||xi - xj||^2 / sigma^2) as in the authors' code.
+* KCHA runs on all points by default, as the paper does (fast: see `reluscope.hull.kcha`);
+  `kcha_sample=m` runs it on m points drawn at random instead (only its ranking is used, as a
+  seed). Kernel exp(-||xi - xj||^2 / sigma^2) as in the authors' code.
 * Cleaning E is sequential in index order, as in the authors' code: a point is dropped if it is
   within eps of the hull of the remaining E (checked after earlier drops).
 * The minimax search is exact but lazy: for each candidate c a lower bound on
@@ -14,8 +14,12 @@ per-coordinate extremes, clean E, clean R, then greedy minimax additions. Choice
   {z : n.z <= max(n.p_v, n.c)}, n the unit residual of v), so d(v, E + c) >= min(d(v, E),
   n.(v - c)). Candidates are evaluated in bound order until the bound cannot beat the best; rows
   whose upper bound min(d(v, E), ||v - c||) is below the candidate's lower bound are skipped.
+  The [R, R] bound matrix is never held whole: it is reduced in column chunks sized by
+  `memory_budget`, and a candidate's upper bounds are computed when it is evaluated.
 * The loop stops when the minimax distance is <= `stop`, when |E| reaches `max_size` (N/10), or
-  when R is empty; the reported `error` is max over all of S of d(u, E).
+  when R is empty; the reported `error` is max over all of S of d(u, E). A run that ends at
+  `max_size` without reaching `stop`, or whose seed is already larger than `max_size`, warns and
+  says so in the result (`stopped_by`, `over_max_size`).
 """
 
 from __future__ import annotations
@@ -23,22 +27,34 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 import torch
 
-from .._checks import check_positive
-from .._checks import check_int, single_thread
+from .._checks import DEFAULT_MEMORY_BUDGET, check_int, check_memory_budget, check_positive, rows_within_budget, single_thread
 from ..results import Result
 from .distance import hull_distance_bounds, prepare_points
+from .kcha import kcha_memory, kcha_scores
 
-__all__ = ["RGEResult", "revised_greedy_expansion", "kcha_scores"]
+__all__ = ["RGEResult", "RGEStop", "revised_greedy_expansion", "kcha_scores"]
+
+
+class RGEStop(str, Enum):
+    """Why the greedy loop ended: STOP (minimax distance <= stop, the paper's criterion), MAX_SIZE
+    (|E| reached max_size first: the stop was missed), EXHAUSTED (no point left outside E's hull)."""
+
+    STOP = "stop"
+    MAX_SIZE = "max_size"
+    EXHAUSTED = "exhausted"
 
 
 @dataclass(frozen=True)
 class RGEResult(Result):
     """indices: sorted indices of E into the points; error: max_u d(u, E) over all points;
-    history: one (|E|, |R|, minimax distance) row per greedy step; seconds: wall time."""
+    history: one (|E|, |R|, minimax distance) row per greedy step; seconds: wall time;
+    stopped_by: why the loop ended; over_max_size: |E| ended above max_size (the seed was larger);
+    kcha_points: how many points KCHA ran on."""
 
     indices: np.ndarray
     error: float
@@ -47,34 +63,19 @@ class RGEResult(Result):
     seconds: float
     eps: float
     stop: float
-    max_size: int = 0
-    reached_stop: bool = True  # False: max_size ended the expansion before `stop` (a warning too)
+    max_size: int
+    stopped_by: RGEStop
+    over_max_size: bool
+    kcha_points: int
 
     @property
     def size(self) -> int:
         return int(self.indices.size)
 
-
-def kcha_scores(points, *, sigma: float = 0.3, rate: float = 0.01, max_iter: int = 500) -> np.ndarray:
-    """diag(C) of the kernel convex-hull approximation (C <- C * sqrt(K / (K C)), C0 = 1/N)."""
-    check_positive(float(sigma), "sigma")
-    x = prepare_points(points, "points")
-    n = x.shape[0]
-    k = torch.exp(-torch.cdist(x, x).square() / sigma**2)
-    c = torch.full((n, n), 1.0 / n, dtype=x.dtype, device=x.device)
-    for _ in range(max_iter):
-        c_new = c * torch.sqrt(k / (k @ c).clamp_min(1e-100))
-        change = float((c_new - c).abs().sum() / c.abs().sum())
-        c = c_new
-        if change <= rate:
-            break
-    return torch.diagonal(c).cpu().numpy().copy()
-
-
-def _dist(x, queries_idx, allowed_rows, tol):
-    """Distances of x[queries_idx] to hulls given by boolean rows (one row per query)."""
-    res = hull_distance_bounds(x, x[queries_idx], tol=tol, allowed=allowed_rows)
-    return res
+    @property
+    def reached_stop(self) -> bool:
+        """False when max_size ended the expansion before the stop distance (a warning too)."""
+        return self.stopped_by is not RGEStop.MAX_SIZE
 
 
 def revised_greedy_expansion(
@@ -86,35 +87,43 @@ def revised_greedy_expansion(
     initial_size: int | None = None,
     max_size: int | None = None,
     kcha_rate: float = 0.01,
-    kcha_sample: int | None = 300,
+    kcha_sample: int | None = None,
     tol: float = 1e-9,
     seed: int = 0,
     batch: int = 16,
+    memory_budget=DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
 ) -> RGEResult:
     """Select E subset of `points` [N, D] with d(u, E) small for every u; see the module docstring.
 
-    eps: inside tolerance of the cleaning steps (> 0). stop: minimax distance at which to stop.
-    initial_size: KCHA seed size (default N // 20). max_size: cap on |E| (default N // 10).
+    eps: inside tolerance of the cleaning steps (> 0, absolute, in the points' units). stop: minimax
+    distance at which to stop. initial_size: KCHA seed size (default N // 20). max_size: cap on |E|
+    (default N // 10). kcha_sample: run KCHA on this many random points instead of all (None).
+    memory_budget: bytes; refuses up front with the estimate when KCHA's N x N work cannot fit.
     """
-    with single_thread():  # many small solves: one thread avoids hand-off costs
-        return _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch, progress)
-
-
-def _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch, progress):
-    t0 = time.perf_counter()
     check_positive(float(eps), "eps")
     check_positive(float(stop), "stop", allow_zero=True)
+    budget = check_memory_budget(memory_budget)
     x = prepare_points(points, "points", min_points=2)
+    device = x.device  # KCHA runs there; the greedy loop is many small solves, which the CPU does best
+    with single_thread():  # many small solves: one thread avoids hand-off costs
+        return _rge(x.cpu(), eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch,
+                    budget, progress, device)
+
+
+def _rge(x, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch, budget, progress, device):
+    t0 = time.perf_counter()
     n = x.shape[0]
-    xn = x.cpu().numpy()
+    xn = x.numpy()
     initial_size = max(1, n // 20) if initial_size is None else check_int(initial_size, "initial_size")
     max_size = max(2, n // 10) if max_size is None else check_int(max_size, "max_size")
+    if kcha_sample is not None:
+        kcha_sample = check_int(kcha_sample, "kcha_sample")
     rng = np.random.default_rng(seed)
     sample = np.arange(n) if kcha_sample is None or n <= kcha_sample else np.sort(rng.choice(n, kcha_sample, replace=False))
-    scores = kcha_scores(xn[sample], sigma=sigma, rate=kcha_rate)
+    scores = kcha_scores(xn[sample], sigma=sigma, rate=kcha_rate, memory_budget=budget, device=device)
     take = max(1, round(initial_size * len(sample) / n))
-    start = set(sample[np.argsort(scores)[-take:]].tolist())
+    start = set(sample[np.argsort(scores, kind="stable")[-take:]].tolist())
     start.update(xn.argmax(axis=0).tolist())
     start.update(xn.argmin(axis=0).tolist())
     in_e = np.zeros(n, dtype=bool)
@@ -123,22 +132,31 @@ def _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sampl
     initial = int(in_e.sum())
     in_r = ~in_e
     history = []
+    stopped_by = RGEStop.EXHAUSTED
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_size, desc="RGE |E|", initial=initial)
-    while in_r.any() and in_e.sum() < max_size:
+    while True:
+        if not in_r.any():
+            stopped_by = RGEStop.EXHAUSTED
+            break
+        if in_e.sum() >= max_size:
+            stopped_by = RGEStop.MAX_SIZE
+            break
         r_idx = np.flatnonzero(in_r)
-        res = _dist(x, r_idx, torch.from_numpy(np.broadcast_to(in_e, (r_idx.size, n)).copy()), tol)
+        e_idx = np.flatnonzero(in_e)
+        res = hull_distance_bounds(x[e_idx], x[r_idx], tol=tol)
         d_e = res.distance
         keep = d_e > eps  # clean R: points within eps of the hull of E are inside
         in_r[r_idx[~keep]] = False
         r_idx, d_e = r_idx[keep], d_e[keep]
         if r_idx.size == 0:
+            stopped_by = RGEStop.EXHAUSTED
             break
-        proj = _hull_points(xn, res.support[keep], res.weights[keep])
-        c, value, d_new = _minimax(x, xn, in_e, r_idx, d_e, proj, tol, batch)
+        proj = _hull_points(xn[e_idx], res.support[keep], res.weights[keep])
+        c, value, d_new = _minimax(x, xn, in_e, r_idx, d_e, proj, tol, batch, budget)
         in_e[c] = True
         in_r[c] = False
         in_r[r_idx[d_new <= eps]] = False
@@ -147,83 +165,102 @@ def _rge(points, eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sampl
         if bar is not None:
             bar.update(int(in_e.sum()) - bar.n)
         if value <= stop:
+            stopped_by = RGEStop.STOP
             break
     if bar is not None:
         bar.close()
     idx = np.flatnonzero(in_e)
-    allowed = torch.from_numpy(np.broadcast_to(in_e, (n, n)).copy())
-    error = float(hull_distance_bounds(x, x, tol=tol, allowed=allowed).distance.max())
-    reached = not in_r.any() or (bool(history) and history[-1][2] <= stop)
-    if not reached or idx.size > max_size:
+    error = float(hull_distance_bounds(x[idx], x, tol=tol).distance.max())
+    over = idx.size > max_size
+    if stopped_by is RGEStop.MAX_SIZE or over:
         warnings.warn(
-            f"revised_greedy_expansion: |E| = {idx.size} for max_size={max_size}"
-            + ("" if reached else f", max distance to the hull of E {error:.3g} above stop={stop}")
-            + "; pass a larger max_size (the initial set holds every coordinate's extreme points)",
-            RuntimeWarning, stacklevel=3,
+            f"revised_greedy_expansion: |E| = {idx.size} with max_size = {max_size}; "
+            + (f"the minimax distance did not reach stop: max distance to the hull of E {error:.3g} above stop={stop}; "
+               if stopped_by is RGEStop.MAX_SIZE else "the seed (KCHA + extremes) is already larger; ")
+            + "pass a larger max_size, or see RGEResult.stopped_by / over_max_size",
+            RuntimeWarning,
+            stacklevel=3,
         )
-    return RGEResult(idx, error, tuple(history), initial, time.perf_counter() - t0, float(eps), float(stop), max_size, reached)
+    return RGEResult(idx, error, tuple(history), initial, time.perf_counter() - t0, float(eps), float(stop),
+                     int(max_size), stopped_by, bool(over), int(len(sample)))
 
 
-def _hull_points(xn, support, weights):
+def rge_memory(n: int, d: int, *, kcha_points: int | None = None) -> int:
+    """Rough peak bytes of `revised_greedy_expansion` on n points in d dimensions (KCHA's N x N
+    work dominates; the greedy loop streams within the budget)."""
+    return kcha_memory(n if kcha_points is None else min(n, kcha_points)) + 8 * n * (d + 8)
+
+
+def _hull_points(xe, support, weights):
     safe = np.clip(support, 0, None)
-    return np.einsum("mk,mkd->md", weights * (support >= 0), xn[safe])
+    return np.einsum("mk,mkd->md", weights * (support >= 0), xe[safe])
 
 
 def _clean_e(x, in_e, eps, tol):
     """Drop points of E within eps of the hull of the rest, sequentially in index order."""
-    n = x.shape[0]
     e_idx = np.flatnonzero(in_e)
     if e_idx.size < 2:
         return
-    allowed = np.broadcast_to(in_e, (e_idx.size, n)).copy()
-    allowed[np.arange(e_idx.size), e_idx] = False
-    d = _dist(x, e_idx, torch.from_numpy(allowed), tol).distance
+    allowed = ~np.eye(e_idx.size, dtype=bool)  # leave-one-out within E
+    d = hull_distance_bounds(x[e_idx], x[e_idx], tol=tol, allowed=torch.from_numpy(allowed)).distance
     for i in e_idx[d <= eps]:  # verify one at a time: earlier drops can push later points out
         if in_e.sum() < 2:
             break
         rest = in_e.copy()
         rest[i] = False
-        if _dist(x, np.array([i]), torch.from_numpy(rest[None]), tol).distance[0] <= eps:
+        if hull_distance_bounds(x[rest], x[i : i + 1], tol=tol).distance[0] <= eps:
             in_e[i] = False
 
 
-def _minimax(x, xn, in_e, r_idx, d_e, proj, tol, batch):
+def _minimax(x, xn, in_e, r_idx, d_e, proj, tol, batch, budget):
     """argmin over c in R of max over v in R of d(v, E + c), lazily (see module docstring)."""
-    n = x.shape[0]
     v = xn[r_idx]
+    nr = r_idx.size
     normal = (v - proj) / d_e[:, None]
-    # lower[v, c] = min(d_e[v], n_v . (v - c)) clipped at 0; upper[v, c] = min(d_e[v], ||v - c||)
-    slack = (normal * v).sum(1)[:, None] - normal @ v.T
-    lower = np.clip(np.minimum(d_e[:, None], slack), 0, None)
-    np.fill_diagonal(lower, 0)
-    upper = np.minimum(d_e[:, None], np.sqrt(((v[:, None, :] - v[None, :, :]) ** 2).sum(-1)))
-    np.fill_diagonal(upper, 0)
-    bound = lower.max(axis=0)
+    nv = (normal * v).sum(1)
+    # bound[c] = max_v lower[v, c], lower[v, c] = clip(min(d_e[v], n_v . (v - c)), 0), lower[c, c] = 0;
+    # reduced in column chunks so that no [R, R] matrix is held
+    cols = rows_within_budget(8 * 3 * nr, budget, what="RGE candidate column", total=nr)
+    bound = np.empty(nr)
+    for s in range(0, nr, cols):
+        sl = slice(s, min(nr, s + cols))
+        low = np.clip(np.minimum(d_e[:, None], nv[:, None] - normal @ v[sl].T), 0, None)
+        low[np.arange(sl.start, sl.stop), np.arange(sl.stop - sl.start)] = 0
+        bound[sl] = low.max(axis=0)
     order = np.argsort(bound, kind="stable")
+    e_idx = np.flatnonzero(in_e)
+    base = x[e_idx]
     best, best_c, best_d = np.inf, -1, None
     pos = 0
     while pos < order.size and bound[order[pos]] < best:
         cands = order[pos : pos + batch]
         cands = cands[bound[cands] < best]
         pos += batch
+        # upper[v, c] = min(d_e[v], ||v - c||), 0 at v = c: rows above the bound must be solved
+        upper = np.minimum(d_e[:, None], np.sqrt(np.clip(
+            (v * v).sum(1)[:, None] + (v[cands] * v[cands]).sum(1)[None, :] - 2 * v @ v[cands].T, 0, None)))
+        upper[cands, np.arange(cands.size)] = 0
         rows, owners = [], []
         for k, c in enumerate(cands):
-            need = np.flatnonzero(upper[:, c] > bound[c])
+            need = np.flatnonzero(upper[:, k] > bound[c])
             rows.append(need)
             owners.append(np.full(need.size, k))
         rows_all = np.concatenate(rows)
         owner = np.concatenate(owners)
         if rows_all.size:
-            allowed = np.broadcast_to(in_e, (rows_all.size, n)).copy()
-            allowed[np.arange(rows_all.size), r_idx[cands[owner]]] = True
-            dist = _dist(x, r_idx[rows_all], torch.from_numpy(allowed), tol).distance
+            # hull of E + c for each row: points = E then the candidates; a row sees E and its own candidate
+            pts = torch.cat([base, x[r_idx[cands]]])
+            allowed = np.zeros((rows_all.size, e_idx.size + cands.size), dtype=bool)
+            allowed[:, : e_idx.size] = True
+            allowed[np.arange(rows_all.size), e_idx.size + owner] = True
+            dist = hull_distance_bounds(pts, x[r_idx[rows_all]], tol=tol, allowed=torch.from_numpy(allowed)).distance
         else:
             dist = np.zeros(0)
         for k, c in enumerate(cands):
             sel = owner == k
             value = max(float(bound[c]), float(dist[sel].max()) if sel.any() else 0.0)
             if value < best:
-                d_c = upper[:, c].copy()  # rows not solved have d <= bound <= value
+                d_c = upper[:, k].copy()  # rows not solved have d <= bound <= value
                 d_c[rows_all[sel]] = dist[sel]
                 best, best_c, best_d = value, int(c), d_c
     return int(r_idx[best_c]), best, best_d

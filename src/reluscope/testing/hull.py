@@ -15,7 +15,25 @@ import itertools
 import numpy as np
 from scipy.optimize import linprog, minimize
 
-__all__ = ["lp_in_hull", "qp_hull_distance", "brute_hull_distance", "reference_max_error"]
+__all__ = ["lp_in_hull", "qp_hull_distance", "brute_hull_distance", "reference_max_error", "kcha_plain"]
+
+
+def kcha_plain(points, *, sigma: float = 0.3, rate: float = 0.01, max_iter: int = 500):
+    """(diag(C), steps) of the plain dense KCHA iteration, in numpy: K_ij = exp(-||xi-xj||^2/sigma^2),
+    C0 = 1/N, C <- C * sqrt(K / (K C)) until sum|C_new - C| / sum|C| <= rate. N^3 per step."""
+    x = np.asarray(points, dtype=np.float64)
+    n = x.shape[0]
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    k = np.exp(-d2 / sigma**2)
+    c = np.full((n, n), 1.0 / n)
+    steps = 0
+    for steps in range(1, max_iter + 1):
+        new = c * np.sqrt(k / np.maximum(k @ c, 1e-300))
+        change = np.abs(new - c).sum() / np.abs(c).sum()
+        c = new
+        if change <= rate:
+            break
+    return np.diagonal(c).copy(), steps
 
 
 def lp_in_hull(points, query, *, tol: float = 1e-9) -> bool:
