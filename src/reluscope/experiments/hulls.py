@@ -194,14 +194,16 @@ class HullsExperiment:
         out: dict[str, dict] = {}
         for r in self.runs:
             key = f"{r.config.dataset}/{r.config.activation}"
-            out.setdefault(key, {"nch_test": [], "net_test": [], "layers": [], "misinclusion_test": []})
+            out.setdefault(key, {"nch_test": [], "net_test": [], "layers": [], "misinclusion_test": [], "first": []})
             out[key]["nch_test"].append(r.nch_test)
             out[key]["net_test"].append(r.net_test)
             out[key]["layers"].append(r.chosen_layer)
             out[key]["misinclusion_test"].append(max(row.misinclusion_test for row in r.layers))
+            out[key]["first"].append(r.layers[0].misinclusion_test)
         return {k: {"nch_test": float(np.mean(v["nch_test"])), "net_test": float(np.mean(v["net_test"])),
                     "runs": len(v["nch_test"]), "chosen_layers": v["layers"],
                     "max_misinclusion_test": float(max(v["misinclusion_test"])),
+                    "first_layer_misinclusion_test": float(max(v["first"])),
                     "nch_beats_network": bool(np.mean(v["nch_test"]) > np.mean(v["net_test"]))}
                 for k, v in out.items()}
 

@@ -51,12 +51,13 @@ def nch_claims(summary: dict, quick: bool) -> tuple[ClaimResult, ClaimResult]:
              "--scale paper" if quick else "paper scale")
     c2 = ClaimResult(CLAIMS[1], ours, verdict, notes=f"Layer chosen on a held-out validation split; {scale}.",
                      values=summary)
-    mis = {k: v["max_misinclusion_test"] for k, v in summary.items()}
+    mis = {k: v["first_layer_misinclusion_test"] for k, v in summary.items()}
+    top = {k: v["max_misinclusion_test"] for k, v in summary.items()}
     low = all(m <= NEAR_ZERO for m in mis.values())
-    c3 = ClaimResult(CLAIMS[2], "; ".join(f"{k}: max over hidden layers {m:.3f}" for k, m in mis.items()),
+    c3 = ClaimResult(CLAIMS[2], "; ".join(f"{k}: first hidden layer {mis[k]:.3f} (max over layers {top[k]:.3f})" for k in mis),
                      Verdict.REPRODUCED if low else Verdict.NOT_REPRODUCED,
-                     notes=f"'near zero' read as <= {NEAR_ZERO} of test points; tolerance 0.03 of each hull's radius.",
-                     values=mis)
+                     notes=f"'near zero' read as <= {NEAR_ZERO} of test points in the first hidden layer; tolerance "
+                           "0.03 of each hull's radius.", values={"first_layer": mis, "max_over_layers": top})
     return c2, c3
 
 
