@@ -231,3 +231,57 @@ def test_nch_leave_one_out_drops_a_class_with_a_single_point():
     d = nch.decision_function(x, loo=True)
     assert d[3, 1] == np.inf  # its class has no other point: not at distance 0 from itself
     assert nch.predict_train()[3] == 0
+
+
+# ------------------------------------------------------------------ weak spots: weights, idioms, labels
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(bad):
+    from reluscope import activation_patterns, traverse
+    from reluscope.tangent import tangent_features
+
+    net = _mlp(2, 4, 2)
+    with torch.no_grad():
+        net[2].weight[0, 1] = bad
+    with pytest.raises(ValueError, match=r"layer '2' has 1 NaN/inf entries in its weight"):
+        traverse(net, torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="NaN/inf entries in its weight"):
+        activation_patterns(net, torch.zeros(3, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="NaN/inf entries in its weight"):
+        regions_2d(net)
+    with pytest.raises(ValueError, match=r"parameter '2.weight' has 1 NaN/inf entries"):
+        tangent_features(net, torch.zeros(3, 2, dtype=torch.float64))
+
+
+def test_view_size_flatten_idiom_says_what_to_write():
+    from reluscope import activation_patterns
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3)
+            self.fc = torch.nn.Linear(2 * 4 * 4, 3)
+
+        def forward(self, x):
+            x = torch.relu(self.conv(x))
+            return self.fc(x.view(x.size(0), -1))
+
+    with pytest.raises(TypeError, match=r"x.view\(x.size\(0\), -1\) is not supported yet; write x.flatten\(1\)"):
+        activation_patterns(Net().eval(), torch.zeros(2, 1, 6, 6))
+
+
+def test_bisection_walks_are_not_labelled_exact():
+    from reluscope.folding import global_folding, path_folding
+
+    torch.manual_seed(0)
+    smooth = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.GELU(), torch.nn.Linear(8, 2)).double().eval()
+    a, b = torch.tensor([-2.0, -1.0], dtype=torch.float64), torch.tensor([2.0, 1.5], dtype=torch.float64)
+    res = path_folding(smooth, a, b)
+    assert res.exact is False and res.tolerance == 1e-6
+    relu = path_folding(_mlp(2, 8, 2), a, b)
+    assert relu.exact is True and relu.tolerance is None
+    x = torch.randn(20, 2, dtype=torch.float64)
+    y = torch.arange(20) % 2
+    assert global_folding(smooth, x, y, classes=(0, 1), budget=3).exact is False
+    assert global_folding(_mlp(2, 8, 2), x, y, classes=(0, 1), budget=3).exact is True

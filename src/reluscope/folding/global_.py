@@ -166,7 +166,10 @@ def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = P
     x0, x1 = ends
     chi, lengths = path_chi(model, x0, x1, include_output=include_output, n_points=n_points, chunk=chunk,
                             progress=progress, memory_budget=memory_budget)
+    from ..network import to_network
+
+    exact = n_points is None and to_network(model).piecewise_linear  # bisection walks are not exact
     return GlobalFolding(
         aggregate_folding(chi, agg), chi, idx, lengths, tuple(classes), agg, strategy,
-        n_points is None, include_output,
+        exact, include_output,
     )

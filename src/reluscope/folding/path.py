@@ -50,6 +50,7 @@ class PathFolding(Result):
     t: np.ndarray
     exact: bool
     include_output: bool
+    tolerance: float | None = None  # bisection walks (smooth nets): boundaries within this, in t
 
     @property
     def n_patterns(self) -> int:
@@ -58,6 +59,9 @@ class PathFolding(Result):
     def profile(self) -> FoldingProfile:
         """r1, r2, the running chi curve and the Hamming distances to the start."""
         return folding_profile(self.walk)
+
+
+BISECTION_TOL = 1e-6  # in t on [0, 1], for walks of smooth (non piecewise-linear) networks
 
 
 def _pair_shapes(x0, x1):
@@ -122,7 +126,7 @@ def _walks(net, x0, x1, *, include_output, n_points, progress, memory_budget=DEF
     if not net.piecewise_linear:  # smooth activations: pattern changes by bisection, to 1e-6 in t
         from ..traversal.bisection import traverse_bisection
 
-        travs = [traverse_bisection(net, a, b, include_output=include_output) for a, b in zip(x0, x1)]
+        travs = [traverse_bisection(net, a, b, tol=BISECTION_TOL, include_output=include_output) for a, b in zip(x0, x1)]
         return [(tr.patterns, tr.t.numpy()) for tr in travs]
 
     flat0, flat1 = x0.reshape(len(x0), -1), x1.reshape(len(x1), -1)
@@ -146,7 +150,10 @@ def _path_foldings(net, x0, x1, include_output, n_points, progress, memory_budge
     walks = _walks(net, x0, x1, include_output=include_output, n_points=n_points, progress=progress,
                    memory_budget=memory_budget)
     chis = folding_measures([w for w, _ in walks])
-    return [PathFolding(float(c), w, t, n_points is None, include_output) for c, (w, t) in zip(chis, walks)]
+    # a bisection walk can step over a region shorter than its tolerance: never call it exact
+    exact = n_points is None and net.piecewise_linear
+    tol = BISECTION_TOL if n_points is None and not exact else None
+    return [PathFolding(float(c), w, t, exact, include_output, tol) for c, (w, t) in zip(chis, walks)]
 
 
 def path_folding(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None,

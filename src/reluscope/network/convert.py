@@ -11,6 +11,8 @@ and kept as a `ChannelAffine` node otherwise (e.g. after a residual addition).
 
 from __future__ import annotations
 
+import math
+
 import operator
 import traceback
 
@@ -435,6 +437,7 @@ def to_network(model, *, input_shape=None) -> Network:
         with torch.no_grad():
             out = conv.run()
             nodes, out = fold_batchnorm(conv.nodes, out)
+    _check_finite_weights(node.layer for node in nodes)
     if out != len(nodes) - 1:  # the output is an earlier node (or the input): keep only what it needs
         raise TypeError("model: forward returns its input or an intermediate value; reluscope needs layers after it")
     if input_shape is None:
@@ -443,3 +446,18 @@ def to_network(model, *, input_shape=None) -> Network:
             input_shape = (first.weight.shape[1],)
     shape = None if input_shape is None else tuple(int(s) for s in input_shape)
     return Network(tuple(nodes), shape)
+
+
+def _check_finite_weights(layers) -> None:
+    """NaN or inf weights make every exact method answer nonsense silently: refuse them, like NaN inputs."""
+    for layer in layers:
+        for name, value in vars(layer).items():
+            # a sum is NaN/inf when any entry is, and allocates nothing (big layers under tight memory)
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not math.isfinite(float(value.sum())):
+                bad = int((~torch.isfinite(value)).sum())
+                if bad == 0:  # the sum overflowed: the weights themselves are finite
+                    continue
+                raise ValueError(
+                    f"model: layer {layer.name!r} has {bad} NaN/inf entries in its {name} (after folding "
+                    "BatchNorm); check the training run or the weights file"
+                )

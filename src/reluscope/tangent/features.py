@@ -110,6 +110,9 @@ def trainable_parameters(model) -> _Params:
         )
     if not named[0][1].is_floating_point():
         raise TypeError(f"model: expected floating-point parameters, got {named[0][1].dtype}")
+    for n, p in named:
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError(f"model: parameter {n!r} has {int((~torch.isfinite(p)).sum())} NaN/inf entries")
     # per-sample gradients run each input alone: a batch-statistics layer in training mode has no
     # meaning there (torch.func fails deep inside), and dropout would make features random
     training = [(n, m) for n, m in model.named_modules() if m.training and isinstance(m, _TRAIN_MODE_LAYERS)]
