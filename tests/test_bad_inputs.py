@@ -285,3 +285,46 @@ def test_bisection_walks_are_not_labelled_exact():
     y = torch.arange(20) % 2
     assert global_folding(smooth, x, y, classes=(0, 1), budget=3).exact is False
     assert global_folding(_mlp(2, 8, 2), x, y, classes=(0, 1), budget=3).exact is True
+
+
+@pytest.mark.parametrize("call", ["tangent_features", "tangent_similarity", "empirical_tangent_kernel", "tangent_scores"])
+def test_tangent_input_shape_is_checked_against_the_first_layer(call):
+    import reluscope.tangent as tangent
+
+    net = _mlp(2, 4, 2)
+    with pytest.raises(ValueError, match=r"x: the model cannot take inputs of shape \[64\] .*first layer Linear takes 2 features"):
+        getattr(tangent, call)(net, torch.zeros(5, 64, dtype=torch.float64))
+
+
+# a careful user's non-integer sizes: one integer check everywhere (shared's check_int)
+_SIZES = [
+    ("traverse_many batch_size", lambda: __import__("reluscope").traverse_many(_mlp(2, 4, 2), torch.zeros(2, 2), torch.ones(2, 2), batch_size=0.5), "batch_size: expected an integer"),
+    ("pairwise_hamming block", lambda: __import__("reluscope").pairwise_hamming(torch.zeros(2, 3, dtype=torch.bool), block=2.5), "block: expected an integer"),
+    ("tangent projection_dim", lambda: __import__("reluscope.tangent").tangent.tangent_features(_mlp(2, 4, 2), torch.zeros(2, 2, dtype=torch.float64), projection_dim=2.0), "projection_dim: expected an integer"),
+    ("RGE max_size", lambda: revised_greedy_expansion(np.random.default_rng(0).normal(size=(30, 2)), max_size=3.5), "max_size: expected an integer"),
+]
+
+
+@pytest.mark.parametrize("name,call,fragment", _SIZES, ids=[c[0] for c in _SIZES])
+def test_non_integer_sizes_are_refused(name, call, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        call()
+
+
+# empty data, degenerate segments, points exactly on boundaries
+def test_empty_and_degenerate_inputs():
+    from reluscope import activation_patterns, traverse
+
+    net = _mlp(2, 4, 2)
+    with pytest.raises(ValueError, match="at least one input"):
+        activation_patterns(net, torch.zeros(0, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="at least 1 point"):
+        hull_distance(np.zeros((0, 2)), np.zeros((1, 2)))
+    x = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    same = traverse(net, x, x)  # a point is one region
+    assert same.t.tolist() == [0.0, 1.0] and same.n_pieces == 1
+    # a segment starting exactly on a unit's zero line: the first piece gets the open piece's bits
+    w, b = net[0].weight[0].detach(), net[0].bias[0].detach()
+    on = -b * w / (w @ w)  # z_0(on) = 0 exactly up to rounding
+    tr = traverse(net, on, on + w)
+    assert tr.patterns[0, 0].item() is True and tr.t[0] == 0 and tr.t[-1] == 1

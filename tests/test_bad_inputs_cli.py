@@ -70,7 +70,8 @@ _CASES = [
     # inputs missing or corrupt (3)
     ("missing model", ["traverse", "{tmp}/no-model", "--data", "moons", "--out", "{tmp}/t.json"], 3, r"no architecture file"),
     ("missing point file", ["hull", "{tmp}/none.txt", "--out", "{tmp}/h.json"], 3, r"no such file"),
-    ("corrupt .npy", ["patterns", "{model}", "--input", "{bad_npy}", "--out", "{tmp}/p.npz"], 2, r"--input: .* is not a numeric \.npy file"),
+    ("corrupt .npy", ["patterns", "{model}", "--input", "{bad_npy}", "--out", "{tmp}/p.npz"], 3, r"--input: .* is not a numeric \.npy file"),
+    ("empty .npy", ["patterns", "{model}", "--input", "{tmp}/a-file", "--out", "{tmp}/p.npz"], 3, r"--input: .*a-file is not a numeric \.npy file"),
     # values (2)
     ("duplicate point id", ["hull", "{dup_points}", "--out", "{tmp}/h.json"], 2, r"line 3: id 0 appears twice"),
     ("stats equals out", ["patterns", "{model}", "--data", "moons", "--out", "{tmp}/p.json"], 2, r"--stats: expected a file other than --out"),

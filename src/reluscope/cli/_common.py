@@ -35,7 +35,7 @@ from ..viz import save_figure as write_figure
 
 __all__ = [
     "user_errors", "emit_json", "save_figure", "check_writable", "check_figure_suffix", "exit_code_for",
-    "OutputNotWritable", "EXIT_CODES", "load_user_model", "set_model_class",
+    "OutputNotWritable", "InputUnreadable", "EXIT_CODES", "load_user_model", "set_model_class",
 ]
 
 EXIT_CODES = {
@@ -64,6 +64,10 @@ class OutputNotWritable(OSError):
     """An output path cannot be written; raised before any work starts."""
 
 
+class InputUnreadable(ValueError):
+    """An input file exists but cannot be read as what it should be (exit code 3)."""
+
+
 def _corrupt_input_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [EOFError, zipfile.BadZipFile, gzip.BadGzipFile, UnicodeDecodeError]
     try:
@@ -83,7 +87,7 @@ def exit_code_for(err: BaseException) -> int:
         return EXIT_CODES["output"]
     if isinstance(err, MemoryError) or isinstance(err, torch.OutOfMemoryError):
         return EXIT_CODES["memory"]
-    if isinstance(err, (FileNotFoundError, *_corrupt_input_errors())):
+    if isinstance(err, (FileNotFoundError, InputUnreadable, *_corrupt_input_errors())):
         return EXIT_CODES["input"]
     if isinstance(err, OSError):  # no space left, read-only file system, ...
         return EXIT_CODES["output"]

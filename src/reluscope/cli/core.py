@@ -19,7 +19,7 @@ from ..patterns.summary import summarize_patterns
 from ..patterns.walks import walk_distances
 from ..report.demo import run_demo
 from ..train import mlp, train_classifier
-from ._common import check_writable, emit_json, load_user_model as load_model, user_errors
+from ._common import InputUnreadable, check_writable, emit_json, load_user_model as load_model, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
 
@@ -37,8 +37,8 @@ def _read_npy(path: Path, name: str):
         raise FileNotFoundError(f"{name}: {path} does not exist")
     try:
         arr = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f"{name}: {path} is not a numeric .npy file ({err})") from err
+    except (ValueError, EOFError, OSError) as err:  # pickled, truncated, empty or not an array
+        raise InputUnreadable(f"{name}: {path} is not a numeric .npy file ({err or type(err).__name__})") from None
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 

@@ -13,8 +13,7 @@ from ..experiments.hulls import format_table, run_hulls_experiment
 from ..hull import class_geometry, overfitting_report
 from ..network.named import layer_features
 from ..train import accuracy
-from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
-
+from ._common import InputUnreadable, emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
 
@@ -24,7 +23,10 @@ def load_points(path: Path) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"points: no such file {str(path)!r}")
     if path.suffix == ".npy":
-        x = np.load(path, allow_pickle=False)
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as err:  # pickled, truncated, empty or not an array
+            raise InputUnreadable(f"points: {path} is not a numeric .npy file ({err or type(err).__name__})") from None
     elif path.suffix == ".txt":
         from ..data import read_point_file
 

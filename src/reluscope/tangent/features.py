@@ -110,8 +110,8 @@ def trainable_parameters(model) -> _Params:
         )
     if not named[0][1].is_floating_point():
         raise TypeError(f"model: expected floating-point parameters, got {named[0][1].dtype}")
-    for n, p in named:
-        if not bool(torch.isfinite(p).all()):
+    for n, p in named:  # the sum first: NaN/inf when any entry is, and it allocates nothing
+        if not math.isfinite(float(p.detach().sum())) and bool((~torch.isfinite(p)).any()):
             raise ValueError(f"model: parameter {n!r} has {int((~torch.isfinite(p)).sum())} NaN/inf entries")
     # per-sample gradients run each input alone: a batch-statistics layer in training mode has no
     # meaning there (torch.func fails deep inside), and dropout would make features random
@@ -125,8 +125,11 @@ def trainable_parameters(model) -> _Params:
     return _Params(tuple(n for n, _ in named), tuple(p for _, p in named))
 
 
-def check_inputs(params: _Params, x, name: str, *, allow_empty: bool = False) -> torch.Tensor:
-    """x as a tensor of the parameters' dtype; another device is refused rather than moved."""
+def check_inputs(params: _Params, x, name: str, *, allow_empty: bool = False, model=None) -> torch.Tensor:
+    """x as a tensor of the parameters' dtype; another device is refused rather than moved.
+
+    With `model`, one input is run through it, so a shape the model cannot take is refused here,
+    naming what its first layer expects, not deep inside torch.func."""
     if isinstance(x, torch.Tensor) and x.device != params.device:
         raise ValueError(
             f"{name}: expected a tensor on the model's device {params.device}, got one on "
@@ -137,7 +140,22 @@ def check_inputs(params: _Params, x, name: str, *, allow_empty: bool = False) ->
         raise ValueError(
             f"{name}: expected a batch of shape [N, ...] with N inputs, got shape {list(x.shape)}"
         )
-    return check_batch(x, name, None, allow_empty=allow_empty)
+    x = check_batch(x, name, None, allow_empty=allow_empty)
+    if model is not None and x.shape[0]:
+        try:
+            with torch.no_grad():
+                functional_call(model, params.as_dict(), (x[:1],))
+        except RuntimeError as err:
+            first = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
+            wants = "" if first is None else (
+                f"; its first layer {type(first).__name__} takes "
+                + (f"{first.in_features} features" if isinstance(first, nn.Linear) else f"{first.in_channels} channels")
+            )
+            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(
+                f"{name}: the model cannot take inputs of shape {list(x.shape[1:])} ({detail}){wants}"
+            ) from None
+    return x
 
 
 def output_size(model, params: _Params, x: torch.Tensor) -> int:
@@ -259,7 +277,7 @@ def tangent_features(
     The model is evaluated as is: call `model.eval()` first if it has dropout or batch norm.
     """
     params = trainable_parameters(model)
-    x = check_inputs(params, x, "x")
+    x = check_inputs(params, x, "x", model=model)
     mode = Normalization.parse(normalize)
     if projection_dim is not None:
         projection_dim = check_int(projection_dim, "projection_dim", what="or None")

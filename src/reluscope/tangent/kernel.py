@@ -111,8 +111,8 @@ def empirical_tangent_kernel(
     `tangent_similarity(model, x, y, metric="euclidean", normalize=False, per_output=...)`
     but computed from per-layer factors (see module doc), never from gradients."""
     params = trainable_parameters(model)
-    x = check_inputs(params, x, "x")
-    y = x if y is None else check_inputs(params, y, "y")
+    x = check_inputs(params, x, "x", model=model)
+    y = x if y is None else check_inputs(params, y, "y", model=model)
     net, plan = _mlp_plan(model, params)
     with torch.no_grad():
         fy = _layer_factors(net, plan, y, per_output)

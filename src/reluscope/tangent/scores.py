@@ -161,7 +161,7 @@ def tangent_scores(
     normalisation (see `tangent_similarity` for the normalised forms). No gradient is built.
     """
     params = trainable_parameters(model)
-    x = check_inputs(params, x, "x")
+    x = check_inputs(params, x, "x", model=model)
     method = as_enum(method, ScoreMethod, "method")
     plan = None
     if method is not ScoreMethod.FUNC_JVP:

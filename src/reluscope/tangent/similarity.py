@@ -184,8 +184,8 @@ def tangent_similarity(
     metric = Metric.parse(metric)
     mode = Normalization.parse(normalize)
     params = trainable_parameters(model)
-    x = check_inputs(params, x, "x")
-    y = x if y is None else check_inputs(params, y, "y")
+    x = check_inputs(params, x, "x", model=model)
+    y = x if y is None else check_inputs(params, y, "y", model=model)
     same = y is x
 
     if metric is Metric.HIDDEN:

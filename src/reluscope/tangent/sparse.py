@@ -122,7 +122,7 @@ def sign_agreement_mask(
 ) -> SignAgreementMask:
     """The sparse metric's mask from labelled inputs x [N, ...], labels [N] (see module doc)."""
     params = trainable_parameters(model)
-    x = check_inputs(params, x, "x")
+    x = check_inputs(params, x, "x", model=model)
     labels = check_labels(labels, x.shape[0])
     threshold = float(check_positive(float(threshold), "threshold", allow_zero=True))
     classes = torch.unique(labels)
