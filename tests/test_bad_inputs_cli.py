@@ -246,3 +246,27 @@ def test_concurrent_patterns_runs_leave_a_matching_pair(model, tmp_path):
     with np.load(tmp_path / "p.npz") as npz:
         n_rows = npz["words"].shape[0]
     assert json.loads((tmp_path / "p.json").read_text())["n_inputs"] == n_rows
+
+
+def _commands(group, prefix=()):
+    for name, cmd in sorted(group.commands.items()):
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, prefix + (name,))
+        else:
+            yield prefix + (name,), cmd
+
+
+def test_every_command_checks_its_outputs_as_what_they_are():
+    """Commands whose --out is a folder must say so to the output check (else exit 4 on a folder)."""
+    import typer
+
+    for path, cmd in _commands(typer.main.get_command(app)):
+        out = next((p for p in cmd.params if p.name == "out"), None)
+        if out is None:
+            continue
+        f, kind = cmd.callback, None
+        while f is not None and kind is None:
+            kind, f = getattr(f, "output_kind", None), getattr(f, "__wrapped__", None)
+        assert kind is not None, f"reluscope {' '.join(path)}: decorate it with @user_errors"
+        folder = (out.help or "").startswith("Output folder")
+        assert (kind == "folder") == folder, f"reluscope {' '.join(path)}: --out is {'a folder' if folder else 'not a folder'}, checked as {kind}"

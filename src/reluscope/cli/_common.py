@@ -151,6 +151,7 @@ def user_errors(func=None, *, out: str = "file"):
                 raise
             raise fail(err) from err
 
+    wrapper.output_kind = out  # what --out names; test_bad_inputs_cli checks it against the help
     return wrapper
 
 
