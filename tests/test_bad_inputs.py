@@ -254,7 +254,8 @@ def test_non_finite_weights_are_refused(bad):
         tangent_features(net, torch.zeros(3, 2, dtype=torch.float64))
 
 
-def test_view_size_flatten_idiom_says_what_to_write():
+def test_view_size_flatten_idiom_works():
+    """x.view(x.size(0), -1) was refused with a message about "module 'size'"; it is traced now."""
     from reluscope import activation_patterns
 
     class Net(torch.nn.Module):
@@ -267,8 +268,11 @@ def test_view_size_flatten_idiom_says_what_to_write():
             x = torch.relu(self.conv(x))
             return self.fc(x.view(x.size(0), -1))
 
-    with pytest.raises(TypeError, match=r"x.view\(x.size\(0\), -1\) is not supported yet; write x.flatten\(1\)"):
-        activation_patterns(Net().eval(), torch.zeros(2, 1, 6, 6))
+    torch.manual_seed(0)
+    net, x = Net().eval(), torch.randn(5, 1, 6, 6)
+    with torch.no_grad():
+        expected = (net.conv(x) > 0).reshape(5, -1)
+    assert torch.equal(activation_patterns(net, x), expected)
 
 
 def test_bisection_walks_are_not_labelled_exact():
