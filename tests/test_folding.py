@@ -284,6 +284,31 @@ def test_soft_folding_tends_to_sampled_chi():
     assert max(hard) > 0  # the comparison is not all zeros
 
 
+@pytest.mark.parametrize("tau", [1e-3, 0.1, 0.5, 2.0, 10.0])
+def test_soft_chi_of_a_walk_that_does_not_move_is_zero(tau):
+    """Regression (issue 9): the soft distance sum p(1-q) + (1-p)q is not 0 for p = q, so x -> x got
+    soft chi ~0.9. With sum |p - q| a motionless walk folds nothing, at every temperature."""
+    from reluscope.folding import soft_folding
+
+    net = random_net(3, widths=(2, 8, 8, 3))
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    np.testing.assert_array_equal(soft_folding(net, x, x.clone(), tau=tau).detach().numpy(), 0.0)
+
+
+def test_soft_chi_tends_to_grid_chi_as_tau_goes_to_zero_with_default_beta():
+    """Regression (issue 9): with the default smooth max (beta tied to tau) the surrogate is a
+    faithful relaxation: soft chi -> the 11-point grid chi of the same walk as tau -> 0."""
+    from reluscope.folding import soft_folding
+
+    net = random_net(11, widths=(2, 8, 8, 3))
+    g = torch.Generator().manual_seed(2)
+    x0, x1 = torch.randn(8, 2, generator=g, dtype=torch.float64) * 3, torch.randn(8, 2, generator=g, dtype=torch.float64) * 3
+    hard = np.array([path_folding(net, a, b, n_points=11).chi for a, b in zip(x0, x1)])
+    errors = [np.abs(soft_folding(net, x0, x1, tau=tau).detach().numpy() - hard).max() for tau in (1e-1, 1e-2, 1e-6)]
+    assert errors[-1] < 1e-3 and errors[-1] <= errors[0]
+    assert hard.max() > 0  # the comparison is not all zeros
+
+
 def test_folding_penalty_has_gradients_and_trains():
     from reluscope.folding import folding_loss, folding_penalty
     from reluscope.train import train_classifier

@@ -114,3 +114,16 @@ def test_cli_reproduce_exit_codes(fake_papers, tmp_path):
     assert failed.exit_code == 1
     bad = runner.invoke(app, ["reproduce", "tangent", "--scale", "huge", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "--scale: expected quick or paper" in bad.output
+
+
+def test_src_cites_docs_methods_never_papers_md():
+    """Users do not have PAPERS.md: the code and the README point to docs/methods.md, which ships."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = [str(p.relative_to(root)) for p in (root / "src").rglob("*.py") if "PAPERS.md" in p.read_text()]
+    assert offenders == []
+    assert "PAPERS.md" not in (root / "README.md").read_text()
+    methods = (root / "docs" / "methods.md").read_text()
+    for section in ("Space folding", "CantorNet", "Linear regions", "Convex hulls", "Gradient representations"):
+        assert section in methods

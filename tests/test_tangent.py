@@ -80,7 +80,7 @@ def test_features_match_autograd(make, per_output):
 
 def test_features_normalize_and_projection():
     model, x = mlp(1), inputs(mlp(1), 6)
-    g = tangent_features(model, x, normalize=True)
+    g = tangent_features(model, x, normalize="per_input_minmax")
     assert torch.allclose(g.amin(1), torch.zeros(6, dtype=g.dtype)) and torch.allclose(g.amax(1), torch.ones(6, dtype=g.dtype))
     p1 = tangent_features(model, x, projection_dim=8, seed=3)
     p2 = tangent_features(model, x, projection_dim=8, seed=3, memory_budget=1000)
@@ -114,8 +114,10 @@ def test_scores_match_autograd(make, method):
     torch.testing.assert_close(tangent_scores(model, x, per_block=False, method=method), ref.sum(1, keepdim=True))
 
 
-CASES = [(m, p, z, "mlp") for m in ("euclidean", "full", "block") for p in (False, True) for z in (False, True, "l2")]
-CASES += [("block", True, True, "cnn"), ("full", False, "l2", "cnn"), ("euclidean", True, False, "cnn"), ("block", False, False, "cnn")]
+NORMS = ("none", "per_input_minmax", "l2", "per_parameter_minmax", "value_scaling")
+CASES = [(m, p, z, "mlp") for m in ("euclidean", "full", "block") for p in (False, True) for z in NORMS]
+CASES += [("block", True, "per_input_minmax", "cnn"), ("full", False, "l2", "cnn"), ("euclidean", True, "none", "cnn"),
+          ("block", False, "none", "cnn"), ("block", True, "per_parameter_minmax", "cnn")]
 
 
 @pytest.mark.parametrize("metric, per_output, normalize, kind", CASES)
@@ -306,3 +308,68 @@ def test_euclidean_gram_chunking(budget):
         torch.testing.assert_close(s, f @ f.T)
         s = tangent_similarity(model, x, x[:7], metric="euclidean", normalize=False, per_output=per_output, memory_budget=budget)
         torch.testing.assert_close(s, f @ f[:7].T)
+
+
+# ----------------------------------------------------------------------------- issue 9: defaults
+
+
+def test_default_normalisation_is_none_everywhere():
+    """Regression (issue 9): tangent_similarity and both classifiers defaulted to per-input min-max,
+    which put a class-mean classifier at chance on MNIST; the CLI used none. Now none everywhere."""
+    import inspect
+
+    from reluscope.cli.tangent import tangent as cli_tangent
+    from reluscope.tangent import Normalization
+
+    for fn in (tangent_similarity, tangent_features):
+        default = inspect.signature(fn).parameters["normalize"].default
+        assert Normalization.parse(default) is Normalization.NONE, fn
+    for cls in (LandmarkClassifier, LinearSimilarityClassifier):
+        assert Normalization.parse(cls().normalize) is Normalization.NONE, cls
+    cli_default = inspect.signature(cli_tangent).parameters["normalize"].default
+    assert Normalization(cli_default.value) is Normalization.NONE
+    for cls in (LandmarkClassifier, LinearSimilarityClassifier):
+        assert cls().per_output is True  # per-output by default
+    model, x = mlp(4), inputs(mlp(4), 5)
+    torch.testing.assert_close(tangent_similarity(model, x), reference_similarity(model, x, normalize="none"))
+
+
+def test_normalisation_names_say_what_they_do_and_true_is_refused():
+    from reluscope.tangent import Normalization
+
+    assert {m.value for m in Normalization} == {
+        "none", "per_input_minmax", "per_parameter_minmax", "l2", "value_scaling"}
+    assert "degenerate" in Normalization.__doc__.lower()
+    model, x = mlp(0), inputs(mlp(0), 3)
+    for bad in (True, "minmax"):
+        with pytest.raises(ValueError, match="ambiguous.*per_input_minmax.*per_parameter_minmax"):
+            tangent_similarity(model, x, normalize=bad)
+    with pytest.raises(ValueError, match="value_scaling"):
+        tangent_similarity(model, x, metric="hidden", normalize="value_scaling")
+
+
+def test_per_input_minmax_is_dominated_by_a_per_input_offset():
+    """Why per-input min-max is degenerate: with many near-zero coordinates, every normalised
+    vector is close to its own constant c(x) = -min g / (max g - min g), so K(x, y) ~ P c(x) c(y)
+    is close to rank one and carries little of the raw similarity's structure."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 5)).double()
+    x = torch.randn(30, 20, dtype=torch.float64)
+    k = tangent_similarity(model, x, metric="euclidean", per_output=False, normalize="per_input_minmax")
+    s = torch.linalg.svdvals(k)
+    assert float(s[0] ** 2 / (s**2).sum()) > 0.95  # one direction: the offsets
+    raw = tangent_similarity(model, x, metric="euclidean", per_output=False)
+    s_raw = torch.linalg.svdvals(raw)
+    assert float(s_raw[0] ** 2 / (s_raw**2).sum()) < float(s[0] ** 2 / (s**2).sum())
+
+
+def test_per_parameter_minmax_uses_the_columns_as_reference():
+    model = mlp(5)
+    x, y = inputs(model, 4, seed=1), inputs(model, 6, seed=2)
+    g = tangent_features(model, y, normalize="per_parameter_minmax")
+    varying = (g.amax(0) - g.amin(0)) > 0
+    assert torch.allclose(g.amin(0)[varying], torch.zeros(1, dtype=g.dtype))
+    assert torch.allclose(g.amax(0)[varying], torch.ones(1, dtype=g.dtype))
+    gx = tangent_features(model, x, normalize="per_parameter_minmax", reference=y)
+    torch.testing.assert_close(tangent_similarity(model, x, y, metric="euclidean", per_output=False,
+                                                  normalize="per_parameter_minmax"), gx @ g.T)

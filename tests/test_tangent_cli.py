@@ -54,13 +54,16 @@ def test_experiment_small(tmp_path, cli):
         TangentConfig(datasets=("cifar",))
     res = CliRunner().invoke(cli, ["experiment", "tangent", "--out", str(tmp_path / "e"), "--datasets", "mnist",
                                    "--width", "4", "--n-train", "200", "--epochs", "1", "--per-class", "2",
-                                   "--landmarks-per-class", "3"])
+                                   "--landmarks-per-class", "3", "--n-heldout", "40"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e" / "tangent_gaps.png").stat().st_size > 0
     r = json.loads((tmp_path / "e" / "tangent.json").read_text())["datasets"]["mnist"]
     assert set(r["gaps"]) == {"block", "sparse", "euclidean", "hidden"}
     assert 0 <= r["network_accuracy"] <= 1 and isinstance(r["at_least_as_good"], bool)
-    assert set(r["classifier_accuracy"]) == {f"{m}/{c}" for m in ("block", "sparse", "hidden") for c in ("landmark", "linear")}
+    assert set(r["classifier_accuracy"]) == {f"{m}/{c}" for m in ("block", "sparse", "hidden")
+                                             for c in ("landmark", "linear")} | {"block/linear-heldout"}
+    assert set(r["variant_accuracy"]) == {"summed", "per_input_minmax", "per_parameter_minmax"}
+    assert set(r["share_good"]) == {"block", "sparse", "euclidean", "hidden"}
 
 
 def test_report_section(tmp_path):

@@ -1,4 +1,4 @@
-"""Topology of linear regions over training (section 3 of PAPERS.md, Bosca et al. 2025).
+"""Topology of linear regions over training (Bosca et al. 2025; docs/methods.md, section 3).
 
 `run_topo_binary`: a 2-D binary task (noisy moons, few points) trained long with weight decay, in
 the grokking spirit; every `every` steps the exact regions on the box, the Fiedler partition of

@@ -5,17 +5,23 @@ training, but do not publish the term. Ours replaces every discrete piece of chi
 
 * soft bits: s_j(x) = sigmoid(z_j(x) / tau) instead of z_j > 0 (every unit before an activation
   module, plus the outputs with `include_output`);
-* soft Hamming distance: d(p, q) = sum_j p_j (1 - q_j) + (1 - p_j) q_j (equals d_H on 0/1 bits);
-* smooth max for r1: beta * logsumexp(d / beta) over the walk (tends to the max as beta -> 0);
+* soft Hamming distance: d(p, q) = sum_j |p_j - q_j| (the Hamming distance on 0/1 bits, and zero
+  between equal patterns, so a walk that does not move folds nothing);
+* smooth max for r1: beta * (logsumexp(d / beta) - log n) over the n points of the walk, which lies
+  in [max - beta log n, max] (so r1 <= r2 always) and tends to the max as beta -> 0; beta = tau by
+  default, so one temperature controls the whole relaxation;
 * the walk is the papers' n-point grid on each segment, so the cost is n forward passes per pair.
 
-soft_chi = 1 - r1 / (r2 + eps) tends to the sampled chi as tau, beta -> 0 (tested). `folding_penalty`
-is its negative mean, so `loss = task_loss + lam * folding_penalty(...)` with lam > 0 rewards folding
-(the papers' direction) and lam < 0 discourages it.
+soft_chi = (r2 - r1) / (r2 + eps), in [0, 1]: 0 for a walk that does not move (x -> x) at
+every tau, and the grid chi of the same walk in the limit tau -> 0 (both tested). An earlier form,
+d(p, q) = sum p (1 - q) + (1 - p) q, is not zero for p = q (a motionless walk got soft chi ~0.9).
+`folding_penalty` is its negative mean, so `loss = task_loss + lam * folding_penalty(...)` with
+lam > 0 rewards folding (the papers' direction) and lam < 0 discourages it. See docs/methods.md.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -46,9 +52,12 @@ def _soft_patterns(model: nn.Module, x: torch.Tensor, tau: float, include_output
 
 
 def soft_folding(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, *, tau: float = 0.1,
-                 n_points: int = 11, beta: float = 0.5, include_output: bool = True,
+                 n_points: int = 11, beta: float | None = None, include_output: bool = True,
                  eps: float = 1e-6) -> torch.Tensor:
-    """Differentiable chi of each segment x0[i] -> x1[i] (batches [B, ...]): a tensor [B] in [0, 1]."""
+    """Differentiable chi of each segment x0[i] -> x1[i] (batches [B, ...]): a tensor [B] in [0, 1].
+
+    `tau`: temperature of the soft bits; `beta`: of the smooth max (None: tau)."""
+    beta = tau if beta is None else beta
     for name, v in (("tau", tau), ("beta", beta)):
         if not v > 0:
             raise ValueError(f"{name}: expected a temperature > 0, got {v!r}")
@@ -61,12 +70,14 @@ def soft_folding(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, *, tau: f
     s = _soft_patterns(model, pts, tau, include_output).reshape(b, n_points, -1)
 
     def dist(p, q):
-        return (p * (1 - q) + (1 - p) * q).sum(-1)
+        return (p - q).abs().sum(-1)
 
     to_start = dist(s[:, :1], s)  # [B, n]
-    r1 = beta * torch.logsumexp(to_start / beta, dim=1)
+    # the mean-shifted smooth max lies in [max - beta log n, max], so r1 <= max d <= r2 (the triangle
+    # inequality holds for the soft distance): soft chi stays in [0, 1] without clipping away gradients
+    r1 = beta * (torch.logsumexp(to_start / beta, dim=1) - math.log(n_points))
     r2 = dist(s[:, 1:], s[:, :-1]).sum(dim=1)
-    return (1 - r1 / (r2 + eps)).clamp(0, 1)
+    return ((r2 - r1) / (r2 + eps)).clamp(0, 1)
 
 
 def folding_penalty(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, **options) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Cell counts and persistent homology (over Z/2) of filtrations of a region map's complex.
 
 The complex of a box is contractible (beta_0 = 1, beta_1 = 0), so topological signals must come
-from filtrations of it (section 3 of PAPERS.md):
+from filtrations of it (docs/methods.md, section 3):
 
 * `random_filtration`: faces in a random order, each entering with its not-yet-present edges and
   vertices; the value of a cell is the rank of the face that brought it (normalised to (0, 1]).

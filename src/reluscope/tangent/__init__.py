@@ -1,4 +1,4 @@
-"""Gradient representations as similarity functions (PAPERS.md section 5).
+"""Gradient representations as similarity functions (Racz & Daroczy 2021; docs/methods.md).
 
 Tangent features g(x) = d f(x) / d theta, the similarity metrics built on them (Euclidean, rank-one
 "full" and "block" by forward mode, the sign-agreement "sparse" metric, and the hidden-feature

@@ -6,8 +6,8 @@ fits a small multinomial logistic regression (or ridge regression) on the standa
 vector, in torch (no scikit-learn needed).
 
 With `model=None` the classifiers take precomputed similarities (sklearn's "precomputed kernel"
-convention): `fit(K_train, y)` with K_train [n, n] among the landmarks and `predict(K)` with K
-[N, n] against them.
+convention): `fit(K_train, y)` with K_train [n, n] among the landmarks (or [m, n]: m other labelled
+inputs against the n landmarks) and `predict(K)` with K [N, n] against them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class _SimilarityClassifier:
         *,
         metric="block",
         per_output: bool = True,
-        normalize=True,
+        normalize="none",
         threshold: float = DEFAULT_THRESHOLD,
         method="auto",
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -72,7 +72,13 @@ class _SimilarityClassifier:
         self.classes_, self.y_index_ = torch.unique(labels, return_inverse=True)
         if self.classes_.numel() < 2:
             raise ValueError(f"y: expected at least two classes, got {self.classes_.tolist()}")
-        self.n_landmarks_ = n
+        if self.model is None:
+            # precomputed [n, n_landmarks]: rows may be other inputs than the landmarks (fitting on
+            # held-out images' similarities to the landmarks)
+            s = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+            self.n_landmarks_ = int(s.shape[1]) if s.dim() == 2 else n
+        else:
+            self.n_landmarks_ = n
         if self.model is None:
             self.landmarks_ = None
             return self._similarity(x, None)

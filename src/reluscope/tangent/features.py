@@ -31,30 +31,52 @@ _PROJECTION_ROWS = 2**16  # rows of the random projection generated (and seeded)
 
 
 class Normalization(str, Enum):
-    """How a tangent vector is normalised per input (and per output in the per-output form).
+    """How tangent vectors are scaled before inner products (per output in the per-output form).
 
-    - ``MINMAX`` (``normalize=True``): g -> (g - min g) / (max g - min g), the authors' per-input
-      min-max scaling as described in PAPERS.md. A constant g maps to 0.
+    - ``NONE`` (default): raw gradients. The only form in which the Euler identity
+      <g_k(x), theta> = L f_k(x) of bias-free ReLU nets holds, which is the paper's reason for "at
+      least as good as the network"; at a fair scale it reproduces that claim (docs/methods.md).
+      It also keeps the rank-one metrics pure forward mode (no gradient is ever built).
+    - ``PER_INPUT_MINMAX``: g -> (g - min g) / (max g - min g), the extremes taken over the P
+      coordinates of one input. **Degenerate**: most of the P coordinates are near 0, so every
+      normalised vector is close to the constant -min g / (max g - min g) plus a small signal, and
+      inner products are dominated by that per-input offset (about 5x the signal on MNIST, 98 % of
+      the variation between inputs). A class-mean classifier on it lands at chance (0.10 on MNIST).
+      Kept because it is one reading of the authors' text.
+    - ``PER_PARAMETER_MINMAX``: each coordinate j -> (g_j - m_j) / (M_j - m_j), with m_j, M_j the
+      extremes of coordinate j over a reference set of inputs (the columns `y` of a similarity, so
+      a classifier's landmarks fix the scaling); a coordinate constant on the set maps to 0.
     - ``L2``: g -> g / ||g||, what the authors' published code does before inner products.
-    - ``NONE`` (``normalize=False``): raw gradients; the only form where the Euler identity
-      <g_k(x), theta> = L f_k(x) of bias-free ReLU nets holds.
+    - ``VALUE_SCALING``: g -> g * theta, each coordinate multiplied by its parameter's value; the
+      Euclidean inner product then uses the diagonal of the full metric theta theta^T.
 
-    MINMAX is the default because it is the paper's definition; the statistics it needs (min and
-    max over all P coordinates) cost one chunked per-sample gradient pass for the rank-one metrics,
-    which otherwise never build gradients.
+    A constant (or zero) vector maps to 0 under the min-max and L2 forms.
     """
 
     NONE = "none"
-    MINMAX = "minmax"
+    PER_INPUT_MINMAX = "per_input_minmax"
+    PER_PARAMETER_MINMAX = "per_parameter_minmax"
     L2 = "l2"
+    VALUE_SCALING = "value_scaling"
 
     @classmethod
     def parse(cls, value) -> "Normalization":
-        if value is True:
-            return cls.MINMAX
+        if isinstance(value, cls):
+            return value
         if value is False or value is None:
             return cls.NONE
+        if value is True or value == "minmax":
+            raise ValueError(
+                f"normalize: {value!r} is ambiguous; name the normalisation: 'per_input_minmax' (over "
+                "one input's coordinates, degenerate, see Normalization) or 'per_parameter_minmax' "
+                "(per coordinate over the reference inputs)"
+            )
         return as_enum(value, cls, "normalize")
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the scaling depends on a reference set of inputs (not on the input alone)."""
+        return self is Normalization.PER_PARAMETER_MINMAX
 
 
 # ----------------------------------------------------------------------------- model and inputs
@@ -200,15 +222,58 @@ def per_sample_gradients(
     return torch.cat(parts, dim=-1)
 
 
-def normalize_rows(g: torch.Tensor, mode: Normalization) -> torch.Tensor:
-    """Normalise along the last (parameter) axis."""
-    if mode is Normalization.MINMAX:
+@dataclass(frozen=True)
+class ColumnScaling:
+    """Per-coordinate scaling for the normalisations that are not per input alone.
+
+    PER_PARAMETER_MINMAX: `low` and `span` [K, P] over a reference set (K = 1 in the summed
+    form); VALUE_SCALING: `low` None and `span` the parameter values theta [P] (a multiplier).
+    """
+
+    low: torch.Tensor | None
+    span: torch.Tensor
+
+
+def parameter_ranges(model, params: _Params, x: torch.Tensor, *, per_output: bool, memory_budget: int,
+                     progress: bool = False) -> ColumnScaling:
+    """Per-coordinate minimum and range of the tangent features over the inputs x: [K, P]."""
+    lo = hi = None
+    for _, g in iter_features(model, params, x, per_output=per_output, normalize=Normalization.NONE,
+                              memory_budget=memory_budget, progress=progress):
+        g = g.reshape(g.shape[0], -1, params.total)
+        a, b = g.amin(0), g.amax(0)
+        lo = a if lo is None else torch.minimum(lo, a)
+        hi = b if hi is None else torch.maximum(hi, b)
+    return ColumnScaling(lo, hi - lo)
+
+
+def column_scaling(model, params: _Params, reference: torch.Tensor | None, mode: "Normalization", *,
+                   per_output: bool, memory_budget: int, progress: bool = False) -> ColumnScaling | None:
+    """The ColumnScaling a mode needs (None for the per-input modes)."""
+    if mode is Normalization.VALUE_SCALING:
+        return ColumnScaling(None, params.flat())
+    if mode is Normalization.PER_PARAMETER_MINMAX:
+        return parameter_ranges(model, params, reference, per_output=per_output,
+                                memory_budget=memory_budget, progress=progress)
+    return None
+
+
+def normalize_rows(g: torch.Tensor, mode: Normalization, columns: ColumnScaling | None = None) -> torch.Tensor:
+    """Normalise along the last (parameter) axis; g is [n, P] or [n, K, P]."""
+    if mode is Normalization.PER_INPUT_MINMAX:
         lo = g.amin(dim=-1, keepdim=True)
         span = g.amax(dim=-1, keepdim=True) - lo
         return torch.where(span > 0, (g - lo) / torch.where(span > 0, span, 1), torch.zeros_like(g))
     if mode is Normalization.L2:
         norm = g.norm(dim=-1, keepdim=True)
         return torch.where(norm > 0, g / torch.where(norm > 0, norm, 1), torch.zeros_like(g))
+    if mode is Normalization.VALUE_SCALING:
+        return g * columns.span
+    if mode is Normalization.PER_PARAMETER_MINMAX:
+        lo, span = columns.low, columns.span
+        if g.dim() == 2:
+            lo, span = lo.reshape(-1), span.reshape(-1)
+        return torch.where(span > 0, (g - lo) / torch.where(span > 0, span, 1), torch.zeros_like(g))
     return g
 
 
@@ -222,6 +287,7 @@ def iter_features(
     memory_budget: int,
     progress: bool = False,
     index: torch.Tensor | None = None,
+    columns: ColumnScaling | None = None,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
     """Yield (rows, features) chunk by chunk; `index` keeps only those parameter coordinates
     (applied after normalisation, which always sees the whole gradient)."""
@@ -230,7 +296,7 @@ def iter_features(
     size = chunk_size(per_sample, x.shape[0], memory_budget)
     for rows in chunks(x.shape[0], size, progress=progress, desc="tangent features"):
         with torch.no_grad():
-            g = normalize_rows(per_sample_gradients(model, params, x[rows], per_output=per_output), normalize)
+            g = normalize_rows(per_sample_gradients(model, params, x[rows], per_output=per_output), normalize, columns)
         yield rows, (g if index is None else g.index_select(-1, index))
 
 
@@ -259,7 +325,8 @@ def tangent_features(
     x,
     *,
     per_output: bool = False,
-    normalize=False,
+    normalize="none",
+    reference=None,
     projection_dim: int | None = None,
     seed: int = 0,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -268,8 +335,9 @@ def tangent_features(
     """Tangent features of every input: [N, P], or [N, K, P] with `per_output=True`.
 
     P counts the parameters with requires_grad=True, concatenated in `model.parameters()` order.
-    `normalize` (False, True = "minmax", or "l2") scales each input's gradient (per output in the
-    per-output form) before the optional Gaussian random projection to `projection_dim`
+    `normalize` (a `Normalization` or its name; "none" by default) scales each gradient (per output
+    in the per-output form; "per_parameter_minmax" per coordinate over `reference` inputs, x
+    itself when None) before the optional Gaussian random projection to `projection_dim`
     coordinates (entries N(0, 1/d), seeded by `seed`, so inner products are preserved in
     expectation). Per-sample gradients are computed in chunks whose size keeps them under
     `memory_budget` bytes; the result itself is [N, P] unless projected.
@@ -294,10 +362,12 @@ def tangent_features(
             f"memory_budget={budget} bytes; pass projection_dim=..., fewer inputs, a larger "
             "memory_budget, or use tangent_similarity (which never holds all features)"
         )
+    ref = x if reference is None else check_inputs(params, reference, "reference")
+    columns = column_scaling(model, params, ref, mode, per_output=per_output, memory_budget=max(1, budget - need))
     out = torch.empty(shape, dtype=params.dtype, device=params.device)
     for rows, g in iter_features(
         model, params, x, per_output=per_output, normalize=mode,
-        memory_budget=max(1, budget - need), progress=progress,
+        memory_budget=max(1, budget - need), progress=progress, columns=columns,
     ):
         out[rows] = g if projection_dim is None else project(g, int(projection_dim), seed)
     return out

@@ -2,7 +2,7 @@
 
 For a parameter block theta_l (one parameter tensor), <d f_k(x) / d theta_l, theta_l> is the
 directional derivative of f_k(x) along theta restricted to block l: a JVP. The "full" and
-"block" metrics of PAPERS.md section 5 are inner products of these scores.
+"block" metrics (docs/methods.md, tangent similarity) are inner products of these scores.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .features import (
     trainable_parameters,
 )
 
-__all__ = ["ScoreMethod", "tangent_scores", "gradient_statistics"]
+__all__ = ["ScoreMethod", "tangent_scores", "gradient_statistics", "scores_from_gradients"]
 
 
 class ScoreMethod(str, Enum):
@@ -223,10 +223,35 @@ def normalize_scores(
     l2: <g / |g|, theta_l> = <g, theta_l> / |g|. A constant (or zero) gradient maps to 0."""
     if mode is Normalization.NONE:
         return s
-    if mode is Normalization.MINMAX:
+    if mode not in (Normalization.PER_INPUT_MINMAX, Normalization.L2):
+        raise ValueError(f"normalize: {mode.value} has no closed form from the scores; use scores_from_gradients")
+    if mode is Normalization.PER_INPUT_MINMAX:
         lo, span = stats["min"], stats["max"] - stats["min"]
         num = s - lo[:, None, :] * block_sums[None, :, None]
         den = span[:, None, :]
     else:
         num, den = s, stats["norm"][:, None, :]
     return torch.where(den > 0, num / torch.where(den > 0, den, 1), torch.zeros_like(num))
+
+
+def scores_from_gradients(
+    model, params: _Params, x: torch.Tensor, *, per_output: bool, mode: Normalization, columns,
+    memory_budget: int, progress: bool = False,
+) -> torch.Tensor:
+    """s[n, l, k] = <normalised g_k(x_n) restricted to block l, theta_l> from explicit gradients.
+
+    For the normalisations that scale coordinates one by one (per-parameter min-max, value
+    scaling), which no forward-mode product gives; chunked to the memory budget."""
+    from .features import iter_features
+
+    theta = params.flat()
+    owner = torch.repeat_interleave(torch.arange(len(params.sizes), device=theta.device),
+                                    torch.tensor(params.sizes, device=theta.device))
+    out = []
+    for _, g in iter_features(model, params, x, per_output=per_output, normalize=mode,
+                              memory_budget=memory_budget, progress=progress, columns=columns):
+        g = g.reshape(g.shape[0], -1, params.total) * theta  # [n, K, P]
+        s = torch.zeros(g.shape[0], g.shape[1], len(params.sizes), dtype=g.dtype, device=g.device)
+        s.index_add_(2, owner, g)
+        out.append(s.transpose(1, 2))  # [n, B, K]
+    return torch.cat(out, dim=0)

@@ -1,17 +1,19 @@
-"""Similarity functions from tangent representations (PAPERS.md section 5).
+"""Similarity functions from tangent representations (Racz & Daroczy 2021; docs/methods.md).
 
 Every metric returns K [N, M] for inputs x [N, ...] and y [M, ...] (y = x by default). With
 `per_output=True` the per-output gradients g_k are used and the similarity sums over outputs k;
 with `per_output=False` the gradient of the summed outputs g = sum_k g_k (the authors' code).
 
-What `normalize` (True = "minmax", "l2", False) means, per metric:
+What `normalize` (a `Normalization`, "none" by default) means, per metric:
 - euclidean, sparse: each input's gradient (per output k in the per-output form) is normalised
-  over all P coordinates, then (sparse) masked, then inner products are taken.
-- full, block: the same normalised gradient enters <g_l(x), theta_l>; this is computed exactly
-  from the forward-mode scores plus the per-input min / max / norm of g, which costs one chunked
-  per-sample gradient pass (the only part that is not forward-mode). Use normalize=False for
-  pure forward mode.
-- hidden: the hidden features h(x) are normalised the same way (min-max or L2 over units).
+  (see `Normalization`), then (sparse) masked, then inner products are taken.
+- full, block: the same normalised gradient enters <g_l(x), theta_l>. Per-input min-max and L2
+  are computed exactly from the forward-mode scores plus the per-input min / max / norm of g (one
+  chunked per-sample gradient pass); per-parameter min-max and value scaling from the explicit
+  normalised gradients, chunked. "none" is pure forward mode.
+- hidden: the hidden features h(x) are normalised over units the same way (value scaling has no
+  meaning there and is refused).
+Per-parameter min-max takes its per-coordinate extremes over the columns `y` (x when y is None).
 """
 
 from __future__ import annotations
@@ -24,21 +26,23 @@ import torch.nn as nn
 from .._checks import as_enum
 from .features import (
     DEFAULT_MEMORY_BUDGET,
+    ColumnScaling,
     Normalization,
     check_inputs,
+    column_scaling,
     iter_features,
     normalize_rows,
     output_size,
     trainable_parameters,
 )
-from .scores import gradient_statistics, normalize_scores, tangent_scores
+from .scores import gradient_statistics, normalize_scores, scores_from_gradients, tangent_scores
 from .sparse import DEFAULT_THRESHOLD, SignAgreementMask, check_labels, sign_agreement_mask
 
 __all__ = ["Metric", "tangent_similarity", "hidden_features"]
 
 
 class Metric(str, Enum):
-    """The similarity functions of PAPERS.md section 5.
+    """The similarity functions of Racz & Daroczy (docs/methods.md).
 
     - ``EUCLIDEAN``: <g(x), g(y)>, the plain inner product (empirical tangent kernel).
     - ``FULL``: rank-one metric G = theta theta^T: <g(x), theta><g(y), theta>.
@@ -122,12 +126,12 @@ def hidden_features(model, x, *, hidden_layer: str | None = None) -> torch.Tenso
 # ----------------------------------------------------------------------------- gram of features
 
 
-def _feature_gram(model, params, x, y, *, per_output, mode, index, memory_budget, progress):
+def _feature_gram(model, params, x, y, *, per_output, mode, index, memory_budget, progress, columns=None):
     """sum over chunks of F(x) F(y)^T; y's features are kept if they fit half the budget."""
     def feats(z, prog):
         for rows, g in iter_features(
             model, params, z, per_output=per_output, normalize=mode,
-            memory_budget=memory_budget // 2, progress=prog, index=index,
+            memory_budget=memory_budget // 2, progress=prog, index=index, columns=columns,
         ):
             yield rows, g.reshape(g.shape[0], -1)
 
@@ -165,7 +169,7 @@ def tangent_similarity(
     *,
     metric="block",
     per_output: bool = True,
-    normalize=True,
+    normalize="none",
     mask: SignAgreementMask | None = None,
     labels=None,
     threshold: float = DEFAULT_THRESHOLD,
@@ -189,12 +193,27 @@ def tangent_similarity(
     same = y is x
 
     if metric is Metric.HIDDEN:
-        hx = normalize_rows(hidden_features(model, x, hidden_layer=hidden_layer), mode)
-        hy = hx if same else normalize_rows(hidden_features(model, y, hidden_layer=hidden_layer), mode)
+        if mode is Normalization.VALUE_SCALING:
+            raise ValueError("normalize: 'value_scaling' scales gradient coordinates by parameters; "
+                             "hidden features have none, use 'none', 'l2', 'per_input_minmax' or 'per_parameter_minmax'")
+        hx = hidden_features(model, x, hidden_layer=hidden_layer)
+        hy = hx if same else hidden_features(model, y, hidden_layer=hidden_layer)
+        cols = None
+        if mode is Normalization.PER_PARAMETER_MINMAX:
+            cols = ColumnScaling(hy.amin(0, keepdim=True), hy.amax(0, keepdim=True) - hy.amin(0, keepdim=True))
+        hx = normalize_rows(hx, mode, cols)
+        hy = hx if same else normalize_rows(hy, mode, cols)
         return hx @ hy.T
+
+    columns = column_scaling(model, params, y, mode, per_output=per_output, memory_budget=memory_budget,
+                             progress=progress)
 
     if metric in (Metric.FULL, Metric.BLOCK):
         def scores(z):
+            if mode in (Normalization.PER_PARAMETER_MINMAX, Normalization.VALUE_SCALING):
+                s = scores_from_gradients(model, params, z, per_output=per_output, mode=mode, columns=columns,
+                                          memory_budget=memory_budget, progress=progress)
+                return s.sum(dim=1, keepdim=True) if metric is Metric.FULL else s
             s = tangent_scores(
                 model, z, per_block=True, method=method, memory_budget=memory_budget, progress=progress,
             )
@@ -232,5 +251,5 @@ def tangent_similarity(
         index = mask.index.to(params.device)
     return _feature_gram(
         model, params, x, y, per_output=per_output, mode=mode, index=index,
-        memory_budget=memory_budget, progress=progress,
+        memory_budget=memory_budget, progress=progress, columns=columns,
     )

@@ -1,4 +1,4 @@
-"""The sparse metric's sign-agreement mask (PAPERS.md section 5, as in the authors' code).
+"""The sparse metric's sign-agreement mask (docs/methods.md, section 5; as in the authors' code).
 
 Per parameter coordinate j, over labelled inputs and their summed gradients g(x) (raw, before
 normalisation: min-max scaling would make every sign positive), and for every class c:

@@ -28,21 +28,35 @@ def reference_gradients(model, x: torch.Tensor, *, per_output: bool = True) -> l
     return grads
 
 
-def _normalise(v: torch.Tensor, normalize) -> torch.Tensor:
-    if normalize in (True, "minmax"):
+def _flat(blocks) -> torch.Tensor:
+    return torch.cat([b.reshape(-1) for b in blocks])
+
+
+def _normalise(v: torch.Tensor, normalize, k: int, columns) -> torch.Tensor:
+    """One gradient vector (output k) normalised by the definitions, with a plain loop."""
+    if normalize == "per_input_minmax":
         lo, hi = v.min(), v.max()
         return (v - lo) / (hi - lo) if hi > lo else torch.zeros_like(v)
     if normalize == "l2":
         n = v.norm()
         return v / n if n > 0 else torch.zeros_like(v)
+    if normalize == "value_scaling":
+        return v * columns
+    if normalize == "per_parameter_minmax":
+        lo, hi = columns
+        out = torch.zeros_like(v)
+        for j in range(v.numel()):
+            if hi[k][j] > lo[k][j]:
+                out[j] = (v[j] - lo[k][j]) / (hi[k][j] - lo[k][j])
+        return out
     return v
 
 
-def _representation(grads_n, theta, metric, normalize, keep):
+def _representation(grads_n, theta, metric, normalize, keep, columns):
     """Per output k: the vector whose inner products give the metric."""
     reps = []
-    for blocks in grads_n:
-        g = _normalise(torch.cat([b.reshape(-1) for b in blocks]), normalize)
+    for k, blocks in enumerate(grads_n):
+        g = _normalise(_flat(blocks), normalize, k, columns)
         if metric == "euclidean":
             reps.append(g)
         elif metric == "sparse":
@@ -58,15 +72,23 @@ def _representation(grads_n, theta, metric, normalize, keep):
 
 
 def reference_similarity(
-    model, x, y=None, *, metric: str = "block", per_output: bool = True, normalize=True, keep=None
+    model, x, y=None, *, metric: str = "block", per_output: bool = True, normalize="none", keep=None
 ) -> torch.Tensor:
-    """K [N, M] by the definitions, from explicit per-sample gradients (see reluscope.tangent)."""
+    """K [N, M] by the definitions, from explicit per-sample gradients (see reluscope.tangent).
+
+    Per-parameter min-max takes each coordinate's extremes over the inputs y (x when y is None)."""
     y = x if y is None else y
     theta = [p.detach() for p in model.parameters() if p.requires_grad]
     gx = reference_gradients(model, x, per_output=per_output)
     gy = gx if y is x else reference_gradients(model, y, per_output=per_output)
-    rx = [_representation(g, theta, metric, normalize, keep) for g in gx]
-    ry = [_representation(g, theta, metric, normalize, keep) for g in gy]
+    columns = None
+    if normalize == "value_scaling":
+        columns = _flat(theta)
+    elif normalize == "per_parameter_minmax":
+        per_k = [torch.stack([_flat(g[k]) for g in gy]) for k in range(len(gy[0]))]
+        columns = ([v.min(0).values for v in per_k], [v.max(0).values for v in per_k])
+    rx = [_representation(g, theta, metric, normalize, keep, columns) for g in gx]
+    ry = [_representation(g, theta, metric, normalize, keep, columns) for g in gy]
     out = torch.zeros(len(rx), len(ry), dtype=rx[0].dtype)
     for i, a in enumerate(rx):
         for j, b in enumerate(ry):
@@ -75,7 +97,7 @@ def reference_similarity(
 
 
 def reference_sign_scores(gradients: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sign-agreement scores by literally counting pairs (PAPERS.md section 5, authors' code)."""
+    """Sign-agreement scores by literally counting pairs (the authors' code; docs/methods.md)."""
     n, p = gradients.shape
     a_pos = torch.zeros(p, dtype=torch.float64)
     a_neg, b_pos, b_neg = a_pos.clone(), a_pos.clone(), a_pos.clone()
