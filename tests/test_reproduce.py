@@ -127,3 +127,77 @@ def test_src_cites_docs_methods_never_papers_md():
     methods = (root / "docs" / "methods.md").read_text()
     for section in ("Space folding", "CantorNet", "Linear regions", "Convex hulls", "Gradient representations"):
         assert section in methods
+
+
+# ----------------------------------------------------------------------------- the papers' verdict rules
+
+
+def _trend(rho, p):
+    from reluscope.experiments.folding_study import Trend
+
+    return Trend(20, rho, p, rho - 0.2, rho + 0.2)
+
+
+def test_folding_depth_verdict_puts_phi_first():
+    from reluscope.reproduce.folding import depth_verdict
+
+    flat = {k: _trend(0.1, 0.5) for k in ("phi_exact", "chi_mean_exact", "share_folded_exact")}
+    assert depth_verdict({**flat, "phi_exact": _trend(0.5, 0.01)})[0] is Verdict.REPRODUCED
+    verdict, why = depth_verdict({**flat, "chi_mean_exact": _trend(0.6, 0.001)})
+    assert verdict is Verdict.PARTLY and "chi_mean_exact" in why
+    assert depth_verdict(flat)[0] is Verdict.NOT_REPRODUCED
+    assert depth_verdict({**flat, "phi_exact": _trend(-0.5, 0.01)})[0] is Verdict.NOT_REPRODUCED
+
+
+def test_folding_error_verdict():
+    from reluscope.reproduce.folding import error_verdict
+
+    assert error_verdict({3: _trend(-0.5, 0.01), 4: _trend(-0.4, 0.02)})[0] is Verdict.REPRODUCED
+    assert error_verdict({3: _trend(-0.5, 0.01), 4: _trend(-0.1, 0.6), 5: _trend(-0.2, 0.3)})[0] is Verdict.PARTLY
+    assert error_verdict({3: _trend(-0.5, 0.01), 4: _trend(0.6, 0.01)})[0] is Verdict.NOT_REPRODUCED
+    assert error_verdict({3: _trend(float("nan"), float("nan"))})[0] is Verdict.UNTESTABLE
+
+
+def test_spearman_trend_bootstrap_brackets_rho():
+    import numpy as np
+
+    from reluscope.experiments.folding_study import spearman_trend
+
+    rng = np.random.default_rng(0)
+    x = np.repeat([3, 4, 5, 6], 10)
+    t = spearman_trend(x, x + rng.normal(0, 1.5, x.size), boot=300)
+    assert 0 < t.ci_low <= t.rho <= t.ci_high and t.p_value < 0.05 and t.n == 40
+    assert np.isnan(spearman_trend([1, 1, 1], [1, 2, 3]).rho)
+
+
+def test_tangent_verdicts_use_one_standard_error():
+    from reluscope.reproduce.tangent import as_good_verdict, sparse_verdict
+
+    row = {"dataset": "mnist", "network": 0.95, "n": 1000}
+    assert as_good_verdict([{**row, "similarity": 0.945}])[0] is Verdict.REPRODUCED  # within 1 SE (~0.0097)
+    assert as_good_verdict([{**row, "similarity": 0.90}])[0] is Verdict.NOT_REPRODUCED
+    assert as_good_verdict([{**row, "similarity": 0.96}, {**row, "dataset": "f", "similarity": 0.5}])[0] is Verdict.PARTLY
+    assert sparse_verdict([{"sparse": 0.8, "dense": 0.7}])[0] is Verdict.REPRODUCED
+    assert sparse_verdict([{"sparse": 0.6, "dense": 0.7}])[0] is Verdict.NOT_REPRODUCED
+
+
+def test_folding_net_task_snapshots_levels_and_end():
+    from reluscope.experiments.folding_study import FoldingNetConfig, folding_net_task
+
+    cfg = FoldingNetConfig(depth=2, width=8, seed=0, n_train=600, n_val=200, pairs=6, epochs=2, check_every=5,
+                           levels=(0.3, 0.5), target=0.5)
+    row = folding_net_task(cfg)
+    stages = [s.stage for s in row.snapshots]
+    assert stages[-1] == "end" and row.walks_exact and row.walk_tolerance is None
+    for s in row.snapshots:
+        assert 0 <= s.phi_exact <= 1 and 0 <= s.share_folded_grid <= 1 and 0 <= s.test_error <= 1
+        if s.level is not None:
+            assert s.val_accuracy >= s.level
+    assert row.reached_target == (row.at_target() is not None)
+    assert folding_net_task(cfg).snapshots == row.snapshots  # a pure seeded task
+
+
+def test_markdown_table_escapes_pipes():
+    r = PaperResult("p", "t", "", Scale.QUICK, (ClaimResult(Claim("k", "a | b", "1"), "2", "partly"),))
+    lines = r.to_markdown().splitlines()
+    assert lines[0].startswith("| claim |") and lines[2] == "| a \\| b | 1 | 2 | partly |"

@@ -113,6 +113,16 @@ class PaperResult:
     def to_dict(self) -> dict:
         return to_jsonable(self)
 
+    def to_markdown(self) -> str:
+        """The claim table as Markdown (claim | paper's figure | ours | verdict), e.g. for a README."""
+        def cell(text: str) -> str:
+            return str(text).replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| claim | paper's figure | ours | verdict |", "|---|---|---|---|"]
+        lines += [f"| {cell(c.claim.claim)} | {cell(c.claim.paper_figure)} | {cell(c.ours)} | {c.verdict.value} |"
+                  for c in self.claims]
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class RunContext:

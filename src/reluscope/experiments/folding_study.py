@@ -1,0 +1,292 @@
+"""Folding vs depth and folding vs generalisation error on MNIST (Lewandowski et al.), as a sweep.
+
+One task per net: `folding_net_task(FoldingNetConfig) -> FoldingNetRow` trains one ReLU MLP on raw
+pixels in [0, 1] (the papers' input) with Adam and measures it several times during training:
+when its validation accuracy first reaches each level of `levels` (checked every `check_every`
+steps), and at the end of `epochs` epochs (trained past the target). At every snapshot it gives
+Phi (median of the positive chi values, the papers' measure), the mean chi and the share of folded
+segments, each exact and on the papers' 11-point grid, on the same digit 1 -> digit 4 test
+segments for every net, plus the test error.
+
+- Claim 1 (folding grows with depth) uses the snapshot at `target` (0.9): the net "trained until
+  the validation accuracy reaches 0.9". Nets that never reach it are left out and counted.
+- Claim 2 (folding drops as the generalisation error grows) uses every snapshot of nets of the
+  same depth: nets stopped before 0.9, at 0.9 and trained past it.
+
+Tasks are pure seeded functions of their config, so `reluscope.sweep.run_sweep` (or any map) can
+run them anywhere; `folding_study_configs` builds the list for a grid. See docs/methods.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FoldingNetConfig", "FoldingSnapshot", "FoldingNetRow", "folding_net_task", "folding_study_configs",
+    "Trend", "spearman_trend", "MEASURES", "RegulariserConfig", "RegulariserRow", "regulariser_task",
+]
+
+# (name, description) of the per-net folding measures, the papers' Phi first
+MEASURES = (
+    ("phi_exact", "Phi (median of positive chi), exact walks"),
+    ("phi_grid", "Phi, 11-point grid"),
+    ("chi_mean_exact", "mean chi, exact walks"),
+    ("chi_mean_grid", "mean chi, 11-point grid"),
+    ("share_folded_exact", "share of folded segments, exact walks"),
+    ("share_folded_grid", "share of folded segments, 11-point grid"),
+)
+
+
+@dataclass(frozen=True)
+class FoldingNetConfig:
+    """One net of the study. `data_seed` fixes the train/validation split and the segments (the
+    same for every net of a study); `seed` fixes the initialisation and the batch order."""
+
+    depth: int
+    width: int
+    seed: int
+    data_seed: int = 0
+    n_train: int = 10_000
+    n_val: int = 1_000
+    pairs: int = 100
+    classes: tuple[int, int] = (1, 4)
+    levels: tuple[float, ...] = (0.7, 0.8, 0.9)
+    target: float = 0.9
+    epochs: int = 4
+    check_every: int = 25
+    lr: float = 3e-3
+    batch_size: int = 64
+    include_output: bool = True
+    grid_points: int = 11
+
+
+@dataclass(frozen=True)
+class FoldingSnapshot:
+    """The net measured once: why (`stage`: 'level 0.8' or 'end'), when, and its folding."""
+
+    stage: str
+    level: float | None
+    step: int
+    val_accuracy: float
+    test_error: float
+    phi_exact: float
+    phi_grid: float
+    chi_mean_exact: float
+    chi_mean_grid: float
+    share_folded_exact: float
+    share_folded_grid: float
+    mean_regions: float
+
+
+@dataclass(frozen=True)
+class FoldingNetRow:
+    config: FoldingNetConfig
+    snapshots: tuple[FoldingSnapshot, ...]
+    reached_target: bool
+    seconds: float
+    walks_exact: bool = True  # False: smooth activations, walks found by bisection
+    walk_tolerance: float | None = None  # the bisection's tolerance in t when not exact
+
+    def at_target(self) -> FoldingSnapshot | None:
+        """The snapshot taken when the validation accuracy first reached the target."""
+        for s in self.snapshots:
+            if s.level == self.config.target:
+                return s
+        return None
+
+
+_DATA_CACHE: dict = {}
+
+
+def _data(config: FoldingNetConfig):
+    """Raw MNIST pixels in [0, 1]: train / validation split and the segments' endpoints."""
+    from ..data import load_mnist
+    from ..folding import draw_pairs
+
+    key = (config.data_seed, config.n_train, config.n_val, config.pairs, tuple(config.classes))
+    if key not in _DATA_CACHE:
+        x, y = load_mnist("train")
+        xt, yt = load_mnist("test")
+        if config.n_train + config.n_val > len(x):
+            raise ValueError(f"n_train + n_val: expected at most {len(x)}, got {config.n_train + config.n_val}")
+        order = torch.as_tensor(np.random.default_rng(config.data_seed).permutation(len(x)))
+        tr, va = order[: config.n_train], order[config.n_train : config.n_train + config.n_val]
+        idx = draw_pairs(yt, config.classes, budget=config.pairs, seed=config.data_seed)
+        x0, x1 = xt[torch.as_tensor(idx[:, 0])], xt[torch.as_tensor(idx[:, 1])]
+        _DATA_CACHE.clear()  # one study at a time: keep memory flat in long-lived workers
+        _DATA_CACHE[key] = ((x[tr], y[tr]), (x[va], y[va]), (xt, yt), (x0, x1))
+    return _DATA_CACHE[key]
+
+
+def _phi(chi: np.ndarray) -> float:
+    pos = chi[chi > 0]
+    return float(np.median(pos)) if pos.size else 0.0
+
+
+def _measure(model, stage, level, step, val_acc, xt, yt, x0, x1, config) -> FoldingSnapshot:
+    from ..folding.path import path_chi
+    from ..train import accuracy
+
+    exact, lengths = path_chi(model, x0, x1, include_output=config.include_output)
+    grid, _ = path_chi(model, x0, x1, include_output=config.include_output, n_points=config.grid_points)
+    return FoldingSnapshot(
+        stage=stage, level=level, step=step, val_accuracy=float(val_acc),
+        test_error=1.0 - float(accuracy(model, xt, yt)),
+        phi_exact=_phi(exact), phi_grid=_phi(grid),
+        chi_mean_exact=float(exact.mean()), chi_mean_grid=float(grid.mean()),
+        share_folded_exact=float((exact > 0).mean()), share_folded_grid=float((grid > 0).mean()),
+        mean_regions=float(lengths.mean()),
+    )
+
+
+def folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
+    """Train one net and measure it at every level it reaches and at the end (see module doc).
+
+    Runs on one CPU thread: these nets are tiny, and threads only add contention (a sweep runs
+    many tasks side by side instead)."""
+    from .._checks import single_thread
+
+    with single_thread():
+        return _folding_net_task(config)
+
+
+def _folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
+    from ..train import accuracy, mlp, train_classifier
+
+    start = time.perf_counter()
+    (x, y), (xv, yv), (xt, yt), (x0, x1) = _data(config)
+    net_seed = config.seed * 100_003 + config.depth * 31 + config.width
+    model = mlp(x.shape[1], [config.width] * config.depth, 10, seed=net_seed)
+    levels = sorted(set(config.levels) | {config.target})
+    snaps: list[FoldingSnapshot] = []
+
+    def check(step, net, state):
+        pending = [lv for lv in levels if lv not in {s.level for s in snaps}]
+        if not pending:
+            return
+        val = accuracy(net, xv, yv)
+        for lv in pending:
+            if val >= lv:
+                snaps.append(_measure(net, f"level {lv:g}", lv, step, val, xt, yt, x0, x1, config))
+
+    train_classifier(model, x, y, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                     seed=net_seed, callbacks=[check], callback_every=config.check_every)
+    reached = any(s.level == config.target for s in snaps)
+    val = accuracy(model, xv, yv)
+    snaps.append(_measure(model, "end", None, -1, val, xt, yt, x0, x1, config))
+    from ..network import to_network
+
+    exact = bool(to_network(model).piecewise_linear)
+    return FoldingNetRow(config, tuple(snaps), reached, time.perf_counter() - start,
+                         walks_exact=exact, walk_tolerance=None if exact else _bisection_tolerance())
+
+
+def _bisection_tolerance() -> float:
+    from ..traversal import bisection
+
+    return float(getattr(bisection, "TOLERANCE", getattr(bisection, "DEFAULT_TOLERANCE", 1e-6)))
+
+
+def folding_study_configs(depths, widths, seeds: int, **common) -> list[FoldingNetConfig]:
+    """One config per (depth, width, seed), all sharing `common` settings (and so the segments)."""
+    return [FoldingNetConfig(depth=d, width=w, seed=s, **common) for d in depths for w in widths for s in range(seeds)]
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Spearman's rho of (x, y) over `n` nets, its p-value and a percentile bootstrap interval."""
+
+    n: int
+    rho: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+    boot: int = field(default=2000, repr=False)
+
+    def text(self) -> str:
+        return f"rho {self.rho:+.2f} (p = {self.p_value:.2g}, 95% CI [{self.ci_low:+.2f}, {self.ci_high:+.2f}], n = {self.n})"
+
+
+def spearman_trend(x, y, *, boot: int = 2000, seed: int = 0) -> Trend:
+    """Spearman's rho with a percentile bootstrap interval over the pairs (resampled with
+    replacement; resamples with a constant side are skipped)."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(x)
+    if n < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return Trend(n, float("nan"), float("nan"), float("nan"), float("nan"), boot)
+    rho, p = spearmanr(x, y)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(boot):
+        i = rng.integers(0, n, n)
+        if np.all(x[i] == x[i][0]) or np.all(y[i] == y[i][0]):
+            continue
+        stats.append(spearmanr(x[i], y[i])[0])
+    lo, hi = (np.nanpercentile(stats, [2.5, 97.5]) if stats else (np.nan, np.nan))
+    return Trend(n, float(rho), float(p), float(lo), float(hi), boot)
+
+
+# ----------------------------------------------------------------------------- the regulariser
+
+
+@dataclass(frozen=True)
+class RegulariserConfig:
+    """One net trained with loss + lam * folding_penalty (lam = 0: the baseline); raw pixels."""
+
+    lam: float
+    seed: int
+    hidden: tuple[int, ...] = (16, 16, 16, 16)
+    epochs: int = 2
+    n_train: int = 10_000
+    pairs: int = 100
+    tau: float = 0.5
+    n_pairs: int = 8
+    lr: float = 3e-3
+    data_seed: int = 0
+
+
+@dataclass(frozen=True)
+class RegulariserRow:
+    config: RegulariserConfig
+    test_accuracy: float
+    phi_exact: float
+    chi_mean_exact: float
+    share_folded_exact: float
+    soft_chi_mean: float  # the surrogate itself on the evaluation segments, at the training tau
+
+
+def regulariser_task(config: RegulariserConfig) -> RegulariserRow:
+    """Train one net with the folding surrogate (lam > 0 rewards folding) and measure exact chi."""
+    from .._checks import single_thread
+
+    with single_thread():
+        return _regulariser_task(config)
+
+
+def _regulariser_task(config: RegulariserConfig) -> RegulariserRow:
+    from ..folding import folding_loss, soft_folding
+    from ..folding.path import path_chi
+    from ..train import accuracy, mlp, train_classifier
+
+    base = FoldingNetConfig(depth=len(config.hidden), width=config.hidden[0], seed=config.seed,
+                            data_seed=config.data_seed, n_train=config.n_train, pairs=config.pairs)
+    (x, y), _, (xt, yt), (x0, x1) = _data(base)
+    model = mlp(x.shape[1], list(config.hidden), 10, seed=config.seed)
+    extra = (folding_loss(config.lam, classes=(1, 4), n_pairs=config.n_pairs, tau=config.tau, seed=config.seed)
+             if config.lam else None)
+    train_classifier(model, x, y, epochs=config.epochs, lr=config.lr, batch_size=64, seed=config.seed,
+                     extra_loss=extra)
+    chi, _ = path_chi(model, x0, x1)
+    with torch.no_grad():
+        soft = soft_folding(model, x0, x1, tau=config.tau)
+    return RegulariserRow(config, float(accuracy(model, xt, yt)), _phi(chi), float(chi.mean()),
+                          float((chi > 0).mean()), float(soft.mean()))

@@ -1,0 +1,265 @@
+"""`reluscope reproduce folding`: Lewandowski et al.'s space-folding claims, with verdicts.
+
+Claims checked: folding grows with depth among nets that reach 0.9 validation accuracy (Phi first,
+the papers' measure); folding drops as the generalisation error grows (nets of one depth, stopped
+before 0.9, at 0.9 and trained past it); the regulariser (our surrogate: the papers' term is not
+public); CantorNet representation A folds more than B and C. Protocol and verdict rules:
+docs/methods.md, section 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._framework import Claim, ClaimResult, PaperResult, RunContext, Scale, Verdict
+
+TITLE = "Space folding of ReLU networks (Lewandowski et al.)"
+CITATION = ("Lewandowski, Eghbalzadeh, Heinzl, Pisoni, Moser, On Space Folds of ReLU Neural Networks, TMLR 2025 "
+            "(arXiv 2502.09954); The Space Between, ICLR 2025 workshop (arXiv 2503.08502); CantorNet, NeurReps 2024 "
+            "(arXiv 2411.19713)")
+
+DEPTH = Claim("depth", "Among nets that generalise (validation accuracy 0.9), folding grows with depth (3-6 hidden layers)",
+              "grows with depth; mean and spread per architecture over 100 nets each, no test statistic published")
+ERROR = Claim("error", "Folding drops when the generalisation error grows (nets of the same depth)",
+              "stated qualitatively (folding is high for low-error nets and drops as the error grows); no figure")
+REGULARISER = Claim("regulariser", "A folding term in the loss encourages folding early in training",
+                    "exact term not published; no number we can compare with")
+CANTOR = Claim("cantor", "CantorNet: representation A (recursion) folds more than the DNF representations B and C",
+               "A folds most (along (0, 3/4) -> (1, 3/4))")
+
+
+def settings(scale: Scale) -> dict:
+    """The study sizes of each scale (quick: smaller than the papers, stated in the report)."""
+    if scale is Scale.PAPER:
+        return dict(depths=(3, 4, 5, 6), widths=(10, 12, 14, 16, 18), seeds=100, n_train=59_000, n_val=1_000,
+                    pairs=1_000, epochs=10, levels=(0.7, 0.8, 0.85, 0.9), reg_seeds=10, reg_epochs=5,
+                    reg_lams=(0.0, 0.1, 1.0), cantor_k=5)
+    return dict(depths=(3, 4, 5, 6), widths=(10, 14, 18), seeds=2, n_train=10_000, n_val=1_000, pairs=100,
+                epochs=6, levels=(0.7, 0.8, 0.9), reg_seeds=2, reg_epochs=2, reg_lams=(0.0, 0.1, 1.0), cantor_k=4)
+
+
+# ----------------------------------------------------------------------------- claim logic (tested)
+
+
+def depth_verdict(trends: dict) -> tuple[Verdict, str]:
+    """Phi (exact) decides; the other measures can only make it "partly".
+
+    reproduced: Phi rho > 0 with p < 0.05; partly: Phi not significant but mean chi or share of
+    folded segments (exact) grows significantly; not reproduced otherwise."""
+    phi = trends["phi_exact"]
+    if _sig_pos(phi):
+        return Verdict.REPRODUCED, "Phi (exact walks) grows significantly with depth."
+    others = [k for k in ("chi_mean_exact", "share_folded_exact") if _sig_pos(trends[k])]
+    if others:
+        return Verdict.PARTLY, (f"Phi, the papers' measure, shows no significant trend ({phi.text()}); "
+                                f"{' and '.join(others)} grow significantly with depth.")
+    return Verdict.NOT_REPRODUCED, f"No measure grows significantly with depth (Phi: {phi.text()})."
+
+
+def error_verdict(per_depth: dict) -> tuple[Verdict, str]:
+    """Per depth, Spearman's rho of (test error, Phi exact). reproduced: rho < 0 with p < 0.05 at
+    at least half the depths and rho > 0 significant at none; partly: negative at most depths but
+    significant at fewer than half; not reproduced otherwise."""
+    trends = [t for t in per_depth.values() if math.isfinite(t.rho)]
+    if not trends:
+        return Verdict.UNTESTABLE, "Too few nets per depth to compute a trend."
+    sig_neg = sum(t.rho < 0 and t.p_value < 0.05 for t in trends)
+    sig_pos = sum(t.rho > 0 and t.p_value < 0.05 for t in trends)
+    neg = sum(t.rho < 0 for t in trends)
+    if sig_neg * 2 >= len(trends) and sig_pos == 0:
+        return Verdict.REPRODUCED, f"Phi falls significantly with the test error at {sig_neg} of {len(trends)} depths."
+    if neg * 2 > len(trends) and sig_pos == 0:
+        return Verdict.PARTLY, (f"Phi falls with the test error at {neg} of {len(trends)} depths, significantly at "
+                                f"{sig_neg}.")
+    return Verdict.NOT_REPRODUCED, (f"Phi falls with the test error at {neg} of {len(trends)} depths "
+                                    f"(significantly at {sig_neg}), rises significantly at {sig_pos}.")
+
+
+def _sig_pos(t) -> bool:
+    return math.isfinite(t.rho) and t.rho > 0 and t.p_value < 0.05
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run(ctx: RunContext) -> PaperResult:
+    from ..experiments.folding_study import folding_study_configs
+
+    cfg = settings(ctx.scale)
+    common = dict(data_seed=ctx.seed, n_train=cfg["n_train"], n_val=cfg["n_val"], pairs=cfg["pairs"],
+                  epochs=cfg["epochs"], levels=cfg["levels"])
+    configs = folding_study_configs(cfg["depths"], cfg["widths"], cfg["seeds"], **common)
+    rows = ctx.map(_net_task(), configs, desc="folding nets")
+    claims = [_depth_claim(ctx, rows, cfg), _error_claim(ctx, rows, cfg), _regulariser_claim(ctx, cfg),
+              _cantor_claim(ctx, cfg)]
+    exact = all(r.walks_exact for r in rows)
+    notes = (
+        f"Scale {ctx.scale.value}: depths {cfg['depths']} x widths {cfg['widths']} x {cfg['seeds']} seeds, "
+        f"{cfg['n_train']:,} training images (raw pixels in [0, 1]), {cfg['pairs']} digit 1 -> 4 test segments per net"
+        + ("; the papers used 100 nets per architecture and all training images." if ctx.quick else "."),
+        "Walks: " + ("exact traversal for every net (ReLU)." if exact else
+                     "some nets have smooth activations: their walks come from bisection (exact=False)."),
+        "Output bits are included, as in the authors' code.",
+    )
+    return PaperResult(paper=ctx.paper, title=TITLE, citation=CITATION, scale=ctx.scale, claims=tuple(claims),
+                       settings={**cfg, "seed": ctx.seed}, notes=notes)
+
+
+def _net_task():
+    from ..experiments.folding_study import folding_net_task
+
+    return folding_net_task
+
+
+def _depth_claim(ctx, rows, cfg) -> ClaimResult:
+    from ..experiments.folding_study import MEASURES, spearman_trend
+
+    nets = [(r.config.depth, r.at_target()) for r in rows if r.reached_target]
+    trends = {m: spearman_trend([d for d, _ in nets], [getattr(s, m) for _, s in nets], seed=ctx.seed)
+              for m, _ in MEASURES}
+    verdict, why = depth_verdict(trends)
+    by_depth = {m: {d: float(np.mean([getattr(s, m) for dd, s in nets if dd == d]))
+                    for d in cfg["depths"] if any(dd == d for dd, _ in nets)} for m, _ in MEASURES}
+    ours = "; ".join(f"{label}: {trends[m].text()}" for m, label in MEASURES[:1] + MEASURES[2:3] + MEASURES[4:5])
+    ours += f" [{len(nets)} of {len(rows)} nets reached 0.9]"
+    fig = _depth_figure(nets, cfg["depths"])
+    notes = (why + " Grid rows: " + "; ".join(f"{label}: {trends[m].text()}" for m, label in MEASURES[1::2])
+             + f". Nets that never reached 0.9 in {cfg['epochs']} epochs are left out ({len(rows) - len(nets)}).")
+    return ClaimResult(DEPTH, ours, verdict, figures=(ctx.save_figure(fig, "folding_vs_depth"),), notes=notes,
+                       values={"trends": trends, "mean_by_depth": by_depth, "nets": len(nets), "trained": len(rows),
+                               "per_net": [{"depth": d, "width": r.config.width, "seed": r.config.seed,
+                                            **{m: getattr(r.at_target(), m) for m, _ in MEASURES}}
+                                           for r in rows if r.reached_target for d in [r.config.depth]]})
+
+
+def _error_claim(ctx, rows, cfg) -> ClaimResult:
+    from ..experiments.folding_study import spearman_trend
+
+    per_depth, chi_per_depth, points = {}, {}, []
+    for d in cfg["depths"]:
+        snaps = [s for r in rows if r.config.depth == d for s in r.snapshots]
+        points += [(d, s) for s in snaps]
+        per_depth[d] = spearman_trend([s.test_error for s in snaps], [s.phi_exact for s in snaps], seed=ctx.seed)
+        chi_per_depth[d] = spearman_trend([s.test_error for s in snaps], [s.chi_mean_exact for s in snaps], seed=ctx.seed)
+    verdict, why = error_verdict(per_depth)
+    ours = "; ".join(f"depth {d}: {t.text()}" for d, t in per_depth.items())
+    stages = sorted({s.stage for _, s in points})
+    notes = (why + f" Snapshots per net: {', '.join(stages)} (validation accuracy first reaching each level, and "
+             f"after {cfg['epochs']} epochs). Mean chi instead of Phi: "
+             + "; ".join(f"depth {d}: {t.text()}" for d, t in chi_per_depth.items()) + ".")
+    fig = _error_figure(points, cfg["depths"])
+    return ClaimResult(ERROR, "Phi vs test error, " + ours, verdict,
+                       figures=(ctx.save_figure(fig, "folding_vs_error"),), notes=notes,
+                       values={"phi_trend_per_depth": per_depth, "chi_mean_trend_per_depth": chi_per_depth,
+                               "snapshots": [{"depth": d, **vars(s)} for d, s in points]})
+
+
+def _regulariser_claim(ctx, cfg) -> ClaimResult:
+    from ..experiments.folding_study import RegulariserConfig, regulariser_task
+
+    configs = [RegulariserConfig(lam=lam, seed=s, epochs=cfg["reg_epochs"], n_train=cfg["n_train"],
+                                 pairs=cfg["pairs"], data_seed=ctx.seed)
+               for lam in cfg["reg_lams"] for s in range(cfg["reg_seeds"])]
+    rows = ctx.map(regulariser_task, configs, desc="regulariser")
+    summary = {}
+    for lam in cfg["reg_lams"]:
+        sel = [r for r in rows if r.config.lam == lam]
+        summary[lam] = {k: float(np.mean([getattr(r, k) for r in sel]))
+                        for k in ("test_accuracy", "phi_exact", "chi_mean_exact", "share_folded_exact", "soft_chi_mean")}
+    ours = "; ".join(f"lambda {lam:g}: test acc {v['test_accuracy']:.3f}, mean chi {v['chi_mean_exact']:.3f}, "
+                     f"Phi {v['phi_exact']:.3f}, soft chi {v['soft_chi_mean']:.3f}" for lam, v in summary.items())
+    notes = ("The papers' folding term is not published, so the claim cannot be checked; this row reports what our "
+             "surrogate (soft bits sigmoid(z/tau), tau 0.5, soft distance sum |p - q|, 11-point grid, lambda > 0 "
+             f"rewards folding) does to exact chi and test accuracy: 4 x 16 MLPs, {cfg['reg_epochs']} epochs, "
+             f"{cfg['reg_seeds']} seeds per lambda; lambdas fixed in advance (0, 0.1, 1).")
+    fig = _regulariser_figure(summary)
+    return ClaimResult(REGULARISER, ours, Verdict.UNTESTABLE, figures=(ctx.save_figure(fig, "regulariser"),),
+                       notes=notes, values={"per_lambda": summary, "runs": rows})
+
+
+def _cantor_claim(ctx, cfg) -> ClaimResult:
+    from ..folding.cantor import cantornet_folding
+
+    rows = cantornet_folding(range(1, cfg["cantor_k"] + 1))
+    table = {(r.k, r.representation): r.chi_exact for r in rows}
+    ks = sorted({r.k for r in rows})
+    a_most = [table[(k, "A")] > max(table[(k, "B")], table[(k, "C")]) for k in ks]
+    verdict = Verdict.REPRODUCED if all(a_most) else (Verdict.PARTLY if any(a_most) else Verdict.NOT_REPRODUCED)
+    ours = "; ".join(f"k={k}: A {table[(k, 'A')]:.3f} / B {table[(k, 'B')]:.3f} / C {table[(k, 'C')]:.3f}" for k in ks)
+    grid = "; ".join(f"k={r.k}{r.representation} {r.chi_grid:.3f}" for r in rows)
+    fig = _cantor_figure(rows)
+    return ClaimResult(CANTOR, "exact chi " + ours, verdict, figures=(ctx.save_figure(fig, "cantornet"),),
+                       notes=f"A folds most at {sum(a_most)} of {len(ks)} levels k (exact walks, rational arithmetic). "
+                             f"11-point grid: {grid}.",
+                       values={"rows": [{"k": r.k, "representation": r.representation, "chi_exact": r.chi_exact,
+                                         "chi_grid": r.chi_grid, "regions": r.regions} for r in rows]})
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _depth_figure(nets, depths):
+    from ..viz._common import report_figure
+
+    fig, axes = report_figure(1, 3, figsize=(13, 3.8))
+    for ax, (m, label) in zip(axes, (("phi", "Phi (median of positive chi)"), ("chi_mean", "mean chi"),
+                                     ("share_folded", "share of folded segments"))):
+        for off, kind, marker in ((-0.1, "exact", "o"), (0.1, "grid", "x")):
+            xs = [d + off for d, _ in nets]
+            ax.scatter(xs, [getattr(s, f"{m}_{kind}") for _, s in nets], marker=marker, alpha=0.6, label=kind)
+            means = [np.mean([getattr(s, f"{m}_{kind}") for dd, s in nets if dd == d]) if any(dd == d for dd, _ in nets)
+                     else np.nan for d in depths]
+            ax.plot(np.array(depths) + off, means, "-")
+        ax.set_xticks(list(depths))
+        ax.set_xlabel("hidden layers")
+        ax.set_title(label)
+    axes[0].legend()
+    return fig
+
+
+def _error_figure(points, depths):
+    from ..viz._common import report_figure
+
+    fig, axes = report_figure(1, len(depths), figsize=(3.6 * len(depths), 3.4), squeeze=False)
+    for ax, d in zip(axes[0], depths):
+        sel = [s for dd, s in points if dd == d]
+        for stage in sorted({s.stage for s in sel}):
+            pts = [s for s in sel if s.stage == stage]
+            ax.scatter([s.test_error for s in pts], [s.phi_exact for s in pts], label=stage, alpha=0.7)
+        ax.set_title(f"{d} hidden layers")
+        ax.set_xlabel("test error")
+    axes[0][0].set_ylabel("Phi (exact)")
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def _regulariser_figure(summary):
+    from ..viz._common import report_figure
+
+    fig, axes = report_figure(1, 2, figsize=(9, 3.4))
+    lams = list(summary)
+    labels = [f"{lam:g}" for lam in lams]
+    axes[0].bar(labels, [summary[lam]["chi_mean_exact"] for lam in lams])
+    axes[0].set_title("mean exact chi")
+    axes[1].bar(labels, [summary[lam]["test_accuracy"] for lam in lams])
+    axes[1].set_ylim(min(summary[lam]["test_accuracy"] for lam in lams) - 0.05, 1)
+    axes[1].set_title("test accuracy")
+    for ax in axes:
+        ax.set_xlabel("lambda")
+    return fig
+
+
+def _cantor_figure(rows):
+    from ..viz._common import report_figure
+
+    fig, ax = report_figure(figsize=(5, 3.4))
+    for rep in sorted({r.representation for r in rows}):
+        sel = [r for r in rows if r.representation == rep]
+        ax.plot([r.k for r in sel], [r.chi_exact for r in sel], "o-", label=f"{rep} exact")
+        ax.plot([r.k for r in sel], [r.chi_grid for r in sel], "x--", label=f"{rep} 11 points")
+    ax.set_xlabel("k")
+    ax.set_ylabel("chi")
+    ax.legend(fontsize=7)
+    return fig
