@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.reluscope-installed
 OUT ?= out
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench docs install clean
 
 $(STAMP): pyproject.toml requirements/mnist.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,5 +49,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
 
+# The documentation site (offline): README as home, docs/methods.md, API pages from the docstrings,
+# and a gallery that runs every script in examples/.
+docs: $(STAMP)
+	$(BIN)/python docs/build.py --out site
+
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OUT) site .pytest_cache .hypothesis

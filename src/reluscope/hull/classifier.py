@@ -43,6 +43,18 @@ class HullMode(str, Enum):
 
 
 class NearestConvexHull:
+    """Nearest-convex-hull classifier: predict the class whose training hull is nearest.
+
+    `fit(X, y)` keeps, per class, the points that span its hull (all of them in `mode="exact"`,
+    an RGE approximation in `mode="rge"`, with `rge_eps` and `rge_stop`); `decision_function`
+    gives each row's exact distance to each class hull, `predict` the nearest class, and
+    `loo=True` on the training data leaves each point out of its own class hull. `tol` is the
+    distance solver's tolerance. With `model` and `layer` (a module name or a list of them, as in
+    `reluscope.activations`), X are the model's inputs and the hulls live in that layer's
+    activations. Follows scikit-learn's estimator conventions (fitted state ends
+    in `_`).
+    """
+
     def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_eps: float = 0.03, rge_stop: float = 0.06, device=None,
                  model=None, layer=None):
         # with `model` and `layer` (a name or a list, see reluscope.activations), X are the model's
