@@ -147,6 +147,17 @@ def test_points_exactly_on_boundaries_have_a_face_pattern():
     check_against_grid(rm, net, n=21)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_model_is_said_to_be_analysed_in_float64(dtype):
+    from reluscope.traversal import PrecisionWarning
+
+    net = _mlp([2, 5, 1], 0, dtype=dtype)
+    with pytest.warns(PrecisionWarning, match="analysed in float64"):
+        rm = regions_2d(net)
+    assert rm.dtype == "float64"
+    check_region_map(rm)
+
+
 def test_pattern_keys_are_stable():
     net = _mlp([2, 6, 6, 1], 1)
     a, b = regions_2d(net), regions_2d(net, box=(-0.5, 1, -1, 0.3))

@@ -309,3 +309,23 @@ def test_traverse_on_a_batch_of_conv_inputs_points_to_traverse_many():
     with pytest.raises(ValueError, match="x0: expected one input, got a batch of 2 .*use traverse_many for batches"):
         traverse(net, x, x.flip(0))
     assert traverse(net, x[:1], x[1:]).n_pieces == traverse(net, x[0], x[1]).n_pieces
+@pytest.mark.parametrize("seed", [0, 1])
+def test_streamed_pieces_within_a_small_memory_budget_agree(seed):
+    """A budget of a few pieces forces the depth-first chunking at every activation (ReLU splits
+    applied in chunks, max-pool splitting resumed per chunk, chunk ends merged): the result must
+    be the one computed at once, and agree with dense sampling."""
+    from reluscope.network import to_network
+    from reluscope.traversal.exact import _bytes_per_piece
+
+    model = random_cnn(seed, pool_padding=seed)
+    x0, x1 = endpoints(seed, (2, 7, 7), scale=3.0)
+    model(x0.unsqueeze(0))
+    model.eval()
+    whole = traverse(model, x0, x1, include_output=True)
+    per_piece = _bytes_per_piece(to_network(model).with_input_shape((2, 7, 7)).to(dtype=torch.float64), x0[None], True)
+    small = traverse(model, x0, x1, include_output=True, memory_budget=3 * per_piece)
+    assert whole.n_pieces > 6  # enough pieces for chunks of 3 to matter
+    assert torch.equal(small.t, whole.t) and torch.equal(small.patterns, whole.patterns)
+    check_traversal(small, model, x0, x1, n=4000, include_output=True)
+    many = traverse_many(model, torch.stack([x0, x1]), torch.stack([x1, -x0]), memory_budget=3 * per_piece)
+    assert torch.equal(many[0].patterns, traverse(model, x0, x1).patterns)

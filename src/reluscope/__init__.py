@@ -33,6 +33,8 @@ _EXPORTS = {
     "Traversal": "reluscope.traversal",
     "traverse_pairs": "reluscope.traversal",
     "traverse_bisection": "reluscope.traversal",
+    "Precision": "reluscope.traversal",
+    "PrecisionWarning": "reluscope.traversal",
     "HammingMethod": "reluscope.patterns",
     # convex hulls in activation space
     "hull_distance": "reluscope.hull",

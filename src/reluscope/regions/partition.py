@@ -41,6 +41,7 @@ from .._checks import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, single_thread
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
 from ..results import Result
+from ..traversal.precision import Precision, analysed_dtype
 from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
 from ._cut import Buf, Complex
 from ._cut_np import NpComplex
@@ -86,6 +87,7 @@ class RegionMap(Result):
     c: np.ndarray
     rtol: float = DEFAULT_RTOL
     network: Network | None = field(default=None, repr=False)
+    dtype: str = "float64"  # the precision analysed (the sweep is float64; see traversal.precision)
 
     @property
     def n_regions(self) -> int:
@@ -202,6 +204,7 @@ def _prepare(model, plane) -> Network:
             "slice of the input space"
         )
     net.require_piecewise_linear("regions_2d")
+    analysed_dtype(net.dtype, Precision.FLOAT64, "regions_2d")  # warns for float16/bfloat16 models
     for layer in net.layers:
         if isinstance(layer, MaxPool2d):
             raise TypeError(

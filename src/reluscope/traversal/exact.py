@@ -23,6 +23,7 @@ in a hand-built net) is computed as 0 or +-1e-16, so its bit follows rounding, e
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ from ..results import Result
 if TYPE_CHECKING:
     from .._types import ArrayLike
     from .._types import ModelLike
+from .precision import Precision, PrecisionWarning, analysed_dtype, as_precision, decision_tolerance, dtype_name, t_tolerance
 
 __all__ = ["Traversal", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
 
@@ -55,10 +57,22 @@ class Traversal(Result):
     t: float64 [n + 1], t[0] = 0, t[-1] = 1, strictly increasing; piece i is the open interval
     (t[i], t[i+1]) of gamma(t) = x0 + t (x1 - x0) and lies in one linear region.
     patterns: bool [n, units]; consecutive rows differ.
+    dtype: the precision the model was analysed in ("float64" unless dtype="model" was asked).
+    tolerance: the resolution in t (pieces shorter than this are not resolved).
+    uncertain: bool [n] or None: pieces on which some unit stayed within rounding of zero (or a
+    max-pool window within rounding of a tie) over the whole piece, so its bit follows rounding.
     """
 
     t: torch.Tensor
     patterns: torch.Tensor
+    dtype: str = "float64"
+    tolerance: float = TOLERANCE
+    uncertain: torch.Tensor | None = None
+
+    @property
+    def n_uncertain(self) -> int:
+        """How many pieces had a decision within rounding (see `uncertain`)."""
+        return 0 if self.uncertain is None else int(self.uncertain.sum())
 
     @property
     def n_pieces(self) -> int:
@@ -91,6 +105,7 @@ class _Pieces:
     h: torch.Tensor  # [I, ...] layer input at the midpoint
     dh: torch.Tensor  # [I, ...] its derivative in t
     bits: list  # bool [I, units_l] per activation layer so far
+    uncertain: torch.Tensor  # bool [I]: some decision so far was within rounding
 
     @property
     def tm(self) -> torch.Tensor:
@@ -107,19 +122,19 @@ def _flat_nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.div(flat, mask.shape[1], rounding_mode="floor"), flat
 
 
-def _split_points(ta: torch.Tensor, tb: torch.Tensor, roots: torch.Tensor):
+def _split_points(ta: torch.Tensor, tb: torch.Tensor, roots: torch.Tensor, tol: float = TOLERANCE):
     """Split each interval at its roots (rows of `roots` [I, R]; NaN/inf/outside are ignored).
 
     Returns (parent [P], left [P], right [P]) for the new pieces in order, or None if nothing splits.
     """
-    valid = (roots > (ta + TOLERANCE)[:, None]) & (roots < (tb - TOLERANCE)[:, None])
+    valid = (roots > (ta + tol)[:, None]) & (roots < (tb - tol)[:, None])
     row, flat = _flat_nonzero(valid)
-    return _split_at(ta, tb, row, roots.reshape(-1).index_select(0, flat))
+    return _split_at(ta, tb, row, roots.reshape(-1).index_select(0, flat), tol)
 
 
-def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Tensor):
+def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Tensor, tol: float = TOLERANCE):
     """Split interval row[j] at v[j] (any order; ends and near-duplicates are dropped)."""
-    inside = (v > ta.index_select(0, row) + TOLERANCE) & (v < tb.index_select(0, row) - TOLERANCE)
+    inside = (v > ta.index_select(0, row) + tol) & (v < tb.index_select(0, row) - tol)
     row, v = row.masked_select(inside), v.masked_select(inside)
     if row.numel() == 0:
         return None
@@ -128,7 +143,7 @@ def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Te
     by_row = torch.argsort(row, stable=True)  # now by interval, then by t
     row, v = row.index_select(0, by_row), v.index_select(0, order.index_select(0, by_row))
     keep = torch.ones_like(row, dtype=torch.bool)
-    keep[1:] = (row[1:] != row[:-1]) | (v[1:] - v[:-1] > TOLERANCE)  # ties: one breakpoint
+    keep[1:] = (row[1:] != row[:-1]) | (v[1:] - v[:-1] > tol)  # ties: one breakpoint
     row, v = row.masked_select(keep), v.masked_select(keep)
     n = ta.shape[0]
     k = torch.bincount(row, minlength=n)
@@ -151,34 +166,57 @@ def _apply_split(p: _Pieces, split) -> _Pieces:
     shift = (left + right) / 2 - p.tm.index_select(0, parent)
     dh = p.dh.index_select(0, parent)
     h = p.h.index_select(0, parent)
-    h.addcmul_(dh, shift.reshape((-1,) + (1,) * (dh.dim() - 1)))  # exact: h is affine here
+    h.addcmul_(dh, shift.to(h.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))  # exact: h is affine here
     bits = [b.index_select(0, parent) for b in p.bits]
-    return _Pieces(p.seg.index_select(0, parent), left, right, h, dh, bits)
+    return _Pieces(p.seg.index_select(0, parent), left, right, h, dh, bits, p.uncertain.index_select(0, parent))
 
 
-def _split_signs(p: _Pieces) -> _Pieces:
-    """Split at the zeros of every unit. A zero t* = tm - z/dz lies within half-width w of the
-    midpoint iff |z| < w |dz|: that test needs no division over all units (dz = 0 never splits),
-    and the roots are computed for the few candidates only."""
+def _sign_split(p: _Pieces, tol: float):
+    """Where to split at the zeros of every unit: (parent, left, right) or None (applied in
+    chunks by `_descend` when the new pieces would not fit in memory at once). A zero
+    t* = tm - z/dz lies within half-width w of the midpoint iff |z| < w |dz|: that test needs no
+    division over all units (dz = 0 never splits), and the roots are computed for the few
+    candidates only."""
     z, dz = p.h.reshape(p.h.shape[0], -1), p.dh.reshape(p.h.shape[0], -1)
-    w = (p.tb - p.ta) / 2 - TOLERANCE
-    row, flat = _flat_nonzero(torch.lt(z.abs(), dz.abs().mul_(w[:, None])))
+    w = (p.tb - p.ta) / 2 - tol
+    row, flat = _flat_nonzero(torch.lt(z.abs(), dz.abs().mul_(w[:, None].to(dz.dtype))))
     roots = p.tm.index_select(0, row) - z.reshape(-1).index_select(0, flat) / dz.reshape(-1).index_select(0, flat)
-    split = _split_at(p.ta, p.tb, row, roots)
-    return p if split is None else _apply_split(p, split)
+    return _split_at(p.ta, p.tb, row, roots, tol)
 
 
-def _split_maxpool(layer: MaxPool2d, p: _Pieces) -> _Pieces:
+def _select(p: _Pieces, rows: torch.Tensor) -> _Pieces:
+    return _Pieces(p.seg.index_select(0, rows), p.ta.index_select(0, rows), p.tb.index_select(0, rows),
+                   p.h.index_select(0, rows), p.dh.index_select(0, rows), [b.index_select(0, rows) for b in p.bits],
+                   p.uncertain.index_select(0, rows))
+
+
+def _near_zero(z: torch.Tensor, dz: torch.Tensor, half: torch.Tensor, dtol: float) -> torch.Tensor:
+    """bool [I]: some unit stays within dtol of its layer's scale over the whole piece (so its
+    sign is decided by rounding). z, dz [I, n] at the midpoint, half [I] the half-widths.
+
+    A unit exactly 0 with derivative exactly 0 is not counted: its bit 0 is the definition's
+    answer for a unit that is zero on the piece (dead rows, zero biases after an all-off layer,
+    exact cancellation of representable values); float64 rounding leaves +-1e-17, not 0, when it
+    decides."""
+    reach = z.abs().to(torch.float64) + dz.abs().to(torch.float64) * half[:, None]
+    scale = reach.amax(1, keepdim=True)
+    return ((reach <= dtol * scale) & (reach > 0)).any(1)
+
+
+def _split_maxpool(layer: MaxPool2d, p: _Pieces, tol: float = TOLERANCE, max_pieces: int | None = None):
     """Split until every piece keeps one argmax per window: at each pass, split at the points
-    where some window element meets the argmax at the piece's midpoint, then recompute."""
+    where some window element meets the argmax at the piece's midpoint, then recompute.
+    Returns (pieces, settled); settled is False when the pieces outgrew `max_pieces` first."""
     k = layer.kernel_size[0] * layer.kernel_size[1]
     for _ in range(4 * k + 16):
+        if max_pieces is not None and p.seg.shape[0] > max_pieces:
+            return p, False
         w, dw = layer.windows(p.h), layer.windows(p.dh, fill=0.0)
         a = w.argmax(dim=2, keepdim=True)
         roots = p.tm[:, None, None, None] - (w - w.gather(2, a)) / (dw - dw.gather(2, a))
-        split = _split_points(p.ta, p.tb, roots.reshape(roots.shape[0], -1))
+        split = _split_points(p.ta, p.tb, roots.reshape(roots.shape[0], -1), tol)
         if split is None:
-            return p
+            return p, True
         p = _apply_split(p, split)
     raise RuntimeError(f"layer {layer.name!r}: max-pool splitting did not settle; please report this input")
 
@@ -191,62 +229,154 @@ def _leaky_relu_jvp_(layer: LeakyReLU, z: torch.Tensor, dz: torch.Tensor, on: to
     return z.clamp_(min=0), dz.masked_fill_(~on, 0.0)
 
 
-def _merge_equal(p: _Pieces, patterns: torch.Tensor):
+def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, dtol: float) -> torch.Tensor:
+    """bool [I]: some window's two largest entries stay within rounding of each other."""
+    w, dw = layer.windows(p.h), layer.windows(p.dh, fill=0.0)
+    if w.shape[2] < 2:
+        return torch.zeros(w.shape[0], dtype=torch.bool, device=w.device)
+    top, idx = w.topk(2, dim=2)
+    gap = (top[:, :, 0] - top[:, :, 1]).reshape(w.shape[0], -1)
+    dgap = (dw.gather(2, idx[:, :, :1]) - dw.gather(2, idx[:, :, 1:2])).reshape(w.shape[0], -1)
+    reach = gap.abs().to(torch.float64) + dgap.abs().to(torch.float64) * ((p.tb - p.ta) / 2)[:, None]
+    finite = torch.where(torch.isfinite(w), w.abs(), 0.0)  # padding is -inf
+    scale = finite.reshape(w.shape[0], -1).to(torch.float64).amax(1, keepdim=True)
+    return ((reach <= dtol * scale) & (reach > 0)).any(1)  # exact ties (two zeros after a ReLU) are exact
+
+
+def _merge_equal(seg, ta, tb, patterns, uncertain):
     """Merge adjacent pieces of one segment whose patterns are equal."""
-    same = (p.seg[1:] == p.seg[:-1]) & (patterns[1:] == patterns[:-1]).all(dim=1)
-    start = torch.ones_like(p.seg, dtype=torch.bool)
+    same = (seg[1:] == seg[:-1]) & (patterns[1:] == patterns[:-1]).all(dim=1)
+    start = torch.ones_like(seg, dtype=torch.bool)
     start[1:] = ~same
     end = torch.ones_like(start)
     end[:-1] = start[1:]
     first, last = start.nonzero().squeeze(1), end.nonzero().squeeze(1)
-    return p.seg.index_select(0, first), p.ta.index_select(0, first), p.tb.index_select(0, last), patterns.index_select(0, first)
+    group = torch.cumsum(start, 0) - 1  # merged piece of each piece
+    merged = torch.zeros(first.shape[0], dtype=torch.bool, device=seg.device)
+    merged.index_put_((group,), uncertain, accumulate=True)
+    return (seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last),
+            patterns.index_select(0, first), merged)
 
 
-def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool, bar = None) -> list:
-    s = x0.shape[0]
-    dx = x1 - x0
-    ones = torch.ones(s, dtype=x0.dtype, device=x0.device)
-    p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, x0 + 0.5 * dx, dx, [])
-    layers = list(net.layers)
-    while layers and isinstance(layers[-1], AbstractAffine) and not include_output:
-        layers.pop()  # nothing after the last activation can change the pattern
-    if bar is not None:
-        bar.reset(total=len(layers))
-    for layer in layers:
+class _OutputSigns:
+    """The output units' signs as a last pseudo-activation (include_output)."""
+
+    name = "output"
+
+
+@dataclass
+class _Walk:
+    tol: float
+    dtol: float
+    max_pieces: int
+    leaves: list  # (seg, ta, tb, patterns, uncertain) per finished chunk, in order
+    bar: object = None  # progress over layers, advanced by the first chunk's path only
+
+
+def _descend(layers: list, k0: int, p: _Pieces, walk: _Walk, post_split: bool = False, top: bool = True) -> None:
+    """Refine pieces from layer k0 on, depth first: when a split would make more than
+    `walk.max_pieces` pieces, the new pieces go through the rest of the net in chunks, so memory
+    stays within the budget whatever the number of pieces. Finished chunks go to walk.leaves."""
+    for k in range(k0, len(layers)):
+        layer = layers[k]
         if isinstance(layer, AbstractAffine):
             p.h, p.dh = layer.forward(p.h), layer.linear(p.dh)
-        elif isinstance(layer, LeakyReLU):
-            p = _split_signs(p)
-            on = layer.bits(p.h)
-            p.bits.append(on)
-            p.h, p.dh = _leaky_relu_jvp_(layer, p.h, p.dh, on.reshape(p.h.shape))
+        elif isinstance(layer, (LeakyReLU, _OutputSigns)):
+            if not (post_split and k == k0):
+                split = _sign_split(p, walk.tol)
+                if split is not None:
+                    n_new, m = split[0].shape[0], walk.max_pieces
+                    if n_new > m:
+                        for a in range(0, n_new, m):
+                            sub = tuple(t[a:a + m] for t in split)
+                            _descend(layers, k, _apply_split(p, sub), walk, post_split=True, top=False)
+                        if top and walk.bar is not None:
+                            walk.bar.update(len(layers) - k)
+                        return
+                    p = _apply_split(p, split)
+            n = p.h.shape[0]
+            p.uncertain |= _near_zero(p.h.reshape(n, -1), p.dh.reshape(n, -1), (p.tb - p.ta) / 2, walk.dtol)
+            if isinstance(layer, _OutputSigns):
+                p.bits.append(p.h.reshape(n, -1) > 0)
+            else:
+                on = layer.bits(p.h)
+                p.bits.append(on)
+                p.h, p.dh = _leaky_relu_jvp_(layer, p.h, p.dh, on.reshape(p.h.shape))
         elif isinstance(layer, MaxPool2d):
-            p = _split_maxpool(layer, p)
+            p, settled = _split_maxpool(layer, p, walk.tol, walk.max_pieces)
+            if not settled:
+                n, m = p.seg.shape[0], max(1, walk.max_pieces // 2)
+                for a in range(0, n, m):
+                    rows = torch.arange(a, min(n, a + m), device=p.seg.device)
+                    _descend(layers, k, _select(p, rows), walk, top=False)
+                if top and walk.bar is not None:
+                    walk.bar.update(len(layers) - k)
+                return
+            p.uncertain |= _maxpool_near_tie(layer, p, walk.dtol)
             p.bits.append(layer.bits(p.h))
             p.h, p.dh = layer.jvp(p.h, p.dh)
         elif isinstance(layer, AbstractActivation):
-            net.require_piecewise_linear(_WHAT)
             raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) has no exact traversal")
         else:
             raise TypeError(f"layer {layer.name!r}: unknown layer type {type(layer).__name__}")
-        if bar is not None:
-            bar.update()
+        if top and walk.bar is not None:
+            walk.bar.update()
+    patterns = torch.cat(p.bits, dim=1) if p.bits else torch.zeros(p.seg.shape[0], 0, dtype=torch.bool, device=p.seg.device)
+    walk.leaves.append(_merge_equal(p.seg, p.ta, p.tb, patterns, p.uncertain))
+
+
+def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool,
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET, bar=None) -> list:
+    """Traverse a batch of segments; pieces are refined in chunks of at most memory_budget
+    bytes of working memory (`_descend`)."""
+    s = x0.shape[0]
+    dx = x1 - x0
+    per_piece = _bytes_per_piece(net, x0[:1], include_output)
+    walk = _Walk(t_tolerance(x0.dtype, TOLERANCE), decision_tolerance(x0.dtype),
+                 max(2, memory_budget // per_piece), [], bar)
+    ones = torch.ones(s, dtype=torch.float64, device=x0.device)  # t stays float64 in any dtype
+    p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, x0 + 0.5 * dx, dx, [],
+                torch.zeros(s, dtype=torch.bool, device=x0.device))
+    layers = list(net.layers)
+    while layers and isinstance(layers[-1], AbstractAffine) and not include_output:
+        layers.pop()  # nothing after the last activation can change the pattern
+    for layer in layers:
+        if isinstance(layer, AbstractActivation) and not isinstance(layer, (LeakyReLU, MaxPool2d)):
+            net.require_piecewise_linear(_WHAT)
     if include_output:
-        p = _split_signs(p)
-        p.bits.append(p.h.reshape(p.h.shape[0], -1) > 0)
-    patterns = torch.cat(p.bits, dim=1) if p.bits else torch.zeros(p.seg.shape[0], 0, dtype=torch.bool, device=x0.device)
-    seg, ta, tb, patterns = _merge_equal(p, patterns)
+        layers.append(_OutputSigns())
+    if bar is not None:
+        bar.reset(total=len(layers))
+    _descend(layers, 0, p, walk)
+    leaves = walk.leaves
+    parts = [torch.cat([leaf[i] for leaf in leaves]) for i in range(5)] if len(leaves) > 1 else list(leaves[0])
+    seg, ta, tb, patterns, uncertain = _merge_equal(*parts) if len(leaves) > 1 else parts
     counts = torch.bincount(seg, minlength=s).tolist()
+    name = dtype_name(x0.dtype)
     out = []
-    for lo, hi, pat in zip(ta.split(counts), tb.split(counts), patterns.split(counts)):
-        out.append(Traversal(torch.cat([lo, hi[-1:]]), pat))
+    for lo, hi, pat, unc in zip(ta.split(counts), tb.split(counts), patterns.split(counts), uncertain.split(counts)):
+        out.append(Traversal(torch.cat([lo, hi[-1:]]), pat, name, walk.tol, unc))
     return out
+
+
+def _warn_uncertain(results: list, what: str) -> None:
+    bad = sum(r.n_uncertain > 0 for r in results)
+    if bad:
+        why = ("this happens with hand-built weights that cancel exactly" if results[0].dtype == "float64"
+               else f"expected in {results[0].dtype}, whose rounding is coarse")
+        warnings.warn(
+            f"{what}: on {bad} of {len(results)} segment(s) some unit stayed within rounding of "
+            f"zero (or a max-pool window within rounding of a tie) over a whole piece, so its bit "
+            f"follows rounding, not exact arithmetic (Traversal.uncertain marks those pieces); {why}",
+            PrecisionWarning,
+            stacklevel=3,
+        )
 
 
 # ---------------------------------------------------------------- public entry points
 
 
-def _prepare(model, x0, x1, *, batched: bool):
+def _prepare(model, x0, x1, *, batched: bool, dtype=Precision.FLOAT64, what: str = "traverse"):
     x0, x1 = as_float_tensor(x0, "x0"), as_float_tensor(x1, "x1")
     same_device(x0=x0, x1=x1)
     net = to_network(model)
@@ -266,8 +396,9 @@ def _prepare(model, x0, x1, *, batched: bool):
     check_batch(x0, "x0", net.input_shape)
     check_batch(x1, "x1", net.input_shape)
     net.require_piecewise_linear(_WHAT)
-    net = net.to(dtype=torch.float64, device=x0.device)
-    x0, x1 = x0.to(torch.float64), x1.to(device=x0.device, dtype=torch.float64)
+    work = analysed_dtype(net.dtype, as_precision(dtype), what)
+    net = net.to(dtype=work, device=x0.device)
+    x0, x1 = x0.to(work), x1.to(device=x0.device, dtype=work)
     # x1 - x0 and the layers' values along the path must stay finite in float64: endpoints of
     # 1e308 once gave one piece because x1 - x0 overflowed. Refuse instead of answering wrongly.
     big = max(float(x0.abs().max()), float(x1.abs().max())) if x0.numel() else 0.0
@@ -282,7 +413,8 @@ def _prepare(model, x0, x1, *, batched: bool):
 _INPUT_LIMIT = 1e100  # leaves ~200 orders of magnitude for weights and depth before overflow
 
 
-def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = False, progress: bool = False) -> Traversal:
+def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = False, progress: bool = False,
+             dtype: Precision | str = Precision.FLOAT64, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Traversal:
     """Every linear region met along the segment from `x0` to `x1`, in order, exactly (float64).
 
     `model`: a torch.nn.Module of the supported layers or a `Network`, with ReLU, LeakyReLU and
@@ -291,10 +423,21 @@ def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: 
     accepted). With `include_output`, sign changes of the output units split pieces too and their
     bits are appended to the patterns. Runs on x0's device. See the module docstring for ties and
     the 1e-12 resolution in t. `progress` shows a bar over the network's layers (for deep nets).
+    `dtype`: "float64" (default) analyses the float64 copy of the
+    model (a PrecisionWarning says so for float16/bfloat16 models); "model" analyses it in its own
+    dtype, resolving t only to a few ulps of that dtype (`Traversal.tolerance`). Pieces whose bit
+    was decided within rounding are marked in `Traversal.uncertain`, with a PrecisionWarning.
+    `memory_budget` (bytes) bounds the working memory: pieces are refined depth first in chunks
+    that fit (the result itself, one pattern row per piece, is not counted).
     """
-    net, x0, x1 = _prepare(model, x0, x1, batched=False)
+    memory_budget = check_memory_budget(memory_budget)
+    net, x0, x1 = _prepare(model, x0, x1, batched=False, dtype=dtype, what="traverse")
+    with torch.no_grad():
+        rows_within_budget(_bytes_per_piece(net, x0[:1], include_output), memory_budget, what="piece of a segment")
     with torch.no_grad(), tqdm(disable=not progress, desc="traverse", unit="layer") as bar:
-        return _traverse_chunk(net, x0, x1, include_output, bar)[0]
+        out = _traverse_chunk(net, x0, x1, include_output, memory_budget, bar)
+    _warn_uncertain(out, "traverse")
+    return out[0]
 
 
 def traverse_many(
@@ -307,6 +450,7 @@ def traverse_many(
     progress: bool = False,
     batch_size: int = 64,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    dtype: Precision | str = Precision.FLOAT64,
 ) -> list[Traversal]:
     """`traverse` for many segments at once, batched over segments and pieces.
 
@@ -316,13 +460,14 @@ def traverse_many(
     per segment, so the batch is also sized to stay within `memory_budget` bytes, from the most
     pieces per segment seen so far (an estimate: the first batch is one segment and a batch at
     most doubles the previous one). A batch that still runs out of memory is halved and retried;
-    a single segment that does not fit raises MemoryBudgetError.
+    a single segment that does not fit raises MemoryBudgetError. Within a batch, pieces are
+    refined depth first in chunks that fit the budget. `dtype`: as for `traverse`.
     """
     if pairs not in ("given", "all"):
         raise ValueError(f"pairs: expected 'given' or 'all', got {pairs!r}")
     batch_size = check_int(batch_size, "batch_size")
     budget = check_memory_budget(memory_budget)
-    net, x0, x1 = _prepare(model, x0, x1, batched=True)
+    net, x0, x1 = _prepare(model, x0, x1, batched=True, dtype=dtype, what="traverse_many")
     a, b = x0.shape[0], x1.shape[0]
     if pairs == "given" and a != b:
         raise ValueError(f"x1: pairs = 'given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
@@ -337,7 +482,7 @@ def traverse_many(
             idx = torch.arange(start, min(total, start + size), device=x0.device)
             ia, ib = (idx, idx) if pairs == "given" else (idx // b, idx % b)
             try:
-                chunk = _traverse_chunk(net, x0[ia], x1[ib], include_output)
+                chunk = _traverse_chunk(net, x0[ia], x1[ib], include_output, budget)
             except (MemoryError, RuntimeError) as err:  # the estimate was too low: halve the batch
                 if not _out_of_memory(err):
                     raise
@@ -356,6 +501,7 @@ def traverse_many(
             # the estimate per piece is ~1.4x what a 784-1024-1024-10 net used (26 KB measured);
             # unseen segments may have more pieces than any so far, so the batch at most doubles
             size = max(1, min(batch_size, 2 * idx.shape[0], budget // (per_piece * pieces)))
+    _warn_uncertain(out, "traverse_many")
     return out
 
 
