@@ -41,7 +41,7 @@ def test_traverse_many_sizes_batches_from_the_budget(monkeypatch):
     reference = traverse_many(net, x0, x1)
     sizes = []
     real = exact._traverse_chunk
-    monkeypatch.setattr(exact, "_traverse_chunk", lambda net, a, b, inc: sizes.append(len(a)) or real(net, a, b, inc))
+    monkeypatch.setattr(exact, "_traverse_chunk", lambda net, a, b, inc, *rest: sizes.append(len(a)) or real(net, a, b, inc, *rest))
     per_piece = exact._bytes_per_piece(exact.to_network(net).with_input_shape((4,)), x0[:1], False)
     most = max(len(t) for t in reference)
     got = traverse_many(net, x0, x1, memory_budget=3 * per_piece * most)
