@@ -1,4 +1,4 @@
-"""Exact 2-D regions, their invariants, the grid reference, the dual graph and Fiedler partition."""
+"""Exact 2-D regions, their invariants, the grid reference; the regions CLI (dual graph and Fiedler: test_dual.py)."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,7 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reluscope.regions import Plane, RegionBudgetError, dual_graph, fiedler_partition, fiedler_score, regions_2d
-from reluscope.regions.dual import FiedlerSolver, _hamming_pairs, positive_class_area
+from reluscope.regions import Plane, RegionBudgetError, regions_2d
 from reluscope.testing.regions import check_against_grid, check_region_map
 
 
@@ -166,73 +165,6 @@ def test_pattern_keys_are_stable():
         assert ka.get(pat, key) == key
 
 
-# --------------------------------------------------------------------------- dual graph, Fiedler
-
-
-def _dense_fiedler(g):
-    L = g.laplacian().toarray()
-    vals, vecs = np.linalg.eigh(L)
-    return vals[1], vecs[:, 1]
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fiedler_sparse_matches_dense_eigh(seed):
-    rm = regions_2d(_mlp([2, 10, 10, 2], seed), box=(-2, 2, -2, 2))
-    for weights in ("length", "unit"):
-        sparse = fiedler_partition(rm, weights=weights, solver=FiedlerSolver.SHIFT_INVERT)
-        val, vec = _dense_fiedler(sparse.graph)
-        assert sparse.value == pytest.approx(val, rel=1e-6)
-        assert abs(abs(vec @ sparse.vector) - 1) < 1e-6
-        assert sparse.n_components == 1
-
-
-def test_dual_graph_edges_are_adjacent_faces_differing_in_one_bit():
-    rm = regions_2d(_mlp([2, 8, 8, 1], 4), box=(-2, 2, -2, 2))
-    g = dual_graph(rm)
-    diff = (rm.patterns[g.pairs[:, 0]] != rm.patterns[g.pairs[:, 1]]).sum(1)
-    assert (diff == 1).all()  # generic neighbours differ in exactly one bit
-    assert (g.weights > 0).all()
-    np.testing.assert_allclose(2 * g.weights.sum() + rm.edge_lengths[(rm.edge_faces == -1).any(1)].sum(),
-                               sum(np.linalg.norm(np.roll(rm.face(f), -1, 0) - rm.face(f), axis=1).sum() for f in range(rm.n_regions)))
-    ham = dual_graph(rm, adjacency="hamming", weights="unit")
-    assert set(map(tuple, g.pairs.tolist())) <= set(map(tuple, ham.pairs.tolist()))
-
-
-def test_hamming_pairs_match_brute_force():
-    rng = np.random.default_rng(0)
-    P = rng.random((60, 7)) < 0.5
-    P = np.unique(P, axis=0)
-    D = (P[:, None] != P[None]).sum(2)
-    brute = {(i, j) for i, j in zip(*np.nonzero(D == 1)) if i < j}
-    assert set(map(tuple, _hamming_pairs(P).tolist())) == brute
-
-
-def test_disconnected_graph_partition_is_the_largest_component():
-    pats = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], bool)
-    fake = type("PatternsOnly", (), {"n_regions": 5, "patterns": pats})()
-    part = fiedler_partition(fake, adjacency="hamming", weights="unit")
-    assert part.n_components == 2 and part.value == 0.0
-    assert part.side.tolist() in ([True, True, True, False, False], [False, False, False, True, True])
-
-
-def test_positive_area_and_scores():
-    net = _mlp([2, 12, 12, 2], 5)
-    rm = regions_2d(net, box=(-2, 2, -2, 2))
-    pos = positive_class_area(rm)
-    assert (pos >= 0).all() and (pos <= rm.areas + 1e-15).all()
-    s = np.linspace(-2, 2, 401)[:-1] + 0.005
-    grid = torch.tensor(np.stack(np.meshgrid(s, s), -1).reshape(-1, 2))
-    with torch.no_grad():
-        out = net(grid)
-    frac = float((out[:, 1] > out[:, 0]).double().mean())
-    assert pos.sum() / 16 == pytest.approx(frac, abs=5e-3)
-    score = fiedler_score(rm)
-    assert 0.5 <= score["agreement"] <= 1 and 0 <= score["iou"] <= 1
-    part = fiedler_partition(rm)
-    swapped = type(part)(-part.vector, ~part.side, part.value, part.n_components, part.graph)
-    assert fiedler_score(rm, swapped) == pytest.approx(score)
-
-
 # --------------------------------------------------------------------------- CLI
 
 
@@ -259,7 +191,7 @@ def test_cli_regions_writes_json_and_figures(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
     bad = runner.invoke(app, ["regions", str(tmp_path / "m"), "--out", str(tmp_path / "x.json"), "--box", "1,0,0,1"])
     assert bad.exit_code == 2 and "positive area" in bad.output
-    for cmd in (["regions"], ["experiment", "topo-binary"], ["experiment", "topo-regression"]):
+    for cmd in (["regions"], ["experiment", "topo-grok"], ["experiment", "topo-regression"]):
         assert runner.invoke(app, [*cmd, "--help"]).exit_code == 0
 
 

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from reluscope.regions import topology as T
 from reluscope.regions import regions_2d
+from reluscope.regions import GraphVariant
 from reluscope.regions.recorder import TopologyRecorder
 
 gudhi = pytest.importorskip("gudhi")
@@ -49,7 +50,7 @@ def _gudhi_of_region_filtration(rm, filt):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_region_filtrations_match_gudhi(seed):
     rm = regions_2d(_mlp([2, 8, 8, 1], seed), box=(-2, 2, -2, 2))
-    assert T.cell_counts(rm)["euler"] == 1
+    assert T.cell_counts(rm).euler == 1
     for filt in (T.random_filtration(rm, seed=seed), T.sublevel_filtration(rm)):
         assert (np.diff(filt.values) >= 0).all()
         p = T.persistence(filt)
@@ -90,8 +91,12 @@ def test_reduction_matches_gudhi_on_random_simplicial_complexes():
 def test_random_summary_curves_end_contractible():
     rm = regions_2d(_mlp([2, 6, 6, 1], 3), box=(-2, 2, -2, 2))
     s = T.random_summary(rm, n_orders=3)
-    assert s["beta0"][-1] == 1 and s["beta1"][-1] == 0
-    assert s["max_beta0"] >= 1 and len(s["t"]) == len(s["beta1"])
+    assert s.beta0[-1] == 1 and s.beta1[-1] == 0
+    assert s.max_beta0 >= 1 and len(s.t) == len(s.beta1)
+    assert s.faces == rm.n_regions and s.max_beta1_per_face == s.max_beta1 / rm.n_regions
+    assert s.as_row()["max_beta1_per_face"] == s.max_beta1_per_face
+    sub = T.sublevel_summary(rm)
+    assert sub.n_pairs0_per_face == sub.n_pairs0 / rm.n_regions and "faces" not in sub.as_row()
 
 
 def test_sublevel_filtration_of_a_two_well_function_has_one_finite_class():
@@ -122,16 +127,43 @@ def test_sublevel_filtration_of_a_two_well_function_has_one_finite_class():
 
 def test_recorder_records_counts_scores_and_betti():
     net = _mlp([2, 8, 8, 2], 0).float()
-    rec = TopologyRecorder(box=(-2, 2, -2, 2), every=2, n_orders=2, keep_frames=True)
+    rec = TopologyRecorder(box=(-2, 2, -2, 2), every=2, n_orders=2, keep_frames=True, grid=40, straight_directions=20,
+                           metrics=lambda m: {"marker": 1.0})
     state = type("S", (), {"loss": 0.5})()
     for step in range(4):
         rec(step, net, state)
-    assert [r["step"] for r in rec.records] == [0, 2]
+    assert [r.step for r in rec.records] == [0, 2]
     r = rec.records[0]
-    assert r["euler"] == 1 and r["loss"] == 0.5
-    assert 0.5 <= r["fiedler_agreement"] <= 1
-    assert {"random_max_beta1", "sublevel_n_pairs0", "faces"} <= set(r)
+    assert r.counts.euler == 1 and r.loss == 0.5 and r.metrics == {"marker": 1.0}
+    assert [v.variant.value for v in r.fiedler.variants] == [v.value for v in GraphVariant]
+    row = r.as_row()
+    assert {"fiedler_length_rw_kappa", "fiedler_straight_kappa", "random_max_beta1_per_face", "sublevel_n_pairs0", "faces"} <= set(row)
     assert len(rec.frames) == 2
+
+
+def test_recorder_measures_every_step_around_a_spike():
+    # regression: spikes of about 5 steps fell between measurements taken every 50 steps
+    net = _mlp([2, 4, 1], 0).float()
+    rec = TopologyRecorder(box=(-2, 2, -2, 2), every=10, window=3, pair=True, binary=False, n_orders=1)
+    losses = [1.0] * 30
+    losses[17] = 5.0  # one spike at step 17
+    for step, loss in enumerate(losses):
+        with torch.no_grad():
+            net[0].bias.add_(0.01)  # the weights move every step, so the kept ones matter
+        rec(step, net, type("S", (), {"loss": loss})())
+    steps = [r.step for r in rec.records]
+    assert steps == sorted(set(steps))
+    assert steps == [0, 1, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21]
+    spike = {r.step: r for r in rec.records}
+    assert spike[17].spike and spike[14].in_spike_window and not spike[10].in_spike_window
+    # the steps before the spike were measured on the weights of their own step
+    ref = TopologyRecorder(box=(-2, 2, -2, 2), binary=False, n_orders=1)
+    net2 = _mlp([2, 4, 1], 0).float()
+    with torch.no_grad():
+        for _ in range(16):  # step s is seen after s + 1 moves (the same float32 additions)
+            net2[0].bias.add_(0.01)
+    ref(15, net2, None)
+    assert ref.records[0].counts == spike[15].counts and ref.records[0].sublevel == spike[15].sublevel
 
 
 def test_bad_output_index():
@@ -141,19 +173,45 @@ def test_bad_output_index():
 
 
 def test_experiments_run_small_and_write_outputs(tmp_path):
-    from reluscope.experiments.topology import (
-        TopoBinaryConfig, TopoRegressionConfig, run_topo_binary, run_topo_regression, write_topo_outputs,
-    )
+    import json
 
-    b = run_topo_binary(TopoBinaryConfig(n_train=60, n_val=100, hidden=(6, 6), epochs=4, every=2, batch_size=30, n_orders=1, n_frames=2))
-    assert b.summary["measurements"] == len(b.records) >= 2
-    assert all(0.5 <= r["fiedler_agreement"] <= 1 and r["euler"] == 1 for r in b.records)
-    files = write_topo_outputs(b, tmp_path, name="b")
-    assert {"json", "csv", "frames", "fiedler", "final"} <= set(files) and all(p.stat().st_size > 0 for p in files.values())
-    r = run_topo_regression(TopoRegressionConfig(n_train=50, hidden=(6, 6), steps=20, every=10, n_orders=1, batch_size=50))
-    assert [x["step"] for x in r.records] == [0, 10, 20]
-    assert r.records[-1]["loss"] < r.records[0]["loss"]
-    files = write_topo_outputs(r, tmp_path, name="r")
+    from reluscope.experiments.topology import GrokConfig, RegressionConfig, grok_row, run_grok, run_regression, write_grok, write_regression
+
+    cfg = GrokConfig(n_bits=6, k=2, n_train=40, n_test=50, hidden=(6, 6), steps=6, n_checkpoints=3, grid=30,
+                     straight_directions=12, n_orders=1, n_frames=2)
+    g = run_grok(cfg)
+    assert [r.step for r in g.records] == [0, 1, 2, 6] and g.summary.measurements == 4
+    assert {t.name for t in g.summary.tracks} == {v.value for v in GraphVariant} | {"straight-cut"}
+    files = write_grok(g, tmp_path / "g")
+    assert {"json", "csv", "frames", "kappa", "final"} <= set(files) and all(p.stat().st_size > 0 for p in files.values())
+    assert json.loads(files["json"].read_text())["summary"]["fit_step"] == g.summary.fit_step
+    row = grok_row(GrokConfig(n_bits=6, k=2, n_train=40, n_test=50, hidden=(4,), steps=2, n_checkpoints=1, grid=10,
+                              straight_directions=8, n_orders=1, seed=3))
+    assert row["seed"] == 3 and "straight_cut_kappa_final" in row
+    r = run_regression(RegressionConfig(n_train=50, hidden=(6, 6), steps=20, every=10, n_orders=1, batch_size=50))
+    assert [x.step for x in r.records if not x.in_spike_window][:4] == [0, 1, 10, 11]
+    assert r.records[-1].loss < r.records[0].loss
+    assert r.summary.spike_test.n_ordinary >= 1
+    files = write_regression(r, tmp_path / "r")
     assert "counts" in files and files["csv"].read_text().startswith("step,")
     with pytest.raises(ValueError, match="every"):
-        TopoRegressionConfig(every=0)
+        RegressionConfig(every=0)
+    with pytest.raises(ValueError, match="plane_points"):
+        GrokConfig(plane_points=(0, 0, 1))
+
+
+def test_spike_test_compares_one_step_changes():
+    from reluscope.experiments.topology import spike_test
+    from reluscope.regions.topology import CellCounts
+
+    def rec(step, faces, spike=False, window=False):
+        return type("R", (), {"step": step, "counts": CellCounts(0, 0, faces, 1), "spike": spike, "in_spike_window": window})()
+
+    records = [rec(0, 100), rec(1, 101), rec(10, 100), rec(11, 100), rec(20, 100), rec(21, 102),
+               rec(29, 100, window=True), rec(30, 150, spike=True, window=True), rec(31, 150, window=True)]
+    t = spike_test(records, every=10)
+    assert t.n_spikes == 1 and t.spike_changes == (0.5,)
+    assert t.n_ordinary == 3 and t.ordinary_changes == pytest.approx((0.01, 0.0, 0.02))
+    from scipy.stats import mannwhitneyu
+
+    assert t.p_value == pytest.approx(mannwhitneyu([0.5], [0.01, 0.0, 0.02], alternative="two-sided").pvalue)

@@ -1,4 +1,4 @@
-"""Region commands: `reluscope regions`, `reluscope experiment topo-binary`, `topo-regression`."""
+"""Region commands: `reluscope regions`, `reluscope experiment topo-grok`, `topo-regression`."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ from typing import Annotated, Optional
 import typer
 
 from ..data import fit_to_model, load_dataset
-from ..experiments.topology import (
-    TopoBinaryConfig, TopoRegressionConfig, run_topo_binary, run_topo_regression, write_topo_outputs,
-)
+from ..experiments.topology import GrokConfig, RegressionConfig, run_grok, run_regression, write_grok, write_regression
 from ..regions import Plane, fiedler_partition, regions_2d
 from ..regions.summary import summarize_regions
 from ..viz import report_figure
 from ..viz.regions import FiedlerDisplay, RegionMapDisplay
 from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
 
-__all__ = ["register", "regions", "topo_binary", "topo_regression"]
+__all__ = ["register", "regions", "topo_grok", "topo_regression"]
 
 
 def _floats(text: str, name: str, n: int) -> tuple[float, ...]:
@@ -79,40 +77,38 @@ def regions(
 
 
 @user_errors(out="folder")
-def topo_binary(
-    out: Annotated[Path, typer.Option(help="Output folder (topo_binary.json/.csv and PNG figures).")] = Path("out/topo-binary"),
-    epochs: Annotated[int, typer.Option(help="Training epochs (long, with weight decay).")] = 1500,
-    every: Annotated[int, typer.Option(help="Optimiser steps between measurements.")] = 300,
-    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 1e-3,
-    data_name: Annotated[str, typer.Option("--data", help="Binary 2-D toy set: moons, circles, xor, spirals.")] = "moons",
+def topo_grok(
+    out: Annotated[Path, typer.Option(help="Output folder (grok.json/.csv and PNG figures).")] = Path("out/topo-grok"),
+    steps: Annotated[int, typer.Option(help="Full-batch AdamW steps.")] = 4000,
+    n_train: Annotated[int, typer.Option(help="Training inputs (sparse parity, 24 bits, parity of the first 3).")] = 400,
+    init_scale: Annotated[float, typer.Option(help="Factor on the initial weights.")] = 2.0,
+    weight_decay: Annotated[float, typer.Option(help="Decoupled (AdamW) weight decay.")] = 1.0,
+    checkpoints: Annotated[int, typer.Option(help="Log-spaced measured steps.")] = 16,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ):
-    """Binary 2-D task trained long with weight decay: Fiedler agreement with the decision over training."""
-
-    cfg = TopoBinaryConfig(data=data_name, epochs=epochs, every=every, weight_decay=weight_decay, seed=seed)
-    result = run_topo_binary(cfg, progress=True)
-    files = write_topo_outputs(result, out, name="topo_binary")
-    emit_json({"summary": result.summary, "files": files})
+    """Grokking (sparse parity, regions on the plane through three training inputs): every Fiedler graph variant and the best straight cut against the decision."""
+    cfg = GrokConfig(steps=steps, n_train=n_train, init_scale=init_scale, weight_decay=weight_decay, n_checkpoints=checkpoints, seed=seed)
+    result = run_grok(cfg, progress=True)
+    emit_json({"summary": result.summary, "files": write_grok(result, out)})
 
 
 @user_errors(out="folder")
 def topo_regression(
-    out: Annotated[Path, typer.Option(help="Output folder (topo_regression.json/.csv and PNG figures).")] = Path("out/topo-regression"),
+    out: Annotated[Path, typer.Option(help="Output folder (regression.json/.csv and PNG figures).")] = Path("out/topo-regression"),
     steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 3000,
-    every: Annotated[int, typer.Option(help="Steps between measurements.")] = 50,
+    every: Annotated[int, typer.Option(help="Steps between regular measurements.")] = 50,
+    window: Annotated[int, typer.Option(help="Measure every step within this many steps of a loss spike.")] = 5,
     lr: Annotated[float, typer.Option(help="Adam learning rate (large enough for loss spikes).")] = 1e-2,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ):
-    """2-D regression: cell counts and Betti summaries against the training loss."""
-
-    cfg = TopoRegressionConfig(steps=steps, every=every, lr=lr, seed=seed)
-    result = run_topo_regression(cfg, progress=True)
-    files = write_topo_outputs(result, out, name="topo_regression")
-    emit_json({"summary": result.summary, "files": files})
+    """2-D regression: cell counts and Betti summaries against the loss, every step around spikes."""
+    cfg = RegressionConfig(steps=steps, every=every, window=window, lr=lr, seed=seed)
+    result = run_regression(cfg, progress=True)
+    emit_json({"summary": result.summary, "files": write_regression(result, out)})
 
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:
     """Add `regions` to `app` and the two topology experiments to `experiment`."""
     app.command("regions")(regions)
-    experiment.command("topo-binary")(topo_binary)
+    experiment.command("topo-grok")(topo_grok)
     experiment.command("topo-regression")(topo_regression)

@@ -1,16 +1,17 @@
-"""The dual graph of a region map and its Fiedler partition.
+"""The dual graph of a region map and its Fiedler partition, in the variants worth comparing.
 
-Dual graph: one node per face; by default an edge between faces that share a boundary edge of
-positive length, weighted by the total shared length (`weights="length"`) or 1 (`"unit"`). The
-authors' demo instead links faces whose patterns differ in exactly one bit (`adjacency="hamming"`),
-adjacent or not; offered to compare.
+Dual graph: one node per face, an edge between faces that share a boundary edge of positive
+length, weighted by the total shared length or 1 (`GraphVariant`). The authors' demo builds a
+different graph: the distinct patterns seen on a grid, linked when they differ in exactly one bit,
+unit weights (`GraphVariant.AUTHORS_GRID`); faces the grid misses are not in it.
 
-Fiedler partition: the eigenvector of the second-smallest eigenvalue of L = D - W, cells split by
-its sign. Our choices where the paper is silent: for a disconnected graph (possible only with
-Hamming adjacency) lambda_2 = 0 and its eigenspace is spanned by component indicators; we return
-the indicator of the largest component against the rest (centred), the partition any generic
-vector of that eigenspace would give for two components. The sign of an eigenvector is arbitrary;
-we fix it so the largest-|value| entry is positive, and every score is maximised over the swap.
+Fiedler partition: the eigenvector of the second-smallest eigenvalue of the Laplacian (plain,
+symmetric-normalised or random-walk), nodes split by its sign. Our choices where the paper is
+silent: for a disconnected graph (possible only for the grid graph) lambda_2 = 0 and its
+eigenspace is spanned by component indicators; we return the indicator of the largest component
+against the rest (centred), the partition any generic vector of that eigenspace would give for
+two components. The sign of an eigenvector is arbitrary; we fix it so the largest-|value| entry is
+positive, and every score is maximised over the swap (`reluscope.regions.split`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import as_enum
+from .._checks import as_enum, check_int
 from ..results import Result
-from ._complex import polygon_edges
+from ._decision import decision_segments, positive_class_area
+from .split import DEGENERATE_BELOW, SplitScore, StraightCut, best_straight_cut, score_areas, score_split
 
-__all__ = ["DualGraph", "FiedlerPartition", "FiedlerSolver", "dual_graph", "fiedler_partition", "fiedler_score", "positive_class_area", "decision_segments"]
+__all__ = [
+    "DualGraph", "FiedlerPartition", "FiedlerSolver", "GraphVariant", "VariantScore", "FiedlerComparison",
+    "dual_graph", "fiedler_partition", "fiedler_score", "compare_variants", "positive_class_area",
+    "decision_segments", "DEFAULT_GRID",
+]
 
-
+DEFAULT_GRID = 200  # points per side of the authors' grid
 @dataclass(frozen=True, eq=False)
 class DualGraph(Result):
     """Undirected weighted graph on the faces: `pairs` int64 [M, 2] (i < j), `weights` float64 [M]."""
@@ -78,22 +84,18 @@ def _hamming_pairs(patterns: np.ndarray) -> np.ndarray:
     return np.concatenate(found).astype(np.int64)
 
 
-def dual_graph(region_map, *, weights: str = "length", adjacency: str = "edges") -> DualGraph:
-    """The dual graph of `region_map` (see the module docstring for the options)."""
-    if weights not in ("length", "unit"):
-        raise ValueError(f"weights: expected 'length' or 'unit', got {weights!r}")
-    if adjacency not in ("edges", "hamming"):
-        raise ValueError(f"adjacency: expected 'edges' or 'hamming', got {adjacency!r}")
+class EdgeWeight(str, enum.Enum):
+    """Weight of a dual-graph edge. LENGTH: the total length of the boundary the two faces share
+    (the natural reading of the paper's "weighted" partition); UNIT: 1 (the authors' demo)."""
+
+    LENGTH = "length"
+    UNIT = "unit"
+
+
+def dual_graph(region_map, *, weight: EdgeWeight | str = EdgeWeight.LENGTH) -> DualGraph:
+    """The dual graph of `region_map`: faces sharing a boundary edge of positive length."""
+    weight = as_enum(weight, EdgeWeight, "weight")
     F = region_map.n_regions
-    if adjacency == "hamming":
-        pairs = _hamming_pairs(region_map.patterns)
-        if weights == "unit":
-            return DualGraph(F, pairs, np.ones(pairs.shape[0]))
-        # shared boundary length where the faces touch, 0 otherwise: drop those pairs
-        geo = dual_graph(region_map, weights="length")
-        lookup = dict(zip(map(tuple, geo.pairs.tolist()), geo.weights.tolist()))
-        w = np.array([lookup.get(tuple(p), 0.0) for p in pairs.tolist()])
-        return DualGraph(F, pairs[w > 0], w[w > 0])
     ef = region_map.edge_faces
     length = region_map.edge_lengths
     inner = (ef >= 0).all(1) & (length > 0)
@@ -102,7 +104,45 @@ def dual_graph(region_map, *, weights: str = "length", adjacency: str = "edges")
     uniq, inv = np.unique(key, return_inverse=True)
     total = np.bincount(inv, length[inner], uniq.shape[0])
     pairs = np.stack([uniq // F, uniq % F], 1).astype(np.int64)
-    return DualGraph(F, pairs, total if weights == "length" else np.ones(uniq.shape[0]))
+    return DualGraph(F, pairs, total if weight is EdgeWeight.LENGTH else np.ones(uniq.shape[0]))
+
+
+class GraphVariant(str, enum.Enum):
+    """Which graph and Laplacian the Fiedler partition uses.
+
+    Exact complex (one node per face, neighbours share a boundary edge), edge weight x Laplacian:
+    LENGTH / UNIT: L = D - W (ratio-cut relaxation); LENGTH_SYM / UNIT_SYM: D^-1/2 L D^-1/2;
+    LENGTH_RW / UNIT_RW: D^-1 L (normalised cut, Shi and Malik). The symmetric and random-walk
+    eigenvectors differ by the positive factor D^1/2, so their sign splits are the same; both are
+    kept because they are the names people look for. AUTHORS_GRID: the authors' demo (distinct
+    patterns on a grid of `grid` x `grid` cell centres, neighbours differ in one unit, unit
+    weights, L = D - W), scored on the same grid points.
+
+    Which wins where (measured, see docs/methods.md): the plain Laplacian with length weights
+    tends to cut off a sliver (degenerate split, kappa near 0) once the complex has many small
+    faces; normalised Laplacians avoid slivers by construction. The authors' grid graph scores
+    higher than the exact graphs at some checkpoints because the grid misses the small faces near
+    the decision boundary, which shortens the graph's paths across it. No variant beat the best
+    straight cut of the box in our runs. The default, LENGTH_RW, is the normalised cut on the
+    exact complex: the standard fix for the sliver cuts of L = D - W, chosen on that ground and
+    not on any score.
+    """
+
+    LENGTH_RW = "length-rw"
+    LENGTH = "length"
+    LENGTH_SYM = "length-sym"
+    UNIT = "unit"
+    UNIT_SYM = "unit-sym"
+    UNIT_RW = "unit-rw"
+    AUTHORS_GRID = "authors-grid"
+
+    @property
+    def weight(self) -> EdgeWeight:
+        return EdgeWeight.UNIT if self.value.startswith(("unit", "authors")) else EdgeWeight.LENGTH
+
+    @property
+    def laplacian(self) -> str:
+        return "sym" if self.value.endswith("-sym") else "rw" if self.value.endswith("-rw") else "plain"
 
 
 class FiedlerSolver(str, enum.Enum):
@@ -120,19 +160,8 @@ class FiedlerSolver(str, enum.Enum):
     SHIFT_INVERT = "shift-invert"
 
 
-def _fiedler_connected(L, solver: FiedlerSolver, normalized: bool = False) -> tuple[float, np.ndarray]:
+def _smallest_two(L, solver: FiedlerSolver) -> tuple[float, np.ndarray]:
     n = L.shape[0]
-    if normalized:  # L v = lambda D v  <=>  D^-1/2 L D^-1/2 u = lambda u, v = D^-1/2 u
-        from scipy import sparse
-
-        d = 1 / np.sqrt(L.diagonal())
-        value, u = _fiedler_connected((sparse.diags(d) @ L @ sparse.diags(d)).tocsr(), solver)
-        v = d * u
-        return value, v / np.linalg.norm(v)
-    if n == 1:
-        return 0.0, np.zeros(1)
-    if n == 2:
-        return float(L[0, 0] - L[0, 1]), np.array([1.0, -1.0]) / np.sqrt(2)
     if solver is FiedlerSolver.DENSE or (solver is FiedlerSolver.AUTO and n <= 400):
         vals, vecs = np.linalg.eigh(L.toarray())
         return float(vals[1]), vecs[:, 1]
@@ -144,32 +173,47 @@ def _fiedler_connected(L, solver: FiedlerSolver, normalized: bool = False) -> tu
     return float(vals[order[1]]), vecs[:, order[1]]
 
 
+def _fiedler_connected(L, solver: FiedlerSolver, laplacian: str = "plain") -> tuple[float, np.ndarray]:
+    n = L.shape[0]
+    if n == 1:
+        return 0.0, np.zeros(1)
+    if laplacian != "plain":  # D^-1/2 L D^-1/2 u = lambda u; the random-walk vector is D^-1/2 u
+        from scipy import sparse
+
+        d = 1 / np.sqrt(L.diagonal())
+        value, u = _smallest_two((sparse.diags(d) @ L @ sparse.diags(d)).tocsr(), solver) if n > 2 else (
+            2.0, np.array([1.0, -1.0]) / np.sqrt(2))
+        v = u if laplacian == "sym" else d * u
+        return value, v / np.linalg.norm(v)
+    if n == 2:
+        return float(L[0, 0] - L[0, 1]), np.array([1.0, -1.0]) / np.sqrt(2)
+    return _smallest_two(L, solver)
+
+
 @dataclass(frozen=True, eq=False)
 class FiedlerPartition(Result):
-    """`vector` [F] (the Fiedler vector), `side` bool [F] (vector > 0), `value` (lambda_2),
-    `n_components` of the dual graph, and the graph itself."""
+    """`vector` [N] (the Fiedler vector), `side` bool [N] (vector > 0), `value` (lambda_2),
+    `n_components` of the graph, the graph itself and its `variant`. Nodes are the faces, except
+    for AUTHORS_GRID: there they are the distinct grid patterns (`node_patterns`), `grid_node`
+    gives the node of each of the `grid` x `grid` cell centres (row-major, y outer), and
+    `grid_positive` whether the network decides class 1 there."""
 
     vector: np.ndarray
     side: np.ndarray
     value: float
     n_components: int
     graph: DualGraph
+    variant: GraphVariant = GraphVariant.LENGTH_RW
+    node_patterns: np.ndarray | None = None
+    grid_node: np.ndarray | None = None
+    grid_positive: np.ndarray | None = None
+    grid: int | None = None
 
 
-def fiedler_partition(
-    region_map, *, weights: str = "length", adjacency: str = "edges", normalized: bool = False,
-    solver: FiedlerSolver | str = FiedlerSolver.AUTO,
-) -> FiedlerPartition:
-    """Split the faces of `region_map` by the sign of the dual graph's Fiedler vector.
-
-    `normalized=True` uses the normalised-cut problem L v = lambda D v (Shi and Malik) instead of
-    L v = lambda v; the plain Laplacian's cheapest cut often just cuts off a few sliver faces.
-    """
+def _partition(graph: DualGraph, solver, laplacian):
     from scipy.sparse.csgraph import connected_components
 
-    solver = as_enum(solver, FiedlerSolver, "solver")
-    g = dual_graph(region_map, weights=weights, adjacency=adjacency)
-    L = g.laplacian()
+    L = graph.laplacian()
     n_comp, labels = connected_components(L, directed=False)
     if n_comp > 1:
         big = np.argmax(np.bincount(labels))
@@ -178,118 +222,144 @@ def fiedler_partition(
         vec /= np.linalg.norm(vec)
         value = 0.0
     else:
-        value, vec = _fiedler_connected(L, solver, normalized)
+        value, vec = _fiedler_connected(L, solver, laplacian)
     k = int(np.argmax(np.abs(vec)))
     if vec[k] < 0:
         vec = -vec
-    return FiedlerPartition(vec, vec > 0, value, int(n_comp), g)
+    return vec, float(value), int(n_comp)
 
 
-def _binary_decision(region_map, output: int | None):
-    """(a [F, 2], b [F]) of the binary decision function g = a.x + b on each face, or None for
-    several outputs without `output`. One output: g = output; two: output 1 - output 0."""
-    A, c = region_map.A, region_map.c
+def _unique_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, row index of each input row), by 64-bit pattern hashes (np.unique on
+    bool rows sorts them as bytes, 10x slower); the rows sharing a hash are checked equal."""
+    from .partition import pattern_keys
+
+    keys, first, node = np.unique(pattern_keys(bits), return_index=True, return_inverse=True)
+    patterns = bits[first]
+    if (patterns[node] != bits).any():  # a hash collision: fall back to the exact sort
+        return np.unique(bits, axis=0, return_inverse=True)
+    return patterns, node.ravel()
+
+
+def grid_points(box, n: int) -> np.ndarray:
+    """Centres [n * n, 2] of an n x n grid of equal cells over the box (row-major, y outer)."""
+    x0, x1, y0, y1 = box
+    s = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    t = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    return np.stack(np.meshgrid(s, t), -1).reshape(-1, 2)
+
+
+def _grid_decision(region_map, n: int, output):
+    import torch
+
+    net = region_map.network
+    if net is None:
+        raise ValueError("region_map: the authors' grid construction needs the network (region_map.network is None)")
+    pts = torch.as_tensor(grid_points(region_map.box, n), dtype=torch.float64)
+    x = pts if region_map.plane is None else region_map.plane.to_input(pts)
+    net = net.to(dtype=torch.float64)
+    with torch.no_grad():
+        bits = net.bits(x).cpu().numpy()
+        out = net(x).reshape(x.shape[0], -1).cpu().numpy()
     if output is not None:
-        return A[:, output], c[:, output]
-    if A.shape[1] == 1:
-        return A[:, 0], c[:, 0]
-    if A.shape[1] == 2:
-        return A[:, 1] - A[:, 0], c[:, 1] - c[:, 0]
-    return None
+        pos = out[:, output] > 0
+    elif out.shape[1] == 1:
+        pos = out[:, 0] > 0
+    elif out.shape[1] == 2:
+        pos = out[:, 1] > out[:, 0]
+    else:
+        raise ValueError(f"region_map: a binary decision needs 1 or 2 outputs, got {out.shape[1]}; pass output=k")
+    return bits, pos
 
 
-def _edge_crossings(region_map, a, b):
-    """The polygon walk with g's values at both ends of every face edge and where g = 0 on it.
+def fiedler_partition(
+    region_map, *, variant: GraphVariant | str = GraphVariant.LENGTH_RW, solver: FiedlerSolver | str = FiedlerSolver.AUTO,
+    grid: int = DEFAULT_GRID, output: int | None = None,
+) -> FiedlerPartition:
+    """Split the nodes of `variant`'s graph (`GraphVariant`) by the sign of its Fiedler vector.
 
-    Coordinates are relative to each face's first vertex (`ref`): tiny faces far from the origin
-    would otherwise lose their digits to cancellation. `x` is meaningful only where gp, gq differ in sign.
+    `grid` and `output` matter for AUTHORS_GRID only (grid points per side; which output decides).
     """
-    fv, off = region_map.face_vertices, region_map.face_offsets
-    face_of, nxt = polygon_edges(fv, off)
-    ref = region_map.vertices[fv[off[:-1]]][face_of]
-    p, q = region_map.vertices[fv] - ref, region_map.vertices[fv[nxt]] - ref
-    gp = np.einsum("ni,ni->n", a[face_of], p + ref) + b[face_of]
-    gq = np.einsum("ni,ni->n", a[face_of], q + ref) + b[face_of]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = gp / (gp - gq)
-        x = p + t[:, None] * (q - p)
-    return face_of, ref, p, q, gp, gq, x
+    variant = as_enum(variant, GraphVariant, "variant")
+    solver = as_enum(solver, FiedlerSolver, "solver")
+    if variant is GraphVariant.AUTHORS_GRID:
+        grid = check_int(grid, "grid", minimum=2)
+        bits, pos = _grid_decision(region_map, grid, output)
+        patterns, node = _unique_rows(bits)
+        pairs = _hamming_pairs(patterns)
+        g = DualGraph(patterns.shape[0], pairs, np.ones(pairs.shape[0]))
+        vec, value, n_comp = _partition(g, solver, "plain")
+        return FiedlerPartition(vec, vec > 0, value, n_comp, g, variant, patterns, node.ravel(), pos, grid)
+    g = dual_graph(region_map, weight=variant.weight)
+    vec, value, n_comp = _partition(g, solver, variant.laplacian)
+    return FiedlerPartition(vec, vec > 0, value, n_comp, g, variant)
 
 
-def positive_class_area(region_map, *, output: int | None = None) -> np.ndarray:
-    """Per face, the exact area where the network decides class 1 (float64 [F]).
-
-    One output: class 1 where it is > 0; two outputs: where output 1 > output 0. (Other output
-    counts: pass `output`, the index of the logit compared with the best other one is not affine,
-    so it is refused.) The decision function is affine on each face, so the area is the face
-    clipped by a half-plane.
-    """
-    g = _binary_decision(region_map, output)
-    if g is None:
-        raise ValueError(
-            f"region_map: a binary decision needs 1 or 2 outputs, got {region_map.A.shape[1]}; pass "
-            "output=k to use the sign of output k"
-        )
-    F = region_map.n_regions
-    face_of, _, p, q, gp, gq, x = _edge_crossings(region_map, *g)
-    # Shoelace over the clipped polygon {g > 0}: edges inside contribute p x q; an exit or entry
-    # edge contributes with its crossing point; the closing chord joins the exit and entry points.
-    cross = lambda u, v: u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]  # noqa: E731
-    inside_p, inside_q = gp > 0, gq > 0
-    contrib = np.zeros(face_of.shape[0])
-    both = inside_p & inside_q
-    contrib[both] = cross(p[both], q[both])
-    ex = inside_p & ~inside_q
-    contrib[ex] = cross(p[ex], x[ex])
-    en = ~inside_p & inside_q
-    contrib[en] = cross(x[en], q[en])
-    exit_pt = np.zeros((F, 2))
-    entry_pt = np.zeros((F, 2))
-    exit_pt[face_of[ex]] = x[ex]
-    entry_pt[face_of[en]] = x[en]
-    area2 = np.bincount(face_of, contrib, F) + cross(exit_pt, entry_pt)
-    return np.clip(area2 / 2, 0, region_map.areas)
-
-
-def decision_segments(region_map, *, output: int | None = None) -> np.ndarray:
-    """Segments [K, 2, 2]: the decision boundary g = 0 (see `positive_class_area`) in each face
-    it crosses. Several outputs without `output`: the argmax boundaries are not one affine g per
-    face, so none are returned (an empty [0, 2, 2])."""
-    g = _binary_decision(region_map, output)
-    if g is None:
-        return np.zeros((0, 2, 2))
-    face_of, ref, _, _, gp, gq, x = _edge_crossings(region_map, *g)
-    cross = (gp > 0) != (gq > 0)
-    fc, xc = face_of[cross], (x + ref)[cross]
-    order = np.argsort(fc, kind="stable")
-    fc, xc = fc[order], xc[order]
-    if not fc.size:
-        return np.zeros((0, 2, 2))
-    first = np.nonzero(np.r_[True, fc[1:] != fc[:-1]])[0]  # a convex face is crossed twice
-    first = first[(first + 1 < fc.size)]
-    first = first[fc[first + 1] == fc[first]]
-    return np.stack([xc[first], xc[first + 1]], 1)
-
-
-def fiedler_score(region_map, partition: FiedlerPartition | None = None, *, output: int | None = None) -> dict:
-    """How well the Fiedler sides match the network's binary decision (our choice of score).
-
-    `agreement`: the fraction of the box's area where the Fiedler side equals the decided class,
-    maximised over swapping the two sides (so 0.5 <= agreement <= 1). `iou`: intersection over
-    union of the Fiedler side and the class-1 region, also maximised over the swap. Exact areas:
-    each face's class-1 part is computed by clipping (`positive_class_area`).
-    """
+def fiedler_score(
+    region_map, partition: FiedlerPartition | None = None, *, output: int | None = None,
+    degenerate_below: float = DEGENERATE_BELOW,
+) -> SplitScore:
+    """How well the Fiedler sides match the network's binary decision (`SplitScore`: agreement,
+    Cohen's kappa, balanced agreement, IoU, each area-weighted and maximised over the side swap;
+    the degenerate flag). Exact areas on the faces; for AUTHORS_GRID the grid's cells, each
+    weighted by its area, with the decision at its centre."""
     if partition is None:
         partition = fiedler_partition(region_map)
-    pos = positive_class_area(region_map, output=output)
-    area = region_map.areas
-    total = area.sum()
-    side = partition.side
-    agree = (pos[side].sum() + (area - pos)[~side].sum()) / total
-    best = max(agree, 1 - agree)
-    ious = []
-    for s in (side, ~side):
-        inter = pos[s].sum()
-        union = area[s].sum() + pos.sum() - inter
-        ious.append(inter / union if union > 0 else 0.0)
-    return {"agreement": float(best), "iou": float(max(ious)), "positive_fraction": float(pos.sum() / total), "fiedler_value": float(partition.value)}
+    if partition.grid_node is not None:
+        side = partition.side[partition.grid_node]
+        pos = partition.grid_positive
+        return score_areas(float((side & pos).sum()), float(side.sum()), float(pos.sum()), float(side.shape[0]),
+                           degenerate_below=degenerate_below)
+    return score_split(region_map, partition.side, output=output, degenerate_below=degenerate_below)
+
+
+@dataclass(frozen=True)
+class VariantScore(Result):
+    """One graph variant's split: its `score`, `fiedler_value` (lambda_2), graph size."""
+
+    variant: GraphVariant
+    score: SplitScore
+    fiedler_value: float
+    n_nodes: int
+    n_components: int
+
+
+@dataclass(frozen=True)
+class FiedlerComparison(Result):
+    """Every requested variant's score, and the best straight cut of the box as the baseline."""
+
+    variants: tuple[VariantScore, ...]
+    straight_cut: StraightCut
+
+    def __getitem__(self, variant) -> VariantScore:
+        variant = GraphVariant(variant)
+        for v in self.variants:
+            if v.variant is variant:
+                return v
+        raise KeyError(variant)
+
+    def as_row(self) -> dict:
+        """Flat {name: number} for tables: `<variant>_<score>` and `straight_<score>`."""
+        row = {}
+        for v in self.variants:
+            key = v.variant.value.replace("-", "_")
+            row.update({f"{key}_{k}": getattr(v.score, k) for k in ("agreement", "kappa", "balanced", "smaller_side", "degenerate")})
+            row[f"{key}_nodes"] = v.n_nodes
+        row.update({f"straight_{k}": getattr(self.straight_cut.score, k) for k in ("agreement", "kappa", "balanced", "smaller_side")})
+        return row
+
+
+def compare_variants(
+    region_map, *, variants=tuple(GraphVariant), output: int | None = None, grid: int = DEFAULT_GRID,
+    degenerate_below: float = DEGENERATE_BELOW, n_directions: int = 360,
+) -> FiedlerComparison:
+    """Score the Fiedler split of each graph variant and the best straight cut (the baseline)."""
+    rows = []
+    for v in variants:
+        part = fiedler_partition(region_map, variant=v, grid=grid, output=output)
+        rows.append(VariantScore(
+            part.variant, fiedler_score(region_map, part, output=output, degenerate_below=degenerate_below),
+            part.value, part.graph.n_nodes, part.n_components,
+        ))
+    cut = best_straight_cut(region_map, output=output, n_directions=n_directions, degenerate_below=degenerate_below)
+    return FiedlerComparison(tuple(rows), cut)

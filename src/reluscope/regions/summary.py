@@ -3,13 +3,14 @@ topology summaries. What `reluscope regions` writes, as a library call."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..results import Result
 from .dual import FiedlerPartition, fiedler_partition, fiedler_score
+from .split import best_straight_cut
 from .topology import cell_counts, random_summary, sublevel_summary
 
 if TYPE_CHECKING:
@@ -21,8 +22,9 @@ __all__ = ["RegionSummary", "summarize_regions"]
 @dataclass(frozen=True)
 class RegionSummary(Result):
     """Counts (V, E, F and the Euler characteristic V - E + F, 1 for a box), face areas, units and
-    outputs; `fiedler` (the `fiedler_score` record) when the map has 1 or 2 outputs and more than one
-    face; `random_filtration` and `sublevel_filtration` summaries when asked for (else None)."""
+    outputs; `fiedler` (the `fiedler_score` record and the graph variant) and `straight_cut` (the best
+    straight cut's, the baseline) when the map has 1 or 2 outputs and more than one face;
+    `random_filtration` and `sublevel_filtration` summaries (per face too) when asked for (else None)."""
 
     n_regions: int
     vertices: int
@@ -35,6 +37,7 @@ class RegionSummary(Result):
     n_units: int
     n_outputs: int
     fiedler: dict | None = None
+    straight_cut: dict | None = None
     random_filtration: dict | None = None
     sublevel_filtration: dict | None = None
 
@@ -43,16 +46,18 @@ def summarize_regions(region_map: RegionMap, *, fiedler: bool = True, topology: 
                       partition: FiedlerPartition | None = None) -> RegionSummary:
     """The `RegionSummary` of `region_map` (`partition`: a Fiedler partition already computed)."""
     areas = region_map.areas
-    score = None
+    score = cut = None
     if fiedler and region_map.A.shape[1] in (1, 2) and region_map.n_regions > 1:
-        score = fiedler_score(region_map, partition if partition is not None else fiedler_partition(region_map))
+        part = partition if partition is not None else fiedler_partition(region_map)
+        score = {"variant": part.variant.value, **asdict(fiedler_score(region_map, part))}
+        cut = asdict(best_straight_cut(region_map))
     rnd = sub = None
     if topology:
-        rnd = {k: v for k, v in random_summary(region_map).items() if not isinstance(v, list)}
-        sub = sublevel_summary(region_map)
+        rnd = random_summary(region_map).as_row()
+        sub = sublevel_summary(region_map).as_row()
     return RegionSummary(
-        n_regions=int(region_map.n_regions), **cell_counts(region_map),
+        n_regions=int(region_map.n_regions), **asdict(cell_counts(region_map)),
         area_min=float(areas.min()), area_median=float(np.median(areas)), area_max=float(areas.max()),
         n_units=int(region_map.patterns.shape[1]), n_outputs=int(region_map.A.shape[1]),
-        fiedler=score, random_filtration=rnd, sublevel_filtration=sub,
+        fiedler=score, straight_cut=cut, random_filtration=rnd, sublevel_filtration=sub,
     )

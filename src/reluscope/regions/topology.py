@@ -25,16 +25,26 @@ import numpy as np
 from ..results import Result, frame
 
 __all__ = [
-    "Filtration", "Persistence", "cell_counts", "face_edges", "random_filtration",
+    "CellCounts", "RandomSummary", "SublevelSummary", "Filtration", "Persistence", "cell_counts", "face_edges", "random_filtration",
     "sublevel_filtration", "persistence_pairs", "persistence", "betti_curve", "random_summary",
     "sublevel_summary",
 ]
 
 
-def cell_counts(region_map) -> dict:
+@dataclass(frozen=True)
+class CellCounts(Result):
     """Numbers of vertices, edges and faces, and the Euler characteristic V - E + F (1 for a box)."""
+
+    vertices: int
+    edges: int
+    faces: int
+    euler: int
+
+
+def cell_counts(region_map) -> CellCounts:
+    """The cell counts of the region map's complex (`CellCounts`)."""
     V, E, F = region_map.n_vertices, region_map.n_edges, region_map.n_regions
-    return {"vertices": V, "edges": E, "faces": F, "euler": V - E + F}
+    return CellCounts(V, E, F, V - E + F)
 
 
 def face_edges(region_map) -> tuple[np.ndarray, np.ndarray]:
@@ -200,12 +210,48 @@ def betti_curve(p: Persistence, dim: int, ts) -> np.ndarray:
     return ((b[None, :] <= ts[:, None]) & (ts[:, None] < d[None, :])).sum(1)
 
 
-def random_summary(region_map, *, n_orders: int = 4, seed: int = 0, n_steps: int = 50) -> dict:
-    """Betti curves of random filtrations averaged over `n_orders` orders.
+@dataclass(frozen=True, eq=False)
+class RandomSummary(Result):
+    """Betti curves of random filtrations, averaged over `n_orders` orders.
 
-    Returns `t` (fractions of faces added), mean `beta0`, `beta1` curves, and the means over
-    orders of max beta_1 and of the total persistence of finite classes in dimensions 0 and 1.
+    `t` (fraction of faces added), mean `beta0` and `beta1` curves; the means over orders of the
+    largest beta_0 and beta_1 and of the total persistence of finite classes in dimensions 0 and 1.
+    A random order of F faces makes beta_1 grow with F (holes open wherever a face is still
+    missing), so the `*_per_face` fields divide by `faces`: they tell a change of shape from a
+    change of size.
     """
+
+    t: np.ndarray
+    beta0: np.ndarray
+    beta1: np.ndarray
+    max_beta0: float
+    max_beta1: float
+    total_persistence0: float
+    total_persistence1: float
+    faces: int
+
+    @property
+    def max_beta0_per_face(self) -> float:
+        return self.max_beta0 / self.faces
+
+    @property
+    def max_beta1_per_face(self) -> float:
+        return self.max_beta1 / self.faces
+
+    def as_row(self) -> dict:
+        """The scalar fields and the per-face ratios, flat."""
+        return {
+            "max_beta0": self.max_beta0, "max_beta1": self.max_beta1, "total_persistence0": self.total_persistence0,
+            "total_persistence1": self.total_persistence1, "max_beta0_per_face": self.max_beta0_per_face,
+            "max_beta1_per_face": self.max_beta1_per_face,
+        }
+
+
+def random_summary(region_map, *, n_orders: int = 4, seed: int = 0, n_steps: int = 50) -> RandomSummary:
+    """Betti curves of `n_orders` random filtrations, averaged (`RandomSummary`)."""
+    from .._checks import check_int
+
+    n_orders, n_steps = check_int(n_orders, "n_orders"), check_int(n_steps, "n_steps")
     ts = np.linspace(0, 1, n_steps + 1)[1:]
     b0, b1, mx1, tp0, tp1 = [], [], [], [], []
     for k in range(n_orders):
@@ -217,19 +263,44 @@ def random_summary(region_map, *, n_orders: int = 4, seed: int = 0, n_steps: int
         for dim, acc in ((0, tp0), (1, tp1)):
             dg = p.diagram(dim)
             acc.append(float((dg[:, 1] - dg[:, 0]).sum()))
-    return {
-        "t": ts.tolist(),
-        "beta0": np.mean(b0, 0).tolist(),
-        "beta1": np.mean(b1, 0).tolist(),
-        "max_beta0": float(np.mean([c.max() for c in b0])),
-        "max_beta1": float(np.mean(mx1)),
-        "total_persistence0": float(np.mean(tp0)),
-        "total_persistence1": float(np.mean(tp1)),
-    }
+    return RandomSummary(
+        t=ts, beta0=np.mean(b0, 0), beta1=np.mean(b1, 0), max_beta0=float(np.mean([c.max() for c in b0])),
+        max_beta1=float(np.mean(mx1)), total_persistence0=float(np.mean(tp0)), total_persistence1=float(np.mean(tp1)),
+        faces=region_map.n_regions,
+    )
 
 
-def sublevel_summary(region_map, *, output: int = 0) -> dict:
-    """Counts and total persistence of the sublevel filtration of one output."""
+@dataclass(frozen=True)
+class SublevelSummary(Result):
+    """The sublevel filtration of one output: per dimension 0 and 1, the number of finite pairs of
+    positive lifetime, their total and largest lifetime; and the face count, for per-face ratios."""
+
+    n_pairs0: int
+    n_pairs1: int
+    total_persistence0: float
+    total_persistence1: float
+    max_persistence0: float
+    max_persistence1: float
+    faces: int
+
+    @property
+    def n_pairs0_per_face(self) -> float:
+        return self.n_pairs0 / self.faces
+
+    @property
+    def n_pairs1_per_face(self) -> float:
+        return self.n_pairs1 / self.faces
+
+    def as_row(self) -> dict:
+        from dataclasses import asdict
+
+        row = asdict(self)
+        row.pop("faces")
+        return {**row, "n_pairs0_per_face": self.n_pairs0_per_face, "n_pairs1_per_face": self.n_pairs1_per_face}
+
+
+def sublevel_summary(region_map, *, output: int = 0) -> SublevelSummary:
+    """Counts and persistence of the sublevel filtration of one output (`SublevelSummary`)."""
     p = persistence(sublevel_filtration(region_map, output=output))
     out = {}
     for dim in (0, 1):
@@ -238,4 +309,4 @@ def sublevel_summary(region_map, *, output: int = 0) -> dict:
         out[f"n_pairs{dim}"] = int(life.shape[0])
         out[f"total_persistence{dim}"] = float(life.sum())
         out[f"max_persistence{dim}"] = float(life.max()) if life.size else 0.0
-    return out
+    return SublevelSummary(**out, faces=region_map.n_regions)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from .._checks import single_thread
-from ..regions import Plane, fiedler_partition, fiedler_score, regions_2d
+from ..regions import GraphVariant, Plane, fiedler_partition, fiedler_score, regions_2d
 from ..regions.recorder import TopologyRecorder
 from ..regions.topology import cell_counts, random_summary, sublevel_summary
 from ..testing.regions import check_against_grid, check_region_map
@@ -59,26 +60,29 @@ def _section(ctx: DemoContext) -> Section:
     parts.append(figure_html(fig, caption=(
         f"Moons MLP 2-16-16-2: {rm.n_regions} exact linear regions ({seconds * 1000:.0f} ms), coloured by a hash "
         f"of their activation pattern, decision boundary in black; right: the dual graph's Fiedler "
-        f"partition (edge-length weights). Area-weighted agreement with the decision "
-        f"{score['agreement']:.3f}, IoU {score['iou']:.3f}. A 200x200 grid sees only {grid_seen} of the regions.")))
+        f"partition ({part.variant.value}). Area-weighted agreement with the decision "
+        f"{score.agreement:.3f}, Cohen's kappa {score.kappa:.3f}{' (degenerate split)' if score.degenerate else ''}. "
+        f"A 200x200 grid sees only {grid_seen} of the regions.")))
     counts = cell_counts(rm)
     rnd = random_summary(rm, n_orders=4, seed=ctx.seed)
     sub = sublevel_summary(rm, output=1)
-    summary["moons"] = {**counts, "seconds": seconds, "grid_200_patterns": grid_seen, **{f"fiedler_{k}": v for k, v in score.items()},
-                        "random_max_beta1": rnd["max_beta1"], **{f"sublevel_{k}": v for k, v in sub.items()}}
+    summary["moons"] = {**asdict(counts), "seconds": seconds, "grid_200_patterns": grid_seen, **{f"fiedler_{k}": v for k, v in asdict(score).items()},
+                        "random_max_beta1": rnd.max_beta1, **{f"sublevel_{k}": v for k, v in sub.as_row().items()}}
 
     # 2. regions over training: a fresh copy of the architecture trained on the same data
     model = mlp(2, [16, 16], 2, seed=ctx.seed)
     epochs = 40 if ctx.quick else 150
     steps_per_epoch = -(-len(x) // 64)
     every = max(1, epochs * steps_per_epoch // 8)
-    rec = TopologyRecorder(box=box, n_orders=2, keep_frames=True, seed=ctx.seed)
+    rec = TopologyRecorder(box=box, n_orders=2, keep_frames=True, seed=ctx.seed, variants=(GraphVariant.LENGTH_RW,))
     train_classifier(model, x, y, epochs=epochs, lr=3e-3, batch_size=64, seed=ctx.seed, callbacks=[rec], callback_every=every)
     frames = rec.frames[:: max(1, len(rec.frames) // 6)][:6]
     fig, axes = report_figure(1, len(frames), figsize=(2.5 * len(frames), 2.7))
     plot_region_frames(frames, axes=np.atleast_1d(axes))
     parts.append(figure_html(fig, caption="Regions over training (same colours = same activation pattern at every step)."))
-    rows = [{k: r[k] for k in ("step", "faces", "edges", "vertices", "fiedler_agreement", "fiedler_iou", "random_max_beta1", "sublevel_n_pairs0")} for r in rec.records]
+    keys = ("step", "faces", "edges", "vertices", "fiedler_length_rw_agreement", "fiedler_length_rw_kappa",
+            "fiedler_straight_kappa", "random_max_beta1", "sublevel_n_pairs0")
+    rows = [{k: r.as_row()[k] for k in keys} for r in rec.records]
     parts.append(table_html(rows))
     summary["training"] = rows
 

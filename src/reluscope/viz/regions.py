@@ -136,11 +136,11 @@ def plot_fiedler(region_map: RegionMap, partition: FiedlerPartition, *, ax: Axes
     return FiedlerDisplay.from_result(region_map, partition).plot(ax, graph=graph, decision_boundary=decision_boundary).ax_
 
 
-def plot_betti_curves(summary: dict, *, ax: Axes | None = None, label: str = ""):
-    """Mean beta_0 and beta_1 of random filtrations against the fraction of faces added."""
+def plot_betti_curves(summary, *, ax: Axes | None = None, label: str = ""):
+    """Mean beta_0 and beta_1 of random filtrations (a `RandomSummary`) against the fraction of faces added."""
     ax = axes_or_new(ax)
-    ax.plot(summary["t"], summary["beta0"], label=f"beta0 {label}".strip())
-    ax.plot(summary["t"], summary["beta1"], label=f"beta1 {label}".strip())
+    ax.plot(summary.t, summary.beta0, label=f"beta0 {label}".strip())
+    ax.plot(summary.t, summary.beta1, label=f"beta1 {label}".strip())
     ax.set_xlabel("fraction of faces added (random order)")
     ax.set_ylabel("Betti number (mean over orders)")
     ax.legend(fontsize=8)
