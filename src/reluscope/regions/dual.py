@@ -118,14 +118,19 @@ class GraphVariant(str, enum.Enum):
     patterns on a grid of `grid` x `grid` cell centres, neighbours differ in one unit, unit
     weights, L = D - W), scored on the same grid points.
 
-    Which wins where (measured, see docs/methods.md): the plain Laplacian with length weights
-    tends to cut off a sliver (degenerate split, kappa near 0) once the complex has many small
-    faces; normalised Laplacians avoid slivers by construction. The authors' grid graph scores
-    higher than the exact graphs at some checkpoints because the grid misses the small faces near
-    the decision boundary, which shortens the graph's paths across it. No variant beat the best
-    straight cut of the box in our runs. The default, LENGTH_RW, is the normalised cut on the
-    exact complex: the standard fix for the sliver cuts of L = D - W, chosen on that ground and
-    not on any score.
+    Which wins where (measured; docs/methods.md, section 3). Plain L = D - W with length weights
+    (LENGTH) cuts off a sliver once the complex has many small faces: on the sparse-parity plane
+    (12,000-18,000 faces) its split was degenerate (smaller side < 5% of the area) at 6 of 13
+    checkpoints and ended at kappa 0.00. The normalised Laplacians never were, and reached kappa
+    0.83-0.85 at one checkpoint (0.41-0.45 at the end); unit weights did about as well as length
+    weights there. The authors' grid graph depends on the face count: with a few hundred faces
+    (a moons net, measured earlier in raw agreement: 0.86-0.90) it scored higher than the exact
+    graphs at some checkpoints, because the grid misses the small faces near the decision
+    boundary; with more faces than a 200 x 200 grid
+    resolves, its one-bit graph falls apart and the split is the largest component against the
+    rest (degenerate at 9 of 13 checkpoints). No variant beat the best straight cut of the box at
+    any checkpoint. The default, LENGTH_RW, is the normalised cut on the exact complex: the
+    standard fix for the sliver cuts of L = D - W, chosen on that ground and not on a score.
     """
 
     LENGTH_RW = "length-rw"
