@@ -137,7 +137,7 @@ class ExploreRun:
             self._frames_since_map += 1
         kappa, side = float("nan"), None
         if rmap.n_regions > 1 and rmap.A.shape[1] == 2:
-            part = fiedler_partition(rmap, weights=fiedler_variant)
+            part = fiedler_partition(rmap, variant=fiedler_variant)
             side = part.side
             kappa = _kappa(fiedler_score(rmap, part))
         betti = random_summary(rmap, n_orders=1, n_steps=10) if remap else None

@@ -134,10 +134,10 @@ def run(ctx: RunContext) -> PaperResult:
     from ..experiments.topology import GrokConfig, RegressionConfig, grok_row, run_grok, run_regression, write_grok, write_regression
 
     quick = ctx.quick
-    grok_cfg = GrokConfig(n_checkpoints=10 if quick else 20, straight_directions=90 if quick else 180, seed=ctx.seed)
+    grok_cfg = GrokConfig(n_checkpoints=8 if quick else 20, straight_directions=90 if quick else 180, seed=ctx.seed)
     grok = run_grok(grok_cfg, progress=ctx.progress)
     gfiles = write_grok(grok, ctx.out / "grok")
-    reg_cfg = RegressionConfig(seed=ctx.seed, n_orders=1 if quick else 4)
+    reg_cfg = RegressionConfig(seed=ctx.seed, every=100 if quick else 50, n_orders=1 if quick else 4)
     reg = run_regression(reg_cfg, progress=ctx.progress)
     rfiles = write_regression(reg, ctx.out / "regression")
     rel = lambda p: str(p.relative_to(ctx.out))  # noqa: E731
