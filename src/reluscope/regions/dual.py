@@ -123,12 +123,12 @@ class GraphVariant(str, enum.Enum):
     (12,000-18,000 faces) its split was degenerate (smaller side < 5% of the area) at 6 of 13
     checkpoints and ended at kappa 0.00. The normalised Laplacians never were, and reached kappa
     0.83-0.85 at one checkpoint (0.41-0.45 at the end); unit weights did about as well as length
-    weights there. The authors' grid graph depends on the face count: with a few hundred faces
-    (a moons net, measured earlier in raw agreement: 0.86-0.90) it scored higher than the exact
-    graphs at some checkpoints, because the grid misses the small faces near the decision
-    boundary; with more faces than a 200 x 200 grid
-    resolves, its one-bit graph falls apart and the split is the largest component against the
-    rest (degenerate at 9 of 13 checkpoints). No variant beat the best straight cut of the box at
+    weights there. The authors' grid graph (200 x 200) falls apart once the grid sees most faces:
+    its one-bit graph is disconnected and the split is the largest component against the rest
+    (degenerate at 9 of 13 checkpoints there, and at 4 of 5 on a moons net of 1,500 faces, where
+    an earlier, longer run had shown it at 0.86-0.90 raw agreement at some checkpoints because the
+    grid missed the small faces near the decision boundary). No variant beat the best straight
+    cut of the box at
     any checkpoint. The default, LENGTH_RW, is the normalised cut on the exact complex: the
     standard fix for the sliver cuts of L = D - W, chosen on that ground and not on a score.
     """
