@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reluscope.regions import Plane, RegionBudgetError, regions_2d
+from reluscope.regions.dual import decision_segments, positive_class_area
 from reluscope.testing.regions import check_against_grid, check_region_map
 
 
