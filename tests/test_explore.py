@@ -214,3 +214,19 @@ def test_importing_the_explorer_loads_no_server():
     code = "import reluscope.explore, sys; print(sorted(m for m in ('starlette', 'uvicorn', 'selenium') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_exact_graph_variant_can_be_chosen_and_charts_its_kappa(client):
+    from reluscope.regions import GraphVariant, fiedler_partition, fiedler_score
+
+    state = client.get("/api/state").json()
+    assert set(state["variants"]) == {v.value for v in GraphVariant} - {"authors-grid"}
+    assert state["variant"] == GraphVariant.LENGTH_RW.value  # the library's default
+    for variant in ("unit-sym", "length"):
+        assert client.post("/api/control/variant", json={"variant": variant}).status_code == 200
+        f = client.get("/api/frame?since=-1").json()
+        run = client.app.state.trainer.run
+        part = fiedler_partition(run._frame_map, variant=variant)
+        assert f["fiedler_side"] == part.side.astype(int).tolist()
+        assert f["history"]["kappa"][-1] == pytest.approx(fiedler_score(run._frame_map, part).kappa)
+    assert client.post("/api/control/variant", json={"variant": "authors-grid"}).status_code == 400

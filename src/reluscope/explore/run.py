@@ -112,7 +112,7 @@ class ExploreRun:
             return self.loss
 
     # -- frames ------------------------------------------------------------------------------
-    def frame(self, *, fiedler_variant: str = "length", force_map: bool = False) -> Frame:
+    def frame(self, *, fiedler_variant: str = "length-rw", force_map: bool = False) -> Frame:
         """Map the current network exactly and record its statistics; returns the new frame.
 
         When a map costs more than 50 ms, maps are made only every `map_every`-th call and the
@@ -208,10 +208,7 @@ def _finite_or_none(value):
 
 
 def _kappa(score) -> float:
-    value = score.get("kappa") if isinstance(score, dict) else getattr(score, "kappa", None)
-    if value is None:  # older scores carry only the raw agreement
-        value = score.get("agreement") if isinstance(score, dict) else getattr(score, "agreement")
-    return float(value)
+    return float(score.kappa)
 
 
 def _betti(summary, key, series) -> float:

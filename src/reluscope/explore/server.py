@@ -19,13 +19,15 @@ import threading
 import time
 from importlib import resources
 
+from ..regions import GraphVariant
 from .config import ExploreConfig
 from .run import ExploreRun
 
 __all__ = ["create_app", "one_thread_process", "serve", "serve_in_thread", "Trainer", "bind_socket"]
 
 _ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-_VARIANTS = ("length", "unit")
+# The exact-complex graph variants; the authors' grid graph splits grid cells, not the faces drawn.
+_VARIANTS = tuple(v.value for v in GraphVariant if v is not GraphVariant.AUTHORS_GRID)
 
 
 class Trainer:
@@ -39,7 +41,7 @@ class Trainer:
         self.run = run
         self.min_interval = min_interval
         self.playing = False
-        self.fiedler_variant = "length"
+        self.fiedler_variant = GraphVariant.LENGTH_RW.value
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -141,7 +143,7 @@ def create_app(*, run: ExploreRun | None = None, plane_view=None, trainer: Train
         run = trainer.run
         return JSONResponse({
             "mode": "train", "config": run.config.to_dict(), "playing": trainer.playing,
-            "step": run.steps, "version": run.version, "variants": list(_VARIANTS),
+            "step": run.steps, "version": run.version, "variants": list(_VARIANTS), "variant": trainer.fiedler_variant,
             "data": run.data(),
         })
 

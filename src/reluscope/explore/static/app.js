@@ -234,6 +234,11 @@ async function loadState() {
   state.mode = s.mode;
   if (s.mode === "train") {
     writeConfig(s.config);
+    const variant = $("variant");
+    if (!variant.options.length) {
+      s.variants.forEach((v) => { const o = document.createElement("option"); o.value = v; o.textContent = v; variant.appendChild(o); });
+    }
+    variant.value = s.variant;
     state.data = s.data.train ? s.data : null;
     state.box = s.data.box;
     setPlaying(s.playing);
