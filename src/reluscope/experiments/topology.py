@@ -104,12 +104,9 @@ def _write_common(out: Path, name: str, config, summary, rows) -> dict:
 
 
 def _save(fig, path: Path) -> Path:
-    from ..io_utils import write_bytes_atomic
+    from ..viz import save_figure  # the one figure -> atomic file writer (closes pyplot figures)
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    write_bytes_atomic(path, buf.getvalue())
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 # ----------------------------------------------------------------------------- grokking
@@ -295,19 +292,26 @@ def grok_row(config: GrokConfig) -> dict:
     return row
 
 
+def _write_frames(frames, path: Path) -> Path:
+    """The region maps of the recorded frames side by side, as one PNG."""
+    from ..viz._common import report_figure
+    from ..viz.regions import plot_region_frames
+
+    fig, axes = report_figure(1, len(frames), figsize=(2.6 * len(frames), 2.8))
+    plot_region_frames(frames, axes=np.atleast_1d(axes))
+    return _save(fig, path)
+
+
 def write_grok(result: GrokResult, out, *, name: str = "grok") -> dict:
     """Write `name`.json (config, summary, records), `name`.csv and PNG figures; returns paths."""
     from ..viz._common import report_figure
-    from ..viz.regions import plot_fiedler, plot_region_frames, plot_regions
+    from ..viz.regions import plot_fiedler, plot_regions
     from ..regions import fiedler_partition
 
     rows = [r.as_row() for r in result.records]
     files = _write_common(out, name, result.config, result.summary, rows)
     out = Path(out)
-    frames = result.frames
-    fig, axes = report_figure(1, len(frames), figsize=(2.6 * len(frames), 2.8))
-    plot_region_frames(frames, axes=np.atleast_1d(axes))
-    files["frames"] = _save(fig, out / f"{name}_frames.png")
+    files["frames"] = _write_frames(result.frames, out / f"{name}_frames.png")
     steps = np.maximum([r.step for r in result.records], 0.5)
     fig, (ax1, ax2) = report_figure(2, 1, figsize=(8, 7), sharex=True)
     fig.suptitle("sparse parity: accuracy and Fiedler kappa on the plane through three training inputs", fontsize=9)
@@ -323,7 +327,7 @@ def write_grok(result: GrokResult, out, *, name: str = "grok") -> dict:
     ax2.set_ylabel("Cohen's kappa (area-weighted)")
     ax2.legend(fontsize=7, ncol=2)
     files["kappa"] = _save(fig, out / f"{name}_kappa.png")
-    rm = frames[-1][1]
+    rm = result.frames[-1][1]
     fig, axes = report_figure(1, 2, figsize=(10, 5))
     plot_regions(rm, ax=axes[0])
     plot_fiedler(rm, fiedler_partition(rm), ax=axes[1])
@@ -485,15 +489,12 @@ def run_regression(config: RegressionConfig = RegressionConfig(), *, progress: b
 def write_regression(result: RegressionResult, out, *, name: str = "regression") -> dict:
     """Write `name`.json, `name`.csv and PNG figures (loss with the measured steps, counts)."""
     from ..viz._common import report_figure
-    from ..viz.regions import plot_counts_vs_loss, plot_region_frames
+    from ..viz.regions import plot_counts_vs_loss
 
     rows = [r.as_row() for r in result.records]
     files = _write_common(out, name, result.config, result.summary, rows)
     out = Path(out)
-    frames = result.frames
-    fig, axes = report_figure(1, len(frames), figsize=(2.6 * len(frames), 2.8))
-    plot_region_frames(frames, axes=np.atleast_1d(axes))
-    files["frames"] = _save(fig, out / f"{name}_frames.png")
+    files["frames"] = _write_frames(result.frames, out / f"{name}_frames.png")
     fig, ax = report_figure(figsize=(8, 4))
     plot_counts_vs_loss(rows, keys=("faces", "random_max_beta1_per_face", "sublevel_n_pairs0"), ax=ax)
     spikes = [r.step for r in result.records if r.spike]

@@ -139,7 +139,7 @@ class ExploreRun:
         if rmap.n_regions > 1 and rmap.A.shape[1] == 2:
             part = fiedler_partition(rmap, variant=fiedler_variant)
             side = part.side
-            kappa = _kappa(fiedler_score(rmap, part))
+            kappa = float(fiedler_score(rmap, part).kappa)
         betti = random_summary(rmap, n_orders=1, n_steps=10) if remap else None
         with self._lock:
             h = self.history
@@ -207,13 +207,9 @@ def _finite_or_none(value):
     return value if not isinstance(value, float) or np.isfinite(value) else None
 
 
-def _kappa(score) -> float:
-    return float(score.kappa)
-
-
 def _betti(summary, key, series) -> float:
+    """The summary's value, or the last one when this frame reused the previous map."""
     if summary is None:
         return series[-1] if series else float("nan")
-    value = summary.get(key) if isinstance(summary, dict) else getattr(summary, key)
-    return float(value)
+    return float(getattr(summary, key))
 

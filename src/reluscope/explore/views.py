@@ -14,7 +14,8 @@ import torch
 
 from ..folding import PathFolding
 from ..hull import NearestConvexHull
-from ..viz.regions import decision_segments
+from ..regions import dual_graph
+from ..viz.regions import decision_segments, face_colours
 
 __all__ = ["HullView", "hull_view", "as_point", "Frame", "SegmentView", "frame_from_map", "segment_view", "region_info", "face_colours"]
 
@@ -29,13 +30,6 @@ def as_point(p, name: str) -> torch.Tensor:
     if not ok or not bool(torch.isfinite(t).all()) or bool(t.abs().max() > 1e6):
         raise ValueError(f"{name}: expected [x, y], two finite numbers of modest size, got {p!r}")
     return t
-
-
-def face_colours(region_map) -> np.ndarray:
-    """RGB in [0, 1], [F, 3], from each face's pattern hash (the palette of `viz.plot_regions`)."""
-    keys = region_map.pattern_keys()
-    rgb = np.stack([(keys >> np.uint64(s)) & np.uint64(255) for s in (0, 8, 16)], 1).astype(np.float64) / 255
-    return 0.35 + 0.6 * rgb
 
 
 def _hex(rgb: np.ndarray) -> list[str]:
@@ -76,9 +70,8 @@ class Frame:
 
 def frame_from_map(rmap, *, version, step, history, fiedler_side, map_ms, map_every, remapped) -> Frame:
     cent = rmap.centroids
-    pairs = rmap.edge_faces[(rmap.edge_faces >= 0).all(1)]
-    pairs = np.unique(np.sort(pairs, 1), axis=0) if len(pairs) else np.zeros((0, 2), int)
-    dual = np.concatenate([cent[pairs[:, 0]], cent[pairs[:, 1]]], 1) if len(pairs) else np.zeros((0, 4))
+    pairs = dual_graph(rmap, weight="unit").pairs
+    dual = np.concatenate([cent[pairs[:, 0]], cent[pairs[:, 1]]], 1)
     verts = rmap.vertices[rmap.face_vertices]
     return Frame(
         version=version, step=step, n_regions=rmap.n_regions,

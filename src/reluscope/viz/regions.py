@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["RegionMapDisplay", "FiedlerDisplay", "plot_regions", "plot_fiedler", "plot_betti_curves", "plot_counts_vs_loss", "plot_region_frames"]
 
 
-def _face_colours(region_map) -> np.ndarray:
+def face_colours(region_map) -> np.ndarray:
     """RGB [F, 3] in a pleasant pastel range from each face's pattern hash."""
     keys = region_map.pattern_keys()
     rgb = np.stack([(keys >> np.uint64(s)) & np.uint64(255) for s in (0, 8, 16)], 1).astype(np.float64) / 255
@@ -72,7 +72,7 @@ class RegionMapDisplay(Display):
 
         rm = self.region_map
         ax = self._axes(ax)
-        ax.add_collection(PolyCollection(_polys(rm), facecolors=_face_colours(rm),
+        ax.add_collection(PolyCollection(_polys(rm), facecolors=face_colours(rm),
                                          edgecolors="white" if edges else "face", linewidths=linewidth if edges else 0))
         if decision_boundary:
             _draw_decision_boundary(ax, rm)
