@@ -39,13 +39,15 @@ def test_random_nets_satisfy_invariants_and_grid(widths, out, seed, leaky, box):
     assert rm.A.shape == (rm.n_regions, out, 2) and rm.c.shape == (rm.n_regions, out)
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch", "switch"])
+@pytest.mark.parametrize("engine", ["numba", "numpy", "torch", "switch"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_numpy_and_torch_sweeps_agree_with_the_grid(engine, seed, monkeypatch):
-    # the CPU sweep runs in numpy and hands over to torch past _NUMPY_MAX_EDGES edges (mid-layer
-    # here with "switch"); every variant must give the same complex, checked against the grid
+    # the CPU sweep runs compiled (numba, when installed) or in numpy, which hands over to torch
+    # past _NUMPY_MAX_EDGES edges (mid-layer here with "switch"); every variant must give the
+    # same complex, checked against the grid
     import reluscope.regions.partition as partition
 
+    monkeypatch.setattr(partition, "_COMPILED_ON_CPU", engine == "numba")
     monkeypatch.setattr(partition, "_NUMPY_ON_CPU", engine != "torch")
     monkeypatch.setattr(partition, "_NUMPY_MAX_EDGES", 60 if engine == "switch" else 10**9)
     net = _mlp([2, 9, 7, 2], seed, nn.ReLU)
@@ -63,6 +65,7 @@ def test_lines_through_corners_and_a_common_point(numpy_engine, monkeypatch):
     import reluscope.regions.partition as partition
 
     monkeypatch.setattr(partition, "_NUMPY_ON_CPU", numpy_engine)
+    monkeypatch.setattr(partition, "_COMPILED_ON_CPU", False)  # numba's: tests/test_regions_compiled.py
     # z1 = x - y runs through two box corners; z2 = x + y through the other two; z3 = x:
     # three lines through the origin cut the square into 6 faces.
     lin = nn.Linear(2, 3).double()

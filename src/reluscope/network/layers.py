@@ -55,11 +55,12 @@ class AbstractLayer(abc.ABC):
 
     def to(self, *, dtype=None, device=None):
         """A copy with every tensor moved; floating tensors take `dtype`."""
+        tensors = self._tensors()
         moved = {
             k: v.to(device=device or v.device, dtype=dtype if v.is_floating_point() and dtype else v.dtype)
-            for k, v in self._tensors().items()
+            for k, v in tensors.items()
         }
-        return replace(self, **moved) if moved else self
+        return replace(self, **moved) if any(moved[k] is not tensors[k] for k in moved) else self
 
 
 class AbstractAffine(AbstractLayer):

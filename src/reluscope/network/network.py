@@ -143,8 +143,10 @@ class Network:
         return torch.device("cpu")
 
     def to(self, *, dtype=None, device=None) -> "Network":
-        nodes = tuple(replace(n, layer=n.layer.to(dtype=dtype, device=device)) for n in self.nodes)
-        return replace(self, nodes=nodes)
+        layers = [n.layer.to(dtype=dtype, device=device) for n in self.nodes]
+        if all(new is n.layer for new, n in zip(layers, self.nodes)):
+            return self  # nothing moved (a Network is immutable: no copy needed)
+        return replace(self, nodes=tuple(replace(n, layer=layer) for n, layer in zip(self.nodes, layers)))
 
     def with_input_shape(self, input_shape) -> "Network":
         return replace(self, input_shape=tuple(int(s) for s in input_shape))

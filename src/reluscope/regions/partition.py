@@ -52,6 +52,22 @@ __all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFA
 DEFAULT_RTOL = 1e-10
 _NUMPY_ON_CPU = True  # the numpy sweep on the CPU (tests and bench/regions.py compare both)
 _NUMPY_MAX_EDGES = 3000  # then torch: measured crossover on the 2-core CPU (bench/regions.py)
+_COMPILED_ON_CPU = True  # the numba cut when numba is installed (never handed to torch: faster at every size)
+_compiled = None  # NbComplex once imported, False when numba is missing
+
+
+def _cpu_complex(box):
+    """(complex, edges above which torch takes over) for the CPU sweep: numba's compiled cut
+    when it imports (`_cut_nb`), else numpy's."""
+    global _compiled
+    if _compiled is None:
+        try:
+            from ._cut_nb import NbComplex as _compiled
+        except ImportError:  # numba is optional (the `fast` extra)
+            _compiled = False
+    if _COMPILED_ON_CPU and _compiled:
+        return _compiled(box), math.inf
+    return NpComplex(box), _NUMPY_MAX_EDGES
 
 
 class RegionBudgetError(MemoryBudgetError):
@@ -306,8 +322,8 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, wid
                 "or a smaller box"
             )
     on_cpu = device.type == "cpu" and _NUMPY_ON_CPU
-    if on_cpu:  # numpy: far less fixed cost per small operation (see _cut_np)
-        cx = NpComplex(box)
+    if on_cpu:  # numba or numpy: far less fixed cost per small operation (see _cut_nb, _cut_np)
+        cx, max_edges = _cpu_complex(box)
         origin = Buf(np.zeros(2, dtype=np.int64))  # face -> face at layer start
         patterns = np.zeros((2, 0), dtype=bool)
         H = torch.from_numpy(cx.xy)
@@ -331,7 +347,7 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, wid
                     continue
                 shape = H.shape[1:]
                 Z = H.reshape(H.shape[0], -1)
-                if on_cpu and cx.E.n > _NUMPY_MAX_EDGES:
+                if on_cpu and cx.E.n > max_edges:
                     cx, origin = cx.to_torch(origin)
                     patterns, on_cpu = torch.from_numpy(patterns), False
                 if on_cpu:
@@ -345,7 +361,7 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, wid
                     origin = Buf(torch.arange(cx.n_faces + 1, device=device))
                 f_start = cx.n_faces
                 for j in range(n):
-                    if on_cpu and cx.E.n > _NUMPY_MAX_EDGES:
+                    if on_cpu and cx.E.n > max_edges:
                         cx, origin = cx.to_torch(origin)
                         patterns, on_cpu = torch.from_numpy(patterns), False
                     cx.cut(j, tols[j], origin)
@@ -381,16 +397,20 @@ def _np(t) -> np.ndarray:
     return t if isinstance(t, np.ndarray) else t.cpu().numpy()
 
 
+_NUMPY_ASSEMBLY = (order_faces, lambda X, fv, off: polygon_moments(X, fv, off)[0], fit_affine)
+
+
 def _assemble(net, plane, box, cx: Complex, patterns: torch.Tensor, rtol, out) -> RegionMap:
     X = _np(cx.xy).copy()
     Ev = _np(cx.E.view())
     EV, EF = Ev[:, :2].copy(), Ev[:, 2:] - 1
     n_f = cx.n_faces
-    fv, off = order_faces(X, EV, EF, n_f)
-    areas, _ = polygon_moments(X, fv, off)
+    order, areas_of, fit = getattr(cx, "assembly", _NUMPY_ASSEMBLY)  # compiled with the numba engine
+    fv, off = order(X, EV, EF, n_f)
+    areas = areas_of(X, fv, off)
     # Fit each face's affine map to its vertex outputs (cheap, accurate for faces of some
     # width); thin or tiny faces, where a fit would amplify rounding, get the exact push instead.
-    A, c, width = fit_affine(X, _np(out), fv, off)
+    A, c, width = fit(X, np.ascontiguousarray(_np(out)), fv, off)
     x0, x1, y0, y1 = box
     thin = np.nonzero(~(width > 1e-5 * max(x1 - x0, y1 - y0)))[0]
     if thin.shape[0]:

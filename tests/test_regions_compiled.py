@@ -1,0 +1,184 @@
+"""The compiled (numba) cut of regions_2d (`regions/_cut_nb.py`): the same complex as the numpy and
+torch engines and the grid; the numpy fallback when numba is missing; the fx-free conversion of
+plain nn.Sequential models it relies on for small nets."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reluscope.regions.partition as partition
+from reluscope.network import to_network
+from reluscope.regions import regions_2d
+from reluscope.testing.regions import check_against_grid, check_region_map
+
+_EXACT = ("vertices", "edges", "edge_faces", "face_vertices", "face_offsets", "areas", "patterns")
+
+
+def _mlp(widths, seed, act=nn.ReLU):
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), act()]
+    return nn.Sequential(*layers[:-1]).double()
+
+
+def _run(engine, net, box, monkeypatch):
+    monkeypatch.setattr(partition, "_COMPILED_ON_CPU", engine == "numba")
+    monkeypatch.setattr(partition, "_NUMPY_ON_CPU", engine != "torch")
+    monkeypatch.setattr(partition, "_NUMPY_MAX_EDGES", 10**9)
+    return regions_2d(net, box=box)
+
+
+def _same(a, b, exact: bool):
+    """The same complex: bit for bit (numba vs numpy: same arithmetic), or up to rounding and
+    face order (torch's kernels)."""
+    if exact:
+        for k in _EXACT:
+            np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+    else:
+        assert (a.n_regions, a.n_vertices, a.n_edges) == (b.n_regions, b.n_vertices, b.n_edges)
+        ka, kb = np.argsort(a.pattern_keys()), np.argsort(b.pattern_keys())
+        np.testing.assert_array_equal(a.patterns[ka], b.patterns[kb])
+        np.testing.assert_allclose(a.areas[ka], b.areas[kb], rtol=1e-9, atol=1e-14)
+        a, b = type("P", (), {"A": a.A[ka], "c": a.c[ka]}), type("P", (), {"A": b.A[kb], "c": b.c[kb]})
+    np.testing.assert_allclose(a.A, b.A, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(a.c, b.c, rtol=1e-8, atol=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 10), min_size=1, max_size=3),
+    out=st.integers(1, 3),
+    seed=st.integers(0, 10_000),
+    leaky=st.booleans(),
+    box=st.tuples(st.floats(-3, 0.5), st.floats(0.1, 3), st.floats(-3, 0.5), st.floats(0.1, 3)),
+)
+def test_compiled_engine_equals_numpy_torch_and_the_grid(widths, out, seed, leaky, box):
+    pytest.importorskip("numba")
+    act = (lambda: nn.LeakyReLU(0.2)) if leaky else nn.ReLU
+    net = _mlp([2, *widths, out], seed, act)
+    x0, w, y0, h = box
+    box = (x0, x0 + w, y0, y0 + h)
+    with pytest.MonkeyPatch.context() as mp:
+        nb = _run("numba", net, box, mp)
+        npy = _run("numpy", net, box, mp)
+        tch = _run("torch", net, box, mp)
+    _same(nb, npy, exact=True)
+    _same(nb, tch, exact=False)
+    check_region_map(nb)
+    check_against_grid(nb, net, n=60)
+
+
+@pytest.mark.parametrize("box", [(-1, 1, -1, 1), (0, 1, 0, 1), (-1, 0.5, -0.5, 1)])
+def test_compiled_engine_on_lines_through_vertices(box, monkeypatch):
+    # lines through box corners and through one common point take the cut's general path
+    pytest.importorskip("numba")
+    lin = nn.Linear(2, 4).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+        lin.bias.zero_()
+    net = nn.Sequential(lin, nn.ReLU(), nn.Linear(4, 3).double(), nn.ReLU(), nn.Linear(3, 1).double())
+    nb, npy = _run("numba", net, box, monkeypatch), _run("numpy", net, box, monkeypatch)
+    _same(nb, npy, exact=True)
+    check_region_map(nb)
+    if box[0] < 0 and box[2] < 0:  # else grid points on the box edge lie exactly on x = 0 or y = 0
+        check_against_grid(nb, net, n=90)
+
+
+def test_compiled_engine_grows_its_buffers_mid_layer(monkeypatch):
+    # a wide layer on a fresh complex: every cut outgrows the arrays at least once at the start
+    pytest.importorskip("numba")
+    net = _mlp([2, 48, 1], 5)
+    nb, npy = _run("numba", net, (-2, 2, -2, 2), monkeypatch), _run("numpy", net, (-2, 2, -2, 2), monkeypatch)
+    _same(nb, npy, exact=True)
+    assert nb.n_regions > 500
+
+
+def test_degenerate_face_is_refused_by_the_compiled_cut():
+    pytest.importorskip("numba")
+    from reluscope.regions._cut import Buf
+    from reluscope.regions._cut_nb import NbComplex
+
+    # a "face" whose boundary the line crosses four times (not convex): both engines refuse it
+    cx = NbComplex((0.0, 1.0, 0.0, 1.0))
+    cx.start_layer(np.array([[1.0], [-1.0], [1.0], [-1.0]]))
+    with pytest.raises(FloatingPointError, match="two boundary points"):
+        cx.cut(0, 0.0, Buf(np.arange(2)))
+
+
+def test_without_numba_the_numpy_engine_runs(monkeypatch):
+    # numba is optional: with its import failing, regions_2d falls back to the numpy engine
+    from reluscope.regions._cut_np import NpComplex
+
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
+    monkeypatch.delitem(sys.modules, "reluscope.regions._cut_nb", raising=False)
+    monkeypatch.setattr(partition, "_compiled", None)
+    calls = []
+    cut = NpComplex.cut
+    monkeypatch.setattr(NpComplex, "cut", lambda self, *a: calls.append(a) or cut(self, *a))
+    net = _mlp([2, 6, 5, 1], 2)
+    rm = regions_2d(net, box=(-1, 1, -1, 1))
+    assert partition._compiled is False and len(calls) == 11
+    check_region_map(rm)
+    check_against_grid(rm, net, n=60)
+
+
+def _layers(net):
+    return [(type(n.layer).__name__, n.layer.name, n.inputs, sorted(n.layer._tensors())) for n in net.nodes]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Dropout(0.1), nn.Linear(5, 3), nn.LeakyReLU(0.3), nn.Identity(), nn.Linear(3, 2)),
+    lambda: nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 1)),
+    lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 2)),
+    lambda: nn.Sequential(),
+])
+def test_plain_sequential_converts_as_fx_does(make, monkeypatch):
+    # to_network builds plain nn.Sequential chains without tracing: the same Network as fx's
+    import reluscope.network.convert as convert
+
+    torch.manual_seed(0)
+    model = make().eval()
+    if len(model) > 1 and isinstance(model[1], nn.BatchNorm1d):
+        with torch.no_grad():
+            model[1].running_mean.uniform_(-1, 1)
+            model[1].running_var.uniform_(0.5, 2)
+    assert convert._plain_sequential(model) is not None
+    fast = to_network(model)
+    monkeypatch.setattr(convert, "_plain_sequential", lambda m: None)
+    traced = to_network(model)
+    assert _layers(fast) == _layers(traced) and fast.input_shape == traced.input_shape
+    for a, b in zip(fast.nodes, traced.nodes):
+        for k, v in a.layer._tensors().items():
+            torch.testing.assert_close(v, getattr(b.layer, k), rtol=0, atol=0)
+
+
+def test_nested_shared_or_custom_sequentials_go_through_fx():
+    import reluscope.network.convert as convert
+
+    relu = nn.ReLU()
+    shared = nn.Sequential(nn.Linear(2, 3), relu, nn.Linear(3, 3), relu, nn.Linear(3, 1))
+    nested = nn.Sequential(nn.Sequential(nn.Linear(2, 3), nn.ReLU()), nn.Linear(3, 1))
+
+    class Twice(nn.Sequential):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    custom = Twice(nn.Linear(2, 1))
+    for model in (shared, nested, custom):
+        assert convert._plain_sequential(model) is None
+    assert [n.name for n in to_network(shared).nodes] == ["0", "1", "2", "1#2", "4"]
+    assert len(to_network(custom).nodes) == 2  # the scaling is traced
+
+
+def test_network_to_returns_itself_when_nothing_moves():
+    net = to_network(_mlp([2, 3, 1], 0))
+    assert net.to(dtype=torch.float64) is net and net.to(device="cpu") is net
+    single = net.to(dtype=torch.float32)
+    assert single is not net and single.nodes[0].layer.weight.dtype == torch.float32
+    assert net.nodes[0].layer.weight.dtype == torch.float64
