@@ -9,7 +9,6 @@ import typer
 from typer.testing import CliRunner
 
 from reluscope.cli import folding as folding_cli
-from reluscope.experiments.folding_depth import FoldingDepthConfig, depth_trend, run_folding_depth
 from reluscope.folding import path_folding_many
 from reluscope.network.io import save_model
 from reluscope.train import mlp
@@ -55,43 +54,54 @@ def test_cantornet_command(cli, tmp_path):
     assert (tmp_path / "c.png").exists()
 
 
-def _tiny_task():
-    g = torch.Generator().manual_seed(0)
-    centers = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.5]])
-    y = torch.arange(300) % 3
-    x = centers[y] + 0.6 * torch.randn(300, 2, generator=g)
-    return (x[:200], y[:200]), (x[200:250], y[200:250]), (x[250:], y[250:])
+def _tiny_study(**changes):
+    from reluscope.experiments.folding_study import FoldingStudyConfig
+
+    return FoldingStudyConfig(**{**dict(depths=(1, 2), widths=(6,), seeds=2, n_train=500, n_val=200, pairs=6,
+                                        epochs=1, check_every=5, levels=(0.3, 0.5), target=0.5), **changes})
 
 
-def test_depth_experiment_on_a_tiny_task():
-    config = FoldingDepthConfig(depths=(1, 2), widths=(4,), seeds=2, pairs=15, classes=(0, 1),
-                                target_accuracy=0.8, max_epochs=5)
-    data = _tiny_task()
-    res = run_folding_depth(config, data=data)
-    assert len(res.runs) == 4 and res.pairs.shape == (15, 2)
-    # the recorded chi is that of the net on exactly these segments: retrain one and compare
-    from reluscope.train import train_classifier
+def test_folding_study_is_a_sweep_of_net_tasks_and_resumes(tmp_path):
+    from reluscope.experiments.folding_study import (
+        MEASURES, folding_net_task, run_folding_study, write_folding_study)
+    from reluscope.sweep import read_sweep
 
-    run = res.runs[0]
-    (x, y), (xv, yv), (xt, yt) = data
-    seed = config.seed * 100_003 + run.seed * 1009 + run.depth * 31 + run.width
-    model = mlp(2, [run.width] * run.depth, 3, seed=seed)
-    train_classifier(model, x, y, x_val=xv, y_val=yv, epochs=config.max_epochs,
-                     target_accuracy=config.target_accuracy, lr=config.lr, batch_size=config.batch_size, seed=seed)
-    chi = [r.chi for r in path_folding_many(model, xt[res.pairs[:, 0]], xt[res.pairs[:, 1]])]
-    assert run.chi_mean == pytest.approx(float(np.mean(chi)))
-    trend = depth_trend(res, reached_only=False)
-    assert trend["nets"] == 4 and set(trend["mean_chi_by_depth"]) == {1, 2}
-    summary = res.summary(reached_only=False)
-    assert [s["nets"] for s in summary] == [2, 2]
-
-
-def test_depth_config_validation():
+    config = _tiny_study()
+    res = run_folding_study(config, out=tmp_path / "sweep", workers=0)
+    assert [r.config for r in res.rows] == config.nets() and len(res.rows) == 4
+    # each row is the pure task's row for its config (seconds aside)
+    again = folding_net_task(config.nets()[3])
+    assert again.snapshots == res.rows[3].snapshots and again.reached_target == res.rows[3].reached_target
+    # a rerun into the same folder reuses the rows: same results, timings included, nothing appended
+    assert run_folding_study(config, out=tmp_path / "sweep", workers=0).rows == res.rows
+    assert len(read_sweep(tmp_path / "sweep")) == 4
+    trends = res.depth_trends()
+    assert list(trends) == [m for m, _ in MEASURES] and set(res.error_trends()) == {1, 2}
+    assert all(t.n == len(res.at_target()) for t in trends.values())
+    assert [s["trained"] for s in res.summary()] == [2, 2]
+    files = write_folding_study(res, tmp_path)
+    doc = json.loads(files["json"].read_text())
+    assert doc["nets"] == 4 and list(doc["depth_trends"]) == [m for m, _ in MEASURES]
+    assert files["csv"].read_text().count("\n") == 5 and files["depth"].stat().st_size > 1000
     with pytest.raises(ValueError, match="seeds"):
-        FoldingDepthConfig(seeds=0)
+        _tiny_study(seeds=0)
     with pytest.raises(ValueError, match="depths"):
-        FoldingDepthConfig(depths=())
-    assert FoldingDepthConfig.full().seeds == 100
+        _tiny_study(depths=())
+    from reluscope.experiments.folding_study import FoldingStudyConfig
+
+    assert len(FoldingStudyConfig.paper().nets()) == 2000
+
+
+def test_folding_depth_command_runs_the_study(cli, tmp_path):
+    args = ["experiment", "folding-depth", "--out", str(tmp_path), "--workers", "0", "--depths", "1", "--widths", "5",
+            "--seeds", "2", "--n-train", "400", "--epochs", "1", "--pairs", "4"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "folding_study.json").read_text())
+    assert doc["nets"] == 2 and (tmp_path / "folding_vs_error.png").exists()
+    assert len((tmp_path / "sweep" / "sweep.jsonl").read_text().splitlines()) == 2
+    bad = CliRunner().invoke(cli, args[:4] + ["--workers", "-1"])
+    assert bad.exit_code == 2 and "--workers" in bad.output
 
 
 def test_report_section_runs_on_a_small_context(tmp_path):

@@ -147,6 +147,7 @@ def test_folding_depth_verdict_puts_phi_first():
     assert verdict is Verdict.PARTLY and "chi_mean_exact" in why
     assert depth_verdict(flat)[0] is Verdict.NOT_REPRODUCED
     assert depth_verdict({**flat, "phi_exact": _trend(-0.5, 0.01)})[0] is Verdict.NOT_REPRODUCED
+    assert depth_verdict({**flat, "phi_exact": _trend(float("nan"), float("nan"))})[0] is Verdict.UNTESTABLE
 
 
 def test_folding_error_verdict():

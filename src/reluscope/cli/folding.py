@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..data import fit_to_model, load_dataset
-from ..experiments.folding_depth import FoldingDepthConfig, depth_trend, run_folding_depth, with_overrides
 from ..experiments.folding_training import run_fgsm_interaction, run_folding_regulariser, run_folding_training
 from ..folding import global_folding
 from ..folding.cantor import cantornet_folding
 from ..folding.global_ import Aggregator, PairStrategy
-from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
-from ..viz.folding import plot_folding_depth
+from ..io_utils import write_json_atomic
 from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
@@ -97,46 +93,49 @@ def cantornet(
          "chi_grid": r.chi_grid} for r in rows]}, out)
 
 
+def _ints(text, name):
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{name}: expected comma-separated integers, got {text!r}") from None
+
+
 @user_errors(out="folder")
 def folding_depth(
-    out: Annotated[Path, typer.Option(help="Output folder: folding_depth.csv, folding_depth.json, folding_depth.png.")] = Path("out/folding-depth"),
-    full: Annotated[bool, typer.Option(help="The papers' scale: 100 nets per architecture, full training set, 1000 segments (hours).")] = False,
+    out: Annotated[Path, typer.Option(help="Output folder: folding_study.json/.csv, folding_vs_depth.png, folding_vs_error.png, and the sweep's rows in sweep/ (a rerun resumes from them).")] = Path("out/folding-depth"),
+    full: Annotated[bool, typer.Option(help="The papers' grid: widths 10-18, 100 nets per architecture, 59,000 images, 1,000 segments, 10 epochs (2,000 nets: hours on many cores).")] = False,
     seeds: Annotated[Optional[int], typer.Option(help="Nets per architecture (default 2, or 100 with --full).")] = None,
     pairs: Annotated[Optional[int], typer.Option(help="Segments between digit-1 and digit-4 test images.")] = None,
-    max_epochs: Annotated[Optional[int], typer.Option(help="Epoch cap when the 0.9 validation target is not reached.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs; snapshots when validation accuracy first reaches each level, and at the end.")] = None,
+    n_train: Annotated[Optional[int], typer.Option(help="Training images (raw pixels).")] = None,
     depths: Annotated[Optional[str], typer.Option(help="Hidden layer counts, comma-separated (default 3,4,5,6).")] = None,
-    widths: Annotated[Optional[str], typer.Option(help="Widths, comma-separated (default 10,12,14,16,18).")] = None,
-    n_points: Annotated[Optional[int], typer.Option(help="Use the papers' n-point grid instead of exact traversal.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the data split, pairs and nets.")] = 0,
+    widths: Annotated[Optional[str], typer.Option(help="Widths, comma-separated (default 10,14,18; 10,12,14,16,18 with --full).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the data split and the segments (each net's seed is its index).")] = 0,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the nets on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Most nets in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
 ):
-    """Folding vs depth on MNIST: MLPs 3-6 layers x width 10-18 trained to 90 %, chi between digits 1 and 4."""
+    """Folding vs depth and folding vs generalisation error on MNIST (Lewandowski et al.): MLPs of
+    3-6 hidden layers, each measured when its validation accuracy first reaches 0.7 / 0.8 / 0.9 and
+    at the end; Phi, mean chi and share folded, exact and on the 11-point grid. One sweep task per net."""
+    from ..experiments.folding_study import FoldingStudyConfig, run_folding_study, write_folding_study
 
-    def ints(text, name):
-        if text is None:
-            return None
-        try:
-            return tuple(int(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise ValueError(f"{name}: expected comma-separated integers, got {text!r}") from None
-
-    base = FoldingDepthConfig.full() if full else FoldingDepthConfig()
-    config = with_overrides(base, seeds=seeds, pairs=pairs, max_epochs=max_epochs, depths=ints(depths, "depths"),
-                            widths=ints(widths, "widths"), n_points=n_points, seed=seed)
-    result = run_folding_depth(config, progress=True)
-    trend = depth_trend(result)
-    rows = result.rows()
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "folding_depth.csv", buf.getvalue())
-    ax = plot_folding_depth(result.runs)
-    ax.set_title(f"folding vs depth (nets reaching {config.target_accuracy:.0%}, mean +- sd)")
-    save_figure(ax.figure, out / "folding_depth.png")
-    summary = {"config": config, "trend": trend, "summary": result.summary(), "runs": rows}
-    write_json_atomic(out / "folding_depth.json", to_jsonable(summary))
-    emit_json({"out": out, "trend": trend, "summary": result.summary()})
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    changes = {k: v for k, v in dict(seeds=seeds, pairs=pairs, epochs=epochs, n_train=n_train,
+                                      depths=_ints(depths, "--depths"), widths=_ints(widths, "--widths")).items()
+               if v is not None}
+    config = FoldingStudyConfig.paper(data_seed=seed, **changes) if full else FoldingStudyConfig(data_seed=seed, **changes)
+    result = run_folding_study(config, out=out / "sweep", address=address, workers=workers, progress=True)
+    files = write_folding_study(result, out)
+    trends = result.depth_trends(seed=seed)
+    for m, t in trends.items():
+        typer.echo(f"depth vs {m}: {t.text()}", err=True)
+    for d, t in result.error_trends(seed=seed).items():
+        typer.echo(f"depth {d}: test error vs phi_exact: {t.text()}", err=True)
+    emit_json({"out": out, "files": files, "nets": len(result.rows), "nets_at_target": len(result.at_target()),
+               "depth_trends": trends, "error_trends": result.error_trends(seed=seed), "summary": result.summary()})
 
 
 @user_errors(out="folder")

@@ -15,18 +15,25 @@ segments for every net, plus the test error.
 
 Tasks are pure seeded functions of their config, so `reluscope.sweep.run_sweep` (or any map) can
 run them anywhere; `folding_study_configs` builds the list for a grid. See docs/methods.md.
+
+A whole study is `FoldingStudyConfig -> run_folding_study -> FoldingStudyResult ->
+write_folding_study`: the grid's nets run on the sweep engine (`reluscope.sweep.run_sweep`: an
+embedded Ray on all cores, a cluster with `address`, or this process with `workers=0`), their rows
+kept in `out/sweep.jsonl` so that a rerun resumes. `reluscope experiment folding-depth` and
+`reluscope reproduce folding` both run it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 
 __all__ = [
     "FoldingNetConfig", "FoldingSnapshot", "FoldingNetRow", "folding_net_task", "folding_study_configs",
+    "FoldingStudyConfig", "FoldingStudyResult", "run_folding_study", "write_folding_study",
     "Trend", "spearman_trend", "MEASURES", "RegulariserConfig", "RegulariserRow", "regulariser_task",
 ]
 
@@ -194,6 +201,206 @@ def _bisection_tolerance() -> float:
 def folding_study_configs(depths, widths, seeds: int, **common) -> list[FoldingNetConfig]:
     """One config per (depth, width, seed), all sharing `common` settings (and so the segments)."""
     return [FoldingNetConfig(depth=d, width=w, seed=s, **common) for d in depths for w in widths for s in range(seeds)]
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+@dataclass(frozen=True)
+class FoldingStudyConfig:
+    """A grid of nets, depths x widths x `seeds`, sharing the data split, the segments and the
+    training settings (the fields after `seeds` are those of `FoldingNetConfig`).
+
+    The default is the quick scale of `reluscope reproduce folding` (24 nets, minutes on 2 cores);
+    `paper()` is the papers' grid (2,000 nets: hours on many cores, see the README's Sweeps section).
+    """
+
+    depths: tuple[int, ...] = (3, 4, 5, 6)
+    widths: tuple[int, ...] = (10, 14, 18)
+    seeds: int = 2
+    data_seed: int = 0
+    n_train: int = 10_000
+    n_val: int = 1_000
+    pairs: int = 100
+    classes: tuple[int, int] = (1, 4)
+    levels: tuple[float, ...] = (0.7, 0.8, 0.9)
+    target: float = 0.9
+    epochs: int = 6
+    check_every: int = 25
+    lr: float = 3e-3
+    batch_size: int = 64
+    include_output: bool = True
+    grid_points: int = 11
+
+    @classmethod
+    def paper(cls, **changes) -> "FoldingStudyConfig":
+        """The papers' grid: widths 10-18, 100 nets per architecture, all training images but the
+        validation split, 1,000 segments, 10 epochs, snapshots also at 0.85."""
+        return cls(**{**dict(widths=(10, 12, 14, 16, 18), seeds=100, n_train=59_000, pairs=1_000, epochs=10,
+                             levels=(0.7, 0.8, 0.85, 0.9)), **changes})
+
+    def __post_init__(self):
+        from .._checks import check_int
+
+        for name in ("seeds", "n_train", "n_val", "pairs", "epochs", "check_every", "batch_size", "grid_points"):
+            check_int(getattr(self, name), name, minimum=1)
+        for name in ("depths", "widths"):
+            v = tuple(getattr(self, name))
+            if not v or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in v):
+                raise ValueError(f"{name}: expected a non-empty sequence of ints >= 1, got {v!r}")
+            object.__setattr__(self, name, v)
+        if not 0 < self.target <= 1:
+            raise ValueError(f"target: expected a validation accuracy in (0, 1], got {self.target!r}")
+
+    def nets(self) -> list[FoldingNetConfig]:
+        """One `FoldingNetConfig` per (depth, width, seed), in that order."""
+        common = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("depths", "widths", "seeds")}
+        return folding_study_configs(self.depths, self.widths, self.seeds, **common)
+
+
+@dataclass(frozen=True)
+class FoldingStudyResult:
+    """Every net of a study (`rows`, in the order of `config.nets()`), and the two claims' statistics.
+
+    - `depth_trends()`: Spearman's rho of (depth, measure) over the nets at the target, one `Trend`
+      per measure of `MEASURES` (Phi first: the papers' measure).
+    - `error_trends()`: per depth, rho of (test error, measure) over every snapshot of its nets.
+    """
+
+    config: FoldingStudyConfig
+    rows: tuple[FoldingNetRow, ...]
+    seconds: float = 0.0
+
+    def at_target(self) -> list[tuple[int, FoldingSnapshot]]:
+        """(depth, snapshot at the target) of the nets that reached it."""
+        return [(r.config.depth, r.at_target()) for r in self.rows if r.reached_target]
+
+    def depth_trends(self, *, seed: int = 0) -> dict[str, Trend]:
+        nets = self.at_target()
+        return {m: spearman_trend([d for d, _ in nets], [getattr(s, m) for _, s in nets], seed=seed)
+                for m, _ in MEASURES}
+
+    def error_trends(self, measure: str = "phi_exact", *, seed: int = 0) -> dict[int, Trend]:
+        if measure not in dict(MEASURES):
+            raise ValueError(f"measure: expected one of {[m for m, _ in MEASURES]}, got {measure!r}")
+        out = {}
+        for d in self.config.depths:
+            snaps = [s for r in self.rows if r.config.depth == d for s in r.snapshots]
+            out[d] = spearman_trend([s.test_error for s in snaps], [getattr(s, measure) for s in snaps], seed=seed)
+        return out
+
+    def summary(self) -> list[dict]:
+        """Per depth: nets at the target / trained, the mean of each measure and of the test error there."""
+        nets = self.at_target()
+        out = []
+        for d in self.config.depths:
+            sel = [s for dd, s in nets if dd == d]
+            row = {"depth": d, "nets_at_target": len(sel), "trained": sum(r.config.depth == d for r in self.rows)}
+            for m in [m for m, _ in MEASURES] + ["test_error"]:
+                row[m] = float(np.mean([getattr(s, m) for s in sel])) if sel else None
+            out.append(row)
+        return out
+
+    def table(self) -> list[dict]:
+        """One flat row per net: its config, whether it reached the target, and its folding there
+        (None when it did not) and at the end."""
+        rows = []
+        for r in self.rows:
+            at, end = r.at_target(), r.snapshots[-1]
+            row = {"depth": r.config.depth, "width": r.config.width, "seed": r.config.seed,
+                   "reached_target": r.reached_target, "step_at_target": at.step if at else None}
+            for m in [m for m, _ in MEASURES] + ["test_error"]:
+                row[f"{m}_at_target"] = getattr(at, m) if at else None
+            for m in [m for m, _ in MEASURES] + ["test_error", "val_accuracy"]:
+                row[f"{m}_end"] = getattr(end, m)
+            row["seconds"] = r.seconds
+            rows.append(row)
+        return rows
+
+
+def run_folding_study(config: FoldingStudyConfig = FoldingStudyConfig(), *, out, address: str | None = None,
+                      workers: int | None = None, progress: bool = False) -> FoldingStudyResult:
+    """Train and measure every net of the grid on the sweep engine; rows in `out/sweep.jsonl`.
+
+    A rerun with the same `out` reuses the nets already there (and reruns failed ones), so a killed
+    study resumes. `address` / `workers` as in `reluscope.sweep.run_sweep` (`workers=0`: in this
+    process, no Ray). Raises once the other nets have finished if any net failed.
+    """
+    from ..sweep import run_sweep
+
+    start = time.perf_counter()
+    summary = run_sweep(folding_net_task, config.nets(), out=out, address=address, workers=workers,
+                        retry_failed=True, progress=progress)
+    if summary.failed:
+        first = summary.rows(status="failed")[0]
+        raise RuntimeError(f"folding study: {summary.failed} of {summary.total} nets failed, the first with "
+                           f"{first['error']} (tracebacks in {summary.table}; a rerun redoes only those)")
+    return FoldingStudyResult(config, tuple(summary.results(FoldingNetRow)), time.perf_counter() - start)
+
+
+def write_folding_study(result: FoldingStudyResult, out) -> dict:
+    """Write folding_study.json (config, trends, per-depth summary), folding_study.csv (one row per
+    net) and the figures folding_vs_depth.png and folding_vs_error.png into `out`; returns the paths."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
+    from ..viz import save_figure
+
+    out = Path(out)
+    table = result.table()
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(table[0]))
+    writer.writeheader()
+    writer.writerows(table)
+    files = {"csv": write_text_atomic(out / "folding_study.csv", buf.getvalue())}
+    doc = {"config": result.config, "seconds": result.seconds, "depth_trends": result.depth_trends(),
+           "error_trends": {"phi_exact": result.error_trends(), "chi_mean_exact": result.error_trends("chi_mean_exact")},
+           "summary": result.summary(), "nets": len(result.rows),
+           "nets_at_target": len(result.at_target())}
+    files["json"] = write_json_atomic(out / "folding_study.json", to_jsonable(doc))
+    files["depth"] = save_figure(depth_figure(result.at_target(), result.config.depths), out / "folding_vs_depth.png")
+    files["error"] = save_figure(error_figure([(r.config.depth, s) for r in result.rows for s in r.snapshots],
+                                              result.config.depths), out / "folding_vs_error.png")
+    return files
+
+
+def depth_figure(nets, depths):
+    """Phi, mean chi and share folded against depth, exact and on the grid: (depth, snapshot) pairs."""
+    from ..viz._common import report_figure
+
+    fig, axes = report_figure(1, 3, figsize=(13, 3.8))
+    for ax, (m, label) in zip(axes, (("phi", "Phi (median of positive chi)"), ("chi_mean", "mean chi"),
+                                     ("share_folded", "share of folded segments"))):
+        for off, kind, marker in ((-0.1, "exact", "o"), (0.1, "grid", "x")):
+            xs = [d + off for d, _ in nets]
+            ax.scatter(xs, [getattr(s, f"{m}_{kind}") for _, s in nets], marker=marker, alpha=0.6, label=kind)
+            means = [np.mean([getattr(s, f"{m}_{kind}") for dd, s in nets if dd == d]) if any(dd == d for dd, _ in nets)
+                     else np.nan for d in depths]
+            ax.plot(np.array(depths) + off, means, "-")
+        ax.set_xticks(list(depths))
+        ax.set_xlabel("hidden layers")
+        ax.set_title(label)
+    axes[0].legend()
+    return fig
+
+
+def error_figure(points, depths):
+    """Phi against test error per depth, one colour per snapshot stage: (depth, snapshot) pairs."""
+    from ..viz._common import report_figure
+
+    fig, axes = report_figure(1, len(depths), figsize=(3.6 * len(depths), 3.4), squeeze=False)
+    for ax, d in zip(axes[0], depths):
+        sel = [s for dd, s in points if dd == d]
+        for stage in sorted({s.stage for s in sel}):
+            pts = [s for s in sel if s.stage == stage]
+            ax.scatter([s.test_error for s in pts], [s.phi_exact for s in pts], label=stage, alpha=0.7)
+        ax.set_title(f"{d} hidden layers")
+        ax.set_xlabel("test error")
+    axes[0][0].set_ylabel("Phi (exact)")
+    axes[0][0].legend(fontsize=7)
+    return fig
 
 
 # ----------------------------------------------------------------------------- statistics

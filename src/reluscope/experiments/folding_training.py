@@ -33,7 +33,7 @@ def _data(n_train: int, n_val: int, seed: int):
     xt, yt = load_mnist("test")
     order = torch.as_tensor(np.random.default_rng(seed).permutation(len(x)))
     tr, va = order[:n_train], order[n_train:n_train + n_val]
-    mu, sd = x[tr].mean(0), x[tr].std(0).clamp(min=0.1)  # see folding_depth: chi is unchanged by it
+    mu, sd = x[tr].mean(0), x[tr].std(0).clamp(min=0.1)  # chi of a given net is unchanged by it
     return ((x[tr] - mu) / sd, y[tr]), ((x[va] - mu) / sd, y[va]), ((xt - mu) / sd, yt)
 
 

@@ -30,14 +30,22 @@ CANTOR = Claim("cantor", "CantorNet: representation A (recursion) folds more tha
                "A folds most (along (0, 3/4) -> (1, 3/4))")
 
 
+def study_config(scale: Scale, seed: int = 0):
+    """The depth / error study's grid at this scale (`FoldingStudyConfig`; quick is its default)."""
+    from ..experiments.folding_study import FoldingStudyConfig
+
+    return FoldingStudyConfig.paper(data_seed=seed) if scale is Scale.PAPER else FoldingStudyConfig(data_seed=seed)
+
+
 def settings(scale: Scale) -> dict:
-    """The study sizes of each scale (quick: smaller than the papers, stated in the report)."""
+    """The sizes of each scale (quick: smaller than the papers, stated in the report)."""
+    from dataclasses import asdict
+
+    study = asdict(study_config(scale))
+    study.pop("data_seed")
     if scale is Scale.PAPER:
-        return dict(depths=(3, 4, 5, 6), widths=(10, 12, 14, 16, 18), seeds=100, n_train=59_000, n_val=1_000,
-                    pairs=1_000, epochs=10, levels=(0.7, 0.8, 0.85, 0.9), reg_seeds=10, reg_epochs=5,
-                    reg_lams=(0.0, 0.1, 1.0), cantor_k=5)
-    return dict(depths=(3, 4, 5, 6), widths=(10, 14, 18), seeds=2, n_train=10_000, n_val=1_000, pairs=100,
-                epochs=6, levels=(0.7, 0.8, 0.9), reg_seeds=2, reg_epochs=2, reg_lams=(0.0, 0.1, 1.0), cantor_k=4)
+        return dict(study, reg_seeds=10, reg_epochs=5, reg_lams=(0.0, 0.1, 1.0), cantor_k=5)
+    return dict(study, reg_seeds=2, reg_epochs=2, reg_lams=(0.0, 0.1, 1.0), cantor_k=4)
 
 
 # ----------------------------------------------------------------------------- claim logic (tested)
@@ -47,8 +55,11 @@ def depth_verdict(trends: dict) -> tuple[Verdict, str]:
     """Phi (exact) decides; the other measures can only make it "partly".
 
     reproduced: Phi rho > 0 with p < 0.05; partly: Phi not significant but mean chi or share of
-    folded segments (exact) grows significantly; not reproduced otherwise."""
+    folded segments (exact) grows significantly; untestable when fewer than 3 nets reached the
+    target or they all have one depth (no rho); not reproduced otherwise."""
     phi = trends["phi_exact"]
+    if not math.isfinite(phi.rho):
+        return Verdict.UNTESTABLE, f"Too few nets at the target to compute a trend ({phi.n})."
     if _sig_pos(phi):
         return Verdict.REPRODUCED, "Phi (exact walks) grows significantly with depth."
     others = [k for k in ("chi_mean_exact", "share_folded_exact") if _sig_pos(trends[k])]
@@ -85,19 +96,19 @@ def _sig_pos(t) -> bool:
 
 
 def run(ctx: RunContext) -> PaperResult:
-    from ..experiments.folding_study import folding_study_configs
+    from ..experiments.folding_study import FoldingNetRow, FoldingStudyResult, folding_net_task
 
     cfg = settings(ctx.scale)
-    common = dict(data_seed=ctx.seed, n_train=cfg["n_train"], n_val=cfg["n_val"], pairs=cfg["pairs"],
-                  epochs=cfg["epochs"], levels=cfg["levels"])
-    configs = folding_study_configs(cfg["depths"], cfg["widths"], cfg["seeds"], **common)
-    rows = ctx.map(_net_task(), configs, desc="folding nets")
-    claims = [_depth_claim(ctx, rows, cfg), _error_claim(ctx, rows, cfg), _regulariser_claim(ctx, cfg),
+    study = study_config(ctx.scale, ctx.seed)
+    rows = ctx.map(folding_net_task, study.nets(), desc="folding nets")
+    result = FoldingStudyResult(study, tuple(r if isinstance(r, FoldingNetRow) else FoldingNetRow(**r) for r in rows))
+    claims = [_depth_claim(ctx, result), _error_claim(ctx, result), _regulariser_claim(ctx, cfg),
               _cantor_claim(ctx, cfg)]
-    exact = all(r.walks_exact for r in rows)
+    exact = all(r.walks_exact for r in result.rows)
     notes = (
-        f"Scale {ctx.scale.value}: depths {cfg['depths']} x widths {cfg['widths']} x {cfg['seeds']} seeds, "
-        f"{cfg['n_train']:,} training images (raw pixels in [0, 1]), {cfg['pairs']} digit 1 -> 4 test segments per net"
+        f"Scale {ctx.scale.value}: depths {study.depths} x widths {study.widths} x {study.seeds} seeds, "
+        f"{study.n_train:,} training images (raw pixels in [0, 1]), at most {study.epochs} epochs, "
+        f"{study.pairs} digit 1 -> 4 test segments per net"
         + ("; the papers used 100 nets per architecture and all training images." if ctx.quick else "."),
         "Walks: " + ("exact traversal for every net (ReLU)." if exact else
                      "some nets have smooth activations: their walks come from bisection (exact=False)."),
@@ -107,51 +118,44 @@ def run(ctx: RunContext) -> PaperResult:
                        settings={**cfg, "seed": ctx.seed}, notes=notes)
 
 
-def _net_task():
-    from ..experiments.folding_study import folding_net_task
+def _depth_claim(ctx, result) -> ClaimResult:
+    from ..experiments.folding_study import MEASURES, depth_figure
 
-    return folding_net_task
-
-
-def _depth_claim(ctx, rows, cfg) -> ClaimResult:
-    from ..experiments.folding_study import MEASURES, spearman_trend
-
-    nets = [(r.config.depth, r.at_target()) for r in rows if r.reached_target]
-    trends = {m: spearman_trend([d for d, _ in nets], [getattr(s, m) for _, s in nets], seed=ctx.seed)
-              for m, _ in MEASURES}
+    nets = result.at_target()
+    trends = result.depth_trends(seed=ctx.seed)
     verdict, why = depth_verdict(trends)
+    depths = result.config.depths
     by_depth = {m: {d: float(np.mean([getattr(s, m) for dd, s in nets if dd == d]))
-                    for d in cfg["depths"] if any(dd == d for dd, _ in nets)} for m, _ in MEASURES}
+                    for d in depths if any(dd == d for dd, _ in nets)} for m, _ in MEASURES}
     ours = "; ".join(f"{label}: {trends[m].text()}" for m, label in MEASURES[:1] + MEASURES[2:3] + MEASURES[4:5])
-    ours += f" [{len(nets)} of {len(rows)} nets reached 0.9]"
-    fig = _depth_figure(nets, cfg["depths"])
+    ours += f" [{len(nets)} of {len(result.rows)} nets reached {result.config.target:g}]"
     notes = (why + " Grid rows: " + "; ".join(f"{label}: {trends[m].text()}" for m, label in MEASURES[1::2])
-             + f". Nets that never reached 0.9 in {cfg['epochs']} epochs are left out ({len(rows) - len(nets)}).")
-    return ClaimResult(DEPTH, ours, verdict, figures=(ctx.save_figure(fig, "folding_vs_depth"),), notes=notes,
-                       values={"trends": trends, "mean_by_depth": by_depth, "nets": len(nets), "trained": len(rows),
-                               "per_net": [{"depth": d, "width": r.config.width, "seed": r.config.seed,
+             + f". Nets that never reached {result.config.target:g} in {result.config.epochs} epochs are left out "
+             f"({len(result.rows) - len(nets)}).")
+    return ClaimResult(DEPTH, ours, verdict, figures=(ctx.save_figure(depth_figure(nets, depths), "folding_vs_depth"),),
+                       notes=notes,
+                       values={"trends": trends, "mean_by_depth": by_depth, "nets": len(nets), "trained": len(result.rows),
+                               "per_net": [{"depth": r.config.depth, "width": r.config.width, "seed": r.config.seed,
                                             **{m: getattr(r.at_target(), m) for m, _ in MEASURES}}
-                                           for r in rows if r.reached_target for d in [r.config.depth]]})
+                                           for r in result.rows if r.reached_target]})
 
 
-def _error_claim(ctx, rows, cfg) -> ClaimResult:
-    from ..experiments.folding_study import spearman_trend
+def _error_claim(ctx, result) -> ClaimResult:
+    from ..experiments.folding_study import error_figure
 
-    per_depth, chi_per_depth, points = {}, {}, []
-    for d in cfg["depths"]:
-        snaps = [s for r in rows if r.config.depth == d for s in r.snapshots]
-        points += [(d, s) for s in snaps]
-        per_depth[d] = spearman_trend([s.test_error for s in snaps], [s.phi_exact for s in snaps], seed=ctx.seed)
-        chi_per_depth[d] = spearman_trend([s.test_error for s in snaps], [s.chi_mean_exact for s in snaps], seed=ctx.seed)
+    per_depth = result.error_trends(seed=ctx.seed)
+    chi_per_depth = result.error_trends("chi_mean_exact", seed=ctx.seed)
+    points = [(r.config.depth, s) for d in result.config.depths for r in result.rows if r.config.depth == d
+              for s in r.snapshots]
     verdict, why = error_verdict(per_depth)
     ours = "; ".join(f"depth {d}: {t.text()}" for d, t in per_depth.items())
     stages = sorted({s.stage for _, s in points})
     notes = (why + f" Snapshots per net: {', '.join(stages)} (validation accuracy first reaching each level, and "
-             f"after {cfg['epochs']} epochs). Mean chi instead of Phi: "
+             f"after {result.config.epochs} epochs). Mean chi instead of Phi: "
              + "; ".join(f"depth {d}: {t.text()}" for d, t in chi_per_depth.items()) + ".")
-    fig = _error_figure(points, cfg["depths"])
     return ClaimResult(ERROR, "Phi vs test error, " + ours, verdict,
-                       figures=(ctx.save_figure(fig, "folding_vs_error"),), notes=notes,
+                       figures=(ctx.save_figure(error_figure(points, result.config.depths), "folding_vs_error"),),
+                       notes=notes,
                        values={"phi_trend_per_depth": per_depth, "chi_mean_trend_per_depth": chi_per_depth,
                                "snapshots": [{"depth": d, **vars(s)} for d, s in points]})
 
@@ -198,41 +202,6 @@ def _cantor_claim(ctx, cfg) -> ClaimResult:
 
 
 # ----------------------------------------------------------------------------- figures
-
-
-def _depth_figure(nets, depths):
-    from ..viz._common import report_figure
-
-    fig, axes = report_figure(1, 3, figsize=(13, 3.8))
-    for ax, (m, label) in zip(axes, (("phi", "Phi (median of positive chi)"), ("chi_mean", "mean chi"),
-                                     ("share_folded", "share of folded segments"))):
-        for off, kind, marker in ((-0.1, "exact", "o"), (0.1, "grid", "x")):
-            xs = [d + off for d, _ in nets]
-            ax.scatter(xs, [getattr(s, f"{m}_{kind}") for _, s in nets], marker=marker, alpha=0.6, label=kind)
-            means = [np.mean([getattr(s, f"{m}_{kind}") for dd, s in nets if dd == d]) if any(dd == d for dd, _ in nets)
-                     else np.nan for d in depths]
-            ax.plot(np.array(depths) + off, means, "-")
-        ax.set_xticks(list(depths))
-        ax.set_xlabel("hidden layers")
-        ax.set_title(label)
-    axes[0].legend()
-    return fig
-
-
-def _error_figure(points, depths):
-    from ..viz._common import report_figure
-
-    fig, axes = report_figure(1, len(depths), figsize=(3.6 * len(depths), 3.4), squeeze=False)
-    for ax, d in zip(axes[0], depths):
-        sel = [s for dd, s in points if dd == d]
-        for stage in sorted({s.stage for s in sel}):
-            pts = [s for s in sel if s.stage == stage]
-            ax.scatter([s.test_error for s in pts], [s.phi_exact for s in pts], label=stage, alpha=0.7)
-        ax.set_title(f"{d} hidden layers")
-        ax.set_xlabel("test error")
-    axes[0][0].set_ylabel("Phi (exact)")
-    axes[0][0].legend(fontsize=7)
-    return fig
 
 
 def _regulariser_figure(summary):

@@ -38,10 +38,16 @@ def sleepy(config: dict) -> dict:
 
 @functools.lru_cache(maxsize=2)
 def _mnist_subset(n_train: int, n_val: int, seed: int):
-    """Standardised MNIST split as in the folding depth study; cached per worker process (Ray reuses them)."""
-    from ..experiments.folding_depth import FoldingDepthConfig, _mnist
+    """Raw MNIST split (train, validation, test); cached per worker process (Ray reuses them)."""
+    import numpy as np
+    import torch
 
-    return _mnist(FoldingDepthConfig(n_train=n_train, n_val=n_val, seed=seed))
+    from ..data import load_mnist
+
+    x, y = load_mnist("train")
+    order = torch.as_tensor(np.random.default_rng(seed).permutation(len(x)))
+    tr, va = order[:n_train], order[n_train : n_train + n_val]
+    return (x[tr], y[tr]), (x[va], y[va]), load_mnist("test")
 
 
 def depth_net(config: dict) -> dict:

@@ -133,7 +133,7 @@ def _draw_histogram(ax, chi, bins, title, label):
 def plot_folding_depth(runs: Sequence, *, ax: Axes | None = None, reached_only: bool = True, metric: str = "chi_mean"):
     """Folding vs depth, one line per width: mean over nets +- one standard deviation.
 
-    `runs`: `FoldingDepthResult.runs` (objects with depth, width, reached_target and `metric`).
+    `runs`: objects with depth, width, reached_target and `metric` attributes, one per net.
     Nets that missed the accuracy target are left out unless `reached_only=False`.
     """
     ax = axes_or_new(ax, figsize=(6, 4))
