@@ -341,7 +341,7 @@ def _fake_digits(split):
     return x, y
 
 
-def test_hulls_experiment_chooses_the_layer_on_validation(monkeypatch):
+def test_hulls_experiment_chooses_the_layer_on_validation(monkeypatch, tmp_path):
     from reluscope.experiments import hulls as ex
 
     monkeypatch.setattr(ex, "_loader", lambda name: _fake_digits)
@@ -359,6 +359,11 @@ def test_hulls_experiment_chooses_the_layer_on_validation(monkeypatch):
     exp = ex.HullsExperiment((run,), 0.0)
     assert exp.summary()["mnist/relu"]["nch_test"] == run.nch_test
     assert "chosen" in ex.format_table(exp)
+    # the study as a sweep (in this process): the same per-layer rows, kept in out/sweep.jsonl
+    swept = ex.run_hulls_experiment([cfg], out=tmp_path / "sweep", workers=0)
+    assert swept.runs[0].layers == run.layers and (tmp_path / "sweep" / "sweep.jsonl").exists()
+    with pytest.raises(ValueError, match="either out"):
+        ex.run_hulls_experiment([cfg])
 
 
 @pytest.mark.parametrize("loo", [False, True])

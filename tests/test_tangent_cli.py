@@ -54,7 +54,7 @@ def test_experiment_small(tmp_path, cli):
         TangentConfig(datasets=("cifar",))
     res = CliRunner().invoke(cli, ["experiment", "tangent", "--out", str(tmp_path / "e"), "--datasets", "mnist",
                                    "--width", "4", "--n-train", "200", "--epochs", "1", "--per-class", "2",
-                                   "--landmarks-per-class", "3", "--n-heldout", "40"])
+                                   "--landmarks-per-class", "3", "--n-heldout", "40", "--workers", "0"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e" / "tangent_gaps.png").stat().st_size > 0
     r = json.loads((tmp_path / "e" / "tangent.json").read_text())["datasets"]["mnist"]

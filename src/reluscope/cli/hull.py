@@ -100,10 +100,12 @@ def hull(
 
 @user_errors
 def hulls_experiment(
-    out: Annotated[Path, typer.Option(help="Output JSON file (per-layer rows, chosen layers, summary).")],
+    out: Annotated[Path, typer.Option(help="Output JSON file (per-layer rows, chosen layers, summary); the sweep's rows go to OUT-STEM-sweep/ (a rerun resumes from them).")],
     full: Annotated[bool, typer.Option(help="Paper scale: 4 x 1024 ReLU and sigmoid MLPs, full data, hulls of up to 6,000 points per class, 3 seeds (hours).")] = False,
     datasets: Annotated[str, typer.Option(help="Comma-separated: mnist, fashion-mnist.")] = "mnist,fashion-mnist",
     seed: Annotated[int, typer.Option(help="Seed of data subsets and training (quick scale).")] = 0,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the nets on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Most nets in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
 ):
     """NCH accuracy per hidden layer vs the network's (Jia et al.), the layer chosen on a validation
     split held out of training, never on the test set."""
@@ -116,7 +118,10 @@ def hulls_experiment(
     configs = [c for c in configs if c.dataset in names]
     if not configs:
         raise ValueError(f"--datasets: expected names from 'mnist', 'fashion-mnist', got {datasets!r}")
-    exp = run_hulls_experiment(configs, progress=True)
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    exp = run_hulls_experiment(configs, out=out.parent / f"{out.stem}-sweep", address=address, workers=workers,
+                               progress=True)
     typer.echo(format_table(exp), err=True)
     exp.write(out)
 

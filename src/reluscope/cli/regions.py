@@ -78,18 +78,32 @@ def regions(
 
 @user_errors(out="folder")
 def topo_grok(
-    out: Annotated[Path, typer.Option(help="Output folder (grok.json/.csv and PNG figures).")] = Path("out/topo-grok"),
+    out: Annotated[Path, typer.Option(help="Output folder: grok_seeds.json/.csv/.png, the sweep's rows in sweep/ (a rerun resumes from them), and with --maps grok.json/.csv and region-map figures.")] = Path("out/topo-grok"),
     steps: Annotated[int, typer.Option(help="Full-batch AdamW steps.")] = 4000,
     n_train: Annotated[int, typer.Option(help="Training inputs (sparse parity, 24 bits, parity of the first 3).")] = 400,
     init_scale: Annotated[float, typer.Option(help="Factor on the initial weights.")] = 2.0,
     weight_decay: Annotated[float, typer.Option(help="Decoupled (AdamW) weight decay.")] = 1.0,
     checkpoints: Annotated[int, typer.Option(help="Log-spaced measured steps.")] = 16,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the first run.")] = 0,
+    seeds: Annotated[int, typer.Option(help="Runs, with seeds seed, seed+1, ...: one sweep task each.")] = 1,
+    maps: Annotated[bool, typer.Option(help="Also redo the first seed's run here and draw its region maps and Fiedler splits (one more run).")] = False,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the seeds on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Most runs in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
 ):
-    """Grokking (sparse parity, regions on the plane through three training inputs): every Fiedler graph variant and the best straight cut against the decision."""
+    """Grokking (sparse parity, regions on the plane through three training inputs): every Fiedler
+    graph variant and the best straight cut against the decision, over training, one run per seed."""
+    from ..experiments.topology import run_grok_seeds, write_grok_seeds
+
+    if seeds < 1:
+        raise ValueError(f"--seeds: expected an integer >= 1, got {seeds}")
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
     cfg = GrokConfig(steps=steps, n_train=n_train, init_scale=init_scale, weight_decay=weight_decay, n_checkpoints=checkpoints, seed=seed)
-    result = run_grok(cfg, progress=True)
-    emit_json({"summary": result.summary, "files": write_grok(result, out)})
+    rows = run_grok_seeds(cfg, range(seed, seed + seeds), out=out / "sweep", address=address, workers=workers, progress=True)
+    files = write_grok_seeds(rows, cfg, out)
+    if maps:
+        files.update(write_grok(run_grok(cfg, progress=True), out))
+    emit_json({"runs": [{k: v for k, v in r.items() if k != "records"} for r in rows], "files": files})
 
 
 @user_errors(out="folder")

@@ -27,8 +27,8 @@ def reproduce(
     scale: Annotated[str, typer.Option(help="quick (default: all four papers in under 15 minutes on 2 CPU cores) or paper (the papers' own sizes, for the sweep engine).")] = "quick",
     out: Annotated[Path, typer.Option(help="Output folder: OUT/<paper>/report.html and results.json, OUT/summary.json.")] = Path("reproduce"),
     seed: Annotated[int, typer.Option(help="Seed of every random choice (data, initialisation, pairs).")] = 0,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address for the sweep engine (paper scale).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Parallel workers for the sweep engine.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the studies' tasks on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Most tasks in flight at once (default: one per CPU).")] = None,
 ):
     """Reproduce a paper's claims: OUT/<paper>/report.html and results.json with a table claim /
     paper's figure / ours / verdict (reproduced, partly, not reproduced, untestable)."""
@@ -44,7 +44,7 @@ def reproduce(
                             progress=True)
     for r in results:
         typer.echo(f"{r.paper}: " + (f"FAILED ({r.error.strip().splitlines()[-1]})" if r.error else ", ".join(
-            f"{c.claim.key} {c.verdict.value}" for c in r.claims)) + f" [{r.seconds:.0f} s] -> {out / r.paper / 'report.html'}",
+            f"{c.claim.key} {c.verdict.value}" for c in r.claims)) + f" [{r.seconds:.0f} s wall, {r.cpu_seconds or 0:.0f} s CPU] -> {out / r.paper / 'report.html'}",
             err=True)
     emit_json({r.paper: {"verdicts": r.verdicts(), "error": r.error,
                          "claims": {c.claim.key: {"ours": c.ours, "verdict": c.verdict} for c in r.claims}}

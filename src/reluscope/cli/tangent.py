@@ -82,7 +82,7 @@ def tangent(
 
 @user_errors(out="folder")
 def tangent_experiment(
-    out: Annotated[Path, typer.Option(help="Output folder: tangent.json and tangent_gaps.png.")] = Path("out/tangent"),
+    out: Annotated[Path, typer.Option(help="Output folder: tangent.json, tangent_gaps.png and the sweep's rows in sweep/ (a rerun resumes from them).")] = Path("out/tangent"),
     full: Annotated[bool, typer.Option(help="The authors' CNN width 64, all training images, 200 test images per class (long on a CPU).")] = False,
     quick: Annotated[bool, typer.Option(help="A few minutes on 2 CPU cores: MNIST, 6,000 training images, 30 + 30 images per class (default: the fair scale, 20,000 training images, 100 + 100 per class, 2,000 held out).")] = False,
     datasets: Annotated[Optional[str], typer.Option(help="Comma-separated: mnist,fashion-mnist (default both).")] = None,
@@ -94,6 +94,8 @@ def tangent_experiment(
     width: Annotated[Optional[int], typer.Option(help="Channels of the convolutions (64 in the paper).")] = None,
     normalize: Annotated[Normalization, typer.Option(help="Normalisation of the tangent vectors: none (default), per_input_minmax, per_parameter_minmax, l2 or value_scaling.")] = Normalization.NONE,
     seed: Annotated[int, typer.Option(help="Seed of data choice and training.")] = 0,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the data sets on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Most data sets in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
 ):
     """The authors' CNN on MNIST and Fashion-MNIST: gaps of the block and sparse similarities and
     classifier accuracies against the network's (is the similarity at least as good?)."""
@@ -103,7 +105,9 @@ def tangent_experiment(
     config = with_overrides(config, datasets=names, per_class=per_class, landmarks_per_class=landmarks_per_class,
                             n_heldout=n_heldout, n_train=n_train, epochs=epochs, width=width, seed=seed,
                             normalize=normalize.value)
-    results = run_tangent_experiment(config, progress=True)
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    results = run_tangent_experiment(config, out=out / "sweep", address=address, workers=workers, progress=True)
     out.mkdir(parents=True, exist_ok=True)
 
     fig, axes = report_figure(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)

@@ -218,19 +218,23 @@ class HullsExperiment:
         return write_json_atomic(Path(out), self.to_dict())
 
 
-def run_hulls_experiment(configs=QUICK, *, mapper=None, progress: bool = False) -> HullsExperiment:
-    """Run every config (`mapper(task, configs)`, e.g. a reproduce context's map or the sweep engine;
-    a plain loop by default) and collect the runs."""
+def run_hulls_experiment(configs=QUICK, *, out=None, address: str | None = None, workers: int | None = None,
+                         mapper=None, progress: bool = False) -> HullsExperiment:
+    """Run every config as one task of a sweep and collect the runs.
+
+    With `out`, on the sweep engine (`reluscope.sweep.run_sweep`: rows in `out/sweep.jsonl`, a rerun
+    resumes; `address` / `workers` as there, `workers=0` in this process); or through
+    `mapper(task, configs)` (e.g. a reproduce context's map). One of the two is needed."""
     configs = list(configs)
     t0 = time.perf_counter()
+    if (out is None) == (mapper is None):
+        raise ValueError("run_hulls_experiment: pass either out (a folder for the sweep's rows) or mapper")
     if mapper is None:
-        rows = []
-        for c in configs:
-            rows.append(run_hulls_config(c))
-            if progress:
-                r = HullsRun.from_dict(rows[-1])
-                print(f"{c.dataset}/{c.activation}: NCH {r.nch_test:.3f} at {r.chosen_layer} (chosen on validation), "
-                      f"net {r.net_test:.3f}, {r.seconds:.0f} s", flush=True)
+        from ..sweep import run_sweep
+
+        summary = run_sweep(run_hulls_config, configs, out=out, address=address, workers=workers,
+                            retry_failed=True, progress=progress).check("hull configs")
+        rows = summary.results()
     else:
         rows = mapper(run_hulls_config, configs)
     runs = tuple(HullsRun.from_dict(r) for r in rows)

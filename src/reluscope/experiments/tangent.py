@@ -45,7 +45,7 @@ from ..tangent import (
 )
 
 __all__ = ["TangentConfig", "TangentDatasetResult", "tangent_cnn", "run_tangent_experiment", "run_dataset",
-           "summarize", "VARIANTS"]
+           "dataset_task", "summarize", "VARIANTS"]
 
 DATASETS = ("mnist", "fashion-mnist")
 
@@ -217,9 +217,25 @@ def run_dataset(name: str, config: TangentConfig, *, progress: bool = False) -> 
     )
 
 
-def run_tangent_experiment(config: TangentConfig | None = None, *, progress: bool = False) -> list[TangentDatasetResult]:
+def dataset_task(config: TangentConfig) -> TangentDatasetResult:
+    """One data set (`config.datasets[0]`) -> its result: the pure seeded task of the sweep."""
+    if len(config.datasets) != 1:
+        raise ValueError(f"config.datasets: a task runs one data set, got {list(config.datasets)}")
+    return run_dataset(config.datasets[0], config)
+
+
+def run_tangent_experiment(config: TangentConfig | None = None, *, out, address: str | None = None,
+                           workers: int | None = None, progress: bool = False) -> list[TangentDatasetResult]:
+    """Every data set of `config` as one task of a sweep (`reluscope.sweep.run_sweep`; rows in
+    `out/sweep.jsonl`, a rerun resumes), so the data sets train side by side on separate cores,
+    or on a cluster with `address`. `workers=0` runs them here, one after another, without Ray."""
+    from ..sweep import run_sweep
+
     config = config or TangentConfig()
-    return [run_dataset(name, config, progress=progress) for name in config.datasets]
+    configs = [replace(config, datasets=(name,)) for name in config.datasets]
+    summary = run_sweep(dataset_task, configs, out=out, address=address, workers=workers, retry_failed=True,
+                        progress=progress).check("tangent data sets")
+    return summary.results(TangentDatasetResult)
 
 
 def summarize(results: list[TangentDatasetResult], config: TangentConfig) -> dict:

@@ -21,7 +21,8 @@ are measured every `every` steps and the step after it, and every step within `w
 a spike (`TopologyRecorder`); the face-count change over one step at spike onsets is compared
 with the change over one ordinary step by a two-sided Mann-Whitney U test.
 
-`grok_row(config)` is one run as a flat row, the unit of a sweep over seeds.
+`grok_row(config)` is one run as a row, the unit of a sweep over seeds (`run_grok_seeds`,
+`write_grok_seeds`; `reluscope experiment topo-grok --seeds N --address ... --workers ...`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import csv
 import io
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ from ..regions.recorder import TopologyRecorder
 
 __all__ = [
     "GrokConfig", "GrokResult", "GrokSummary", "VariantTrack", "run_grok", "grok_row", "write_grok",
+    "run_grok_seeds", "write_grok_seeds",
     "RegressionConfig", "RegressionResult", "RegressionSummary", "SpikeTest", "run_regression", "write_regression",
     "sparse_parity", "regression_target", "spearman",
 ]
@@ -282,14 +284,59 @@ def run_grok(config: GrokConfig = GrokConfig(), *, progress: bool = False) -> Gr
 
 
 def grok_row(config: GrokConfig) -> dict:
-    """One grokking run as a flat row (for sweeps over seeds)."""
-    s = run_grok(config).summary
+    """One grokking run as a row, the unit of a sweep over seeds: the summary flattened, and under
+    "records" every checkpoint's flat row (accuracies, counts, each variant's scores)."""
+    result = run_grok(config)
+    s = result.summary
     row = {"seed": config.seed, **{k: v for k, v in asdict(s).items() if k != "tracks"}}
     for t in s.tracks:
         key = t.name.replace("-", "_")
         row.update({f"{key}_kappa_final": t.kappa_final, f"{key}_kappa_max": t.kappa_max,
                     f"{key}_beats_straight_share": t.beats_straight_share, f"{key}_degenerate_share": t.degenerate_share})
+    row["records"] = [r.as_row() for r in result.records]
     return row
+
+
+def run_grok_seeds(config: GrokConfig, seeds, *, out, address: str | None = None, workers: int | None = None,
+                   progress: bool = False) -> list[dict]:
+    """One grokking run per seed (`grok_row`), as a sweep (`reluscope.sweep.run_sweep`: rows in
+    `out/sweep.jsonl`, a rerun resumes; `workers=0` runs them here without Ray); rows in seed order."""
+    from ..sweep import run_sweep
+
+    configs = [replace(config, seed=int(s)) for s in seeds]
+    if not configs:
+        raise ValueError("seeds: expected at least one seed")
+    return run_sweep(grok_row, configs, out=out, address=address, workers=workers, retry_failed=True,
+                     progress=progress).check("grokking runs").results()
+
+
+def write_grok_seeds(rows: list[dict], config: GrokConfig, out) -> dict:
+    """grok_seeds.json (config, rows with their checkpoints), grok_seeds.csv (one summary row per
+    seed) and grok_seeds.png (accuracies and the default split's and the straight cut's kappa per seed)."""
+    from ..io_utils import write_json_atomic, write_text_atomic
+    from ..viz._common import report_figure
+
+    out = Path(out)
+    files = {"json": write_json_atomic(out / "grok_seeds.json", {"config": asdict(config), "runs": rows}),
+             "csv": write_text_atomic(out / "grok_seeds.csv", _csv([{k: v for k, v in r.items() if k != "records"}
+                                                                    for r in rows]))}
+    fig, axes = report_figure(2, len(rows), figsize=(3.6 * len(rows), 5.6), sharex=True, squeeze=False)
+    for col, r in enumerate(rows):
+        recs = r["records"]
+        steps = np.maximum([x["step"] for x in recs], 0.5)
+        axes[0][col].plot(steps, [x["train_accuracy"] for x in recs], "--", label="train")
+        axes[0][col].plot(steps, [x["test_accuracy"] for x in recs], label="test")
+        axes[0][col].set_title(f"seed {r['seed']}" + (" (grokked)" if r["grokked"] else ""))
+        axes[1][col].plot(steps, [x["fiedler_length_rw_kappa"] for x in recs], label="Fiedler, normalised cut")
+        axes[1][col].plot(steps, [x["fiedler_straight_kappa"] for x in recs], color="black", label="best straight cut")
+        axes[1][col].set_xscale("log")
+        axes[1][col].set_xlabel("step (0 drawn at 0.5)")
+    axes[0][0].set_ylabel("accuracy")
+    axes[1][0].set_ylabel("kappa (area-weighted)")
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    files["figure"] = _save(fig, out / "grok_seeds.png")
+    return files
 
 
 def _write_frames(frames, path: Path) -> Path:

@@ -13,6 +13,7 @@ import datetime as _dt
 import html
 import importlib
 import io
+import os
 import platform
 import time
 import traceback
@@ -105,6 +106,8 @@ class PaperResult:
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
     error: str | None = None
+    cpu_seconds: float | None = None  # this process and the sweep tasks (on Ray workers too), see run_paper
+    load_average: tuple[float, ...] = ()  # the machine's 1-minute load at the start and at the end
 
     def verdicts(self) -> dict[str, int]:
         """How many claims got each verdict."""
@@ -139,6 +142,8 @@ class RunContext:
     address: str | None = None
     workers: int | None = None
     progress: bool = False
+    # CPU seconds of the sweep tasks that ran outside this process (summed by `map`)
+    task_cpu: dict = field(default_factory=lambda: {"seconds": 0.0}, repr=False, compare=False)
 
     @property
     def quick(self) -> bool:
@@ -185,12 +190,9 @@ class RunContext:
         if self.quick:
             (folder / "sweep.jsonl").unlink(missing_ok=True)
         summary = run_sweep(task, list(configs), out=folder, address=self.address, workers=workers,
-                            retry_failed=True, progress=self.progress)
-        if summary.failed:
-            first = summary.rows(status="failed")[0]
-            raise RuntimeError(f"{desc or 'tasks'}: {summary.failed} of {summary.total} tasks failed, the first "
-                               f"with {first['error']} (tracebacks in {summary.table}; at paper scale a rerun "
-                               f"redoes only the failed ones)")
+                            retry_failed=True, progress=self.progress).check(desc or "tasks")
+        if summary.workers:  # in this process (workers=0) the tasks' CPU is already the process's
+            self.task_cpu["seconds"] += summary.cpu_seconds
         return summary.results(result_type(task))
 
 
@@ -235,14 +237,17 @@ def run_paper(
     """Run one paper's protocol and write `out/<paper>/results.json` and `report.html`.
 
     A runner that raises still gets a report (with the traceback in `error`), so one failing paper
-    does not hide the others' results.
+    does not hide the others' results. The result records its wall time, its CPU time (this
+    process's, plus the CPU time of the sweep tasks that ran in Ray workers; Ray's own daemons are
+    not counted) and the machine's load average, so a time measured on a busy machine can be read.
     """
     scale = Scale(scale)
     folder = Path(out) / paper
     ctx = RunContext(paper=paper, scale=scale, out=folder, seed=seed, address=address, workers=workers,
                      progress=progress)
     module = _runner(paper)
-    start = time.perf_counter()
+    load0 = _load()
+    start, cpu = time.perf_counter(), time.process_time()
     if module is None:
         result = PaperResult(paper=paper, title=paper, citation="", scale=scale, claims=(),
                              error=f"no runner for {paper!r} yet ({PAPERS[paper]} is missing)")
@@ -256,9 +261,17 @@ def run_paper(
                 paper=paper, title=getattr(module, "TITLE", paper), citation=getattr(module, "CITATION", ""),
                 scale=scale, claims=(), error=traceback.format_exc(),
             )
-    result = replace(result, seconds=time.perf_counter() - start)
+    result = replace(result, seconds=time.perf_counter() - start,
+                     cpu_seconds=time.process_time() - cpu + ctx.task_cpu["seconds"], load_average=(load0, _load()))
     write_paper_report(result, folder)
     return result
+
+
+def _load() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # not on every platform
+        return float("nan")
 
 
 def run_reproduce(
@@ -284,7 +297,9 @@ def run_reproduce(
         )
     write_json_atomic(Path(out) / "summary.json", {
         "scale": Scale(scale), "seed": seed,
-        "papers": {r.paper: {"verdicts": r.verdicts(), "seconds": r.seconds, "error": r.error,
+        "seconds": sum(r.seconds for r in results), "cpu_seconds": sum(r.cpu_seconds or 0.0 for r in results),
+        "papers": {r.paper: {"verdicts": r.verdicts(), "seconds": r.seconds, "cpu_seconds": r.cpu_seconds,
+                             "load_average": r.load_average, "error": r.error,
                              "claims": [{"claim": c.claim.claim, "verdict": c.verdict, "ours": c.ours}
                                         for c in r.claims]}
                    for r in results},
@@ -351,7 +366,8 @@ def _html(result: PaperResult, folder: Path) -> str:
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(result.title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>Reproduction: {_esc(result.title)}</h1>"
-        f"<p class='meta'>{_esc(result.citation)}<br>scale {_esc(result.scale.value)} · {result.seconds:.0f} s · "
+        f"<p class='meta'>{_esc(result.citation)}<br>scale {_esc(result.scale.value)} · {result.seconds:.0f} s wall"
+        f"{'' if result.cpu_seconds is None else f' · {result.cpu_seconds:.0f} s CPU'} · "
         f"created {created} · python {platform.python_version()}</p>{error}{table}"
         f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}"
         f"<details><summary>settings (JSON)</summary><pre>{settings}</pre></details>"

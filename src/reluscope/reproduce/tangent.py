@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..experiments.tangent import TangentConfig, TangentDatasetResult  # the task's types, for the sweep engine
+from ..experiments.tangent import TangentConfig, TangentDatasetResult, dataset_task  # noqa: F401 (the task and its types)
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Scale, Verdict
 
 TITLE = "Gradient representations in ReLU networks as similarity functions (Racz & Daroczy)"
@@ -31,13 +31,6 @@ def config_for(scale: Scale, seed: int):
     if scale is Scale.PAPER:
         return TangentConfig(seed=seed)  # the fair scale: 20,000 training images, 100 + 100 per class, 2,000 held out
     return replace(TangentConfig.quick(), seed=seed)
-
-
-def dataset_task(config: TangentConfig) -> TangentDatasetResult:
-    """One data set (config.datasets[0]) -> its result: a pure seeded task for the sweep engine."""
-    from ..experiments.tangent import run_dataset
-
-    return run_dataset(config.datasets[0], config)
 
 
 def _se(a: float, b: float, n: int) -> float:

@@ -6,8 +6,9 @@ A sweep is a task function `config -> result` and a list of configs (frozen data
 so a killed sweep loses only the tasks that were running. `import reluscope.sweep` does not import
 Ray; running a sweep does (the optional extra `reluscope[sweep]`), unless `workers=0`.
 
-A row: key, task, status ("ok" or "failed"), config, result, error, traceback, seconds, host,
-version (of reluscope on the worker), finished (UTC).
+A row: key, task, status ("ok" or "failed"), config, result, error, traceback, seconds (wall),
+cpu_seconds (CPU time of the worker process during the task, all its threads), host, version (of
+reluscope on the worker), finished (UTC).
 """
 
 from __future__ import annotations
@@ -79,6 +80,20 @@ class SweepSummary:
         by_key = read_rows(self.table)
         rows = [by_key[k] for k in self.keys if k in by_key]
         return [r for r in rows if status is None or r["status"] == status]
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds the tasks of this sweep's rows took (reused rows included; rows written
+        before this field existed count 0)."""
+        return float(sum(r.get("cpu_seconds") or 0.0 for r in self.rows()))
+
+    def check(self, what: str = "tasks") -> "SweepSummary":
+        """Raise `RuntimeError` naming the first failure if any task failed; else return self."""
+        if self.failed:
+            first = self.rows(status="failed")[0]
+            raise RuntimeError(f"{what}: {self.failed} of {self.total} tasks failed, the first with {first['error']} "
+                               f"(tracebacks in {self.table}; a rerun into the same folder redoes only the failed ones)")
+        return self
 
     def results(self, as_type=None) -> list:
         """The results of the tasks that succeeded, in the order of the configs: their JSON form,
@@ -248,7 +263,8 @@ def _run_on_ray(task, todo, record, bar, address, workers, res):
                         text = str(err)
                         part = {"status": "failed", "result": None,
                                 "error": f"{type(err).__name__}: {text.splitlines()[0] if text else ''}",
-                                "traceback": text, "seconds": None, "host": None, "version": None}
+                                "traceback": text, "seconds": None, "cpu_seconds": None, "host": None,
+                                "version": None}
                     record(key, config, part)
         except BaseException:
             for ref in pending:  # do not leave orphans computing rows nobody will write

@@ -52,7 +52,7 @@ def execute(task, config, cpus: float | None = None) -> dict:
             os.environ["OMP_NUM_THREADS"] = str(threads)
     from .. import __version__
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         result = to_jsonable(task(config))
         status, error, trace = "ok", None, None
@@ -60,4 +60,5 @@ def execute(task, config, cpus: float | None = None) -> dict:
         result, status = None, "failed"
         error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
     return {"status": status, "result": result, "error": error, "traceback": trace,
-            "seconds": time.perf_counter() - start, "host": socket.gethostname(), "version": __version__}
+            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+            "host": socket.gethostname(), "version": __version__}
