@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from reluscope import activation_patterns, activations, hidden_features, pattern_layout, to_network
+from reluscope import Activations, activation_patterns, activations, hidden_features, pattern_layout, to_network
 from reluscope.testing.models import BasicBlock, LeNetFunctional, tiny_resnet
 
 
@@ -44,10 +44,10 @@ def test_in_place_relu_does_not_overwrite_the_captured_pre_activation():
     model, x = InPlace().eval(), _x()
     pre = model.fc1(x).detach()
     assert pre.min() < 0
-    torch.testing.assert_close(activations(model, x, layer="fc1"), pre)  # used to come back clamped at 0
-    torch.testing.assert_close(activations(model, x, layer="fc1 output"), pre)
-    torch.testing.assert_close(activations(model, x, layer="act input"), pre)
-    torch.testing.assert_close(activations(model, x, layer="act"), pre.clamp(min=0))
+    torch.testing.assert_close(activations(model, x, layer="fc1").value, pre)  # used to come back clamped at 0
+    torch.testing.assert_close(activations(model, x, layer="fc1 output").value, pre)
+    torch.testing.assert_close(activations(model, x, layer="act input").value, pre)
+    torch.testing.assert_close(activations(model, x, layer="act").value, pre.clamp(min=0))
     torch.testing.assert_close(hidden_features(model, x, hidden_layer="fc1"), pre)
     torch.testing.assert_close(hidden_features(model, x), pre.clamp(min=0))  # default: input of the last Linear
 
@@ -89,7 +89,7 @@ def test_a_module_run_twice_is_named_by_call():
     names = [n.name for n in net.nodes]
     torch.testing.assert_close(first, values[names.index("layer1.0.relu")])
     torch.testing.assert_close(second, values[names.index("layer1.0.relu#2")])
-    block_out = activations(model, x, layer="layer1")
+    block_out = activations(model, x, layer="layer1").value
     torch.testing.assert_close(block_out, second)
 
 
@@ -109,7 +109,7 @@ def test_activation_patterns_of_chosen_layers_and_their_layout():
     sub = pattern_layout(model, x, layers="layer1.0.relu")
     assert [u.name for u in sub] == ["layer1.0.relu", "layer1.0.relu#2"] and both.shape[1] == sub[-1].stop
     # bits of a layer = signs of its input, from activations
-    z = activations(model, x, layer="layer2.0.relu#2 input")
+    z = activations(model, x, layer="layer2.0.relu#2 input").value
     assert torch.equal(activation_patterns(model, x, layers="layer2.0.relu#2"), (z > 0).reshape(6, -1))
 
 
@@ -117,9 +117,35 @@ def test_activations_of_a_functional_lenet_by_graph_name():
     torch.manual_seed(5)
     model = LeNetFunctional().eval()
     x = torch.randn(3, 1, 12, 12)
-    pooled = activations(model, x, layer="max_pool2d_1")
+    pooled = activations(model, x, layer="max_pool2d_1").value
     assert pooled.shape == (3, 4, 1, 1)
-    torch.testing.assert_close(activations(model, x, layer="fc1 input"), pooled.reshape(3, -1))
+    torch.testing.assert_close(activations(model, x, layer="fc1 input").value, pooled.reshape(3, -1))
+
+
+def test_activations_result_names_what_it_read():
+    """One call, a result: values in the order asked, the names as given and the points read."""
+    model = tiny_resnet(BasicBlock, layers=(1, 1))
+    torch.manual_seed(6)
+    x = torch.randn(5, 3, 8, 8)
+    got = activations(model, x, layer=["fc input", "layer1.0.relu#2", "layer1.0.add"])
+    assert isinstance(got, Activations) and len(got) == 3
+    assert got.layers == ("fc input", "layer1.0.relu#2", "layer1.0.add")
+    assert got.points == ("fc input", "layer1.0.relu#2 output", "layer1.0.add")
+    net = to_network(model, input_shape=(3, 8, 8))
+    values, names = net.values(x), [n.name for n in net.nodes]
+    torch.testing.assert_close(got["layer1.0.relu#2"], values[names.index("layer1.0.relu#2")])
+    torch.testing.assert_close(got["layer1.0.add"], values[names.index("layer1.0.add")])
+    assert got.flat().shape == (5, sum(v[0].numel() for v in got))
+    with pytest.raises(ValueError, match="3 layers were asked for"):
+        got.value
+    with pytest.raises(KeyError, match="'nope' is not among"):
+        got["nope"]
+    # the batch size follows memory_budget (here one input per pass) and does not change the values
+    one = activations(model, x, layer="layer1.0.relu#2", memory_budget=40_000)
+    torch.testing.assert_close(one.value, got[1])
+    with pytest.warns(DeprecationWarning, match="memory_budget"):
+        old = activations(model, x, layer="layer1.0.relu#2", batch_size=2)
+    torch.testing.assert_close(old.value, got[1])
 
 
 def test_hull_functions_take_a_layer_name():

@@ -129,6 +129,33 @@ def test_similarity_matches_reference(metric, per_output, normalize, kind):
     torch.testing.assert_close(got, ref)
 
 
+@pytest.mark.parametrize("per_output", [True, False])
+@pytest.mark.parametrize("normalize", ["none", "l2", "per_parameter_minmax"])
+@pytest.mark.parametrize("same", [True, False])
+def test_similarity_tiled_when_features_do_not_fit(per_output, normalize, same):
+    """A budget too small for y's features: rows in tiles, per output, columns recomputed per tile."""
+    model = mlp(4)  # 83 parameters, float64: 664 bytes per output per input
+    x = inputs(model, 7, seed=2)
+    y = None if same else inputs(model, 5, seed=3)
+    got = tangent_similarity(model, x, y, metric="euclidean", per_output=per_output, normalize=normalize,
+                             memory_budget=4000)  # tiles of 3 rows, one input per gradient chunk
+    ref = reference_similarity(model, x, y, metric="euclidean", per_output=per_output, normalize=normalize)
+    torch.testing.assert_close(got, ref)
+
+
+def test_block_scores_of_a_parameter_the_output_ignores():
+    """Forward mode with one dual block: an unused parameter has no tangent at all (scores 0)."""
+    plain = Custom().double()
+    model = Custom().double()
+    model.load_state_dict(plain.state_dict())
+    model.unused = nn.Linear(2, 2).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    s = tangent_scores(model, x, method="func_jvp")
+    assert s.shape == (3, 8, 3)
+    assert torch.equal(s[:, 6:], torch.zeros(3, 2, 3, dtype=torch.float64))
+    torch.testing.assert_close(s[:, :6], tangent_scores(plain, x, method="func_jvp"))
+
+
 def test_similarity_symmetric_default_y():
     model = cnn(3)
     x = inputs(model, 5)

@@ -126,3 +126,25 @@ def test_accuracy_counts_argmax():
     model = nn.Sequential(nn.Identity())
     logits = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     assert accuracy(model, logits, torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
+
+
+def test_train_result_save_load_round_trip(moons, tmp_path):
+    (x, y), (xv, yv) = moons
+    result = train_classifier(mlp(2, [8], 2, seed=0), x, y, x_val=xv, y_val=yv, epochs=2, batch_size=64, seed=5)
+    weights, arch = result.save(tmp_path / "run" / "net")
+    assert weights.name == "net.safetensors" and arch.name == "net.json"
+    back = TrainResult.load(tmp_path / "run" / "net")
+    assert back.history == result.history and back.steps == result.steps
+    assert back.reached_target is result.reached_target and back.final_accuracy == result.final_accuracy
+    for a, b in zip(result.model.state_dict().values(), back.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not back.model.training and accuracy(back.model, xv, yv) == accuracy(result.model, xv, yv)
+    assert result.to_dict()["steps"] == result.steps and result.to_dict()["model"]["type"] == "Sequential"
+
+
+def test_train_result_load_refuses_a_plain_model(tmp_path):
+    from reluscope.network.io import save_model
+
+    save_model(mlp(2, [3], 2, seed=0), tmp_path / "m")
+    with pytest.raises(ValueError, match="without a training result; load it with reluscope.load_model"):
+        TrainResult.load(tmp_path / "m")

@@ -22,6 +22,7 @@ _EXPORTS = {
     "activation_patterns": "reluscope.patterns",
     "pattern_layout": "reluscope.patterns",
     "activations": "reluscope.network.named",
+    "Activations": "reluscope.network.named",
     "pack_patterns": "reluscope.patterns",
     "unpack_patterns": "reluscope.patterns",
     "PackedPatterns": "reluscope.patterns",

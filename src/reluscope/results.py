@@ -28,7 +28,7 @@ import torch
 
 from .io_utils import atomic_path, to_jsonable
 
-__all__ = ["Result", "load_result", "FORMAT_VERSION"]
+__all__ = ["Result", "load_result", "FORMAT_VERSION", "encode_manifest", "decode_manifest"]
 
 FORMAT_VERSION = 1
 _META = "__result__"
@@ -95,6 +95,26 @@ def load_result(path: str | os.PathLike) -> Result:
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"path: {path} has result format {meta.get('format')!r}; this reluscope reads {FORMAT_VERSION}")
     return _decode(meta["value"], arrays)
+
+
+def encode_manifest(value, *, what: str) -> dict:
+    """The JSON manifest of a value without arrays (for results stored inside another file's JSON)."""
+    arrays: dict[str, np.ndarray] = {}
+    encoded = _encode(value, arrays)
+    if arrays:
+        raise TypeError(f"{what}: cannot store arrays in a JSON manifest; use Result.save")
+    return {"format": FORMAT_VERSION, "value": encoded}
+
+
+def decode_manifest(meta: dict, *, what: str):
+    """The value of a manifest written by `encode_manifest` (only reluscope classes are rebuilt)."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{what}: result format {meta.get('format') if isinstance(meta, dict) else meta!r}; "
+                         f"this reluscope reads {FORMAT_VERSION}")
+    try:
+        return _decode(meta.get("value"), {})
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{what}: malformed result manifest ({type(err).__name__}: {err})") from None
 
 
 # ----------------------------------------------------------------------------- encoding

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from ._checks import as_enum, as_float_tensor, check_finite, check_int, check_positive
-from .results import Result
+from .io_utils import to_jsonable
+from .network.io import describe_model, load_model, read_model_description, save_model
+from .results import FORMAT_VERSION, Result, decode_manifest, encode_manifest
 
 __all__ = ["mlp", "train_classifier", "accuracy", "TrainResult", "EpochStats", "TrainState", "Optimizer"]
 
@@ -80,10 +84,13 @@ class TrainState:
 
 
 @dataclass(frozen=True, eq=False)
-class TrainResult:
+class TrainResult(Result):
     """The trained model (eval mode, on the training device), the per-epoch history and the steps.
 
-    `reached_target` is True iff a `target_accuracy` was given and reached.
+    `reached_target` is True iff a `target_accuracy` was given and reached. `save(path)` writes
+    the model with `save_model` (`path.safetensors` + `path.json`) and the rest as a result manifest
+    inside that JSON file's metadata, so the pair stays loadable by `load_model` and the CLI;
+    `TrainResult.load(path)` reads both back. Nothing is pickled.
     """
 
     model: nn.Module
@@ -98,6 +105,31 @@ class TrainResult:
             return None
         last = self.history[-1]
         return last.val_accuracy if last.val_accuracy is not None else last.train_accuracy
+
+    def _rest(self) -> dict:
+        return {"history": self.history, "steps": self.steps, "reached_target": self.reached_target}
+
+    def to_dict(self) -> dict:
+        """History, steps and reached_target as JSON values; the model as its architecture description."""
+        return {"model": describe_model(self.model), **to_jsonable(self._rest())}
+
+    def save(self, path: str | os.PathLike) -> tuple[Path, Path]:
+        """Write `path.safetensors` and `path.json` (the model, and the rest as metadata); returns both."""
+        manifest = encode_manifest(self._rest(), what="TrainResult")
+        return save_model(self.model, path, metadata={"train_result": manifest})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TrainResult":
+        """Read a TrainResult written by `save` (the model on `device`, in eval mode)."""
+        meta = (read_model_description(path).get("metadata") or {}).get("train_result")
+        if not isinstance(meta, dict):
+            raise ValueError(
+                f"path: {path} is a saved model without a training result; load it with reluscope.load_model"
+            )
+        rest = decode_manifest(meta, what=str(path))
+        if not isinstance(rest, dict) or set(rest) != {"history", "steps", "reached_target"}:
+            raise ValueError(f"path: {path} has a malformed training result (format {FORMAT_VERSION} expected)")
+        return cls(model=load_model(path, device=device), **rest)
 
 
 def _as_data(x, y, xname: str, yname: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,12 +15,58 @@ forward pass fails. A name that forward never reaches is an error naming it.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
-from .._checks import as_float_tensor
+from .._checks import DEFAULT_MEMORY_BUDGET, as_float_tensor, check_int, rows_within_budget
+from ..results import Result
 
-__all__ = ["activations", "layer_points", "layer_features"]
+__all__ = ["Activations", "activations", "layer_points", "layer_features"]
+
+
+@dataclass(frozen=True)
+class Activations(Result):
+    """The activations of named layers for a batch of inputs.
+
+    `values[i]` [N, ...] are those of `layers[i]` (the names as asked); `points[i]` is what was
+    read: "<module> input", "<module> output" (with "#k" for the k-th call) or a graph node's name.
+    Iterating gives the tensors in order (``a, b = activations(model, x, layer=["a", "b"])``);
+    `value` is the tensor of a single layer; `result["fc1 input"]` looks one up by name. Tensors
+    stay on the input's device (the array convention for activations, README "Conventions").
+    """
+
+    values: tuple[torch.Tensor, ...]
+    layers: tuple[str, ...]
+    points: tuple[str, ...]
+
+    @property
+    def value(self) -> torch.Tensor:
+        """The activations [N, ...] when one layer was asked for."""
+        if len(self.values) != 1:
+            raise ValueError(f"value: {len(self.values)} layers were asked for ({list(self.layers)}); "
+                             "index by name or unpack them")
+        return self.values[0]
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, key: int | str) -> torch.Tensor:
+        if isinstance(key, str):
+            for name, point, v in zip(self.layers, self.points, self.values):
+                if key in (name, point):
+                    return v
+            raise KeyError(f"layer: {key!r} is not among {list(self.layers)}")
+        return self.values[key]
+
+    def flat(self) -> torch.Tensor:
+        """[N, D]: every layer's activations flattened per input and concatenated, in order."""
+        return torch.cat([v.reshape(v.shape[0], -1) for v in self.values], dim=1)
 
 
 def _parse(name) -> tuple[str, str, int | None]:
@@ -45,7 +91,7 @@ def layer_points(model: nn.Module) -> list[str]:
     return [f"{n} {w}" for n, _ in model.named_modules() if n for w in ("input", "output")]
 
 
-def _module_capture(model, parsed, x, batch_size):
+def _module_capture(model, parsed, x, rows):
     """Run `model` with hooks on the named modules; {(base, where, call): [chunks]} and call counts."""
     modules = dict(model.named_modules())
     captured = {p: [] for p in parsed}
@@ -76,7 +122,7 @@ def _module_capture(model, parsed, x, batch_size):
     counts = []
     try:
         with torch.no_grad():
-            for chunk in x.split(batch_size):
+            for chunk in x.split(rows):
                 calls.clear()
                 model(chunk)
                 counts.append(dict(calls))
@@ -86,13 +132,44 @@ def _module_capture(model, parsed, x, batch_size):
     return captured, counts[0] if counts else {}
 
 
-def activations(model, x, *, layer, batch_size: int = 4096):
-    """The activations of one named layer (a tensor [N, ...]) or of a list of names (a tuple of
-    tensors, in the order given), for the inputs `x` [N, ...].
+def _rows(model, x, parsed, memory_budget: int) -> int:
+    """Inputs per forward pass within `memory_budget` bytes. A module: the asked-for points of one
+    input plus twice the widest module output (what forward holds at once besides them); a
+    `Network`: every node's value of one input (`Network.values` keeps them all)."""
+    from .network import Network
+
+    with torch.no_grad():
+        if isinstance(model, Network):
+            net = model if model.input_shape is not None else model.with_input_shape(x.shape[1:])
+            numel = sum(v.numel() for v in net.to(dtype=x.dtype, device=x.device).values(x[:1])) + x[0].numel()
+        else:
+            widest = [x[0].numel()]
+            hooks = [m.register_forward_hook(lambda mod, i, o: widest.append(o.numel() if isinstance(o, torch.Tensor) else 0))
+                     for m in model.modules()]
+            try:
+                model(x[:1])
+            finally:
+                for h in hooks:
+                    h.remove()
+            numel = (len(parsed) + 2) * max(widest)
+    return rows_within_budget(numel * x.element_size(), memory_budget, what="input", total=x.shape[0])
+
+
+def activations(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    layer: str | list[str] | tuple[str, ...],
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    batch_size: int | None = None,
+) -> Activations:
+    """The activations of one named layer, or of a list of names, for the inputs `x` [N, ...]:
+    an `Activations` (values in the order given, the names, and the points read).
 
     `model` is a torch.nn.Module (any, even one reluscope cannot otherwise analyse, for module
     names) or a `Network` (node names). Names are described in the module docstring; a name that
-    forward never reaches raises a ValueError naming it.
+    forward never reaches raises a ValueError naming it. Inputs go through forward in batches
+    sized to `memory_budget` bytes (`batch_size`, a number of inputs, is deprecated).
     """
     from .network import Network
 
@@ -103,18 +180,25 @@ def activations(model, x, *, layer, batch_size: int = 4096):
     x = as_float_tensor(x, "x")
     if x.dim() < 2:
         raise ValueError(f"x: expected a batch [N, ...] of inputs, got shape {list(x.shape)}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
     parsed = [_parse(n) for n in names]
+    if batch_size is not None:
+        warnings.warn("activations(batch_size=) is deprecated; pass memory_budget= (bytes)", DeprecationWarning, stacklevel=2)
+        rows = check_int(batch_size, "batch_size")
+    elif x.shape[0] and isinstance(model, (nn.Module, Network)):
+        rows = _rows(model, x, parsed, memory_budget)
+    else:
+        rows = max(1, x.shape[0])
     if isinstance(model, Network):
-        return _from_network(model, names, parsed, x, single)
+        values, points = _from_network(model, names, parsed, x, rows)
+        return Activations(values, tuple(names), points)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module or reluscope.Network, got {type(model).__name__}")
     modules = dict(model.named_modules())
     by_module = [p for p in parsed if p[0] in modules and p[0]]
     results: dict[int, torch.Tensor] = {}
+    points: dict[int, str] = {}
     if by_module:
-        captured, calls = _module_capture(model, by_module, x, batch_size)
+        captured, calls = _module_capture(model, by_module, x, rows)
         for i, (name, p) in enumerate(zip(names, parsed)):
             if p not in captured:
                 continue
@@ -130,6 +214,7 @@ def activations(model, x, *, layer, batch_size: int = 4096):
             if p[2] is not None and p[2] > n_calls:
                 raise ValueError(f"layer: {name!r}: module {p[0]!r} runs {n_calls} time(s) in forward")
             results[i] = torch.cat(captured[p])
+            points[i] = f"{p[0]}{'' if p[2] is None else f'#{p[2]}'} {p[1]}"
     rest = [i for i in range(len(names)) if i not in results]
     if rest:
         from .convert import to_network
@@ -141,15 +226,16 @@ def activations(model, x, *, layer, batch_size: int = 4096):
                 f"layer: {names[rest[0]]!r} is not a submodule of the model, and its graph cannot be "
                 f"traced to look for it ({err}); name one of: {layer_points(model)[:20]}"
             ) from err
-        values = _from_network(net, [names[i] for i in rest], [parsed[i] for i in rest], x, False, modules)
+        values, found = _from_network(net, [names[i] for i in rest], [parsed[i] for i in rest], x, rows, modules)
         results.update(zip(rest, values))
-    out = tuple(results[i] for i in range(len(names)))
-    return out[0] if single else out
+        points.update(zip(rest, found))
+    n = len(names)
+    return Activations(tuple(results[i] for i in range(n)), tuple(names), tuple(points[i] for i in range(n)))
 
 
-def _from_network(net, names, parsed, x, single, modules=None):
+def _from_network(net, names, parsed, x, rows, modules=None):
     index = {node.name: i for i, node in enumerate(net.nodes)}
-    wanted = []
+    wanted, found = [], []
     for name, (base, where, call) in zip(names, parsed):
         key = base if call in (None, 1) else f"{base}#{call}"
         if key not in index:
@@ -163,18 +249,18 @@ def _from_network(net, names, parsed, x, single, modules=None):
         if where == "input" and len(net.nodes[node].inputs) != 1:
             raise ValueError(f"layer: {name!r}: node {key!r} has {len(net.nodes[node].inputs)} inputs; name one of them")
         wanted.append((node, where))
+        found.append(f"{key} input" if where == "input" else key)
     if net.input_shape is None:
         net = net.with_input_shape(x.shape[1:])
     net = net.to(dtype=x.dtype, device=x.device)
     chunks: list[list[torch.Tensor]] = [[] for _ in wanted]
     with torch.no_grad():
-        for part in x.split(4096):
+        for part in x.split(rows):
             values = net.values(part)
             for k, (node, where) in enumerate(wanted):
                 j = net.nodes[node].inputs[0] if where == "input" else node
                 chunks[k].append(part if j == -1 else values[j])
-    out = tuple(torch.cat(c) for c in chunks)
-    return out[0] if single else out
+    return tuple(torch.cat(c) for c in chunks), tuple(found)
 
 
 def layer_points_from(modules: dict) -> list[str]:
@@ -190,6 +276,4 @@ def layer_features(model, x, layer) -> torch.Tensor:
     param = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     if param is not None and x.is_floating_point():
         x = x.to(param.dtype)  # hull points are often float64 numpy arrays; the model decides
-    values = activations(model, x, layer=layer)
-    values = (values,) if isinstance(values, torch.Tensor) else values
-    return torch.cat([v.reshape(v.shape[0], -1) for v in values], dim=1).to(torch.float64)
+    return activations(model, x, layer=layer).flat().to(torch.float64)

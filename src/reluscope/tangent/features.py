@@ -205,19 +205,24 @@ def chunks(n: int, size: int, *, progress: bool = False, desc: str = "") -> Iter
 
 
 def per_sample_gradients(
-    model, params: _Params, x: torch.Tensor, *, per_output: bool
+    model, params: _Params, x: torch.Tensor, *, per_output: bool, output: int | None = None
 ) -> torch.Tensor:
-    """[n, P] (or [n, K, P]) gradients for one chunk x, via vmap over samples."""
+    """[n, P] (or [n, K, P]) gradients for one chunk x, via vmap over samples.
+
+    With `output` = k, only the gradient of f_k: [n, P] (one backward pass per input, not K)."""
     names = params.names
 
-    def output(p: dict, xi: torch.Tensor) -> torch.Tensor:
+    def out_fn(p: dict, xi: torch.Tensor) -> torch.Tensor:
         return functional_call(model, p, (xi.unsqueeze(0),)).reshape(-1)
 
-    if per_output:
-        per_param = vmap(jacrev(output), in_dims=(None, 0))(params.as_dict(), x)
+    if output is not None:
+        per_param = vmap(grad(lambda p, xi: out_fn(p, xi)[output]), in_dims=(None, 0))(params.as_dict(), x)
+        parts = [per_param[name].reshape(x.shape[0], t.numel()) for name, t in zip(names, params.tensors)]
+    elif per_output:
+        per_param = vmap(jacrev(out_fn), in_dims=(None, 0))(params.as_dict(), x)
         parts = [per_param[name].reshape(x.shape[0], -1, t.numel()) for name, t in zip(names, params.tensors)]
     else:
-        per_param = vmap(grad(lambda p, xi: output(p, xi).sum()), in_dims=(None, 0))(params.as_dict(), x)
+        per_param = vmap(grad(lambda p, xi: out_fn(p, xi).sum()), in_dims=(None, 0))(params.as_dict(), x)
         parts = [per_param[name].reshape(x.shape[0], t.numel()) for name, t in zip(names, params.tensors)]
     return torch.cat(parts, dim=-1)
 
@@ -288,15 +293,20 @@ def iter_features(
     progress: bool = False,
     index: torch.Tensor | None = None,
     columns: ColumnScaling | None = None,
+    output: int | None = None,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
     """Yield (rows, features) chunk by chunk; `index` keeps only those parameter coordinates
-    (applied after normalisation, which always sees the whole gradient)."""
-    k = output_size(model, params, x) if per_output else 1
+    (applied after normalisation, which always sees the whole gradient). With `output` = k (per-output
+    form), only output k's features [n, P], normalised as that output's are."""
+    k = 1 if output is not None or not per_output else output_size(model, params, x)
+    if output is not None and columns is not None and columns.low is not None:
+        columns = ColumnScaling(columns.low[output:output + 1], columns.span[output:output + 1])
     per_sample = params.total * k * params.dtype.itemsize * _VMAP_OVERHEAD
     size = chunk_size(per_sample, x.shape[0], memory_budget)
     for rows in chunks(x.shape[0], size, progress=progress, desc="tangent features"):
         with torch.no_grad():
-            g = normalize_rows(per_sample_gradients(model, params, x[rows], per_output=per_output), normalize, columns)
+            g = per_sample_gradients(model, params, x[rows], per_output=per_output, output=output)
+            g = normalize_rows(g, normalize, columns)
         yield rows, (g if index is None else g.index_select(-1, index))
 
 

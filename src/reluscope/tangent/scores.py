@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import Enum
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch.func import functional_call, jvp
 
 from .._checks import as_enum
@@ -139,11 +140,23 @@ def _func_jvp_scores(model, params: _Params, x: torch.Tensor, per_block: bool) -
 
     if not per_block:
         return jvp(f, (theta,), (theta,))[1].unsqueeze(1)
+    # Only block l's tensor carries a tangent: forward AD then computes nothing upstream of its
+    # layer and no W' term in the other layers. torch.func.jvp with zero tangents elsewhere did
+    # both (about 2x the work on a ResNet; measured in the tangent_similarity docstring).
     cols = []
     for name in params.names:
-        tangent = {n: (t if n == name else torch.zeros_like(t)) for n, t in theta.items()}
-        cols.append(jvp(f, (theta,), (tangent,))[1])
+        with fwAD.dual_level():
+            p = dict(theta)
+            p[name] = fwAD.make_dual(theta[name], theta[name])
+            tangent = fwAD.unpack_dual(f(p)).tangent
+        cols.append(torch.zeros(x.shape[0], _outputs_per_input(model, theta, x), dtype=x.dtype, device=x.device)
+                    if tangent is None else tangent)
     return torch.stack(cols, dim=1)
+
+
+def _outputs_per_input(model, theta, x) -> int:
+    """Outputs per input (for a block the output does not depend on, whose tangent is None)."""
+    return int(functional_call(model, theta, (x[:1],))[0].numel())
 
 
 def tangent_scores(

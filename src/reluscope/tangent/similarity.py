@@ -117,7 +117,7 @@ def hidden_features(model, x, *, hidden_layer: str | None = None) -> torch.Tenso
     if hidden_layer is None:
         hidden_layer = f"{_last_linear_run(model, x)} input"
     try:
-        h = activations(model, x, layer=hidden_layer)
+        h = activations(model, x, layer=hidden_layer).value
     except (TypeError, ValueError) as err:
         raise type(err)(str(err).replace("layer:", "hidden_layer:", 1)) from err
     return h.reshape(h.shape[0], -1)
@@ -127,35 +127,55 @@ def hidden_features(model, x, *, hidden_layer: str | None = None) -> torch.Tenso
 
 
 def _feature_gram(model, params, x, y, *, per_output, mode, index, memory_budget, progress, columns=None):
-    """sum over chunks of F(x) F(y)^T; y's features are kept if they fit half the budget."""
-    def feats(z, prog):
+    """sum over chunks of F(x) F(y)^T.
+
+    When y's features fit half the budget they are computed once and kept. Otherwise the per-output
+    form is split by output (K(x, y) = sum_k <g_k(x), g_k(y)>, every normalisation acts per output),
+    so a tile holds K times more inputs, and rows are taken in tiles that fill half the budget while
+    the columns stream through the other half. The columns are then recomputed once per tile:
+    about N M / R gradient passes for tiles of R rows (N (N + 1) / 2R when y is x)."""
+    def feats(z, budget, output=None, prog=False):
         for rows, g in iter_features(
-            model, params, z, per_output=per_output, normalize=mode,
-            memory_budget=memory_budget // 2, progress=prog, index=index, columns=columns,
+            model, params, z, per_output=per_output, normalize=mode, memory_budget=budget,
+            progress=prog, index=index, columns=columns, output=output,
         ):
             yield rows, g.reshape(g.shape[0], -1)
 
+    half = memory_budget // 2
     k = output_size(model, params, x) if per_output else 1
-    width = (params.total if index is None else index.numel()) * k
+    coords = params.total if index is None else index.numel()
+    itemsize = params.dtype.itemsize
     out = torch.zeros(x.shape[0], y.shape[0], dtype=params.dtype, device=params.device)
-    keep_y = y.shape[0] * width * params.dtype.itemsize <= memory_budget // 2
-    cached = list(feats(y, False)) if keep_y else None
     symmetric = y is x
-    for rows, fx in feats(x, progress):
-        if symmetric and cached is None:
-            # K = K^T: recompute only the column chunks from this row chunk on
-            cols_iter = feats(y[rows.start:], False)
-            offset = rows.start
+    if y.shape[0] * coords * k * itemsize <= half:  # y whole, all outputs together
+        cached = list(feats(y, half))
+        for rows, fx in feats(x, half, prog=progress):
+            for cols, fy in cached:
+                out[rows, cols] = fx @ fy.T
+        return out
+    outputs = range(k) if per_output and k > 1 else [None]
+    tile = max(1, half // (coords * itemsize * (1 if outputs[0] is not None else k)))
+    steps = [(o, start) for o in outputs for start in range(0, x.shape[0], tile)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="tangent similarity tiles", leave=False)
+    for o, start in steps:
+        rows = slice(start, min(x.shape[0], start + tile))
+        fx = torch.cat([f for _, f in feats(x[rows], half, o)])
+        if symmetric:  # K = K^T: the diagonal block from the tile itself, then the columns after it
+            block = fx @ fx.T
+            out[rows, rows] += block
+            tail = y[rows.stop:]
+            offset = rows.stop
         else:
-            cols_iter, offset = cached if cached is not None else feats(y, False), 0
-        for cols, fy in cols_iter:
+            tail, offset = y, 0
+        for cols, fy in feats(tail, half, o):
             cols = slice(cols.start + offset, cols.stop + offset)
-            if symmetric and cols.stop <= rows.start:
-                continue  # the transpose of a block already filled
             block = fx @ fy.T
-            out[rows, cols] = block
+            out[rows, cols] += block
             if symmetric:
-                out[cols, rows] = block.T
+                out[cols, rows] += block.T
     return out
 
 
