@@ -65,7 +65,7 @@ def membership(d):
     for kind in ("dense-interior", "sparse-interior", "near-boundary", "outside"):
         q = queries(x, kind, PER_KIND, rng)
         t = time.perf_counter()
-        res = hull_distance_bounds(x, q, eps=eps)
+        res = hull_distance_bounds(x, q, inside_distance=eps)
         ours_s = (time.perf_counter() - t) / PER_KIND
         ours = res.upper <= eps
         sub = np.arange(LP_PER_KIND)

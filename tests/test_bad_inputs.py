@@ -183,7 +183,7 @@ def test_hull_distance_is_scale_relative(scale):
     ref = hull_distance(x, q)
     assert (ref > 0).any()
     np.testing.assert_allclose(hull_distance(x * scale, q * scale), ref * scale, rtol=1e-6, atol=1e-6 * scale)
-    np.testing.assert_array_equal(in_hull(x * scale, q * scale, eps=1e-6 * scale), in_hull(x, q, eps=1e-6))
+    np.testing.assert_array_equal(in_hull(x * scale, q * scale, inside_distance=1e-6 * scale), in_hull(x, q, inside_distance=1e-6))
 
 
 # ------------------------------------------------------------------ 10.10 hull functions on autograd tensors
@@ -212,7 +212,7 @@ def test_rge_warns_and_records_when_max_size_ends_it_before_stop():
     angle = np.linspace(0, 2 * np.pi, 200, endpoint=False)
     x = np.stack([np.cos(angle), np.sin(angle)], 1)  # every point is a vertex of the hull
     with pytest.warns(RuntimeWarning, match="above stop=0.0"):
-        res = revised_greedy_expansion(x, stop=0.0, eps=1e-4, max_size=8)
+        res = revised_greedy_expansion(x, stop=0.0, inside_distance=1e-4, max_size=8)
     assert res.reached_stop is False and res.max_size == 8
 
 

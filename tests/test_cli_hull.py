@@ -54,7 +54,7 @@ def test_hull_command_errors(app, tmp_path):
     assert res.exit_code == 3 and "no such file" in res.output
     np.save(tmp_path / "p.npy", np.zeros((5, 2)))
     res = CliRunner().invoke(app, ["hull", str(tmp_path / "p.npy"), "--out", str(tmp_path / "o.json"), "--eps", "0"])
-    assert res.exit_code == 2 and "eps" in res.output
+    assert res.exit_code == 2 and "--inside-distance" in res.output  # --eps is its old name
 
 
 def test_hull_command_model_layer(app, tmp_path):

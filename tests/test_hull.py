@@ -54,7 +54,7 @@ def test_distance_matches_qp_and_lp(n, d):
     np.testing.assert_allclose(dist, ref, atol=1e-5)
     assert (dist <= ref + 1e-9).all()  # ours is exact; SLSQP may stop slightly above the optimum
     lp = np.array([lp_in_hull(x, v) for v in q])
-    np.testing.assert_array_equal(in_hull(x, q, eps=1e-6), lp)
+    np.testing.assert_array_equal(in_hull(x, q, inside_distance=1e-6), lp)
 
 
 def test_duplicates_and_flat_sets():
@@ -95,14 +95,14 @@ def test_bad_input():
         hull_distance(np.zeros((0, 3)), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="tol"):
         hull_distance(x, np.zeros((1, 3)), tol=0)
-    with pytest.raises(ValueError, match="eps"):
-        in_hull(x, np.zeros((1, 3)), eps=-1)
+    with pytest.raises(ValueError, match="inside_distance"):
+        in_hull(x, np.zeros((1, 3)), inside_distance=-1)
     with pytest.raises(ValueError, match="empty hull"):
         hull_distance(x, np.zeros((1, 3)), allowed=np.zeros((1, 5), dtype=bool))
     with pytest.raises(TypeError, match="real floating"):
         hull_distance(np.ones((3, 2), dtype=bool), np.zeros((1, 2)))
-    with pytest.raises(ValueError, match="eps"):
-        revised_greedy_expansion(x, eps=0)
+    with pytest.raises(ValueError, match="inside_distance"):
+        revised_greedy_expansion(x, inside_distance=0)
     with pytest.raises(ValueError, match="at least 2 point"):
         revised_greedy_expansion(x[:1])
 
@@ -144,10 +144,10 @@ def test_crucial_and_misinclusion_against_lp():
     share = crucial_share(a)
     ref = np.mean([not lp_in_hull(np.delete(a, i, 0), a[i]) for i in range(len(a))])
     assert share == pytest.approx(ref)
-    mis = misinclusion(a, b, eps=1e-6)
+    mis = misinclusion(a, b, inside_fraction=1e-6)
     assert mis == pytest.approx(np.mean([lp_in_hull(a, v) for v in b]))
     y = np.array([0] * 25 + [1] * 20)
-    geo = class_geometry(np.vstack([a, b]), y, x_test=np.vstack([a, b]), y_test=y, eps=1e-6)
+    geo = class_geometry(np.vstack([a, b]), y, x_test=np.vstack([a, b]), y_test=y, inside_fraction=1e-6)
     assert geo.crucial[0] == pytest.approx(share)
     assert geo.misinclusion_train[1, 0] == pytest.approx(mis)
     assert len(geo.histograms) == 2 and geo.histograms[0][0].sum() == 25 * 24 // 2
@@ -214,7 +214,7 @@ def test_mean_misinclusion_counts_each_point_once():
     sq = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]])
     x = np.vstack([sq, sq + 0.5, [[2.0, 2.0], [9.0, 9.0]]])
     y = np.array([1] * 4 + [2] * 4 + [0, 0])
-    geo = class_geometry(x, y, x_test=x, y_test=y, eps=1e-6)
+    geo = class_geometry(x, y, x_test=x, y_test=y, inside_fraction=1e-6)
     # the point (2, 2) of class 0 lies in both hulls; (9, 9) in none; the squares' corners: (0.5, 0.5) etc.
     inside_other = np.array([any(lp_in_hull(x[y == c], v) for c in (0, 1, 2) if c != yy) for v, yy in zip(x, y)])
     assert geo.misincluded_train.tolist() == inside_other.tolist()
@@ -317,7 +317,7 @@ def test_distance_with_the_interior_certificate_matches_qp_and_lp(n, d, seed, fi
     dist._FIRST_STEPS = first
     try:
         res = hull_distance_bounds(x, q, tol=1e-9)
-        decided = in_hull(x, q, eps=1e-6)
+        decided = in_hull(x, q, inside_distance=1e-6)
     finally:
         dist._FIRST_STEPS = saved
     ref = np.array([qp_hull_distance(x, v) for v in q])
@@ -375,7 +375,7 @@ def test_nch_classify_agrees_with_exact_distances(loo):
     q = x if loo else rng.normal(size=(40, 5)) + 0.7
     yq = y if loo else rng.integers(0, 3, 40)
     d = clf.decision_function(q, loo=loo)
-    pred, mis = clf.classify(q, yq, loo=loo, eps=0.03)
+    pred, mis = clf.classify(q, yq, loo=loo, inside_fraction=0.03)
     assert (pred == clf.classes_[d.argmin(1)]).all()
     other = clf.classes_[None, :] != yq[:, None]
     assert (mis == ((d <= 0.03 * clf.radius_[None, :]) & other).any(1)).all()

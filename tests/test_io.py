@@ -358,3 +358,12 @@ def test_cli_model_class_with_a_state_dict(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["--model-class", "cli_pkg", "patterns", str(tmp_path / "w.safetensors"),
                                    "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.npz")])
     assert res.exit_code == 2 and "expected 'package.module:Class'" in res.output
+
+
+def test_model_paths_names_the_pair_whatever_the_suffix():
+    from pathlib import Path
+
+    from reluscope.network.io import model_paths
+
+    pair = (Path("run/net.safetensors"), Path("run/net.json"))
+    assert model_paths("run/net") == model_paths("run/net.json") == model_paths("run/net.safetensors") == pair

@@ -139,7 +139,7 @@ def test_hamming_matches_numpy(n, m, units, seed):
     ref = (a.numpy()[:, None, :] != b.numpy()[None, :, :]).sum(axis=2)
     for method in HammingMethod:
         for left, right in ((a, b), (pack_patterns(a), pack_patterns(b)), (a, pack_patterns(b))):
-            got = pairwise_hamming(left, right, block=5, method=method)
+            got = pairwise_hamming(left, right, method=method, memory_budget=n * m * 2 + 5 * 4 * (units + 2 * m))
             assert got.dtype == torch.int16  # the smallest type that holds the units
             np.testing.assert_array_equal(got.numpy(), ref)
     np.testing.assert_array_equal(pairwise_hamming(a).numpy(), (a.numpy()[:, None] != a.numpy()[None]).sum(2))

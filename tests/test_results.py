@@ -71,7 +71,7 @@ def results():
         "FiedlerPartition": fiedler_partition(rm),
         "Persistence": persistence(random_filtration(rm, seed=0)),
         "HullDistance": hull_distance_bounds(a[:10], a[10:14]),
-        "RGEResult": revised_greedy_expansion(a, eps=0.1, stop=0.2, max_size=12),
+        "RGEResult": revised_greedy_expansion(a, inside_distance=0.1, stop=0.2, max_size=12),
         "ClassGeometry": class_geometry(a, y.numpy()),
         "OverfittingReport": overfitting_report([("input", a, a)], y.numpy(), y.numpy(), net_train=1.0, net_test=1.0),
         "SimilarityGap": similarity_gap(x @ x.T, y),

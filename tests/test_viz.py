@@ -120,7 +120,7 @@ def test_folding_hull_tangent_displays(small):
         RunningChiDisplay.from_result(res),
         RunningChiDisplay.from_model(model, x[0], x[1]),
         FoldingHistogramDisplay.from_result(global_folding(model, x, y, classes=(0, 1), budget=4)),
-        RGEDisplay.from_result(x.numpy(), revised_greedy_expansion(x.numpy(), eps=0.1, stop=0.2, max_size=12)),
+        RGEDisplay.from_result(x.numpy(), revised_greedy_expansion(x.numpy(), inside_distance=0.1, stop=0.2, max_size=12)),
         NCHLayersDisplay.from_result(overfitting_report([("input", x.numpy(), x.numpy())], y.numpy(), y.numpy(),
                                                         net_train=1.0, net_test=1.0)),
         GapHistogramDisplay.from_result({"dot": np.array([0.1, -0.2, 0.3])}),

@@ -97,7 +97,7 @@ def load_result(path: str | os.PathLike) -> Result:
     return _decode(meta["value"], arrays)
 
 
-def encode_manifest(value, *, what: str) -> dict:
+def encode_manifest(value: object, *, what: str) -> dict:
     """The JSON manifest of a value without arrays (for results stored inside another file's JSON)."""
     arrays: dict[str, np.ndarray] = {}
     encoded = _encode(value, arrays)

@@ -9,6 +9,8 @@ RNG state is restored afterwards, so training never disturbs the caller's random
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import enum
 import math
 import os
@@ -23,6 +25,9 @@ from ._checks import as_enum, as_float_tensor, check_finite, check_int, check_po
 from .io_utils import to_jsonable
 from .network.io import describe_model, load_model, read_model_description, save_model
 from .results import FORMAT_VERSION, Result, decode_manifest, encode_manifest
+
+if TYPE_CHECKING:
+    from ._types import ArrayLike
 
 __all__ = ["mlp", "train_classifier", "accuracy", "TrainResult", "EpochStats", "TrainState", "Optimizer"]
 
@@ -147,7 +152,7 @@ def _as_data(x, y, xname: str, yname: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x, y, *, batch_size: int = 4096) -> float:
+def accuracy(model: nn.Module, x: ArrayLike, y: ArrayLike, *, batch_size: int = 4096) -> float:
     """Fraction of inputs whose argmax output equals the label (model evaluated as it is)."""
     x, y = _as_data(x, y, "x", "y")
     device = next((p.device for p in model.parameters()), x.device)
@@ -167,11 +172,11 @@ def _make_optimizer(kind: Optimizer, params, lr: float, weight_decay: float, mom
 
 def train_classifier(
     model: nn.Module,
-    x,
-    y,
+    x: ArrayLike,
+    y: ArrayLike,
     *,
-    x_val=None,
-    y_val=None,
+    x_val: ArrayLike | None = None,
+    y_val: ArrayLike | None = None,
     epochs: int = 10,
     target_accuracy: float | None = None,
     optimizer: Optimizer | str = Optimizer.ADAM,

@@ -13,7 +13,7 @@ from .. import traversal
 from ..data import DatasetName, Split, fit_to_model, load_dataset
 from ..io_utils import atomic_path, write_together
 from ..network import to_network
-from ..network.io import _paths, save_model
+from ..network.io import model_paths, save_model
 from ..patterns import activation_patterns, pack_patterns
 from ..patterns.summary import summarize_patterns
 from ..patterns.walks import walk_distances
@@ -84,7 +84,7 @@ def train(
         "history": result.history,
     }
 
-    weights, arch = _paths(out)
+    weights, arch = model_paths(out)
     history = arch.with_name(arch.stem + ".train.json")
     summary["files"] = [weights, arch]
     with write_together(weights, arch, history) as (_, arch_tmp, history_tmp):  # all three or none

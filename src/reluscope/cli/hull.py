@@ -8,11 +8,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ..data import load_fashion_mnist, load_mnist, sample_per_class
-from ..experiments.hulls import format_table, run_hulls_experiment
-from ..hull import class_geometry, overfitting_report
-from ..network.named import layer_features
-from ..train import accuracy
+from ..hull import hull_distance, layer_hulls, revised_greedy_expansion
 from ._common import InputUnreadable, emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
@@ -43,7 +39,7 @@ def hull(
     layer: Annotated[Optional[str], typer.Option(help="Model mode: the layer whose activations to use: a module name (e.g. 3, or 'features.3 input'), see reluscope.activations.")] = None,
     data_name: Annotated[str, typer.Option("--data", help="Model mode: data set (mnist or fashion-mnist).")] = "mnist",
     per_class: Annotated[int, typer.Option(help="Model mode: training points per class (test: half as many).")] = 100,
-    eps: Annotated[float, typer.Option(help="Point-file mode: RGE inside tolerance.")] = 0.03,
+    inside_distance: Annotated[float, typer.Option("--inside-distance", "--eps", help="Point-file mode: RGE inside tolerance (absolute, in the points' units).")] = 0.03,
     stop: Annotated[float, typer.Option(help="Point-file mode: RGE stops at this minimax distance.")] = 0.06,
     queries: Annotated[Optional[Path], typer.Option(help="Point-file mode: also report distances of these points to the hull.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data subset.")] = 0,
@@ -52,10 +48,11 @@ def hull(
     """Approximate a point set's convex hull by Revised Greedy Expansion, or (with --layer) measure
     the class hulls of a layer's activations: crucial points, misinclusion, nearest-hull accuracy."""
     if layer is None:
-        from ..hull import hull_distance, revised_greedy_expansion
-
         x = load_points(source)
-        res = revised_greedy_expansion(x, eps=eps, stop=stop, progress=True)
+        try:
+            res = revised_greedy_expansion(x, inside_distance=inside_distance, stop=stop, progress=True)
+        except ValueError as err:
+            raise ValueError(str(err).replace("inside_distance:", "--inside-distance:", 1)) from err
         result = {"source": str(source), "n_points": int(x.shape[0]), "dim": int(x.shape[1]),
                   "indices": res.indices, "size": res.size, "error": res.error,
                   "seconds": res.seconds, "history": res.history}
@@ -67,26 +64,11 @@ def hull(
             save_figure(plot_rge(x, res.indices, title=source.stem).figure, plot)
         emit_json(result, out)
         return
-    import torch
-
-    loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
-    if data_name not in loaders:
-        raise ValueError(f"--data: expected one of {sorted(loaders)}, got {data_name!r}")
-    model = load_model(source)
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    xtr, ytr = loaders[data_name]("train")
-    xte, yte = loaders[data_name]("test")
-    itr = sample_per_class(ytr, per_class, generator=gen)
-    ite = sample_per_class(yte, max(1, per_class // 2), generator=gen)
     try:
-        a_tr = layer_features(model, xtr[itr], layer).numpy()
-        a_te = layer_features(model, xte[ite], layer).numpy()
+        res = layer_hulls(load_model(source), layer, data=data_name, per_class=per_class, seed=seed)
     except ValueError as err:
-        raise ValueError(str(err).replace("layer:", "--layer:", 1)) from err
-    geo = class_geometry(a_tr, ytr[itr].numpy(), x_test=a_te, y_test=yte[ite].numpy())
-    rows = overfitting_report([(layer, a_tr, a_te)], ytr[itr].numpy(), yte[ite].numpy(),
-                              net_train=accuracy(model, xtr[itr], ytr[itr]), net_test=accuracy(model, xte[ite], yte[ite]))
+        raise ValueError(str(err).replace("layer:", "--layer:", 1).replace("data:", "--data:", 1)) from err
+    geo, rows = res.geometry, [res.report]
     result = {"source": str(source), "layer": layer, "data": data_name, "per_class": per_class,
               "crucial_share": dict(zip(geo.classes.tolist(), geo.crucial.tolist())),
               "misinclusion_train": geo.misinclusion_train, "misinclusion_test": geo.misinclusion_test,

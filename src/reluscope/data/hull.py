@@ -6,16 +6,21 @@ SamJia/RevisedGE, commit c2c534d; see its README), so nothing is downloaded.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from importlib import resources
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["HULL_TOY_SETS", "load_hull_toy", "read_point_file"]
 
 HULL_TOY_SETS = ("Center", "Circles", "Moons", "Centers")
 
 
-def read_point_file(path) -> np.ndarray:
+def read_point_file(path: str | os.PathLike) -> np.ndarray:
     """float64 [N, D] from the paper's text format: "N D", then N lines "id v1 ... vD".
 
     The ids must be 0..N-1, each once, in any order; row `id` of the result is that line's point.

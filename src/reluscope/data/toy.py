@@ -7,12 +7,17 @@ order; shuffle them yourself if order matters.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from .._checks import check_int, check_positive
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["TOY_DATASETS", "make_toy", "load_digits"]
 
@@ -76,7 +81,7 @@ TOY_DATASETS: dict[str, Callable] = {
 _DEFAULT_NOISE = {"moons": 0.1, "circles": 0.05, "spirals": 0.02, "xor": 0.0, "blobs": 0.0}
 
 
-def make_toy(name: str, n: int = 1000, *, noise: float | None = None, seed: int = 0, **options) -> tuple[torch.Tensor, torch.Tensor]:
+def make_toy(name: str, n: int = 1000, *, noise: float | None = None, seed: int = 0, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded 2-D classification set as (x float32 [n, 2], y int64 [n]).
 
     `noise` is the std of Gaussian noise added to every coordinate (defaults: moons 0.1, circles

@@ -168,8 +168,8 @@ def run_hulls_config(config: HullsConfig | dict) -> dict:
     for li, (name, a_hull) in enumerate(acts["hull"]):
         clf = NearestConvexHull().fit(a_hull, labels["hull"])
         p_val, _ = clf.classify(acts["val"][li][1])
-        p_te, m_te = clf.classify(acts["test"][li][1], labels["test"], eps=MISINCLUSION_EPS)
-        p_tr, m_tr = clf.classify(a_hull, labels["hull"], loo=True, eps=MISINCLUSION_EPS)
+        p_te, m_te = clf.classify(acts["test"][li][1], labels["test"], inside_fraction=MISINCLUSION_EPS)
+        p_tr, m_tr = clf.classify(a_hull, labels["hull"], loo=True, inside_fraction=MISINCLUSION_EPS)
         rows.append(LayerRow(
             name, float((p_val == labels["val"]).mean()), float((p_te == labels["test"]).mean()),
             float((p_tr == labels["hull"]).mean()), float(m_tr.mean()), float(m_te.mean()),

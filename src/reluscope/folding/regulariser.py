@@ -12,7 +12,7 @@ training, but do not publish the term. Ours replaces every discrete piece of chi
   default, so one temperature controls the whole relaxation;
 * the walk is the papers' n-point grid on each segment, so the cost is n forward passes per pair.
 
-soft_chi = (r2 - r1) / (r2 + eps), in [0, 1]: 0 for a walk that does not move (x -> x) at
+soft_chi = (r2 - r1) / (r2 + denominator_offset), in [0, 1]: 0 for a walk that does not move (x -> x) at
 every tau, and the grid chi of the same walk in the limit tau -> 0 (both tested). An earlier form,
 d(p, q) = sum p (1 - q) + (1 - p) q, is not zero for p = q (a motionless walk got soft chi ~0.9).
 `folding_penalty` is its negative mean, so `loss = task_loss + lam * folding_penalty(...)` with
@@ -53,10 +53,11 @@ def _soft_patterns(model: nn.Module, x: torch.Tensor, tau: float, include_output
 
 def soft_folding(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, *, tau: float = 0.1,
                  n_points: int = 11, beta: float | None = None, include_output: bool = True,
-                 eps: float = 1e-6) -> torch.Tensor:
+                 denominator_offset: float = 1e-6) -> torch.Tensor:
     """Differentiable chi of each segment x0[i] -> x1[i] (batches [B, ...]): a tensor [B] in [0, 1].
 
-    `tau`: temperature of the soft bits; `beta`: of the smooth max (None: tau)."""
+    `tau`: temperature of the soft bits; `beta`: of the smooth max (None: tau); `denominator_offset`:
+    added to the walk length r2, so a walk that does not move gives 0, not 0 / 0."""
     beta = tau if beta is None else beta
     for name, v in (("tau", tau), ("beta", beta)):
         if not v > 0:
@@ -77,7 +78,7 @@ def soft_folding(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, *, tau: f
     # inequality holds for the soft distance): soft chi stays in [0, 1] without clipping away gradients
     r1 = beta * (torch.logsumexp(to_start / beta, dim=1) - math.log(n_points))
     r2 = dist(s[:, 1:], s[:, :-1]).sum(dim=1)
-    return ((r2 - r1) / (r2 + eps)).clamp(0, 1)
+    return ((r2 - r1) / (r2 + denominator_offset)).clamp(0, 1)
 
 
 def folding_penalty(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, **options) -> torch.Tensor:

@@ -8,9 +8,10 @@ from .classifier import HullMode, NearestConvexHull, OverfittingReport, Overfitt
 from .properties import ClassGeometry, class_geometry, crucial_share, misinclusion, pairwise_distance_histogram
 from .kcha import kcha_scores
 from .rge import RGEResult, RGEStop, revised_greedy_expansion, rge_memory
+from .layer import LayerHulls, layer_hulls
 
 __all__ += [
     "HullMode", "NearestConvexHull", "OverfittingRow", "OverfittingReport", "overfitting_report",
     "ClassGeometry", "class_geometry", "crucial_share", "misinclusion", "pairwise_distance_histogram",
-    "RGEResult", "RGEStop", "kcha_scores", "revised_greedy_expansion", "rge_memory",
+    "RGEResult", "RGEStop", "kcha_scores", "revised_greedy_expansion", "rge_memory", "LayerHulls", "layer_hulls",
 ]

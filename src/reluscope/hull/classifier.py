@@ -10,6 +10,8 @@ Ties (e.g. a point inside two hulls) go to the first class in sorted label order
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dataclasses
 from dataclasses import dataclass
 from enum import Enum
@@ -20,8 +22,12 @@ import torch
 from .._checks import as_enum, check_positive
 from ..results import Result, frame
 from .distance import hull_distance_bounds, prepare_points
-from .properties import MISINCLUSION_EPS, _radius
+from .properties import MISINCLUSION_FRACTION, _radius
 from .rge import revised_greedy_expansion
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from collections.abc import Sequence
 
 
 def _labels(y) -> np.ndarray:
@@ -46,7 +52,7 @@ class NearestConvexHull:
     """Nearest-convex-hull classifier: predict the class whose training hull is nearest.
 
     `fit(X, y)` keeps, per class, the points that span its hull (all of them in `mode="exact"`,
-    an RGE approximation in `mode="rge"`, with `rge_eps` and `rge_stop`); `decision_function`
+    an RGE approximation in `mode="rge"`, with `rge_inside_distance` and `rge_stop`); `decision_function`
     gives each row's exact distance to each class hull, `predict` the nearest class, and
     `loo=True` on the training data leaves each point out of its own class hull. `tol` is the
     distance solver's tolerance. With `model` and `layer` (a module name or a list of them, as in
@@ -55,7 +61,7 @@ class NearestConvexHull:
     in `_`).
     """
 
-    def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_eps: float = 0.03, rge_stop: float = 0.06, device=None,
+    def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_inside_distance: float = 0.03, rge_stop: float = 0.06, device=None,
                  model=None, layer=None):
         # with `model` and `layer` (a name or a list, see reluscope.activations), X are the model's
         # inputs and the hulls live in that layer's activations (a list: concatenated)
@@ -63,11 +69,11 @@ class NearestConvexHull:
         self.layer = layer
         self.mode = mode
         self.tol = tol
-        self.rge_eps = rge_eps
+        self.rge_inside_distance = rge_inside_distance
         self.rge_stop = rge_stop
         self.device = device
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike):
         mode = as_enum(self.mode, HullMode, "mode")
         check_positive(float(self.tol), "tol")
         x = prepare_points(self._features(X), "X", min_points=2)
@@ -84,7 +90,7 @@ class NearestConvexHull:
         for c in self.classes_:
             idx = np.flatnonzero(y == c)
             if mode is HullMode.RGE and idx.size >= 20:
-                sel = revised_greedy_expansion(x[idx], eps=self.rge_eps, stop=self.rge_stop).indices
+                sel = revised_greedy_expansion(x[idx], inside_distance=self.rge_inside_distance, stop=self.rge_stop).indices
                 idx = idx[sel]
             self.members_.append(idx)
         # misinclusion tolerances scale with each class's own points (not its RGE subset)
@@ -131,7 +137,7 @@ class NearestConvexHull:
         res = hull_distance_bounds(pts, x[torch.from_numpy(rows)], tol=tol, allowed=allowed, device=self.device)
         lower[rows, k], upper[rows, k] = res.lower, res.upper
 
-    def decision_function(self, X, *, loo: bool = False) -> np.ndarray:
+    def decision_function(self, X: ArrayLike, *, loo: bool = False) -> np.ndarray:
         """float64 [M, C]: distance of each row to each class hull. loo=True: X must be the
         training data; each row is left out of its own class hull."""
         x = self._rows(X, loo)
@@ -142,11 +148,11 @@ class NearestConvexHull:
             self._bounds(x, k, every, loo, self.tol, lower, upper)
         return upper
 
-    def classify(self, X, y=None, *, loo: bool = False, eps: float | None = None):
+    def classify(self, X: ArrayLike, y: ArrayLike | None = None, *, loo: bool = False, inside_fraction: float | None = None):
         """(predicted labels [M], misincluded [M] bool or None) without exact distances where the
         answer is already decided: a coarse pass (tolerance 1e-2 of the radius) gives certified
         bounds; only (row, class) pairs whose interval could change the nearest class, or the
-        inside/outside test at eps * radius of another class's hull (given labels y), are solved
+        inside/outside test at inside_fraction * radius of another class's hull (given labels y), are solved
         to `tol`. Same answers as `decision_function` (up to ties within tol)."""
         x = self._rows(X, loo)
         m, c = x.shape[0], self.classes_.size
@@ -159,8 +165,8 @@ class NearestConvexHull:
             best = upper.min(axis=1, keepdims=True)
             need = lower < best  # could still be (or tie with) the nearest
             need &= ~(upper <= lower)  # already exact
-            if y is not None and eps is not None:
-                thr = eps * self.radius_[None, :]
+            if y is not None and inside_fraction is not None:
+                thr = inside_fraction * self.radius_[None, :]
                 other = self.classes_[None, :] != _labels(y)[:, None]
                 need |= other & (lower <= thr) & (upper > thr)
             for k in range(c):
@@ -168,19 +174,19 @@ class NearestConvexHull:
                 self._bounds(x, k, rows, loo, self.tol, lower, upper)
         pred = self.classes_[upper.argmin(axis=1)]
         mis = None
-        if y is not None and eps is not None:
+        if y is not None and inside_fraction is not None:
             other = self.classes_[None, :] != _labels(y)[:, None]
-            mis = ((upper <= eps * self.radius_[None, :]) & other).any(axis=1)
+            mis = ((upper <= inside_fraction * self.radius_[None, :]) & other).any(axis=1)
         return pred, mis
 
-    def predict(self, X, *, loo: bool = False) -> np.ndarray:
+    def predict(self, X: ArrayLike, *, loo: bool = False) -> np.ndarray:
         return self.classify(X, loo=loo)[0]
 
     def predict_train(self) -> np.ndarray:
         self._check_fitted()
         return self.predict(self.X_, loo=True)
 
-    def score(self, X, y, *, loo: bool = False) -> float:
+    def score(self, X: ArrayLike, y: ArrayLike, *, loo: bool = False) -> float:
         return float((self.predict(X, loo=loo) == _labels(y)).mean())
 
 
@@ -221,17 +227,17 @@ class OverfittingReport(Result):
         return frame([dataclasses.asdict(r) for r in self.rows], "OverfittingReport")
 
 
-def overfitting_report(layers, y_train, y_test, *, net_train: float, net_test: float, mode: HullMode | str = HullMode.EXACT,
-                       eps: float = MISINCLUSION_EPS) -> OverfittingReport:
+def overfitting_report(layers: Sequence[tuple[str, ArrayLike, ArrayLike]], y_train: ArrayLike, y_test: ArrayLike, *, net_train: float, net_test: float, mode: HullMode | str = HullMode.EXACT,
+                       inside_fraction: float = MISINCLUSION_FRACTION) -> OverfittingReport:
     """layers: sequence of (name, activations_train, activations_test). One row per layer.
-    Misinclusion: within eps of another class's hull, eps relative to that hull's radius (the
+    Misinclusion: within inside_fraction of another class's hull, relative to that hull's radius (the
     paper's 0.03). Labels may be numpy arrays, lists or torch tensors."""
     y_train, y_test = _labels(y_train), _labels(y_test)
     rows = []
     for name, a_tr, a_te in layers:
         model = NearestConvexHull(mode=mode).fit(a_tr, y_train)
-        p_tr, mis_tr = model.classify(a_tr, y_train, loo=True, eps=eps)
-        p_te, mis_te = model.classify(a_te, y_test, eps=eps)
+        p_tr, mis_tr = model.classify(a_tr, y_train, loo=True, inside_fraction=inside_fraction)
+        p_te, mis_te = model.classify(a_te, y_test, inside_fraction=inside_fraction)
         acc_tr = float((p_tr == y_train).mean())
         acc_te = float((p_te == y_test).mean())
         m_tr, m_te = float(mis_tr.mean()), float(mis_te.mean())

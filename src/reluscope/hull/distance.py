@@ -11,7 +11,7 @@ and terminates finitely; every query also carries a certificate:
   hull, lies (r.v - max_i r.x_i) / ||r|| away from v (the Frank-Wolfe duality gap in distance units).
 
 A query stops once upper - lower <= tol * radius (radius: largest distance of a point from the
-points' centroid), or once its membership is decided when `eps` is given.
+points' centroid), or once its membership is decided when `inside_distance` is given.
 
 Queries deep inside the hull (e.g. a combination with weight on every point) would need at least
 D + 1 major steps, each with a corral factorisation. A query still running after a few steps
@@ -31,6 +31,8 @@ E + {x} and class hulls stacked in one array.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -40,6 +42,9 @@ import torch
 
 from .._checks import as_float_tensor, check_finite, check_positive, single_thread
 from ..results import Result
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["HullDistance", "hull_distance", "hull_distance_bounds", "in_hull", "prepare_points"]
 
@@ -70,7 +75,7 @@ class HullDistance(Result):
         return self.upper - self.lower
 
 
-def prepare_points(points, name: str = "points", *, min_points: int = 1, dtype=torch.float64, device=None):
+def prepare_points(points: ArrayLike, name: str = "points", *, min_points: int = 1, dtype: torch.dtype | None = torch.float64, device: torch.device | str | None = None):
     """Check and convert a point set [N, D]; refuses NaN/inf, wrong rank, too few points. Tensors
     that require grad are detached: hull geometry is not differentiated here."""
     x = as_float_tensor(points, name, dtype=dtype, device=device).detach()
@@ -110,7 +115,7 @@ def _prepare(points, queries, allowed, device):
     return x, v, allowed
 
 
-def hull_distance(points, queries, *, tol: float = 1e-7, device=None, allowed=None, max_iter: int | None = None) -> np.ndarray:
+def hull_distance(points: ArrayLike, queries: ArrayLike, *, tol: float = 1e-7, device: torch.device | str | None = None, allowed: ArrayLike | None = None, max_iter: int | None = None) -> np.ndarray:
     """float64 [M]: Euclidean distance of each query [M, D] to the convex hull of `points` [N, D].
 
     Zero (up to `tol * radius`) for queries inside the hull. Guarantee: the returned value is the
@@ -123,32 +128,36 @@ def hull_distance(points, queries, *, tol: float = 1e-7, device=None, allowed=No
     return hull_distance_bounds(points, queries, tol=tol, device=device, allowed=allowed, max_iter=max_iter).distance
 
 
-def in_hull(points, queries, *, eps: float = 1e-6, device=None, allowed=None, max_iter: int | None = None) -> np.ndarray:
-    """bool [M]: d(query, hull) <= eps, decided by certificate (each query stops once decided)."""
-    check_positive(float(eps), "eps")
-    res = hull_distance_bounds(points, queries, eps=eps, device=device, allowed=allowed, max_iter=max_iter)
-    return res.upper <= eps
+def in_hull(points: ArrayLike, queries: ArrayLike, *, inside_distance: float = 1e-6, device: torch.device | str | None = None, allowed: ArrayLike | None = None, max_iter: int | None = None) -> np.ndarray:
+    """bool [M]: d(query, hull) <= inside_distance (absolute, in the points' units), decided by
+    certificate (each query stops once decided)."""
+    check_positive(float(inside_distance), "inside_distance")
+    res = hull_distance_bounds(points, queries, inside_distance=inside_distance, device=device, allowed=allowed,
+                               max_iter=max_iter)
+    return res.upper <= inside_distance
 
 
 def hull_distance_bounds(
-    points,
-    queries,
+    points: ArrayLike,
+    queries: ArrayLike,
     *,
     tol: float = 1e-7,
-    eps: float | None = None,
-    device=None,
-    allowed=None,
+    inside_distance: float | None = None,
+    device: torch.device | str | None = None,
+    allowed: ArrayLike | None = None,
     max_iter: int | None = None,
 ) -> HullDistance:
     """Distances with certified bounds; see the module docstring for the method.
 
     `tol` (relative to the hull radius, > 0): stop a query when upper - lower <= tol * radius.
-    `eps` (absolute, optional): also stop a query as soon as upper <= eps or lower > eps (a
-    membership decision), which is much cheaper than the exact distance far from the boundary.
+    `inside_distance` (absolute, optional): also stop a query as soon as upper <= inside_distance
+    or lower > inside_distance (a membership decision), which is much cheaper than the exact
+    distance far from the boundary.
     """
     check_positive(float(tol), "tol")
+    eps = inside_distance  # the solver's name for it
     if eps is not None:
-        check_positive(float(eps), "eps")
+        check_positive(float(eps), "inside_distance")
     x, v, allowed = _prepare(points, queries, allowed, device)
     n, d = x.shape
     if max_iter is None:

@@ -1,10 +1,11 @@
 """Geometric properties of class-wise point clouds (activations of one layer), per Jia et al.
 
 * within-class pairwise distance histograms (the paper finds them unimodal);
-* the share of "crucial" (extreme) points: not within eps of the hull of the class's other points;
-* misinclusion: the share of a set of points that lies within eps of another class's hull.
+* the share of "crucial" (extreme) points: not within a tolerance of the hull of the class's other
+  points;
+* misinclusion: the share of a set of points that lies within a tolerance of another class's hull.
 
-`eps` is relative to the class hull's radius (largest distance of a point of that hull from its
+The tolerances (`inside_fraction`) are relative to the class hull's radius (largest distance of a point of that hull from its
 centroid), so the same default works for every layer's scale. Misinclusion uses the paper's
 tolerance 0.03 (the paper states it in the units of its data; activations have no common unit, so
 we read it as 0.03 of the hull's radius: docs/methods.md). The crucial-point test keeps 1e-6:
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from .._checks import check_positive
+from .._types import ArrayLike
 from ..results import Result
 from .distance import hull_distance_bounds, prepare_points
 
@@ -29,11 +32,12 @@ def _radius(x: torch.Tensor) -> float:
     return float((x - x.mean(0)).norm(dim=1).max())
 
 
-MISINCLUSION_EPS = 0.03
+MISINCLUSION_FRACTION = 0.03
 """The paper's inside tolerance, here relative to the radius of the hull tested against."""
+MISINCLUSION_EPS = MISINCLUSION_FRACTION  # the previous name
 
 
-def hull_radius(x) -> float:
+def hull_radius(x: ArrayLike) -> float:
     """Largest distance of a point from the centroid (the scale relative tolerances refer to)."""
     return _radius(prepare_points(x, "points"))
 
@@ -47,33 +51,34 @@ def _labels(y, n, name="y"):
     return y
 
 
-def crucial_share(points, *, eps: float = 1e-6, tol: float = 1e-9) -> float:
-    """Share of points not within eps * radius of the hull of the other points (extreme points)."""
-    check_positive(float(eps), "eps")
+def crucial_share(points: ArrayLike, *, inside_fraction: float = 1e-6, tol: float = 1e-9) -> float:
+    """Share of points not within inside_fraction * radius of the hull of the other points (extreme points)."""
+    eps = inside_fraction
+    check_positive(float(eps), "inside_fraction")
     x = prepare_points(points, "points", min_points=2)
     n = x.shape[0]
     allowed = ~torch.eye(n, dtype=torch.bool)
     abs_eps = eps * max(_radius(x), 1e-300)
-    res = hull_distance_bounds(x, x, tol=tol, eps=abs_eps, allowed=allowed)
+    res = hull_distance_bounds(x, x, tol=tol, inside_distance=abs_eps, allowed=allowed)
     return float((res.upper > abs_eps).mean())
 
 
-def misinclusion(points, others, *, eps: float = MISINCLUSION_EPS, tol: float = 1e-9) -> float:
-    """Share of `others` within eps * radius of the hull of `points` (radius: largest distance of
+def misinclusion(points: ArrayLike, others: ArrayLike, *, inside_fraction: float = MISINCLUSION_FRACTION, tol: float = 1e-9) -> float:
+    """Share of `others` within inside_fraction * radius of the hull of `points` (radius: largest distance of
     one of `points` from their centroid)."""
-    return float(_inside(points, others, eps, tol).mean())
+    return float(_inside(points, others, inside_fraction, tol).mean())
 
 
 def _inside(points, others, eps, tol) -> np.ndarray:
-    check_positive(float(eps), "eps")
+    check_positive(float(eps), "inside_fraction")
     x = prepare_points(points, "points")
     o = prepare_points(others, "others")
     abs_eps = eps * max(_radius(x), 1e-300)
-    res = hull_distance_bounds(x, o, tol=tol, eps=abs_eps)
+    res = hull_distance_bounds(x, o, tol=tol, inside_distance=abs_eps)
     return res.upper <= abs_eps
 
 
-def pairwise_distance_histogram(points, *, bins: int = 40, max_pairs: int = 200_000, seed: int = 0):
+def pairwise_distance_histogram(points: ArrayLike, *, bins: int = 40, max_pairs: int = 200_000, seed: int = 0):
     """(counts, edges) of within-set pairwise Euclidean distances (random pairs if too many)."""
     x = prepare_points(points, "points", min_points=2).cpu().numpy()
     n = x.shape[0]
@@ -94,7 +99,7 @@ class ClassGeometry(Result):
     (a, b) = share of class a's points inside class b's training hull (diagonal 0);
     misincluded_train [N] / misincluded_test [M]: whether each point lies inside the training hull
     of some other class (each point counted once); histograms: per class (counts, edges) of
-    within-class distances; eps: the misinclusion tolerance, relative to each hull's radius."""
+    within-class distances; inside_fraction: the misinclusion tolerance, relative to each hull's radius."""
 
     classes: np.ndarray
     crucial: np.ndarray
@@ -103,7 +108,7 @@ class ClassGeometry(Result):
     misincluded_train: np.ndarray
     misincluded_test: np.ndarray | None
     histograms: tuple
-    eps: float
+    inside_fraction: float
 
     def mean_misinclusion(self, split: str = "train") -> float:
         """Share of the split's points that lie inside another class's hull. A point inside
@@ -116,10 +121,11 @@ class ClassGeometry(Result):
         return float(m.mean()) if m.size else 0.0
 
 
-def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = MISINCLUSION_EPS, crucial_eps: float = 1e-6,
-                   bins: int = 40, model=None, layer=None) -> ClassGeometry:
-    """Per-class crucial-point share (tolerance `crucial_eps`), misinclusion (train and test;
-    tolerance `eps`, both relative to the hull's radius) and distance histograms.
+def class_geometry(x: ArrayLike, y: ArrayLike, *, x_test: ArrayLike | None = None, y_test: ArrayLike | None = None,
+                   inside_fraction: float = MISINCLUSION_FRACTION, crucial_inside_fraction: float = 1e-6,
+                   bins: int = 40, model: nn.Module | None = None, layer: str | list[str] | None = None) -> ClassGeometry:
+    """Per-class crucial-point share (tolerance `crucial_inside_fraction`), misinclusion (train and
+    test; tolerance `inside_fraction`, both relative to the hull's radius) and distance histograms.
 
     With `model` and `layer` (see reluscope.activations), x and x_test are the model's inputs and
     the geometry is that of the named layer's activations."""
@@ -132,15 +138,15 @@ def class_geometry(x, y, *, x_test=None, y_test=None, eps: float = MISINCLUSION_
     y = _labels(y, xt.shape[0])
     classes = np.unique(y)
     parts = {c: xt[torch.from_numpy(y == c)] for c in classes}
-    crucial = np.array([crucial_share(parts[c], eps=crucial_eps) if parts[c].shape[0] > 1 else 1.0 for c in classes])
-    mis, flagged = _misinclusion_matrix(parts, classes, xt, y, eps)
+    crucial = np.array([crucial_share(parts[c], inside_fraction=crucial_inside_fraction) if parts[c].shape[0] > 1 else 1.0 for c in classes])
+    mis, flagged = _misinclusion_matrix(parts, classes, xt, y, inside_fraction)
     mis_test = flagged_test = None
     if x_test is not None:
         xs = prepare_points(x_test, "x_test")
         ys = _labels(y_test, xs.shape[0], "y_test")
-        mis_test, flagged_test = _misinclusion_matrix(parts, classes, xs, ys, eps)
+        mis_test, flagged_test = _misinclusion_matrix(parts, classes, xs, ys, inside_fraction)
     hists = tuple(pairwise_distance_histogram(parts[c], bins=bins) for c in classes if parts[c].shape[0] > 1)
-    return ClassGeometry(classes, crucial, mis, mis_test, flagged, flagged_test, hists, float(eps))
+    return ClassGeometry(classes, crucial, mis, mis_test, flagged, flagged_test, hists, float(inside_fraction))
 
 
 def _misinclusion_matrix(parts, classes, xs, ys, eps):

@@ -8,7 +8,7 @@ per-coordinate extremes, clean E, clean R, then greedy minimax additions. Choice
   `kcha_sample=m` runs it on m points drawn at random instead (only its ranking is used, as a
   seed). Kernel exp(-||xi - xj||^2 / sigma^2) as in the authors' code.
 * Cleaning E is sequential in index order, as in the authors' code: a point is dropped if it is
-  within eps of the hull of the remaining E (checked after earlier drops).
+  within `inside_distance` of the hull of the remaining E (checked after earlier drops).
 * The minimax search is exact but lazy: for each candidate c a lower bound on
   max_v d(v, E + c) comes from the separating half-space of every v (the hull of E + c lies in
   {z : n.z <= max(n.p_v, n.c)}, n the unit residual of v), so d(v, E + c) >= min(d(v, E),
@@ -24,6 +24,8 @@ per-coordinate extremes, clean E, clean R, then greedy minimax additions. Choice
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 import warnings
 from dataclasses import dataclass
@@ -36,6 +38,9 @@ from .._checks import DEFAULT_MEMORY_BUDGET, check_int, check_memory_budget, che
 from ..results import Result
 from .distance import hull_distance_bounds, prepare_points
 from .kcha import kcha_memory, kcha_scores
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["RGEResult", "RGEStop", "revised_greedy_expansion", "kcha_scores"]
 
@@ -61,7 +66,7 @@ class RGEResult(Result):
     history: tuple[tuple[int, int, float], ...]
     initial_size: int
     seconds: float
-    eps: float
+    inside_distance: float
     stop: float
     max_size: int
     stopped_by: RGEStop
@@ -79,9 +84,9 @@ class RGEResult(Result):
 
 
 def revised_greedy_expansion(
-    points,
+    points: ArrayLike,
     *,
-    eps: float = 0.03,
+    inside_distance: float = 0.03,
     stop: float = 0.06,
     sigma: float = 0.3,
     initial_size: int | None = None,
@@ -90,24 +95,30 @@ def revised_greedy_expansion(
     kcha_sample: int | None = None,
     tol: float = 1e-9,
     seed: int = 0,
-    batch: int = 16,
-    memory_budget=DEFAULT_MEMORY_BUDGET,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    batch: int | None = None,
 ) -> RGEResult:
     """Select E subset of `points` [N, D] with d(u, E) small for every u; see the module docstring.
 
-    eps: inside tolerance of the cleaning steps (> 0, absolute, in the points' units). stop: minimax
+    inside_distance: inside tolerance of the cleaning steps (> 0, absolute, in the points' units). stop: minimax
     distance at which to stop. initial_size: KCHA seed size (default N // 20). max_size: cap on |E|
     (default N // 10). kcha_sample: run KCHA on this many random points instead of all (None).
-    memory_budget: bytes; refuses up front with the estimate when KCHA's N x N work cannot fit.
+    memory_budget: bytes; refuses up front with the estimate when KCHA's N x N work cannot fit, and
+    sizes the candidates solved together per greedy round (at most 16). `batch` (candidates per
+    round) is deprecated in favour of memory_budget.
     """
-    check_positive(float(eps), "eps")
+    if batch is not None:
+        warnings.warn("revised_greedy_expansion(batch=) is deprecated; candidates per round follow memory_budget=",
+                      DeprecationWarning, stacklevel=2)
+        batch = check_int(batch, "batch")
+    check_positive(float(inside_distance), "inside_distance")
     check_positive(float(stop), "stop", allow_zero=True)
     budget = check_memory_budget(memory_budget)
     x = prepare_points(points, "points", min_points=2)
     device = x.device  # KCHA runs there; the greedy loop is many small solves, which the CPU does best
     with single_thread():  # many small solves: one thread avoids hand-off costs
-        return _rge(x.cpu(), eps, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch,
+        return _rge(x.cpu(), inside_distance, stop, sigma, initial_size, max_size, kcha_rate, kcha_sample, tol, seed, batch,
                     budget, progress, device)
 
 
@@ -212,6 +223,9 @@ def _clean_e(x, in_e, eps, tol):
             in_e[i] = False
 
 
+_ROUND = 16  # candidates solved together per lazy round at most: enough to vectorise, few wasted
+
+
 def _minimax(x, xn, in_e, r_idx, d_e, proj, tol, batch, budget):
     """argmin over c in R of max over v in R of d(v, E + c), lazily (see module docstring)."""
     v = xn[r_idx]
@@ -229,6 +243,8 @@ def _minimax(x, xn, in_e, r_idx, d_e, proj, tol, batch, budget):
         bound[sl] = low.max(axis=0)
     order = np.argsort(bound, kind="stable")
     e_idx = np.flatnonzero(in_e)
+    if batch is None:  # per candidate: its upper-bound column, distances, and its rows' hull masks
+        batch = min(_ROUND, rows_within_budget(nr * (24 + e_idx.size + _ROUND), budget, what="RGE candidate", total=nr))
     base = x[e_idx]
     best, best_c, best_d = np.inf, -1, None
     pos = 0

@@ -31,7 +31,7 @@ from .whitelist import WHITELIST, whitelisted
 
 __all__ = [
     "save_model", "load_model", "load_state_dict_file", "describe_model", "build_model", "MODEL_FORMAT",
-    "MAX_DEPTH",
+    "MAX_DEPTH", "model_paths",
 ]
 
 MAX_DEPTH = 64  # nested Sequentials in a saved architecture; deeper files are refused, not recursed
@@ -71,8 +71,9 @@ _LAYERS: dict[str, tuple[type[nn.Module], dict[str, tuple]]] = {
 }
 
 
-def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """'run/net', 'run/net.json' and 'run/net.safetensors' all name the same pair of files."""
+def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, architecture) files of a saved model: 'run/net', 'run/net.json' and
+    'run/net.safetensors' all name the same pair, run/net.safetensors and run/net.json."""
     p = Path(path)
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
@@ -335,7 +336,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, metadata: dict | No
     from safetensors.torch import save
 
     description = describe_model(model)
-    weights_path, json_path = _paths(path)
+    weights_path, json_path = model_paths(path)
     if description["type"] == "Graph":
         used = {f"{m}.{k}" for m in description["modules"] for k in model.get_submodule(m).state_dict()}
         state = {k: v for k, v in model.state_dict().items() if k in used}
@@ -356,7 +357,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, metadata: dict | No
 
 def read_model_description(path: str | os.PathLike) -> dict:
     """The parsed JSON file of a saved model, checked for format."""
-    _, json_path = _paths(path)
+    _, json_path = model_paths(path)
     if not json_path.is_file():
         raise FileNotFoundError(f"path: no architecture file {json_path}; save models with reluscope.save_model (it writes .json and .safetensors)")
     try:
@@ -417,7 +418,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu", m
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    weights_path, json_path = _paths(path)
+    weights_path, json_path = model_paths(path)
     doc = read_model_description(path)
     with torch.device("meta"):
         model = build_model(doc.get("architecture"), where=f"{json_path.name}: architecture")

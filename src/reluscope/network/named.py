@@ -15,6 +15,8 @@ forward pass fails. A name that forward never reaches is an error naming it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import warnings
 from dataclasses import dataclass
 
@@ -23,6 +25,10 @@ import torch.nn as nn
 
 from .._checks import DEFAULT_MEMORY_BUDGET, as_float_tensor, check_int, rows_within_budget
 from ..results import Result
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from collections.abc import Sequence
 
 __all__ = ["Activations", "activations", "layer_points", "layer_features"]
 
@@ -267,7 +273,7 @@ def layer_points_from(modules: dict) -> list[str]:
     return [f"{n} {w}" for n in modules if n for w in ("input", "output")]
 
 
-def layer_features(model, x, layer) -> torch.Tensor:
+def layer_features(model: nn.Module, x: ArrayLike, layer: str | Sequence[str]) -> torch.Tensor:
     """float64 [N, D]: the activations of `layer` (a name, or a list whose activations are
     concatenated), flattened per input: the points the hull functions work on."""
     if model is None or layer is None:

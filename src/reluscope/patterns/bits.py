@@ -10,6 +10,7 @@ thousands against thousands block by block, never building an [N, M, units] cube
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from ..network import Network, to_network
 from ..results import Result
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from .._types import ArrayLike
     from .._types import ModelLike
 
@@ -75,7 +77,7 @@ def activation_patterns(
     include_output: bool = False,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
-    layers=None,
+    layers: str | Sequence[str] | None = None,
 ) -> torch.Tensor:
     """bool [N, units]: the activation pattern of each row of `x`, on x's device.
 
@@ -97,7 +99,7 @@ def activation_patterns(
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
-def pattern_layout(model, x, *, include_output: bool = False, layers=None):
+def pattern_layout(model: ModelLike, x: ArrayLike, *, include_output: bool = False, layers: str | Sequence[str] | None = None):
     """Which bits of `activation_patterns(model, x, ...)` belong to which layer: a tuple of
     `LayerUnits(name, kind, start, stop, node)`, in the patterns' order."""
     net, x = prepare_network(model, x)
@@ -203,7 +205,7 @@ def _popcount64(x: torch.Tensor) -> torch.Tensor:
     return ((x * _H01) >> 56) & 0xFF
 
 
-def hamming(a, b) -> torch.Tensor:
+def hamming(a: torch.Tensor | PackedPatterns, b: torch.Tensor | PackedPatterns) -> torch.Tensor:
     """int64 [N]: Hamming distance between row i of `a` and row i of `b` (bool or packed).
 
     A single row [1, units] is broadcast against the other set.
@@ -231,6 +233,9 @@ class HammingMethod(str, enum.Enum):
     MATMUL = "matmul"
 
 
+_BLOCK_ROWS = 1024  # rows of a per block at most: past this BLAS gains nothing and the budget is spent
+
+
 def hamming_dtype(n_units: int) -> torch.dtype:
     """The smallest signed integer type that holds distances up to `n_units`.
 
@@ -241,23 +246,29 @@ def hamming_dtype(n_units: int) -> torch.dtype:
 
 
 def pairwise_hamming(
-    a,
-    b=None,
+    a: torch.Tensor | PackedPatterns,
+    b: torch.Tensor | PackedPatterns | None = None,
     *,
-    block: int = 1024,
     method: HammingMethod | str = HammingMethod.MATMUL,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    block: int | None = None,
 ) -> torch.Tensor:
     """[N, M] Hamming distances between every row of `a` and every row of `b` (default a).
 
     The dtype is the smallest that holds the number of units (`hamming_dtype`: int16 below 32,768
-    units, else int32). Computed at most `block` rows of `a` at a time into the preallocated
+    units, else int32). Computed in blocks of rows of `a` (at most 1,024) into the preallocated
     result, never materialising an [N, M, units] cube. The result must fit in `memory_budget`
     bytes (refused up front with its size otherwise) and the blocks' working memory stays within
-    it too. `a` and `b` may be bool [N, units] or `PackedPatterns`.
+    it too. `a` and `b` may be bool [N, units] or `PackedPatterns`. `block` (rows) is deprecated:
+    the blocks follow `memory_budget`.
     """
     method = as_enum(method, HammingMethod, "method")
-    block = check_int(block, "block")
+    if block is None:
+        block = _BLOCK_ROWS
+    else:
+        warnings.warn("pairwise_hamming(block=) is deprecated; the blocks follow memory_budget= (bytes)",
+                      DeprecationWarning, stacklevel=2)
+        block = check_int(block, "block")
     budget = check_memory_budget(memory_budget)
     b = a if b is None else b
     n_a = a.n_units if isinstance(a, PackedPatterns) else _check_bits(a, "a").shape[1]

@@ -12,12 +12,17 @@ inputs against the n landmarks) and `predict(K)` with K [N, n] against them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from .features import DEFAULT_MEMORY_BUDGET
 from .similarity import Metric, tangent_similarity
 from .sparse import DEFAULT_THRESHOLD, check_labels, sign_agreement_mask
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["LandmarkClassifier", "LinearSimilarityClassifier"]
 
@@ -102,13 +107,13 @@ class _SimilarityClassifier:
 class LandmarkClassifier(_SimilarityClassifier):
     """Predict the class whose landmarks are, on average, most similar to the input."""
 
-    def fit(self, x, y) -> "LandmarkClassifier":
+    def fit(self, x: ArrayLike, y: ArrayLike) -> "LandmarkClassifier":
         self._fit_landmarks(x, y)
         onehot = torch.nn.functional.one_hot(self.y_index_, self.classes_.numel()).to(torch.float64)
         self.class_weights_ = onehot / onehot.sum(0, keepdim=True)  # [n_landmarks, C] means
         return self
 
-    def decision_function(self, x) -> torch.Tensor:
+    def decision_function(self, x: ArrayLike) -> torch.Tensor:
         """[N, C]: mean similarity to each class's landmarks."""
         self._check_fitted()
         return self._similarity(x, self.landmarks_) @ self.class_weights_
@@ -131,7 +136,7 @@ class LinearSimilarityClassifier(_SimilarityClassifier):
     def _features(self, s: torch.Tensor) -> torch.Tensor:
         return (s - self.mean_) / self.scale_
 
-    def fit(self, x, y) -> "LinearSimilarityClassifier":
+    def fit(self, x: ArrayLike, y: ArrayLike) -> "LinearSimilarityClassifier":
         if self.loss not in ("logistic", "ridge"):
             raise ValueError(f"loss: expected 'logistic' or 'ridge', got {self.loss!r}")
         if not (self.alpha >= 0):
@@ -165,7 +170,7 @@ class LinearSimilarityClassifier(_SimilarityClassifier):
         self.coef_, self.intercept_ = w.detach(), b.detach()
         return self
 
-    def decision_function(self, x) -> torch.Tensor:
+    def decision_function(self, x: ArrayLike) -> torch.Tensor:
         """[N, C]: class scores (logits, or ridge predictions)."""
         self._check_fitted()
         return self._features(self._similarity(x, self.landmarks_)) @ self.coef_ + self.intercept_

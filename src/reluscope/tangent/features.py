@@ -9,6 +9,8 @@ per-sample gradients at a time.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +21,15 @@ import torch.nn as nn
 from torch.func import functional_call, grad, jacrev, vmap
 
 from .._checks import (
+    DEFAULT_MEMORY_BUDGET,
     MemoryBudgetError, as_enum, as_float_tensor, check_batch, check_int, check_memory_budget, check_positive,
 )
 
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+
 __all__ = ["Normalization", "tangent_features", "DEFAULT_MEMORY_BUDGET"]
 
-DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes of per-sample gradients held at once
 _TRAIN_MODE_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
 _VMAP_OVERHEAD = 3  # vmap(jacrev) keeps a few gradient-sized temporaries per sample
 _PROJECTION_ROWS = 2**16  # rows of the random projection generated (and seeded) together
@@ -60,7 +65,7 @@ class Normalization(str, Enum):
     VALUE_SCALING = "value_scaling"
 
     @classmethod
-    def parse(cls, value) -> "Normalization":
+    def parse(cls, value: object) -> "Normalization":
         if isinstance(value, cls):
             return value
         if value is False or value is None:
@@ -112,7 +117,7 @@ class _Params:
         return torch.cat([t.detach().reshape(-1) for t in self.tensors])
 
 
-def trainable_parameters(model) -> _Params:
+def trainable_parameters(model: nn.Module) -> _Params:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -147,7 +152,7 @@ def trainable_parameters(model) -> _Params:
     return _Params(tuple(n for n, _ in named), tuple(p for _, p in named))
 
 
-def check_inputs(params: _Params, x, name: str, *, allow_empty: bool = False, model=None) -> torch.Tensor:
+def check_inputs(params: _Params, x: ArrayLike, name: str, *, allow_empty: bool = False, model: nn.Module | None = None) -> torch.Tensor:
     """x as a tensor of the parameters' dtype; another device is refused rather than moved.
 
     With `model`, one input is run through it, so a shape the model cannot take is refused here,
@@ -180,7 +185,7 @@ def check_inputs(params: _Params, x, name: str, *, allow_empty: bool = False, mo
     return x
 
 
-def output_size(model, params: _Params, x: torch.Tensor) -> int:
+def output_size(model: nn.Module, params: _Params, x: torch.Tensor) -> int:
     with torch.no_grad():
         out = functional_call(model, params.as_dict(), (x[:1],))
     return int(out[0].numel())
@@ -205,7 +210,7 @@ def chunks(n: int, size: int, *, progress: bool = False, desc: str = "") -> Iter
 
 
 def per_sample_gradients(
-    model, params: _Params, x: torch.Tensor, *, per_output: bool, output: int | None = None
+    model: nn.Module, params: _Params, x: torch.Tensor, *, per_output: bool, output: int | None = None
 ) -> torch.Tensor:
     """[n, P] (or [n, K, P]) gradients for one chunk x, via vmap over samples.
 
@@ -239,7 +244,7 @@ class ColumnScaling:
     span: torch.Tensor
 
 
-def parameter_ranges(model, params: _Params, x: torch.Tensor, *, per_output: bool, memory_budget: int,
+def parameter_ranges(model: nn.Module, params: _Params, x: torch.Tensor, *, per_output: bool, memory_budget: int,
                      progress: bool = False) -> ColumnScaling:
     """Per-coordinate minimum and range of the tangent features over the inputs x: [K, P]."""
     lo = hi = None
@@ -252,7 +257,7 @@ def parameter_ranges(model, params: _Params, x: torch.Tensor, *, per_output: boo
     return ColumnScaling(lo, hi - lo)
 
 
-def column_scaling(model, params: _Params, reference: torch.Tensor | None, mode: "Normalization", *,
+def column_scaling(model: nn.Module, params: _Params, reference: torch.Tensor | None, mode: "Normalization", *,
                    per_output: bool, memory_budget: int, progress: bool = False) -> ColumnScaling | None:
     """The ColumnScaling a mode needs (None for the per-input modes)."""
     if mode is Normalization.VALUE_SCALING:
@@ -283,7 +288,7 @@ def normalize_rows(g: torch.Tensor, mode: Normalization, columns: ColumnScaling 
 
 
 def iter_features(
-    model,
+    model: nn.Module,
     params: _Params,
     x: torch.Tensor,
     *,
@@ -331,12 +336,12 @@ def project(g: torch.Tensor, dim: int, seed: int) -> torch.Tensor:
 
 
 def tangent_features(
-    model,
-    x,
+    model: nn.Module,
+    x: ArrayLike,
     *,
     per_output: bool = False,
-    normalize="none",
-    reference=None,
+    normalize: Normalization | str = "none",
+    reference: ArrayLike | None = None,
     projection_dim: int | None = None,
     seed: int = 0,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,

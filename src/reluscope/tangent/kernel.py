@@ -11,6 +11,8 @@ result, against O(N * P) for explicit features.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch.func import jvp
 
@@ -24,6 +26,10 @@ from .features import (
     chunks,
     trainable_parameters,
 )
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    import torch.nn as nn
 
 __all__ = ["empirical_tangent_kernel"]
 
@@ -98,9 +104,9 @@ def _gram(fx, fy) -> torch.Tensor:
 
 
 def empirical_tangent_kernel(
-    model,
-    x,
-    y=None,
+    model: nn.Module,
+    x: ArrayLike,
+    y: ArrayLike | None = None,
     *,
     per_output: bool = False,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,

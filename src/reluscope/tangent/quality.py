@@ -7,6 +7,8 @@ the same-class means, since an input trivially resembles itself).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +16,9 @@ import torch
 
 from ..results import Result, frame
 from .sparse import check_labels
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["SimilarityGap", "GoodnessCurve", "similarity_gap", "per_input_gap", "goodness_curve"]
 
@@ -66,7 +71,7 @@ def _prepare(similarity, labels, labels_y):
     return s, same & valid, ~same & valid
 
 
-def similarity_gap(similarity, labels, labels_y=None) -> SimilarityGap:
+def similarity_gap(similarity: ArrayLike, labels: ArrayLike, labels_y: ArrayLike | None = None) -> SimilarityGap:
     """Mean same-class similarity minus mean cross-class similarity over all valid pairs."""
     s, same, cross = _prepare(similarity, labels, labels_y)
     if not bool(same.any()) or not bool(cross.any()):
@@ -75,7 +80,7 @@ def similarity_gap(similarity, labels, labels_y=None) -> SimilarityGap:
     return SimilarityGap(gap=a - b, same=a, cross=b)
 
 
-def per_input_gap(similarity, labels, labels_y=None) -> torch.Tensor:
+def per_input_gap(similarity: ArrayLike, labels: ArrayLike, labels_y: ArrayLike | None = None) -> torch.Tensor:
     """float64 [N]: for each row input, its mean similarity to same-class inputs minus its mean
     similarity to other-class inputs (NaN where one of the two sets is empty)."""
     s, same, cross = _prepare(similarity, labels, labels_y)
@@ -84,7 +89,7 @@ def per_input_gap(similarity, labels, labels_y=None) -> torch.Tensor:
     return same_mean - cross_mean
 
 
-def goodness_curve(similarity, labels, labels_y=None, *, gammas=None, n_gammas: int = 101) -> GoodnessCurve:
+def goodness_curve(similarity: ArrayLike, labels: ArrayLike, labels_y: ArrayLike | None = None, *, gammas: ArrayLike | None = None, n_gammas: int = 101) -> GoodnessCurve:
     """eps(gamma) = share of inputs with per-input gap < gamma, on `gammas` (default: n_gammas
     values from 0 to the largest per-input gap). Inputs without a defined gap count as failures."""
     gaps = per_input_gap(similarity, labels, labels_y).numpy()

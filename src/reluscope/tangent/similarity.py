@@ -18,6 +18,8 @@ Per-parameter min-max takes its per-coordinate extremes over the columns `y` (x 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from enum import Enum
 
 import torch
@@ -37,6 +39,10 @@ from .features import (
 )
 from .scores import gradient_statistics, normalize_scores, scores_from_gradients, tangent_scores
 from .sparse import DEFAULT_THRESHOLD, SignAgreementMask, check_labels, sign_agreement_mask
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from .scores import ScoreMethod
 
 __all__ = ["Metric", "tangent_similarity", "hidden_features"]
 
@@ -61,7 +67,7 @@ class Metric(str, Enum):
     HIDDEN = "hidden"
 
     @classmethod
-    def parse(cls, value) -> "Metric":
+    def parse(cls, value: object) -> "Metric":
         return as_enum(value, cls, "metric")
 
 
@@ -102,7 +108,7 @@ def _last_linear_run(model: nn.Module, x) -> str:
     return order[-1]
 
 
-def hidden_features(model, x, *, hidden_layer: str | None = None) -> torch.Tensor:
+def hidden_features(model: nn.Module, x: ArrayLike, *, hidden_layer: str | None = None) -> torch.Tensor:
     """[N, D]: the activations at `hidden_layer`, or by default the input of the last nn.Linear
     (the penultimate features).
 
@@ -183,18 +189,18 @@ def _feature_gram(model, params, x, y, *, per_output, mode, index, memory_budget
 
 
 def tangent_similarity(
-    model,
-    x,
-    y=None,
+    model: nn.Module,
+    x: ArrayLike,
+    y: ArrayLike | None = None,
     *,
-    metric="block",
+    metric: Metric | str = "block",
     per_output: bool = True,
-    normalize="none",
+    normalize: Normalization | str = "none",
     mask: SignAgreementMask | None = None,
-    labels=None,
+    labels: ArrayLike | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     hidden_layer: str | None = None,
-    method="auto",
+    method: ScoreMethod | str = "auto",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
 ) -> torch.Tensor:

@@ -14,6 +14,8 @@ Zeros count as neither sign (dead ReLU units give exact zeros), which is what th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +29,10 @@ from .features import (
     iter_features,
     trainable_parameters,
 )
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    import torch.nn as nn
 
 __all__ = ["SignAgreementMask", "sign_agreement_scores", "sign_agreement_mask", "DEFAULT_THRESHOLD"]
 
@@ -54,7 +60,7 @@ class SignAgreementMask(Result):
         return torch.nonzero(self.keep).reshape(-1)
 
 
-def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
+def check_labels(labels: ArrayLike, n: int, name: str = "labels") -> torch.Tensor:
     if isinstance(labels, torch.Tensor):
         labels = labels.detach().cpu()
     labels = torch.as_tensor(labels)
@@ -89,7 +95,7 @@ def _class_counts(g: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor):
     return pos, neg
 
 
-def sign_agreement_scores(gradients: torch.Tensor, labels) -> torch.Tensor:
+def sign_agreement_scores(gradients: torch.Tensor, labels: ArrayLike) -> torch.Tensor:
     """score [P] from a gradient matrix [N, P] and labels [N] (the pure form, no model)."""
     if gradients.dim() != 2:
         raise ValueError(f"gradients: expected shape [N, P], got {list(gradients.shape)}")
@@ -112,9 +118,9 @@ def _mask(score: torch.Tensor, threshold: float) -> SignAgreementMask:
 
 
 def sign_agreement_mask(
-    model,
-    x,
-    labels,
+    model: nn.Module,
+    x: ArrayLike,
+    labels: ArrayLike,
     *,
     threshold: float = DEFAULT_THRESHOLD,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Display", "axes_or_new", "report_figure", "figure_bytes", "save_figure"]
+__all__ = ["Display", "axes_or_new", "label_axes", "report_figure", "figure_bytes", "save_figure"]
 
 _FORMATS = ("png", "svg", "pdf")
 
@@ -33,6 +33,17 @@ def axes_or_new(ax: Axes | None = None, *, figsize: tuple[float, float] = (6.0, 
     import matplotlib.pyplot as plt
 
     _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def label_axes(ax: Axes, xlabel: str, ylabel: str, *, title: str | None = None, legend: bool = True) -> Axes:
+    """Axis labels, a small legend and an optional title: how every reluscope plot ends."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
     return ax
 
 

@@ -12,6 +12,8 @@ from ..folding import FoldingProfile, GlobalFolding, global_folding, path_foldin
 from ._common import Display, axes_or_new
 
 if TYPE_CHECKING:
+    from typing import Any
+    from ..folding.path import PathFolding
     from matplotlib.axes import Axes
     from .._types import ArrayLike
     from .._types import ModelLike
@@ -35,7 +37,7 @@ class RunningChiDisplay(Display):
         self.curves = dict(curves)
 
     @classmethod
-    def from_result(cls, result, label: str = "chi") -> RunningChiDisplay:
+    def from_result(cls, result: PathFolding | Mapping[str, ArrayLike], label: str = "chi") -> RunningChiDisplay:
         """From a `PathFolding`, a `FoldingProfile`, a list of `PathFolding` (one curve each) or a
         mapping label -> running chi array."""
         if isinstance(result, Mapping):
@@ -45,7 +47,7 @@ class RunningChiDisplay(Display):
         return cls({label: _running(result)})
 
     @classmethod
-    def from_model(cls, model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, label: str = "chi", **folding_kw) -> RunningChiDisplay:
+    def from_model(cls, model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, label: str = "chi", **folding_kw: Any) -> RunningChiDisplay:
         """`path_folding(model, x0, x1, **folding_kw)`, then display its running chi."""
         return cls.from_result(path_folding(model, x0, x1, **folding_kw), label=label)
 
@@ -71,7 +73,7 @@ class FoldingHistogramDisplay(Display):
         self.chi = np.asarray(chi, dtype=float)
 
     @classmethod
-    def from_result(cls, result) -> FoldingHistogramDisplay:
+    def from_result(cls, result: PathFolding | Mapping[str, ArrayLike]) -> FoldingHistogramDisplay:
         """From a `GlobalFolding`, a list of `PathFolding`, or an array of chi values."""
         if isinstance(result, GlobalFolding):
             return cls(result.chi)
@@ -80,7 +82,7 @@ class FoldingHistogramDisplay(Display):
         return cls(result)
 
     @classmethod
-    def from_model(cls, model: ModelLike, x: ArrayLike, y: ArrayLike, **global_kw) -> FoldingHistogramDisplay:
+    def from_model(cls, model: ModelLike, x: ArrayLike, y: ArrayLike, **global_kw: Any) -> FoldingHistogramDisplay:
         """`global_folding(model, x, y, **global_kw)`, then display its chi values."""
         return cls.from_result(global_folding(model, x, y, **global_kw))
 
@@ -153,7 +155,7 @@ def plot_folding_depth(runs: Sequence, *, ax: Axes | None = None, reached_only: 
     return ax
 
 
-def plot_cantornet_curves(rows: Sequence, *, axes=None):
+def plot_cantornet_curves(rows: Sequence, *, axes: Sequence[Axes] | None = None):
     """Running chi along CantorNet's path, one panel per representation, one curve per k (exact
     solid, grid dashed). `rows`: `cantornet_folding(...)`. Returns the array of Axes."""
     reps = sorted({r.representation for r in rows})

@@ -10,6 +10,11 @@ from ..hull import revised_greedy_expansion
 from ._common import Display
 
 if TYPE_CHECKING:
+    from typing import Any
+    from ..hull.classifier import OverfittingReport
+    from ..hull.classifier import OverfittingRow
+    from ..hull.rge import RGEResult
+    from collections.abc import Sequence
     from matplotlib.axes import Axes
     from .._types import ArrayLike
 
@@ -28,12 +33,12 @@ class RGEDisplay(Display):
         self.points, self.indices = x, np.asarray(indices)
 
     @classmethod
-    def from_result(cls, points: ArrayLike, result) -> RGEDisplay:
+    def from_result(cls, points: ArrayLike, result: RGEResult | ArrayLike) -> RGEDisplay:
         """`result`: an `RGEResult` of `points` (or the selected indices themselves)."""
         return cls(points, getattr(result, "indices", result))
 
     @classmethod
-    def from_model(cls, points: ArrayLike, **rge_kw) -> RGEDisplay:
+    def from_model(cls, points: ArrayLike, **rge_kw: Any) -> RGEDisplay:
         """Run `revised_greedy_expansion(points, **rge_kw)` and display it (the "model" is the point set)."""
         return cls.from_result(points, revised_greedy_expansion(points, **rge_kw))
 
@@ -63,7 +68,7 @@ class NCHLayersDisplay(Display):
         self.rows = [r if isinstance(r, dict) else vars(r) for r in rows]
 
     @classmethod
-    def from_result(cls, report) -> NCHLayersDisplay:
+    def from_result(cls, report: OverfittingReport | Sequence[OverfittingRow]) -> NCHLayersDisplay:
         """`report`: an `OverfittingReport` (or its rows, as `OverfittingRow` or dicts)."""
         return cls(report)
 
@@ -88,6 +93,6 @@ def plot_rge(points: ArrayLike, indices: ArrayLike, *, ax: Axes | None = None, t
     return RGEDisplay(points, indices).plot(ax, title=title).ax_
 
 
-def plot_nch_layers(rows, *, ax: Axes | None = None, title: str | None = None):
+def plot_nch_layers(rows: OverfittingReport | Sequence[OverfittingRow], *, ax: Axes | None = None, title: str | None = None):
     """`NCHLayersDisplay.from_result(rows).plot(...)`; returns the Axes."""
     return NCHLayersDisplay.from_result(rows).plot(ax, title=title).ax_

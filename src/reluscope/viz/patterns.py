@@ -15,6 +15,7 @@ from ..traversal import traverse
 from ._common import Display
 
 if TYPE_CHECKING:
+    from typing import Any
     from matplotlib.axes import Axes
     from .._types import ArrayLike
     from .._types import ModelLike
@@ -49,7 +50,7 @@ class HammingPathDisplay(Display):
         """Traverse x0 -> x1 exactly (`reluscope.traverse`) and display it."""
         return cls.from_result(traverse(model, x0, x1, include_output=include_output))
 
-    def plot(self, ax: Axes | None = None, *, normalize: bool = False, label: str | None = None, **stairs_kw) -> HammingPathDisplay:
+    def plot(self, ax: Axes | None = None, *, normalize: bool = False, label: str | None = None, **stairs_kw: Any) -> HammingPathDisplay:
         """Extra keywords go to `Axes.stairs` (color, alpha, linewidth)."""
         ax = self._axes(ax)
         d = self.distance.astype(float) / (max(1, self.n_units) if normalize else 1)
@@ -89,7 +90,7 @@ class UnitActivityDisplay(Display):
         net = to_network(model).with_input_shape(tuple(torch.as_tensor(x).shape[1:]))
         return cls.from_result(bits, net.unit_layout(include_output=include_output))
 
-    def plot(self, ax: Axes | None = None, *, sort: bool = True, **bar_kw) -> UnitActivityDisplay:
+    def plot(self, ax: Axes | None = None, *, sort: bool = True, **bar_kw: Any) -> UnitActivityDisplay:
         """With `sort`, units are ordered by activity within each layer; keywords go to `Axes.bar`."""
         ax = self._axes(ax)
         units = self.frequency.shape[0]
@@ -114,11 +115,11 @@ class UnitActivityDisplay(Display):
         return self
 
 
-def plot_hamming_along_path(traversal: Traversal, ax: Axes | None = None, *, normalize: bool = False, label: str | None = None, **stairs_kw):
+def plot_hamming_along_path(traversal: Traversal, ax: Axes | None = None, *, normalize: bool = False, label: str | None = None, **stairs_kw: Any):
     """`HammingPathDisplay.from_result(traversal).plot(...)`; returns the Axes."""
     return HammingPathDisplay.from_result(traversal).plot(ax, normalize=normalize, label=label, **stairs_kw).ax_
 
 
-def plot_unit_activity(bits: torch.Tensor, layout: Sequence | None = None, ax: Axes | None = None, *, sort: bool = True, **bar_kw):
+def plot_unit_activity(bits: torch.Tensor, layout: Sequence | None = None, ax: Axes | None = None, *, sort: bool = True, **bar_kw: Any):
     """`UnitActivityDisplay.from_result(bits, layout).plot(...)`; returns the Axes."""
     return UnitActivityDisplay.from_result(bits, layout).plot(ax, sort=sort, **bar_kw).ax_

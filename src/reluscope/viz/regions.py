@@ -10,9 +10,12 @@ import numpy as np
 
 from ..regions import fiedler_partition, regions_2d
 from ..regions.dual import decision_segments
-from ._common import Display, axes_or_new
+from ._common import Display, axes_or_new, label_axes
 
 if TYPE_CHECKING:
+    from typing import Any
+    from ..regions.topology import RandomSummary
+    from collections.abc import Sequence
     from matplotlib.axes import Axes
     from .._types import ArrayLike
     from .._types import ModelLike
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["RegionMapDisplay", "FiedlerDisplay", "plot_regions", "plot_fiedler", "plot_betti_curves", "plot_counts_vs_loss", "plot_region_frames"]
 
 
-def face_colours(region_map) -> np.ndarray:
+def face_colours(region_map: RegionMap) -> np.ndarray:
     """RGB [F, 3] in a pleasant pastel range from each face's pattern hash."""
     keys = region_map.pattern_keys()
     rgb = np.stack([(keys >> np.uint64(s)) & np.uint64(255) for s in (0, 8, 16)], 1).astype(np.float64) / 255
@@ -62,7 +65,7 @@ class RegionMapDisplay(Display):
         return cls(region_map, points=points, labels=labels)
 
     @classmethod
-    def from_model(cls, model: ModelLike, *, points: ArrayLike | None = None, labels: ArrayLike | None = None, **regions_kw) -> RegionMapDisplay:
+    def from_model(cls, model: ModelLike, *, points: ArrayLike | None = None, labels: ArrayLike | None = None, **regions_kw: Any) -> RegionMapDisplay:
         """`regions_2d(model, **regions_kw)` (box, plane, ...), then display it."""
         return cls(regions_2d(model, **regions_kw), points=points, labels=labels)
 
@@ -100,7 +103,7 @@ class FiedlerDisplay(Display):
         return cls(region_map, fiedler_partition(region_map) if partition is None else partition)
 
     @classmethod
-    def from_model(cls, model: ModelLike, **regions_kw) -> FiedlerDisplay:
+    def from_model(cls, model: ModelLike, **regions_kw: Any) -> FiedlerDisplay:
         return cls.from_result(regions_2d(model, **regions_kw))
 
     def plot(self, ax: Axes | None = None, *, graph: bool = True, decision_boundary: bool = True) -> FiedlerDisplay:
@@ -136,18 +139,15 @@ def plot_fiedler(region_map: RegionMap, partition: FiedlerPartition, *, ax: Axes
     return FiedlerDisplay.from_result(region_map, partition).plot(ax, graph=graph, decision_boundary=decision_boundary).ax_
 
 
-def plot_betti_curves(summary, *, ax: Axes | None = None, label: str = ""):
+def plot_betti_curves(summary: RandomSummary, *, ax: Axes | None = None, label: str = ""):
     """Mean beta_0 and beta_1 of random filtrations (a `RandomSummary`) against the fraction of faces added."""
     ax = axes_or_new(ax)
     ax.plot(summary.t, summary.beta0, label=f"beta0 {label}".strip())
     ax.plot(summary.t, summary.beta1, label=f"beta1 {label}".strip())
-    ax.set_xlabel("fraction of faces added (random order)")
-    ax.set_ylabel("Betti number (mean over orders)")
-    ax.legend(fontsize=8)
-    return ax
+    return label_axes(ax, "fraction of faces added (random order)", "Betti number (mean over orders)")
 
 
-def plot_counts_vs_loss(records: list, *, keys=("faces", "random_max_beta1"), ax: Axes | None = None):
+def plot_counts_vs_loss(records: list, *, keys: Sequence[str] = ("faces", "random_max_beta1"), ax: Axes | None = None):
     """Loss (log scale, left) and the given record keys (right, normalised) against step."""
     ax = axes_or_new(ax, figsize=(7, 4))
     steps = [r["step"] for r in records]
@@ -168,7 +168,7 @@ def plot_counts_vs_loss(records: list, *, keys=("faces", "random_max_beta1"), ax
     return ax
 
 
-def plot_region_frames(frames, *, axes):
+def plot_region_frames(frames: Sequence[tuple[int, RegionMap]], *, axes: Axes | Sequence[Axes] | np.ndarray):
     """One `RegionMapDisplay` per (step, region map) in `frames`, on the given axes (a frame strip)."""
     for ax, (step, rm) in zip(np.ravel(axes), frames):
         RegionMapDisplay.from_result(rm).plot(ax, linewidth=0.15, title=False)

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..tangent import goodness_curve, per_input_gap, tangent_similarity
-from ._common import Display
+from ._common import Display, label_axes
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
+    from typing import Any
+    from ..tangent.quality import GoodnessCurve
     from matplotlib.axes import Axes
     from .._types import ArrayLike
     from .._types import ModelLike
@@ -32,7 +34,7 @@ class GapHistogramDisplay(Display):
         return cls(per_input_gaps)
 
     @classmethod
-    def from_model(cls, model: ModelLike, x: ArrayLike, labels: ArrayLike, *, metrics: Sequence[str] = ("block",), **similarity_kw) -> GapHistogramDisplay:
+    def from_model(cls, model: ModelLike, x: ArrayLike, labels: ArrayLike, *, metrics: Sequence[str] = ("block",), **similarity_kw: Any) -> GapHistogramDisplay:
         """`tangent_similarity(model, x, metric=m)` for each metric, then their per-input gaps."""
         return cls({m: per_input_gap(tangent_similarity(model, x, metric=m, **similarity_kw), labels).numpy()
                     for m in metrics})
@@ -47,11 +49,7 @@ class GapHistogramDisplay(Display):
             scale = g.std() or 1.0
             ax.hist(g / scale, bins=bins, alpha=0.5, label=f"{name} (mean {g.mean() / scale:.2f})")
         ax.axvline(0.0, color="k", lw=0.8)
-        ax.set_xlabel("per-input gap / std (same-class mean - cross-class mean)")
-        ax.set_ylabel("inputs")
-        ax.legend(fontsize=8)
-        if title:
-            ax.set_title(title)
+        label_axes(ax, "per-input gap / std (same-class mean - cross-class mean)", "inputs", title=title)
         return self
 
 
@@ -62,23 +60,19 @@ class GoodnessDisplay(Display):
         self.curves = dict(curves)
 
     @classmethod
-    def from_result(cls, curves) -> GoodnessDisplay:
+    def from_result(cls, curves: GoodnessCurve | Mapping[str, GoodnessCurve]) -> GoodnessDisplay:
         """One `GoodnessCurve` or a mapping {name: GoodnessCurve}."""
         return cls(curves if isinstance(curves, Mapping) else {"similarity": curves})
 
     @classmethod
-    def from_model(cls, model: ModelLike, x: ArrayLike, labels: ArrayLike, *, metrics: Sequence[str] = ("block",), **similarity_kw) -> GoodnessDisplay:
+    def from_model(cls, model: ModelLike, x: ArrayLike, labels: ArrayLike, *, metrics: Sequence[str] = ("block",), **similarity_kw: Any) -> GoodnessDisplay:
         return cls({m: goodness_curve(tangent_similarity(model, x, metric=m, **similarity_kw), labels) for m in metrics})
 
     def plot(self, ax: Axes | None = None, *, title: str | None = None) -> GoodnessDisplay:
         ax = self._axes(ax)
         for name, curve in self.curves.items():
             ax.plot(curve.gamma, curve.eps, label=name)
-        ax.set_xlabel("gamma")
-        ax.set_ylabel("eps (share of inputs with gap < gamma)")
-        ax.legend(fontsize=8)
-        if title:
-            ax.set_title(title)
+        label_axes(ax, "gamma", "eps (share of inputs with gap < gamma)", title=title)
         return self
 
 
