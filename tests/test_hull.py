@@ -380,3 +380,12 @@ def test_nch_classify_agrees_with_exact_distances(loo):
     other = clf.classes_[None, :] != yq[:, None]
     assert (mis == ((d <= 0.03 * clf.radius_[None, :]) & other).any(1)).all()
     assert 0 < mis.mean() < 1  # overlapping classes: both cases occur
+
+
+def test_rge_batch_is_deprecated_for_memory_budget():
+    x = np.random.default_rng(0).normal(size=(60, 2))
+    new = revised_greedy_expansion(x, max_size=12)
+    with pytest.warns(DeprecationWarning, match="memory_budget"):
+        old = revised_greedy_expansion(x, max_size=12, batch=3)
+    np.testing.assert_array_equal(old.indices, new.indices)  # the batch changes work, not the answer
+    assert new.inside_distance == 0.03

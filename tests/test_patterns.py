@@ -204,3 +204,10 @@ def test_walk_distances_and_extents_agree_with_bool_sums(lengths, units, seed):
         assert d.to_start.tolist() == to_start.tolist() and d.steps.tolist() == steps.tolist()
         assert (ext.end[i], ext.farthest[i], ext.length[i]) == (d.end, d.farthest, d.length)
         assert (d.end, d.farthest, d.length) == (int(to_start[-1]), int(to_start.max()), int(steps.sum()))
+
+
+def test_pairwise_hamming_block_is_deprecated_for_memory_budget():
+    a = torch.rand(7, 20, generator=torch.Generator().manual_seed(0)) > 0.5
+    with pytest.warns(DeprecationWarning, match="memory_budget"):
+        old = pairwise_hamming(a, block=2)
+    assert torch.equal(old, pairwise_hamming(a))

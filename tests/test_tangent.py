@@ -400,3 +400,24 @@ def test_per_parameter_minmax_uses_the_columns_as_reference():
     gx = tangent_features(model, x, normalize="per_parameter_minmax", reference=y)
     torch.testing.assert_close(tangent_similarity(model, x, y, metric="euclidean", per_output=False,
                                                   normalize="per_parameter_minmax"), gx @ g.T)
+
+
+def test_block_scores_of_a_resnet_in_groups_and_one_by_one(monkeypatch):
+    """20 tensors: vmap groups of 8, 8 and 4; and the per-tensor forward-AD fallback gives the same."""
+    import reluscope.tangent.scores as scores
+    from reluscope.testing.models import BasicBlock, tiny_resnet
+
+    model = tiny_resnet(BasicBlock, layers=(1, 1), width=2).double()
+    x = torch.randn(3, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    grads = reference_gradients(model, x, per_output=True)
+    theta = [p.detach() for p in model.parameters()]
+    ref = torch.tensor([[[float((g[k][l] * theta[l]).sum()) for k in range(len(g))] for l in range(len(theta))]
+                        for g in grads], dtype=torch.float64)
+    assert ref.shape[1] == 20
+    torch.testing.assert_close(tangent_scores(model, x), ref)
+
+    def no_vmap(*args):
+        raise RuntimeError("no batching rule")
+
+    monkeypatch.setattr(scores, "_group_scores", no_vmap)
+    torch.testing.assert_close(tangent_scores(model, x), ref)
