@@ -1,9 +1,11 @@
 """Benchmark: exact traversal of the tangent paper's CNN (random init) on one MNIST digit 1 -> 4
 segment, against 1,000-point sampling of the same segment, in the same run.
 
-For each width: parameters, pieces, traversal time (float64, within `--memory-budget`), peak RSS
-growth of the traversal (in a forked child), and the time of sampling the segment at 1,000
-points with `Network.bits` in the model's float32 (the cheap way a user would do it).
+For each width, in a fresh (spawned) process: parameters, pieces, traversal time (float64,
+within `--memory-budget`), peak RSS growth during the traversal (VmHWM after resetting it), and
+the time of sampling the segment's patterns at 1,000 points with `Network.bits` in the model's
+float32 (the cheap way a user would do it; best of 3). A width whose traversal runs past
+`--timeout` seconds is reported as such.
 Target (issue 11.5): the paper's width 64 within the default memory budget, in no more time than
 the sampling. Run: python bench/traverse_cnn.py [--widths 4 8 16 32 64] [--memory-budget BYTES]
 """
@@ -11,46 +13,30 @@ the sampling. Run: python bench/traverse_cnn.py [--widths 4 8 16 32 64] [--memor
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
-import resource
 import time
 
 import torch
 
 from reluscope._checks import DEFAULT_MEMORY_BUDGET
-from reluscope.data import load_mnist
-from reluscope.experiments.tangent import tangent_cnn
-from reluscope.network import to_network
-from reluscope.traversal import traverse
 
 
-def _rss_kib():
+def _status_kib(key: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1])
     return 0
 
 
-def in_child(fn):
-    """(seconds, pieces, peak RSS growth MiB) of fn() run in a forked child."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        base = _rss_kib()
-        start = time.perf_counter()
-        pieces = fn()
-        sec = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        os.write(w, f"{sec} {pieces} {max(peak - base, 0)}".encode())
-        os._exit(0)
-    os.close(w)
-    data = os.read(r, 256).decode().split()
-    os.waitpid(pid, 0)
-    if len(data) != 3:
-        return float("nan"), -1, float("nan")
-    return float(data[0]), int(data[1]), int(data[2]) / 1024
+def _reset_peak() -> None:
+    """Reset VmHWM (Linux: writing 5 to clear_refs), so the peak is the traversal's own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 def sample_time(net, x0, x1, n_points: int) -> tuple[float, int]:
@@ -62,26 +48,72 @@ def sample_time(net, x0, x1, n_points: int) -> tuple[float, int]:
     return time.perf_counter() - start, runs
 
 
+def one_width(width: int, points: int, budget: int, queue) -> None:
+    from reluscope.data import load_mnist
+    from reluscope.experiments.tangent import tangent_cnn
+    from reluscope.network import to_network
+    from reluscope.traversal import traverse
+
+    x, y = load_mnist("test", flatten=False)
+    x0, x1 = x[y == 1][0], x[y == 4][0]
+    model = tangent_cnn((1, 28, 28), width=width, seed=0).eval()
+    params = sum(p.numel() for p in model.parameters())
+    queue.put(("params", params))
+    net32 = to_network(model).with_input_shape((1, 28, 28))
+    sample_time(net32, x0, x1, 10)  # warm-up
+    traverse(model, x0, x0 + 1e-3 * (x1 - x0), memory_budget=budget)  # warm-up (short)
+    base = _status_kib("VmRSS:")
+    _reset_peak()
+    start = time.perf_counter()
+    tr = traverse(model, x0, x1, memory_budget=budget)
+    sec = time.perf_counter() - start
+    peak = max(_status_kib("VmHWM:") - base, 0) / 1024
+    queue.put(("exact", sec, tr.n_pieces, peak))
+    del tr
+    ts, runs = min(sample_time(net32, x0, x1, points) for _ in range(3))
+    queue.put(("sample", ts, runs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--memory-budget", type=float, default=DEFAULT_MEMORY_BUDGET)
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per width")
     args = ap.parse_args()
-    x, y = load_mnist("test")
-    x0, x1 = x[y == 1][0], x[y == 4][0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, memory_budget {args.memory_budget / 2**30:.1f} GiB; "
-          f"one test digit 1 -> 4 segment; sampling in float32 at {args.points} points")
+          f"one test digit 1 -> 4 segment; sampling in float32 at {args.points} points (best of 3); "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'width':>5} {'params':>8} {'pieces':>7} {'exact s':>8} {'peak MiB':>9} {'sample s':>9} {'runs':>5} {'exact/sample':>13}")
+    ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in OpenMP
     for width in args.widths:
-        model = tangent_cnn((1, 28, 28), width=width, seed=0).eval()
-        params = sum(p.numel() for p in model.parameters())
-        net32 = to_network(model).with_input_shape((1, 28, 28))
-        sample_time(net32, x0, x1, 10)  # warm-up
-        ts, runs = sample_time(net32, x0, x1, args.points)
-        sec, pieces, peak = in_child(lambda: traverse(model, x0, x1, memory_budget=int(args.memory_budget)).n_pieces)
+        queue = ctx.Queue()
+        proc = ctx.Process(target=one_width, args=(width, args.points, int(args.memory_budget), queue))
+        start = time.perf_counter()
+        proc.start()
+        got = {}
+        while proc.is_alive() or not queue.empty():
+            try:
+                item = queue.get(timeout=1.0)
+                got[item[0]] = item[1:]
+            except Exception:
+                pass
+            if "sample" in got:
+                break
+            if time.perf_counter() - start > args.timeout:
+                proc.terminate()
+                break
+        proc.join(5)
+        params = got.get("params", (-1,))[0]
+        if "exact" not in got:
+            why = "timeout" if time.perf_counter() - start > args.timeout else f"failed (exit {proc.exitcode})"
+            print(f"{width:5d} {params:8d} {'-':>7} {why:>8}", flush=True)
+            continue
+        sec, pieces, peak = got["exact"]
+        ts, runs = got.get("sample", (float("nan"), -1))
         print(f"{width:5d} {params:8d} {pieces:7d} {sec:8.2f} {peak:9.0f} {ts:9.3f} {runs:5d} {sec / ts:13.1f}", flush=True)
-    print("exact/sample = traversal time / sampling time (target <= 1); runs = pattern changes the samples see")
+    print(f"exact/sample = traversal time / sampling time (target <= 1); runs = pattern changes the samples see; "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
