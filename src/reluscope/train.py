@@ -9,14 +9,13 @@ RNG state is restored afterwards, so training never disturbs the caller's random
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import enum
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn

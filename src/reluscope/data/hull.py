@@ -6,9 +6,8 @@ SamJia/RevisedGE, commit c2c534d; see its README), so nothing is downloaded.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -7,9 +7,8 @@ order; shuffle them yourself if order matters.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch

@@ -41,8 +41,16 @@ def _flat(a: np.ndarray, digits: int = 6) -> list[float]:
     return np.round(np.asarray(a, dtype=np.float64).ravel(), digits).tolist()
 
 
+class _View:
+    """A view sent to the page as JSON: its fields are already lists, numbers and dicts."""
+
+    def to_dict(self) -> dict:
+        """The fields as a dict, for the JSON response."""
+        return dict(self.__dict__)
+
+
 @dataclass(frozen=True)
-class Frame:
+class Frame(_View):
     """One redraw: the exact region map of the network at `step`, with its charts.
 
     `polygons` are the faces' vertices flattened (x0, y0, x1, y1, ...), face f spanning
@@ -64,10 +72,6 @@ class Frame:
     map_every: int
     remapped: bool
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
 def frame_from_map(rmap, *, version, step, history, fiedler_side, map_ms, map_every, remapped) -> Frame:
     cent = rmap.centroids
     pairs = dual_graph(rmap, weight="unit").pairs
@@ -83,7 +87,7 @@ def frame_from_map(rmap, *, version, step, history, fiedler_side, map_ms, map_ev
 
 
 @dataclass(frozen=True)
-class SegmentView:
+class SegmentView(_View):
     """The exact traversal of one clicked segment: where its pieces begin and end, the Hamming
     walk (distance of each piece's pattern to the first) and the running chi, ending at `chi`."""
 
@@ -95,10 +99,6 @@ class SegmentView:
     running_chi: list
     chi: float
     exact: bool
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 def segment_view(fold: PathFolding, p0, p1) -> SegmentView:
     prof = fold.profile()
@@ -142,7 +142,7 @@ def region_info(rmap, point: np.ndarray) -> dict:
 
 
 @dataclass(frozen=True)
-class HullView:
+class HullView(_View):
     """Per class, the 2-D convex hull (closed polygon, flattened) of the training points' layer
     activations projected on their top-2 principal directions, the projected points, and the
     nearest-convex-hull test accuracy computed on the full (unprojected) layer."""
@@ -153,10 +153,6 @@ class HullView:
     labels: list
     nch_test_accuracy: float
     explained_variance: float
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 def hull_view(h_train, y_train, h_test, y_test, layer: int) -> HullView:
     from scipy.spatial import ConvexHull, QhullError

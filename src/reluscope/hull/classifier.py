@@ -10,11 +10,10 @@ Ties (e.g. a point inside two hulls) go to the first class in sorted label order
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import dataclasses
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from .properties import MISINCLUSION_FRACTION, _radius
 from .rge import revised_greedy_expansion
 
 if TYPE_CHECKING:
+    import torch.nn as nn
     from .._types import ArrayLike
     from collections.abc import Sequence
 
@@ -61,8 +61,9 @@ class NearestConvexHull:
     in `_`).
     """
 
-    def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_inside_distance: float = 0.03, rge_stop: float = 0.06, device=None,
-                 model=None, layer=None):
+    def __init__(self, *, mode: HullMode | str = HullMode.EXACT, tol: float = 1e-7, rge_inside_distance: float = 0.03, rge_stop: float = 0.06,
+                 device: torch.device | str | None = None, model: nn.Module | None = None,
+                 layer: str | Sequence[str] | None = None):
         # with `model` and `layer` (a name or a list, see reluscope.activations), X are the model's
         # inputs and the hulls live in that layer's activations (a list: concatenated)
         self.model = model

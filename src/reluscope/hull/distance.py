@@ -31,11 +31,10 @@ E + {x} and class hulls stacked in one array.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch

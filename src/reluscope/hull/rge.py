@@ -24,12 +24,11 @@ per-coordinate extremes, clean E, clean R, then greedy minimax additions. Choice
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import time
 import warnings
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch

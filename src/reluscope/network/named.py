@@ -15,10 +15,9 @@ forward pass fails. A name that forward never reaches is an error naming it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn

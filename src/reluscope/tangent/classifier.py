@@ -22,6 +22,9 @@ from .similarity import Metric, tangent_similarity
 from .sparse import DEFAULT_THRESHOLD, check_labels, sign_agreement_mask
 
 if TYPE_CHECKING:
+    import torch.nn as nn
+    from .features import Normalization
+    from .scores import ScoreMethod
     from .._types import ArrayLike
 
 __all__ = ["LandmarkClassifier", "LinearSimilarityClassifier"]
@@ -30,13 +33,13 @@ __all__ = ["LandmarkClassifier", "LinearSimilarityClassifier"]
 class _SimilarityClassifier:
     def __init__(
         self,
-        model=None,
+        model: nn.Module | None = None,
         *,
-        metric="block",
+        metric: Metric | str = "block",
         per_output: bool = True,
-        normalize="none",
+        normalize: Normalization | str = "none",
         threshold: float = DEFAULT_THRESHOLD,
-        method="auto",
+        method: ScoreMethod | str = "auto",
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         progress: bool = False,
     ):

@@ -7,9 +7,8 @@ the same-class means, since an input trivially resembles itself).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch

@@ -7,9 +7,8 @@ directional derivative of f_k(x) along theta restricted to block l: a JVP. The "
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import torch
 import torch.autograd.forward_ad as fwAD

@@ -18,9 +18,8 @@ Per-parameter min-max takes its per-coordinate extremes over the columns `y` (x 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn

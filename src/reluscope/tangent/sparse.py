@@ -14,9 +14,8 @@ Zeros count as neither sign (dead ReLU units give exact zeros), which is what th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
