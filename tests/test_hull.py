@@ -389,3 +389,18 @@ def test_rge_batch_is_deprecated_for_memory_budget():
         old = revised_greedy_expansion(x, max_size=12, batch=3)
     np.testing.assert_array_equal(old.indices, new.indices)  # the batch changes work, not the answer
     assert new.inside_distance == 0.03
+
+
+def test_layer_hulls_is_the_cli_model_mode_as_a_call(tmp_path):
+    from reluscope.hull import LayerHulls, layer_hulls
+    from reluscope.train import mlp
+
+    model = mlp(784, [16], 10, seed=0)
+    res = layer_hulls(model, "1", per_class=4, seed=3)
+    assert isinstance(res, LayerHulls) and res.report.layer == "1" and res.geometry.classes.tolist() == list(range(10))
+    assert 0 <= res.report.nch_test <= 1 and res.geometry.misinclusion_test.shape == (10, 10)
+    back = LayerHulls.load(res.save(tmp_path / "h"))
+    assert back.report.to_dict() == res.report.to_dict()  # (nan ratios compare equal as JSON)
+    assert np.array_equal(back.geometry.crucial, res.geometry.crucial)
+    with pytest.raises(ValueError, match="data: expected one of"):
+        layer_hulls(model, "1", data="moons")
