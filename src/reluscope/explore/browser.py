@@ -9,6 +9,11 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["chromium_paths", "open_page", "wait_for"]
 
@@ -48,7 +53,7 @@ def open_page(url: str, *, width: int = 1180, height: int = 860):
     return driver
 
 
-def wait_for(condition, *, timeout: float = 60.0, interval: float = 0.1, what: str = "the page"):
+def wait_for(condition: Callable[[], object], *, timeout: float = 60.0, interval: float = 0.1, what: str = "the page"):
     """Poll `condition()` until it returns something truthy; that value is returned."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,7 +64,7 @@ def wait_for(condition, *, timeout: float = 60.0, interval: float = 0.1, what: s
     raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
 
 
-def save_screenshot(driver, path: str | Path) -> Path:
+def save_screenshot(driver: Any, path: str | Path) -> Path:
     """PNG of the page, written atomically."""
     from ..io_utils import write_bytes_atomic
 

@@ -9,6 +9,7 @@ their anchors and, on a click, the input image at any point of the plane.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ import torch
 from ..folding import path_folding
 from ..regions import Plane, regions_2d
 from .views import Frame, SegmentView, as_point, frame_from_map, region_info, segment_view
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["PlaneView", "PlaneFrame"]
 
@@ -113,16 +117,16 @@ class PlaneView:
             self.frame()
         return self.plane.to_input(st.reshape(1, 2))[0].reshape(-1)
 
-    def traverse(self, p0, p1) -> SegmentView:
+    def traverse(self, p0: ArrayLike, p1: ArrayLike) -> SegmentView:
         a, b = self._inputs(p0), self._inputs(p1)
         return segment_view(path_folding(self.model, a, b), [float(v) for v in p0], [float(v) for v in p1])
 
-    def region_at(self, point) -> dict:
+    def region_at(self, point: ArrayLike) -> dict:
         if self._map is None:
             self.frame()
         return region_info(self._map, as_point(point, "point").numpy())
 
-    def image_at(self, point) -> dict:
+    def image_at(self, point: ArrayLike) -> dict:
         if self.two_d:
             raise ValueError("this model's input is the plane itself: there is no image to show")
         x = self._inputs(point)

@@ -13,6 +13,7 @@ import copy
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from ..regions.topology import random_summary
 from ..train import mlp
 from .config import ExploreConfig, OptimizerName
 from .views import Frame, HullView, hull_view, SegmentView, as_point, frame_from_map, region_info, segment_view
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["ExploreRun", "History"]
 
@@ -177,7 +181,7 @@ class ExploreRun:
             self.frame()
         return self._frame_model, self._frame_map
 
-    def traverse(self, p0, p1) -> SegmentView:
+    def traverse(self, p0: ArrayLike, p1: ArrayLike) -> SegmentView:
         """Exact traversal of the segment p0 -> p1 in the plane: pieces, Hamming walk, running chi."""
         model, _ = self._current()
         a = as_point(p0, "p0")
@@ -185,7 +189,7 @@ class ExploreRun:
         fold = path_folding(model, a, b)
         return segment_view(fold, a, b)
 
-    def region_at(self, point) -> dict:
+    def region_at(self, point: ArrayLike) -> dict:
         """The face under `point`: its pattern, area and neighbours."""
         _, rmap = self._current()
         return region_info(rmap, as_point(point, "point").numpy())

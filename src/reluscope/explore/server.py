@@ -18,10 +18,15 @@ import socket
 import threading
 import time
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from ..regions import GraphVariant
 from .config import ExploreConfig
 from .run import ExploreRun
+
+if TYPE_CHECKING:
+    from typing import Any
+    from .plane_view import PlaneView
 
 __all__ = ["create_app", "one_thread_process", "serve", "serve_in_thread", "Trainer", "bind_socket"]
 
@@ -94,7 +99,7 @@ def _asset(name: str) -> bytes:
     return resources.files("reluscope.explore").joinpath("static", name).read_bytes()
 
 
-def create_app(*, run: ExploreRun | None = None, plane_view=None, trainer: Trainer | None = None):
+def create_app(*, run: ExploreRun | None = None, plane_view: PlaneView | None = None, trainer: Trainer | None = None):
     """The ASGI app. Exactly one of a training run (default) or a `PlaneView` of a saved model."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -269,7 +274,7 @@ def one_thread_process() -> None:
         pass
 
 
-def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:
+def serve(app: Any, sock: socket.socket, *, log_level: str = "warning") -> None:
     """Serve `app` on the bound socket until interrupted (the process runs on one thread)."""
     import uvicorn
 
@@ -278,7 +283,7 @@ def serve(app, sock: socket.socket, *, log_level: str = "warning") -> None:
     server.run(sockets=[sock])
 
 
-def serve_in_thread(app, sock: socket.socket):
+def serve_in_thread(app: Any, sock: socket.socket):
     """Serve `app` from a daemon thread (for tests and the demo's screenshot); returns the uvicorn
     server and its thread. Stop with `server.should_exit = True; thread.join()`."""
     import uvicorn

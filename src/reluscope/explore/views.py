@@ -8,6 +8,7 @@ keeps its colour across training and between the explorer and a saved figure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,10 +18,14 @@ from ..hull import NearestConvexHull
 from ..regions import dual_graph
 from ..viz.regions import decision_segments, face_colours
 
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from ..regions import RegionMap
+
 __all__ = ["HullView", "hull_view", "as_point", "Frame", "SegmentView", "frame_from_map", "segment_view", "region_info", "face_colours"]
 
 
-def as_point(p, name: str) -> torch.Tensor:
+def as_point(p: ArrayLike, name: str) -> torch.Tensor:
     """A clicked point [x, y] as float64; anything else (wrong length, NaN, 1e300) is refused."""
     try:
         t = torch.as_tensor([float(p[0]), float(p[1])], dtype=torch.float64)
@@ -72,7 +77,8 @@ class Frame(_View):
     map_every: int
     remapped: bool
 
-def frame_from_map(rmap, *, version, step, history, fiedler_side, map_ms, map_every, remapped) -> Frame:
+
+def frame_from_map(rmap: RegionMap, *, version: int, step: int, history: dict, fiedler_side: ArrayLike | None, map_ms: float, map_every: int, remapped: bool) -> Frame:
     cent = rmap.centroids
     pairs = dual_graph(rmap, weight="unit").pairs
     dual = np.concatenate([cent[pairs[:, 0]], cent[pairs[:, 1]]], 1)
@@ -100,7 +106,8 @@ class SegmentView(_View):
     chi: float
     exact: bool
 
-def segment_view(fold: PathFolding, p0, p1) -> SegmentView:
+
+def segment_view(fold: PathFolding, p0: ArrayLike, p1: ArrayLike) -> SegmentView:
     prof = fold.profile()
     return SegmentView(
         p0=[float(v) for v in p0], p1=[float(v) for v in p1], t=_flat(fold.t, 9),
@@ -109,7 +116,7 @@ def segment_view(fold: PathFolding, p0, p1) -> SegmentView:
     )
 
 
-def face_at(rmap, point: np.ndarray) -> int:
+def face_at(rmap: RegionMap, point: np.ndarray) -> int:
     """Index of the face containing `point` (-1 outside the box); a point on an edge gets the
     face of lower index."""
     fv, off = rmap.face_vertices, rmap.face_offsets
@@ -124,7 +131,7 @@ def face_at(rmap, point: np.ndarray) -> int:
     return int(hits[0]) if hits.size else -1
 
 
-def region_info(rmap, point: np.ndarray) -> dict:
+def region_info(rmap: RegionMap, point: np.ndarray) -> dict:
     """Pattern (as a bit string per layer-agnostic unit order), area and neighbours of the face
     under `point`, or {"face": -1} outside the box."""
     f = face_at(rmap, point)
@@ -154,7 +161,8 @@ class HullView(_View):
     nch_test_accuracy: float
     explained_variance: float
 
-def hull_view(h_train, y_train, h_test, y_test, layer: int) -> HullView:
+
+def hull_view(h_train: np.ndarray, y_train: np.ndarray, h_test: np.ndarray, y_test: np.ndarray, layer: int) -> HullView:
     from scipy.spatial import ConvexHull, QhullError
 
     centred = h_train - h_train.mean(0)
