@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..network import Network
+from ..network import MaxPool2d, Network
 from ..network.layers import AbstractAffine
+from ..network.network import INPUT
 
 __all__ = ["polygon_edges", "polygon_moments", "order_faces", "fit_affine", "pushed_affine_maps"]
 
@@ -84,7 +85,8 @@ def fit_affine(X, out, fv, off):
 
 
 def pushed_affine_maps(net: Network, plane, patterns: torch.Tensor, device, chunk_floats: int = 2**25):
-    """A [F, out, 2], c [F, out]: push (offset, du, dv) through the net with each face's pattern."""
+    """A [F, out, 2], c [F, out]: push (offset, du, dv) through the graph with each face's pattern
+    (a ReLU's bit picks its slope, a max-pool window's one-hot bits pick the entry it copies)."""
     if plane is None:
         base = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, device=device)
     else:
@@ -93,28 +95,52 @@ def pushed_affine_maps(net: Network, plane, patterns: torch.Tensor, device, chun
     widths = [2]
     with torch.no_grad():
         for layer, z in net.trace(base[:1]):
-            widths.append(z[0].numel())
+            widths.append(sum(t[0].numel() for t in z) if isinstance(z, tuple) else z[0].numel())
     step = max(1, chunk_floats // (3 * max(widths)))
     As, cs = [], []
     with torch.no_grad():
         for s in range(0, max(n_f, 1), step):
-            pat = patterns[s:s + step]
-            k = pat.shape[0]
-            off, dirs = base[:1], base[1:]
-            start = 0
-            off, dirs = off.expand(k, *off.shape[1:]), dirs.unsqueeze(0).expand(k, *dirs.shape)
-            for layer in net.layers:
-                if isinstance(layer, AbstractAffine):
-                    off = layer.forward(off)
-                    d = layer.linear(dirs.reshape(k * 2, *dirs.shape[2:]))
-                    dirs = d.reshape(k, 2, *d.shape[1:])
-                else:
-                    n = off[0].numel()
-                    bits = pat[:, start:start + n]
-                    start += n
-                    slope = torch.where(bits, 1.0, float(layer.negative_slope)).to(torch.float64)
-                    off = (off.reshape(k, n) * slope).reshape(off.shape)
-                    dirs = (dirs.reshape(k, 2, n) * slope.unsqueeze(1)).reshape(dirs.shape)
+            off, dirs = _push(net, base, patterns[s:s + step])
+            k = off.shape[0]
             As.append(dirs.reshape(k, 2, -1).transpose(1, 2))
             cs.append(off.reshape(k, -1))
     return torch.cat(As).cpu().numpy(), torch.cat(cs).cpu().numpy()
+
+
+def _push(net: Network, base: torch.Tensor, pat: torch.Tensor):
+    """(offset [k, *out], directions [k, 2, *out]) of the output on k faces of given patterns."""
+    k = pat.shape[0]
+    vals = {INPUT: (base[:1].expand(k, *base.shape[1:]), base[1:].unsqueeze(0).expand(k, 2, *base.shape[1:]))}
+    last = net.last_use
+    start = 0
+    for i, node in enumerate(net.nodes):
+        layer = node.layer
+        ins = [vals[j] for j in node.inputs]
+        if isinstance(layer, AbstractAffine):
+            off = layer.forward(*[o for o, _ in ins])
+            d = layer.linear(*[d.reshape(k * 2, *d.shape[2:]) for _, d in ins])
+            dirs = d.reshape(k, 2, *d.shape[1:])
+        elif isinstance(layer, MaxPool2d):
+            (off, dirs), kk = ins[0], layer.kernel_size[0] * layer.kernel_size[1]
+            c = off.shape[1]
+            bits = pat[:, start:start + layer.bits(off[:1]).shape[1]]
+            start += bits.shape[1]
+            pick = bits.reshape(k, c, -1, kk).to(torch.int64).argmax(3)  # [k, C, L]
+            oh, ow = layer.output_hw(*off.shape[2:])
+            wo = layer.windows(off, fill=0.0)  # padding is never the argmax
+            off = wo.gather(2, pick.unsqueeze(2)).reshape(k, c, oh, ow)
+            wd = layer.windows(dirs.reshape(k * 2, *dirs.shape[2:]), fill=0.0)
+            dirs = wd.gather(2, pick.repeat_interleave(2, 0).unsqueeze(2)).reshape(k, 2, c, oh, ow)
+        else:
+            off, dirs = ins[0]
+            n = off[0].numel()
+            bits = pat[:, start:start + n]
+            start += n
+            slope = torch.where(bits, 1.0, float(layer.negative_slope)).to(torch.float64)
+            off = (off.reshape(k, n) * slope).reshape(off.shape)
+            dirs = (dirs.reshape(k, 2, n) * slope.unsqueeze(1)).reshape(dirs.shape)
+        vals[i] = (off, dirs)
+        for j in set(node.inputs):
+            if j != INPUT and last[j] <= i:
+                del vals[j]
+    return vals[len(net.nodes) - 1]

@@ -56,8 +56,10 @@ class Complex:
     def xy(self) -> torch.Tensor:
         return self.xy0 if self.R is None else self.R.view()[:, -2:]
 
-    def start_layer(self, Z: torch.Tensor) -> None:
-        self.R = Buf(torch.cat([Z, self.xy], 1))
+    def start_layer(self, Z: torch.Tensor, carry: torch.Tensor | None = None) -> None:
+        """R = [Z | carry | xy]: `carry` holds other live values of a graph (a residual's shortcut),
+        interpolated at new vertices like Z but never cut."""
+        self.R = Buf(torch.cat([Z, self.xy] if carry is None else [Z, carry, self.xy], 1))
 
     def _interpolate(self, z, a, b, j):
         Rv = self.R.view()
@@ -65,7 +67,8 @@ class Complex:
         t = (za / (za - zb)).unsqueeze(1)
         ra = Rv.index_select(0, a)
         new = torch.addcmul(ra, t, Rv.index_select(0, b) - ra)
-        new[:, j] = 0.0
+        if j is not None:
+            new[:, j] = 0.0
         nv0 = self.R.n
         self.R.append(new)
         return torch.arange(nv0, nv0 + a.shape[0], device=self.device)
@@ -119,10 +122,18 @@ class Complex:
         origin.append(origin.view().index_select(0, cut_faces))
         self.n_faces += n_cut
 
-    def _cut_general(self, j: int, tol: float, origin: Buf) -> None:
+    def cut_where(self, z: torch.Tensor, tol: float, origin: Buf, allowed: torch.Tensor):
+        """Cut only the faces in `allowed` (bool [F + 1]) by the zero line of the vertex values z
+        (max-pool: a window entry against a face's current argmax). Returns (the cut faces, which
+        keep their id on the positive side and give the negative side a new id; the allowed faces
+        wholly on the positive side)."""
+        return self._cut_general(None, tol, origin, z, allowed)
+
+    def _cut_general(self, j, tol: float, origin: Buf, z=None, allowed=None):
         """The same cut when some vertices lie on the line (within tol): a face may then be cut
         through old vertices, and only faces with vertices strictly on both sides are cut."""
-        z = self.R.view()[:, j]
+        if z is None:
+            z = self.R.view()[:, j]
         sg = (z > tol).to(torch.int8) - (z < -tol).to(torch.int8)
         Ev = self.E.view()
         se = sg.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2)
@@ -134,10 +145,16 @@ class Complex:
         has_neg[Ev[(sa < 0) | (sb < 0), 2:].flatten()] = True
         cut = has_pos & has_neg
         cut[0] = False
+        pos_only = None
+        if allowed is not None:
+            pos_only = (allowed & has_pos & ~has_neg).nonzero().squeeze(1)
+            cut &= allowed
         cut_faces = cut.nonzero().squeeze(1)
         if cut_faces.shape[0] == 0:
-            return
+            return cut_faces, pos_only
         ci = ((sa * sb) < 0).nonzero().squeeze(1)
+        if allowed is not None:  # crossing edges of faces not cut stay whole
+            ci = ci[cut[Ev[ci, 2]] | cut[Ev[ci, 3]]]
         rows = Ev.index_select(0, ci)
         a, b = rows[:, 0], rows[:, 1]
         nv = self._interpolate(z, a, b, j)
@@ -174,6 +191,7 @@ class Complex:
         neg = sg_all.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2).sum(1) < 0
         neg_split = sg.index_select(0, b) < 0
         self._finish(neg, split, neg_split, cut_faces, pv.reshape(-1, 2), origin)
+        return cut_faces, pos_only
 
     def face_sums(self, Z: torch.Tensor) -> torch.Tensor:
         """Sum of Z over each face's vertex incidences [F + 1, n] (twice the vertex sum), as a

@@ -58,9 +58,14 @@ class NpComplex:
         cx.E, cx.R, cx.n_faces = buf(self.E), (None if self.R is None else buf(self.R)), self.n_faces
         return cx, buf(origin)
 
-    def start_layer(self, Z: np.ndarray) -> None:
-        R = np.empty((Z.shape[0], Z.shape[1] + 2))
-        R[:, :-2], R[:, -2:] = Z, self.xy
+    def start_layer(self, Z: np.ndarray, carry: np.ndarray | None = None) -> None:
+        """R = [Z | carry | xy]: `carry` holds other live values of a graph (a residual's shortcut),
+        interpolated at new vertices like Z but never cut."""
+        k = 0 if carry is None else carry.shape[1]
+        R = np.empty((Z.shape[0], Z.shape[1] + k + 2))
+        R[:, :Z.shape[1]], R[:, -2:] = Z, self.xy
+        if k:
+            R[:, Z.shape[1]:-2] = carry
         self.R = Buf(R)
 
     def _interpolate(self, z, a, b, j):
@@ -69,7 +74,8 @@ class NpComplex:
         t = (za / (za - z[b]))[:, None]
         ra = Rv[a]
         new = ra + t * (Rv[b] - ra)
-        new[:, j] = 0.0
+        if j is not None:
+            new[:, j] = 0.0
         nv0 = self.R.n
         self.R.append(new)
         return np.arange(nv0, nv0 + a.shape[0])
@@ -117,8 +123,16 @@ class NpComplex:
         origin.append(origin.view()[cut_faces])
         self.n_faces += n_cut
 
-    def _cut_general(self, j: int, tol: float, origin: Buf) -> None:
-        z = self.R.view()[:, j]
+    def cut_where(self, z: np.ndarray, tol: float, origin: Buf, allowed: np.ndarray):
+        """Cut only the faces in `allowed` (bool [F + 1]) by the zero line of the vertex values z
+        (max-pool: a window entry against a face's current argmax). Returns (the cut faces, which
+        keep their id on the positive side and give the negative side a new id; the allowed faces
+        wholly on the positive side)."""
+        return self._cut_general(None, tol, origin, z, allowed)
+
+    def _cut_general(self, j, tol: float, origin: Buf, z=None, allowed=None):
+        if z is None:
+            z = self.R.view()[:, j]
         sg = (z > tol).astype(_I8) - (z < -tol).astype(_I8)
         Ev = self.E.view()
         se = sg[Ev[:, :2]]
@@ -130,10 +144,16 @@ class NpComplex:
         has_neg[Ev[(sa < 0) | (sb < 0), 2:].ravel()] = True
         cut = has_pos & has_neg
         cut[0] = False
+        pos_only = None
+        if allowed is not None:
+            pos_only = _nz(allowed & has_pos & ~has_neg)
+            cut &= allowed
         cut_faces = _nz(cut)
         if cut_faces.shape[0] == 0:
-            return
+            return cut_faces, pos_only
         ci = _nz((sa * sb) < 0)
+        if allowed is not None:  # crossing edges of faces not cut stay whole
+            ci = ci[cut[Ev[ci, 2]] | cut[Ev[ci, 3]]]
         rows = Ev[ci]
         a, b = rows[:, 0], rows[:, 1]
         nv = self._interpolate(z, a, b, j)
@@ -169,6 +189,7 @@ class NpComplex:
         neg = sg_all[Ev[:, :2]].sum(1) < 0
         neg_split = sg[b] < 0
         self._finish(neg, split, neg_split, cut_faces, pv.reshape(-1, 2), origin)
+        return cut_faces, pos_only
 
     def face_sums(self, Z: np.ndarray) -> np.ndarray:
         """Sum of Z over each face's vertex incidences [F + 1, n] (twice the vertex sum): every

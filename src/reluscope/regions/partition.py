@@ -14,6 +14,13 @@ network is affine on it. Three facts keep this fast and exact:
   points, and the edges on the negative side move to the new face;
 * units of a layer are processed one after the other (their lines cross), faces all at once.
 
+Graphs (residual additions, concatenation) are walked node by node in topological order: affine
+nodes are evaluated at the vertices; an activation node cuts with its input's values while every
+other value a later node reads rides along as extra columns of the vertex table, interpolated at
+new vertices like the cut values (all are affine on each face), so a shortcut stays exact. Values
+are dropped after their last reader. A chain carries nothing: the same work as before. Max pooling
+is cut into argmax cells and merged back to pattern classes (`_maxpool`).
+
 Tolerances (float64 throughout): a vertex lies on unit j's zero line when
 |z_j| <= rtol * max_v |z_j(v)| (the max over the vertices at the start of the layer); a face is cut
 only if it has vertices strictly on both sides, so no face of zero area is ever made, and faces
@@ -40,11 +47,13 @@ import torch
 from .._checks import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, single_thread
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
+from ..network.network import INPUT
 from ..results import Result
 from ..traversal.precision import Precision, analysed_dtype
 from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
 from ._cut import Buf, Complex
 from ._cut_np import NpComplex
+from ._maxpool import cut_windows, maxpool_bits, merge_equal_faces, window_columns
 from .plane import Plane
 
 __all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "pattern_keys"]
@@ -221,14 +230,9 @@ def _prepare(model, plane) -> Network:
         )
     net.require_piecewise_linear("regions_2d")
     analysed_dtype(net.dtype, Precision.FLOAT64, "regions_2d")  # warns for float16/bfloat16 models
-    for layer in net.layers:
-        if isinstance(layer, MaxPool2d):
-            raise TypeError(
-                f"regions_2d: layer {layer.name!r} is MaxPool2d, which regions_2d does not split "
-                "exactly yet (its regions are argmax cells, not zero lines); use ReLU/LeakyReLU "
-                "nets, or replace max pooling by AvgPool2d"
-            )
-        if not isinstance(layer, (AbstractAffine, LeakyReLU)):
+    for node in net.nodes:
+        layer = node.layer
+        if not isinstance(layer, (AbstractAffine, LeakyReLU, MaxPool2d)):
             raise TypeError(f"regions_2d: layer {layer.name!r} of type {type(layer).__name__} is not supported")
     return net.to(dtype=torch.float64)
 
@@ -270,8 +274,9 @@ def regions_2d(
 
     For inputs of more than two numbers pass `plane` (a `Plane`); `box` is then in plane
     coordinates. box=None (the default): a square around the plane's anchor points with a margin
-    when it has anchors (`Plane.through_points`), else (-1, 1, -1, 1). Works for chains of
-    Linear/Conv2d/AvgPool2d/Flatten/folded BatchNorm layers with ReLU/LeakyReLU activations.
+    when it has anchors (`Plane.through_points`), else (-1, 1, -1, 1). Works for chains and graphs
+    (residual additions, concatenation) of the whitelisted affine layers with ReLU, LeakyReLU and
+    MaxPool2d activations (max pooling split exactly into argmax cells).
     Computes in float64 on `device` (default: the model's device). `memory_budget` (bytes) bounds
     the working memory: the call refuses early (RegionBudgetError) when the estimated size is over.
     """
@@ -290,16 +295,40 @@ def regions_2d(
     if plane is not None:
         plane_dev = Plane(plane.origin.to(device), plane.u.to(device), plane.v.to(device), plane.anchors)
 
-    widths, units = [], 0
-    with torch.no_grad():
-        probe = torch.zeros((1, *net.input_shape), dtype=torch.float64, device=device)
-        for layer, z in net.trace(probe):
-            if isinstance(layer, AbstractActivation):
-                widths.append(z[0].numel())
-                units += z[0].numel()
+    widths, lines, units, steps = _sizes(net, device)
     per_face = _bytes_per_face(widths, units)
     with single_thread(device=device, blas=False):  # the sweep does no BLAS work
-        return _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, widths, device, progress)
+        return _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lines, device, progress)
+
+
+def _sizes(net: Network, device):
+    """Per activation node: the columns the sweep holds per vertex (its input plus the values it
+    carries), and the lines it may cut with (a max-pool window of K entries: K(K-1)/2); the total
+    pattern bits and progress steps (a unit, or a max-pool window)."""
+    widths, lines, units, steps = [], [], 0, 0
+    last = net.last_use
+    sizes: dict[int, int] = {}
+    with torch.no_grad():
+        probe = torch.zeros((1, *net.input_shape), dtype=torch.float64, device=device)
+        for i, node, inputs, out in net._run(probe, keep=False):
+            sizes[i] = out[0].numel()
+            layer = node.layer
+            if isinstance(layer, AbstractActivation):
+                n = inputs[0][0].numel()
+                carried = sum(w for k, w in sizes.items() if k != i and k not in node.inputs and last[k] > i)
+                widths.append(n + carried)
+                nbits = layer.bits(inputs[0]).shape[1]
+                units += nbits
+                if isinstance(layer, MaxPool2d):
+                    k = layer.kernel_size[0] * layer.kernel_size[1]
+                    steps += nbits // k
+                    lines.append(nbits // k * k * (k - 1) // 2)
+                else:
+                    steps += n
+                    lines.append(n)
+            for k in [k for k in sizes if last[k] <= i]:
+                del sizes[k]
+    return widths, lines, units, steps
 
 
 def _upper_bound(widths: list[int]) -> float:
@@ -311,8 +340,94 @@ def _upper_bound(widths: list[int]) -> float:
     return bound
 
 
-def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, widths, device, progress):
-    if _upper_bound(widths) * per_face > memory_budget:
+class _State:
+    """The sweep's working state: the complex (numpy on the CPU until it outgrows
+    _NUMPY_MAX_EDGES, then torch), each face's face at the current node's start (`origin`) and the
+    pattern bits so far (one row per face + the outside)."""
+
+    def __init__(self, box, device):
+        self.on_cpu = device.type == "cpu" and _NUMPY_ON_CPU
+        self.max_edges = math.inf
+        if self.on_cpu:  # numba or numpy: far less fixed cost per small operation (see _cut_nb, _cut_np)
+            self.cx, self.max_edges = _cpu_complex(box)
+            self.origin = Buf(np.zeros(2, dtype=np.int64))
+            self.patterns = np.zeros((2, 0), dtype=bool)
+        else:
+            self.cx = Complex(box, device)
+            self.origin = Buf(torch.zeros(2, dtype=torch.int64, device=device))
+            self.patterns = torch.zeros((2, 0), dtype=torch.bool, device=device)
+        self.device = device
+
+    def maybe_to_torch(self) -> bool:
+        """Hand the numpy state over to torch once it is large; True when it did."""
+        if not (self.on_cpu and self.cx.E.n > self.max_edges):
+            return False
+        self.cx, self.origin = self.cx.to_torch(self.origin)
+        self.patterns, self.on_cpu = torch.from_numpy(self.patterns), False
+        return True
+
+    def xy(self) -> torch.Tensor:
+        return torch.from_numpy(self.cx.xy) if self.on_cpu else self.cx.xy
+
+    def start_node(self, Z: torch.Tensor, carry: torch.Tensor | None) -> None:
+        self.maybe_to_torch()
+        if self.on_cpu:
+            Z, carry = Z.numpy(), (None if carry is None else carry.numpy())
+        self.cx.start_layer(Z, carry)
+        n = self.cx.n_faces + 1
+        self.origin = Buf(np.arange(n) if self.on_cpu else torch.arange(n, device=self.device))
+
+    def add_bits(self, bits) -> None:
+        """Append this node's bits (one row per current face) to the faces' patterns."""
+        if self.on_cpu:
+            self.patterns = np.concatenate([self.patterns[self.origin.view()], _np(bits)], 1)
+        else:
+            self.patterns = torch.cat([self.patterns[self.origin.view()], torch.as_tensor(bits, device=self.device)], 1)
+
+    def columns(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cut values (first n columns of R) and the carried ones, as torch views."""
+        Rv = self.cx.R.view()
+        Rv = torch.from_numpy(Rv) if self.on_cpu else Rv
+        return Rv[:, :n], Rv[:, n:-2]
+
+
+def _cut_relu(st: _State, layer, n: int, rtol: float, check, bar) -> None:
+    """Cut every face by the zero line of each of the node's n pre-activations (R's first n
+    columns), then append the faces' bits."""
+    Z = st.cx.R.view()[:, :n]
+    tols = (rtol * (abs(Z).max(0) if st.on_cpu else Z.abs().amax(0))).tolist()
+    f_start = st.cx.n_faces
+    for j in range(n):
+        st.maybe_to_torch()
+        st.cx.cut(j, tols[j], st.origin)
+        if bar is not None:
+            bar.update(1)
+        check(layer, j + 1, n, f_start)
+    Rv = st.cx.R.view()
+    carried = Rv.shape[1] > n + 2
+    st.add_bits(st.cx.face_sums(Rv[:, :n] if carried else Rv)[:, :n] > 0)
+
+
+def _cut_maxpool(st: _State, layer, n: int, shape, rtol: float, check, bar) -> None:
+    """Cut faces until every window's argmax is constant on each, merge faces of equal pattern,
+    then append the faces' bits (see `_maxpool`)."""
+    Z = st.cx.R.view()[:, :n]
+    colmax = _np(abs(Z).max(0) if st.on_cpu else Z.abs().amax(0))
+    cols = window_columns(layer, shape)
+    f_start = st.cx.n_faces
+
+    def progress(w):
+        if bar is not None:
+            bar.update(1)
+        check(layer, w + 1, cols.shape[0], f_start)
+
+    cut_windows(st, cols, colmax, rtol, progress)
+    bits = maxpool_bits(layer, st.cx.face_sums(st.cx.R.view()[:, :n]), shape)
+    st.add_bits(merge_equal_faces(st, bits))
+
+
+def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lines, device, progress):
+    if _upper_bound(lines) * per_face > memory_budget:
         lower = _grid_estimate(net, plane_dev, box, device)
         if lower * per_face > memory_budget:
             raise RegionBudgetError(
@@ -321,76 +436,80 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, units, wid
                 f"region, over memory_budget={memory_budget:.0f} bytes; pass a larger memory_budget "
                 "or a smaller box"
             )
-    on_cpu = device.type == "cpu" and _NUMPY_ON_CPU
-    if on_cpu:  # numba or numpy: far less fixed cost per small operation (see _cut_nb, _cut_np)
-        cx, max_edges = _cpu_complex(box)
-        origin = Buf(np.zeros(2, dtype=np.int64))  # face -> face at layer start
-        patterns = np.zeros((2, 0), dtype=bool)
-        H = torch.from_numpy(cx.xy)
-    else:
-        cx = Complex(box, device)
-        origin = Buf(torch.zeros(2, dtype=torch.int64, device=device))
-        patterns = torch.zeros((2, 0), dtype=torch.bool, device=device)
-        H = cx.xy
-    if plane_dev is not None:
-        H = plane_dev.to_input(H)
+    st = _State(box, device)
+
+    def check(layer, done, total, f_start):
+        est = f_start + (st.cx.n_faces - f_start) * total / done
+        if est * per_face > memory_budget and st.cx.n_faces > 64:
+            raise RegionBudgetError(
+                f"regions_2d: layer {layer.name!r} is on course for about {est:.0f} "
+                f"regions ({st.cx.n_faces} after {done} of its {total} units), about "
+                f"{est * per_face / 2**20:.0f} MiB, over memory_budget="
+                f"{memory_budget:.0f} bytes; pass a larger memory_budget or a smaller box"
+            )
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=units, desc="regions_2d", unit="unit")
+        bar = tqdm(total=steps, desc="regions_2d", unit="unit")
     try:
         with torch.inference_mode():
-            for layer in net.layers:
-                if isinstance(layer, AbstractAffine):
-                    H = layer.forward(H)
-                    continue
-                shape = H.shape[1:]
-                Z = H.reshape(H.shape[0], -1)
-                if on_cpu and cx.E.n > max_edges:
-                    cx, origin = cx.to_torch(origin)
-                    patterns, on_cpu = torch.from_numpy(patterns), False
-                if on_cpu:
-                    Z = Z.numpy()
-                n = Z.shape[1]
-                tols = (rtol * (abs(Z).max(0) if on_cpu else Z.abs().amax(0))).tolist()
-                cx.start_layer(Z)
-                if on_cpu:
-                    origin = Buf(np.arange(cx.n_faces + 1))
-                else:
-                    origin = Buf(torch.arange(cx.n_faces + 1, device=device))
-                f_start = cx.n_faces
-                for j in range(n):
-                    if on_cpu and cx.E.n > max_edges:
-                        cx, origin = cx.to_torch(origin)
-                        patterns, on_cpu = torch.from_numpy(patterns), False
-                    cx.cut(j, tols[j], origin)
-                    if bar is not None:
-                        bar.update(1)
-                    est = f_start + (cx.n_faces - f_start) * n / (j + 1)
-                    if est * per_face > memory_budget and cx.n_faces > 64:
-                        raise RegionBudgetError(
-                            f"regions_2d: layer {layer.name!r} is on course for about {est:.0f} "
-                            f"regions ({cx.n_faces} after {j + 1} of its {n} units), about "
-                            f"{est * per_face / 2**20:.0f} MiB, over memory_budget="
-                            f"{memory_budget:.0f} bytes; pass a larger memory_budget or a smaller box"
-                        )
-                Zv = cx.R.view()[:, :n]
-                bits = cx.face_sums(cx.R.view())[:, :n] > 0
-                if on_cpu:
-                    patterns = np.concatenate([patterns[origin.view()], bits], 1)
-                    Zv = torch.from_numpy(Zv)
-                else:
-                    patterns = torch.cat([patterns[origin.view()], bits], 1)
-                H = layer.forward(Zv.reshape(Zv.shape[0], *shape))
-            out = H.reshape(H.shape[0], -1) if cx.R is not None else H  # network output at the vertices
-            if cx.R is None:  # no activation at all: the corners' values
-                out = out.reshape(4, -1)
-        result = _assemble(net, plane, box, cx, patterns[1:], rtol, out)
+            out = _walk(net, plane_dev, st, rtol, check, bar)
+        out = out.reshape(out.shape[0], -1)  # network output at the vertices (the corners without activations)
+        result = _assemble(net, plane, box, st.cx, st.patterns[1:], rtol, out)
     finally:
         if bar is not None:
             bar.close()
     return result
+
+
+def _walk(net: Network, plane_dev, st: _State, rtol, check, bar) -> torch.Tensor:
+    """Evaluate the graph at the vertices, node by node; activation nodes cut the complex first.
+
+    `live` holds every value a later node still reads, at the current vertices. An activation node
+    carries the others through its cuts as extra columns of R (interpolated at new vertices like
+    its own input), so a residual's shortcut stays exact; values are dropped after their last use.
+    The input is recomputed from the plane coordinates whenever a node reads it.
+    """
+    live: dict[int, torch.Tensor] = {}
+    last = net.last_use
+
+    def read(k):
+        if k == INPUT:
+            xy = st.xy()
+            return xy if plane_dev is None else plane_dev.to_input(xy)
+        return live[k]
+
+    for i, node in enumerate(net.nodes):
+        layer = node.layer
+        if isinstance(layer, AbstractAffine):
+            live[i] = layer.forward(*[read(k) for k in node.inputs])
+        else:
+            k0 = node.inputs[0]
+            z = read(k0)
+            shape, n = z.shape[1:], z[0].numel()
+            keep = [k for k in live if k != k0 and last[k] > i]
+            carry = torch.cat([live[k].reshape(z.shape[0], -1) for k in keep], 1) if keep else None
+            st.start_node(z.reshape(z.shape[0], -1), carry)
+            if isinstance(layer, MaxPool2d):
+                _cut_maxpool(st, layer, n, shape, rtol, check, bar)
+            else:
+                _cut_relu(st, layer, n, rtol, check, bar)
+            zv, cv = st.columns(n)
+            v = zv.shape[0]
+            if k0 != INPUT and last[k0] > i:
+                live[k0] = zv.reshape(v, *shape)
+            at = 0
+            for k in keep:
+                w = live[k][0].numel()
+                live[k] = cv[:, at:at + w].reshape(v, *live[k].shape[1:])
+                at += w
+            live[i] = layer.forward(zv.reshape(v, *shape))
+        for k in set(node.inputs):
+            if k != INPUT and last[k] <= i:
+                del live[k]
+    return live[len(net.nodes) - 1]
 
 
 def _np(t) -> np.ndarray:

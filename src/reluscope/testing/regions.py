@@ -13,7 +13,7 @@ import torch
 
 from ..network import to_network
 
-__all__ = ["check_region_map", "grid_patterns", "check_against_grid", "network_on_plane"]
+__all__ = ["check_region_map", "grid_patterns", "check_against_grid", "check_areas_against_key", "network_on_plane"]
 
 
 def network_on_plane(region_map, st: np.ndarray, *, include_output: bool = False):
@@ -136,3 +136,40 @@ def check_against_grid(region_map, model, *, n: int = 200) -> int:
     if grid.shape[0] > region_map.n_regions:
         raise AssertionError(f"the grid sees {grid.shape[0]} patterns, more than the {region_map.n_regions} faces")
     return int(grid.shape[0])
+
+
+def check_areas_against_key(region_map, model, *, n: int = 200) -> int:
+    """Areas against a fine grid, keyed independently of `Network`.
+
+    The region key of every cell centre of an n x n grid is read from the user's own torch forward
+    (`sampling.function_patterns`: signs of every activation input, argmax of every max-pool
+    window). Each key must be a face's pattern, and each face's area must match its share of the
+    grid within what its boundary cells allow (sqrt(2) * perimeter * h + 2 pi h^2 for cell size h).
+    Returns the number of faces the grid sees.
+    """
+    from .sampling import function_patterns
+
+    rm = region_map
+    x0, x1, y0, y1 = rm.box
+    hx, hy = (x1 - x0) / n, (y1 - y0) / n
+    s, t = x0 + hx * (np.arange(n) + 0.5), y0 + hy * (np.arange(n) + 0.5)
+    st = torch.as_tensor(np.stack(np.meshgrid(s, t), -1).reshape(-1, 2))
+    x = st if rm.plane is None else rm.plane.to_input(st)
+    keys = np.packbits(function_patterns(model, x).numpy(), axis=1)
+    faces = {row.tobytes(): f for f, row in enumerate(np.packbits(rm.patterns, axis=1))}
+    owner = np.array([faces.get(row.tobytes(), -1) for row in keys])
+    if (owner < 0).any():
+        raise AssertionError(f"{int((owner < 0).sum())} of {owner.shape[0]} grid points have a key that is no face's pattern")
+    grid_area = np.bincount(owner, minlength=rm.n_regions) * hx * hy
+    fv, off = rm.face_vertices, rm.face_offsets
+    nxt = np.arange(fv.shape[0]) + 1
+    nxt[off[1:] - 1] = off[:-1]
+    side = np.linalg.norm(rm.vertices[fv[nxt]] - rm.vertices[fv], axis=1)
+    perimeter = np.bincount(np.repeat(np.arange(rm.n_regions), np.diff(off)), side, rm.n_regions)
+    h = max(hx, hy)
+    bound = np.sqrt(2) * perimeter * h + 2 * np.pi * h * h
+    err = np.abs(grid_area - rm.areas)
+    if (err > bound).any():
+        f = int(np.argmax(err - bound))
+        raise AssertionError(f"face {f}: area {rm.areas[f]:.6g}, the grid gives {grid_area[f]:.6g} (allowed {bound[f]:.3g})")
+    return int((grid_area > 0).sum())
