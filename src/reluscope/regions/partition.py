@@ -317,14 +317,12 @@ def _sizes(net: Network, device):
                 n = inputs[0][0].numel()
                 carried = sum(w for k, w in sizes.items() if k != i and k not in node.inputs and last[k] > i)
                 widths.append(n + carried)
-                nbits = layer.bits(inputs[0]).shape[1]
-                units += nbits
-                if isinstance(layer, MaxPool2d):
-                    k = layer.kernel_size[0] * layer.kernel_size[1]
-                    steps += nbits // k
-                    lines.append(nbits // k * k * (k - 1) // 2)
+                if isinstance(layer, MaxPool2d):  # one-hot bits per window
+                    k, windows = layer.kernel_size[0] * layer.kernel_size[1], out[0].numel()
+                    units, steps = units + windows * k, steps + windows
+                    lines.append(windows * k * (k - 1) // 2)
                 else:
-                    steps += n
+                    units, steps = units + n, steps + n
                     lines.append(n)
             for k in [k for k in sizes if last[k] <= i]:
                 del sizes[k]
