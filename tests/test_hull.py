@@ -1,5 +1,6 @@
 """Hull distance, RGE, properties and the nearest-convex-hull classifier against slow references."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -239,9 +240,9 @@ def test_kcha_matches_the_plain_iteration(n, d, seed, spread):
 
     x = np.random.default_rng(seed).normal(size=(n, d)) * spread
     ref, _ = kcha_plain(x)
-    np.testing.assert_allclose(kcha_scores(x, prune=0), ref, rtol=1e-10, atol=1e-12)
-    fast = kcha_scores(x)
-    np.testing.assert_allclose(fast, ref, atol=1e-5)
+    np.testing.assert_allclose(kcha_scores(x, prune=0, precision="float64"), ref, rtol=1e-10, atol=1e-12)
+    fast = kcha_scores(x)  # pruned, float32 products
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-6)
 
 
 def test_kcha_toy_set_same_seeds_as_plain():
@@ -254,6 +255,36 @@ def test_kcha_toy_set_same_seeds_as_plain():
     assert np.abs(fast - ref).max() < 1e-5
     k = len(x) // 20
     assert set(np.argsort(fast)[-k:]) == set(np.argsort(ref)[-k:])
+
+
+def test_kcha_same_steps_and_scores_as_plain_in_both_precisions():
+    from reluscope.hull.kcha import _kcha
+    from reluscope.testing.hull import kcha_plain
+
+    x = load_toy("Centers")[::6]  # 334 points
+    ref, steps = kcha_plain(x)
+    for precision, tol in (("float32", 1e-5), ("float64", 1e-6)):
+        ours, ours_steps = _kcha(x, 0.3, 0.01, 500, 1e-6, precision, 2**31, None)
+        assert ours_steps == steps
+        np.testing.assert_allclose(ours, ref, rtol=tol)
+
+
+def test_kcha_numpy_fallback_and_uncached_kernel_give_the_same_scores(monkeypatch):
+    # without numba the fused kernels are numpy code with the same arithmetic; with a tight
+    # memory_budget the blocks gather their kernel rows every step instead of keeping them
+    import reluscope.hull.kcha as kcha
+
+    x = load_toy("Circles")[::7]
+    compiled = {p: kcha.kcha_scores(x, precision=p) for p in ("float32", "float64")}
+    small = kcha.kcha_scores(x, memory_budget=kcha.kcha_memory(len(x)) + 1)
+    np.testing.assert_array_equal(small, compiled["float32"])
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now fails: the numpy kernels run
+    monkeypatch.delitem(sys.modules, "reluscope.hull._kcha_nb", raising=False)
+    assert kcha._kernels() == (kcha._first_step_np, kcha._gather_np, kcha._step_np)
+    for p, scores in compiled.items():
+        np.testing.assert_array_equal(kcha.kcha_scores(x, precision=p), scores)
+    with pytest.raises(ValueError, match="precision"):
+        kcha.kcha_scores(x, precision="half")
 
 
 def test_rge_memory_budget_and_max_size_warning():
