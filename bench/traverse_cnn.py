@@ -16,6 +16,7 @@ import argparse
 import multiprocessing as mp
 import os
 import time
+import warnings
 
 import torch
 
@@ -48,7 +49,7 @@ def sample_time(net, x0, x1, n_points: int) -> tuple[float, int]:
     return time.perf_counter() - start, runs
 
 
-def one_width(width: int, points: int, budget: int, queue) -> None:
+def one_width(width: int, points: int, budget: int, fraction: float, queue) -> None:
     from reluscope.data import load_mnist
     from reluscope.experiments.tangent import tangent_cnn
     from reluscope.network import to_network
@@ -56,12 +57,15 @@ def one_width(width: int, points: int, budget: int, queue) -> None:
 
     x, y = load_mnist("test", flatten=False)
     x0, x1 = x[y == 1][0], x[y == 4][0]
+    x1 = x0 + fraction * (x1 - x0)  # the first part of the segment only, when fraction < 1
     model = tangent_cnn((1, 28, 28), width=width, seed=0).eval()
     params = sum(p.numel() for p in model.parameters())
     queue.put(("params", params))
     net32 = to_network(model).with_input_shape((1, 28, 28))
     sample_time(net32, x0, x1, 10)  # warm-up
-    traverse(model, x0, x0 + 1e-3 * (x1 - x0), memory_budget=budget)  # warm-up (short)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traverse(model, x0, x0 + 1e-3 * (x1 - x0), memory_budget=budget)  # warm-up (short)
     base = _status_kib("VmRSS:")
     _reset_peak()
     start = time.perf_counter()
@@ -79,16 +83,17 @@ def main() -> None:
     ap.add_argument("--widths", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--memory-budget", type=float, default=DEFAULT_MEMORY_BUDGET)
+    ap.add_argument("--fraction", type=float, default=1.0, help="traverse (and sample) x0 -> x0 + f (x1 - x0) only")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per width")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, memory_budget {args.memory_budget / 2**30:.1f} GiB; "
-          f"one test digit 1 -> 4 segment; sampling in float32 at {args.points} points (best of 3); "
+          f"one test digit 1 -> 4 segment{'' if args.fraction == 1 else f' (its first {args.fraction:g} only)'}; sampling in float32 at {args.points} points (best of 3); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'width':>5} {'params':>8} {'pieces':>7} {'exact s':>8} {'peak MiB':>9} {'sample s':>9} {'runs':>5} {'exact/sample':>13}")
     ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in OpenMP
     for width in args.widths:
         queue = ctx.Queue()
-        proc = ctx.Process(target=one_width, args=(width, args.points, int(args.memory_budget), queue))
+        proc = ctx.Process(target=one_width, args=(width, args.points, int(args.memory_budget), args.fraction, queue))
         start = time.perf_counter()
         proc.start()
         got = {}

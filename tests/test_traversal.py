@@ -329,3 +329,33 @@ def test_streamed_pieces_within_a_small_memory_budget_agree(seed):
     check_traversal(small, model, x0, x1, n=4000, include_output=True)
     many = traverse_many(model, torch.stack([x0, x1]), torch.stack([x1, -x0]), memory_budget=3 * per_piece)
     assert torch.equal(many[0].patterns, traverse(model, x0, x1).patterns)
+
+
+def test_convolutions_of_many_pieces_run_in_chunks_within_the_budget(monkeypatch):
+    """Regression (issue 11.5): torch's float64 convolution unfolds its whole batch (in_channels *
+    kh * kw values per output position), so convolving every piece at once took the tangent CNN
+    at width 32 to 9 GB against a 2 GiB budget. Pieces now go through a convolution in chunks
+    whose unfolded buffer fits a quarter of the budget, with the same result."""
+    from reluscope.network.layers import Conv2d
+    from reluscope.traversal.exact import _affine_pieces
+
+    torch.manual_seed(0)
+    layer = to_network(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)).double()).layers[0]
+    h, dh = torch.randn(50, 3, 6, 6, dtype=torch.float64), torch.randn(50, 3, 6, 6, dtype=torch.float64)
+    unfolded = 3 * 3 * 3 * 6 * 6 * 8  # bytes per piece
+    seen = []
+    real = Conv2d.forward
+    monkeypatch.setattr(Conv2d, "forward", lambda self, x: seen.append(x.shape[0] if x.shape[1] != 4 else 0) or real(self, x))
+    out, dout = _affine_pieces(layer, h, dh, budget=4 * 7 * unfolded)
+    assert max(seen) == 7 and sum(seen[1:]) == 50  # seen[0] is the shape probe
+    assert torch.equal(out, real(layer, h))
+    assert torch.equal(dout, layer.linear(dh))
+    model = random_cnn(4, pool_padding=0)
+    x0, x1 = endpoints(4, (2, 7, 7), scale=3.0)
+    model(x0.unsqueeze(0))
+    model.eval()
+    whole = traverse(model, x0, x1, include_output=True)
+    seen.clear()
+    small = traverse(model, x0, x1, include_output=True, memory_budget=4 * 2 * (2 * 9 * 7 * 7 * 8))
+    assert max(seen) <= 2 < whole.n_pieces  # the first conv (2 -> 4 channels, 7x7): 2 pieces a call
+    assert torch.equal(small.t, whole.t) and torch.equal(small.patterns, whole.patterns)

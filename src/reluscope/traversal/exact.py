@@ -104,12 +104,55 @@ class _Pieces:
     tb: torch.Tensor  # float64 [I]
     h: torch.Tensor  # [I, ...] layer input at the midpoint
     dh: torch.Tensor  # [I, ...] its derivative in t
-    bits: list  # bool [I, units_l] per activation layer so far
+    bits: _Bits  # the pattern bits of every activation layer so far (a list is converted)
     uncertain: torch.Tensor  # bool [I]: some decision so far was within rounding
+
+    def __post_init__(self):
+        if not isinstance(self.bits, _Bits):
+            self.bits = _Bits([(b, None) for b in self.bits])
 
     @property
     def tm(self) -> torch.Tensor:
         return (self.ta + self.tb) / 2
+
+
+class _Bits:
+    """The pattern bits of every activation layer so far: each layer's bits are stored once, as
+    computed (a table [R, units_l]), with the table row of every current piece (None: row i).
+    Splitting a piece copies one index per layer, not its bits (97k bits per piece on the
+    tangent CNN at width 64), and adjacent pieces that share a row need no comparison."""
+
+    def __init__(self, parts=()):
+        self.parts = list(parts)
+
+    def append(self, bits: torch.Tensor) -> None:
+        self.parts.append((bits, None))
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def index_select(self, rows: torch.Tensor) -> _Bits:
+        return _Bits([(t, rows if i is None else i.index_select(0, rows)) for t, i in self.parts])
+
+    def rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """bool [len(rows), units]: the patterns of the pieces `rows`."""
+        if not self.parts:
+            return torch.zeros(rows.shape[0], 0, dtype=torch.bool, device=rows.device)
+        return torch.cat([t.index_select(0, rows if i is None else i.index_select(0, rows)) for t, i in self.parts], 1)
+
+    def same_as_previous(self, n: int, device) -> torch.Tensor:
+        """bool [n - 1]: piece j has the pattern of piece j - 1."""
+        same = torch.ones(max(n - 1, 0), dtype=torch.bool, device=device)
+        for t, i in self.parts:
+            if i is None:
+                same &= (t[1:] == t[:-1]).all(dim=1)
+                continue
+            differ = (i[1:] != i[:-1]).nonzero().squeeze(1)
+            if differ.numel():
+                a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
+                equal = (t.index_select(0, a) == t.index_select(0, b)).all(dim=1)
+                same.index_copy_(0, differ, same.index_select(0, differ) & equal)
+        return same
 
 
 # Indexing goes through index_select / masked_select / index_copy_ only: on CPU, advanced
@@ -167,8 +210,7 @@ def _apply_split(p: _Pieces, split) -> _Pieces:
     dh = p.dh.index_select(0, parent)
     h = p.h.index_select(0, parent)
     h.addcmul_(dh, shift.to(h.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))  # exact: h is affine here
-    bits = [b.index_select(0, parent) for b in p.bits]
-    return _Pieces(p.seg.index_select(0, parent), left, right, h, dh, bits, p.uncertain.index_select(0, parent))
+    return _Pieces(p.seg.index_select(0, parent), left, right, h, dh, p.bits.index_select(parent), p.uncertain.index_select(0, parent))
 
 
 def _sign_split(p: _Pieces, tol: float):
@@ -186,7 +228,7 @@ def _sign_split(p: _Pieces, tol: float):
 
 def _select(p: _Pieces, rows: torch.Tensor) -> _Pieces:
     return _Pieces(p.seg.index_select(0, rows), p.ta.index_select(0, rows), p.tb.index_select(0, rows),
-                   p.h.index_select(0, rows), p.dh.index_select(0, rows), [b.index_select(0, rows) for b in p.bits],
+                   p.h.index_select(0, rows), p.dh.index_select(0, rows), p.bits.index_select(rows),
                    p.uncertain.index_select(0, rows))
 
 
@@ -245,15 +287,19 @@ def _split_maxpool(layer: MaxPool2d, p: _Pieces, tol: float = TOLERANCE, max_pie
     active = src  # indices into (src, ta, tb) still to examine
     k = layer.kernel_size[0] * layer.kernel_size[1]
     step = max(1, (max_pieces or n) // 2)
-    for _ in range(4 * k + 16):
+    for it in range(4 * k + 16):
         found_rows, found_t = [], []
         for a in range(0, active.shape[0], step):
             rows = active[a:a + step]
-            s = src.index_select(0, rows)
-            lo, hi = ta.index_select(0, rows), tb.index_select(0, rows)
-            tm = (lo + hi) / 2
-            dh = p.dh.index_select(0, s)
-            h = p.h.index_select(0, s).addcmul_(dh, (tm - p.tm.index_select(0, s)).to(dh.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))
+            if it == 0:  # every piece as it is: views, no copy
+                lo, hi, h, dh = p.ta[a:a + step], p.tb[a:a + step], p.h[a:a + step], p.dh[a:a + step]
+                tm = (lo + hi) / 2
+            else:
+                s = src.index_select(0, rows)
+                lo, hi = ta.index_select(0, rows), tb.index_select(0, rows)
+                tm = (lo + hi) / 2
+                dh = p.dh.index_select(0, s)
+                h = p.h.index_select(0, s).addcmul_(dh, (tm - p.tm.index_select(0, s)).to(dh.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))
             got = _maxpool_crossings(layer, h, dh, tm, ((hi - lo) / 2 - tol).to(h.dtype))
             if got is not None:
                 found_rows.append(rows.index_select(0, got[0]))
@@ -306,13 +352,14 @@ def _leaky_relu_jvp_(layer: LeakyReLU, z: torch.Tensor, dz: torch.Tensor, on: to
     return z.clamp_(min=0), dz.masked_fill_(~on, 0.0)
 
 
-def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, dtol: float) -> torch.Tensor:
+def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, dtol: float, pooled=None) -> torch.Tensor:
     """bool [I]: in some window, an element other than the argmax stays within rounding of the
     max over the whole piece. Exact ties (two zeros after a ReLU, the argmax itself) have reach
-    0 and are exact."""
-    top, index = layer.pool(p.h)
-    dtop = layer.take(p.dh, index).to(torch.float64)
-    top = top.to(torch.float64)
+    0 and are exact. `pooled`: (max, its index, its derivative) if already computed."""
+    top, index, dtop = pooled if pooled is not None else (*layer.pool(p.h), None)
+    if dtop is None:
+        dtop = layer.take(p.dh, index)
+    top, dtop = top.to(torch.float64), dtop.to(torch.float64)
     half = ((p.tb - p.ta) / 2).reshape(-1, 1, 1, 1)
     elements = _window_elements(layer, p.h, 0.0)  # padding 0 only for the scale: |0| never raises it
     scale = torch.stack([e.abs().flatten(1).amax(1) for e in elements], 1).amax(1).to(torch.float64)
@@ -324,9 +371,23 @@ def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, dtol: float) -> torch.Tensor
     return near
 
 
+def _maxpool_jvp(layer: MaxPool2d, p: _Pieces, dtol: float):
+    """Max pooling on settled pieces with one pooling pass: marks near ties in p.uncertain,
+    appends the one-hot argmax bits to p.bits and returns (h, dh) after the layer."""
+    top, index = layer.pool(p.h)
+    dtop = layer.take(p.dh, index)
+    p.uncertain |= _maxpool_near_tie(layer, p, dtol, (top, index, dtop))
+    k = layer.kernel_size[0] * layer.kernel_size[1]
+    p.bits.append(F.one_hot(layer._window_position(index, p.h.shape[-1]), k).bool().reshape(top.shape[0], -1))
+    return top, dtop
+
+
 def _merge_equal(seg, ta, tb, patterns, uncertain):
-    """Merge adjacent pieces of one segment whose patterns are equal."""
-    same = (seg[1:] == seg[:-1]) & (patterns[1:] == patterns[:-1]).all(dim=1)
+    """Merge adjacent pieces of one segment whose patterns (a bool tensor or `_Bits`) are equal."""
+    if isinstance(patterns, _Bits):
+        same = (seg[1:] == seg[:-1]) & patterns.same_as_previous(seg.shape[0], seg.device)
+    else:
+        same = (seg[1:] == seg[:-1]) & (patterns[1:] == patterns[:-1]).all(dim=1)
     start = torch.ones_like(seg, dtype=torch.bool)
     start[1:] = ~same
     end = torch.ones_like(start)
@@ -335,8 +396,8 @@ def _merge_equal(seg, ta, tb, patterns, uncertain):
     group = torch.cumsum(start, 0) - 1  # merged piece of each piece
     merged = torch.zeros(first.shape[0], dtype=torch.bool, device=seg.device)
     merged.index_put_((group,), uncertain, accumulate=True)
-    return (seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last),
-            patterns.index_select(0, first), merged)
+    rows = patterns.rows(first) if isinstance(patterns, _Bits) else patterns.index_select(0, first)
+    return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), rows, merged
 
 
 class _OutputSigns:
@@ -394,17 +455,14 @@ def _descend(layers: list, k0: int, p: _Pieces, walk: _Walk, post_split: bool = 
                 if top and walk.bar is not None:
                     walk.bar.update(len(layers) - k)
                 return
-            p.uncertain |= _maxpool_near_tie(layer, p, walk.dtol)
-            p.bits.append(layer.bits(p.h))
-            p.h, p.dh = layer.jvp(p.h, p.dh)
+            p.h, p.dh = _maxpool_jvp(layer, p, walk.dtol)
         elif isinstance(layer, AbstractActivation):
             raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) has no exact traversal")
         else:
             raise TypeError(f"layer {layer.name!r}: unknown layer type {type(layer).__name__}")
         if top and walk.bar is not None:
             walk.bar.update()
-    patterns = torch.cat(p.bits, dim=1) if p.bits else torch.zeros(p.seg.shape[0], 0, dtype=torch.bool, device=p.seg.device)
-    walk.leaves.append(_merge_equal(p.seg, p.ta, p.tb, patterns, p.uncertain))
+    walk.leaves.append(_merge_equal(p.seg, p.ta, p.tb, p.bits, p.uncertain))
 
 
 def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool,
