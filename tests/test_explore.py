@@ -204,6 +204,31 @@ def test_plane_view_through_three_images():
         view.frame("0,1,7")
 
 
+class _ResidualCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1, self.c2 = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.fc = torch.nn.Linear(2 * 2 * 2, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.c1(x))
+        h = torch.nn.functional.max_pool2d(torch.relu(h + self.c2(h)), 2)
+        return self.fc(h.flatten(1))
+
+
+def test_plane_view_of_a_residual_cnn_with_maxpool():
+    images = torch.randn(30, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(30) % 3
+    model = _ResidualCNN().double()
+    view = PlaneView(model, name="cnn", images=images, labels=labels)
+    pf = view.frame("0,1,2")
+    ref = regions_2d(model, plane=view.plane)
+    assert view._map.n_regions == ref.n_regions > 1 and pf.image_shape == [4, 4]
+    for (s, t), img in zip(pf.anchors, pf.images):
+        assert np.allclose(view.image_at([s, t])["image"], img, atol=1e-3)
+
+
 def test_plane_view_refuses_mismatched_images():
     with pytest.raises(ValueError, match="expects inputs of 16 numbers"):
         PlaneView(_image_model(), name="tiny", images=torch.rand(5, 25), labels=torch.arange(5))

@@ -50,12 +50,16 @@ class PlaneView:
     def __init__(self, model, *, name: str, images: torch.Tensor | None = None, labels: torch.Tensor | None = None):
         self.model = model.eval().double()
         self.name = name
-        first = next((m for m in model.modules() if isinstance(m, torch.nn.Linear)), None)
-        self.in_features = first.in_features if first is not None else None
+        # the first Linear or Conv2d defined says what the model reads: flat vectors or images
+        first = next((m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))), None)
+        conv = isinstance(first, torch.nn.Conv2d)
+        self.in_features = first.in_features if isinstance(first, torch.nn.Linear) else None
         self.two_d = self.in_features == 2
+        self.input_shape: tuple | None = None  # the model's input shape for images (None: flat)
         if not self.two_d:
             if images is None or labels is None:
-                raise ValueError(f"model {name!r}: its input has {self.in_features} numbers, so a test set is needed to pick images")
+                what = f"{self.in_features} numbers" if self.in_features else "images"
+                raise ValueError(f"model {name!r}: its input has {what}, so a test set is needed to pick images")
             flat = images.reshape(len(images), -1)
             if self.in_features is not None and flat.shape[1] != self.in_features:
                 raise ValueError(
@@ -65,6 +69,15 @@ class PlaneView:
             self.images, self.labels = flat.double(), labels
             side = int(round(flat.shape[1] ** 0.5))
             self.image_shape = [side, side] if side * side == flat.shape[1] else [1, flat.shape[1]]
+            if conv:
+                c = first.in_channels
+                side = int(round((flat.shape[1] / c) ** 0.5))
+                if c * side * side != flat.shape[1]:
+                    raise ValueError(
+                        f"model {name!r} starts with a convolution over {c} channels, but the test images have "
+                        f"{flat.shape[1]} numbers, not {c} square channels; pass the data set the model was trained on (--data)"
+                    )
+                self.input_shape, self.image_shape = (c, side, side), [c * side, side]  # channels stacked
         self.plane: Plane | None = None
         self._map = None
         self._classes: list = []
@@ -98,7 +111,7 @@ class PlaneView:
         for k, c in enumerate(chosen):
             idx = torch.nonzero(self.labels == c).flatten()
             picks.append(int(idx[min(k if chosen.count(c) > 1 else 0, len(idx) - 1)]))
-        a, b, c = (self.images[i] for i in picks)
+        a, b, c = (self._shaped(self.images[i]) for i in picks)
         self.plane = Plane.through_points(a, b, c)
         self._map = regions_2d(self.model, plane=self.plane, box=None)
         self._classes = chosen
@@ -109,13 +122,16 @@ class PlaneView:
         return frame_from_map(self._map, version=1, step=0, history={}, fiedler_side=None,
                               map_ms=0.0, map_every=1, remapped=True)
 
+    def _shaped(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.input_shape is None else x.reshape(self.input_shape)
+
     def _inputs(self, p) -> torch.Tensor:
         st = as_point(p, "point")
         if self.two_d:
             return st
         if self.plane is None:
             self.frame()
-        return self.plane.to_input(st.reshape(1, 2))[0].reshape(-1)
+        return self._shaped(self.plane.to_input(st.reshape(1, 2))[0].reshape(-1))
 
     def traverse(self, p0: ArrayLike, p1: ArrayLike) -> SegmentView:
         a, b = self._inputs(p0), self._inputs(p1)
@@ -130,4 +146,4 @@ class PlaneView:
         if self.two_d:
             raise ValueError("this model's input is the plane itself: there is no image to show")
         x = self._inputs(point)
-        return {"image": np.round(x.numpy(), 4).tolist(), "shape": self.image_shape}
+        return {"image": np.round(x.reshape(-1).numpy(), 4).tolist(), "shape": self.image_shape}
