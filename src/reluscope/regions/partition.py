@@ -47,13 +47,12 @@ import torch
 from .._checks import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, single_thread
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
-from ..network.network import INPUT
 from ..results import Result
 from ..traversal.precision import Precision, analysed_dtype
 from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
-from ._cut import Buf, Complex
+from ._cut import Complex
 from ._cut_np import NpComplex
-from ._maxpool import cut_windows, maxpool_bits, merge_equal_faces, window_columns
+from ._walk import State, walk
 from .plane import Plane
 
 __all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "pattern_keys"]
@@ -338,92 +337,6 @@ def _upper_bound(widths: list[int]) -> float:
     return bound
 
 
-class _State:
-    """The sweep's working state: the complex (numpy on the CPU until it outgrows
-    _NUMPY_MAX_EDGES, then torch), each face's face at the current node's start (`origin`) and the
-    pattern bits so far (one row per face + the outside)."""
-
-    def __init__(self, box, device):
-        self.on_cpu = device.type == "cpu" and _NUMPY_ON_CPU
-        self.max_edges = math.inf
-        if self.on_cpu:  # numba or numpy: far less fixed cost per small operation (see _cut_nb, _cut_np)
-            self.cx, self.max_edges = _cpu_complex(box)
-            self.origin = Buf(np.zeros(2, dtype=np.int64))
-            self.patterns = np.zeros((2, 0), dtype=bool)
-        else:
-            self.cx = Complex(box, device)
-            self.origin = Buf(torch.zeros(2, dtype=torch.int64, device=device))
-            self.patterns = torch.zeros((2, 0), dtype=torch.bool, device=device)
-        self.device = device
-
-    def maybe_to_torch(self) -> bool:
-        """Hand the numpy state over to torch once it is large; True when it did."""
-        if not (self.on_cpu and self.cx.E.n > self.max_edges):
-            return False
-        self.cx, self.origin = self.cx.to_torch(self.origin)
-        self.patterns, self.on_cpu = torch.from_numpy(self.patterns), False
-        return True
-
-    def xy(self) -> torch.Tensor:
-        return torch.from_numpy(self.cx.xy) if self.on_cpu else self.cx.xy
-
-    def start_node(self, Z: torch.Tensor, carry: torch.Tensor | None) -> None:
-        self.maybe_to_torch()
-        if self.on_cpu:
-            Z, carry = Z.numpy(), (None if carry is None else carry.numpy())
-        self.cx.start_layer(Z, carry)
-        n = self.cx.n_faces + 1
-        self.origin = Buf(np.arange(n) if self.on_cpu else torch.arange(n, device=self.device))
-
-    def add_bits(self, bits) -> None:
-        """Append this node's bits (one row per current face) to the faces' patterns."""
-        if self.on_cpu:
-            self.patterns = np.concatenate([self.patterns[self.origin.view()], _np(bits)], 1)
-        else:
-            self.patterns = torch.cat([self.patterns[self.origin.view()], torch.as_tensor(bits, device=self.device)], 1)
-
-    def columns(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The cut values (first n columns of R) and the carried ones, as torch views."""
-        Rv = self.cx.R.view()
-        Rv = torch.from_numpy(Rv) if self.on_cpu else Rv
-        return Rv[:, :n], Rv[:, n:-2]
-
-
-def _cut_relu(st: _State, layer, n: int, rtol: float, check, bar) -> None:
-    """Cut every face by the zero line of each of the node's n pre-activations (R's first n
-    columns), then append the faces' bits."""
-    Z = st.cx.R.view()[:, :n]
-    tols = (rtol * (abs(Z).max(0) if st.on_cpu else Z.abs().amax(0))).tolist()
-    f_start = st.cx.n_faces
-    for j in range(n):
-        st.maybe_to_torch()
-        st.cx.cut(j, tols[j], st.origin)
-        if bar is not None:
-            bar.update(1)
-        check(layer, j + 1, n, f_start)
-    Rv = st.cx.R.view()
-    carried = Rv.shape[1] > n + 2
-    st.add_bits(st.cx.face_sums(Rv[:, :n] if carried else Rv)[:, :n] > 0)
-
-
-def _cut_maxpool(st: _State, layer, n: int, shape, rtol: float, check, bar) -> None:
-    """Cut faces until every window's argmax is constant on each, merge faces of equal pattern,
-    then append the faces' bits (see `_maxpool`)."""
-    Z = st.cx.R.view()[:, :n]
-    colmax = _np(abs(Z).max(0) if st.on_cpu else Z.abs().amax(0))
-    cols = window_columns(layer, shape)
-    f_start = st.cx.n_faces
-
-    def progress(w):
-        if bar is not None:
-            bar.update(1)
-        check(layer, w + 1, cols.shape[0], f_start)
-
-    cut_windows(st, cols, colmax, rtol, progress)
-    bits = maxpool_bits(layer, st.cx.face_sums(st.cx.R.view()[:, :n]), shape)
-    st.add_bits(merge_equal_faces(st, bits))
-
-
 def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lines, device, progress):
     if _upper_bound(lines) * per_face > memory_budget:
         lower = _grid_estimate(net, plane_dev, box, device)
@@ -434,7 +347,10 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lin
                 f"region, over memory_budget={memory_budget:.0f} bytes; pass a larger memory_budget "
                 "or a smaller box"
             )
-    st = _State(box, device)
+    if device.type == "cpu" and _NUMPY_ON_CPU:  # numba or numpy: far less fixed cost per small operation
+        st = State(*_cpu_complex(box), device)
+    else:
+        st = State(Complex(box, device), math.inf, device)
 
     def check(layer, done, total, f_start):
         est = f_start + (st.cx.n_faces - f_start) * total / done
@@ -453,61 +369,13 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lin
         bar = tqdm(total=steps, desc="regions_2d", unit="unit")
     try:
         with torch.inference_mode():
-            out = _walk(net, plane_dev, st, rtol, check, bar)
+            out = walk(net, plane_dev, st, rtol, check, bar)
         out = out.reshape(out.shape[0], -1)  # network output at the vertices (the corners without activations)
         result = _assemble(net, plane, box, st.cx, st.patterns[1:], rtol, out)
     finally:
         if bar is not None:
             bar.close()
     return result
-
-
-def _walk(net: Network, plane_dev, st: _State, rtol, check, bar) -> torch.Tensor:
-    """Evaluate the graph at the vertices, node by node; activation nodes cut the complex first.
-
-    `live` holds every value a later node still reads, at the current vertices. An activation node
-    carries the others through its cuts as extra columns of R (interpolated at new vertices like
-    its own input), so a residual's shortcut stays exact; values are dropped after their last use.
-    The input is recomputed from the plane coordinates whenever a node reads it.
-    """
-    live: dict[int, torch.Tensor] = {}
-    last = net.last_use
-
-    def read(k):
-        if k == INPUT:
-            xy = st.xy()
-            return xy if plane_dev is None else plane_dev.to_input(xy)
-        return live[k]
-
-    for i, node in enumerate(net.nodes):
-        layer = node.layer
-        if isinstance(layer, AbstractAffine):
-            live[i] = layer.forward(*[read(k) for k in node.inputs])
-        else:
-            k0 = node.inputs[0]
-            z = read(k0)
-            shape, n = z.shape[1:], z[0].numel()
-            keep = [k for k in live if k != k0 and last[k] > i]
-            carry = torch.cat([live[k].reshape(z.shape[0], -1) for k in keep], 1) if keep else None
-            st.start_node(z.reshape(z.shape[0], -1), carry)
-            if isinstance(layer, MaxPool2d):
-                _cut_maxpool(st, layer, n, shape, rtol, check, bar)
-            else:
-                _cut_relu(st, layer, n, rtol, check, bar)
-            zv, cv = st.columns(n)
-            v = zv.shape[0]
-            if k0 != INPUT and last[k0] > i:
-                live[k0] = zv.reshape(v, *shape)
-            at = 0
-            for k in keep:
-                w = live[k][0].numel()
-                live[k] = cv[:, at:at + w].reshape(v, *live[k].shape[1:])
-                at += w
-            live[i] = layer.forward(zv.reshape(v, *shape))
-        for k in set(node.inputs):
-            if k != INPUT and last[k] <= i:
-                del live[k]
-    return live[len(net.nodes) - 1]
 
 
 def _np(t) -> np.ndarray:
