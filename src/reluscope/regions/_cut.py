@@ -136,13 +136,17 @@ class Complex:
             z = self.R.view()[:, j]
         sg = (z > tol).to(torch.int8) - (z < -tol).to(torch.int8)
         Ev = self.E.view()
-        se = sg.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2)
+        sub, Es = None, Ev
+        if allowed is not None:  # only the edges of allowed faces matter: work on those
+            sub = (allowed[Ev[:, 2]] | allowed[Ev[:, 3]]).nonzero().squeeze(1)
+            Es = Ev.index_select(0, sub)
+        se = sg.index_select(0, Es[:, :2].reshape(-1)).view(-1, 2)
         sa, sb = se[:, 0], se[:, 1]
         nf1 = self.n_faces + 1
         has_pos = torch.zeros(nf1, dtype=torch.bool, device=self.device)
         has_neg = torch.zeros(nf1, dtype=torch.bool, device=self.device)
-        has_pos[Ev[(sa > 0) | (sb > 0), 2:].flatten()] = True
-        has_neg[Ev[(sa < 0) | (sb < 0), 2:].flatten()] = True
+        has_pos[Es[(sa > 0) | (sb > 0), 2:].flatten()] = True
+        has_neg[Es[(sa < 0) | (sb < 0), 2:].flatten()] = True
         cut = has_pos & has_neg
         cut[0] = False
         pos_only = None
@@ -153,8 +157,8 @@ class Complex:
         if cut_faces.shape[0] == 0:
             return cut_faces, pos_only
         ci = ((sa * sb) < 0).nonzero().squeeze(1)
-        if allowed is not None:  # crossing edges of faces not cut stay whole
-            ci = ci[cut[Ev[ci, 2]] | cut[Ev[ci, 3]]]
+        if sub is not None:  # crossing edges of faces not cut stay whole
+            ci = sub[ci[cut[Es[ci, 2]] | cut[Es[ci, 3]]]]
         rows = Ev.index_select(0, ci)
         a, b = rows[:, 0], rows[:, 1]
         nv = self._interpolate(z, a, b, j)
@@ -163,7 +167,7 @@ class Complex:
         pv = [nv, nv]
         zero_end = ((sa == 0) | (sb == 0)).nonzero().squeeze(1)
         if zero_end.shape[0]:
-            ez = Ev.index_select(0, zero_end)  # crossing edges have no zero end: rows unchanged
+            ez = Es.index_select(0, zero_end)  # crossing edges have no zero end: rows unchanged
             zf, zv = [], []
             for k in (2, 3):
                 for i, s in ((0, sa[zero_end]), (1, sb[zero_end])):
@@ -188,7 +192,11 @@ class Complex:
         Ev[ci, 1] = nv
         sg_all = torch.cat([sg, torch.zeros(nv.shape[0], dtype=torch.int8, device=self.device)])
         split = torch.cat([torch.stack([nv, b], 1), rows[:, 2:]], 1)
-        neg = sg_all.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2).sum(1) < 0
+        if sub is None:
+            neg = sg_all.index_select(0, Ev[:, :2].reshape(-1)).view(-1, 2).sum(1) < 0
+        else:  # edges of faces not cut keep their faces whatever their side
+            neg = torch.zeros(Ev.shape[0], dtype=torch.bool, device=self.device)
+            neg[sub] = sg_all.index_select(0, Ev[sub, :2].reshape(-1)).view(-1, 2).sum(1) < 0
         neg_split = sg.index_select(0, b) < 0
         self._finish(neg, split, neg_split, cut_faces, pv.reshape(-1, 2), origin)
         return cut_faces, pos_only

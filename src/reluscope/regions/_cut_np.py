@@ -135,13 +135,18 @@ class NpComplex:
             z = self.R.view()[:, j]
         sg = (z > tol).astype(_I8) - (z < -tol).astype(_I8)
         Ev = self.E.view()
-        se = sg[Ev[:, :2]]
+        sub = None
+        Es = Ev
+        if allowed is not None:  # only the edges of allowed faces matter: work on those
+            sub = _nz(allowed[Ev[:, 2]] | allowed[Ev[:, 3]])
+            Es = Ev[sub]
+        se = sg[Es[:, :2]]
         sa, sb = se[:, 0], se[:, 1]
         nf1 = self.n_faces + 1
         has_pos = np.zeros(nf1, dtype=bool)
         has_neg = np.zeros(nf1, dtype=bool)
-        has_pos[Ev[(sa > 0) | (sb > 0), 2:].ravel()] = True
-        has_neg[Ev[(sa < 0) | (sb < 0), 2:].ravel()] = True
+        has_pos[Es[(sa > 0) | (sb > 0), 2:].ravel()] = True
+        has_neg[Es[(sa < 0) | (sb < 0), 2:].ravel()] = True
         cut = has_pos & has_neg
         cut[0] = False
         pos_only = None
@@ -152,8 +157,9 @@ class NpComplex:
         if cut_faces.shape[0] == 0:
             return cut_faces, pos_only
         ci = _nz((sa * sb) < 0)
-        if allowed is not None:  # crossing edges of faces not cut stay whole
-            ci = ci[cut[Ev[ci, 2]] | cut[Ev[ci, 3]]]
+        if sub is not None:  # crossing edges of faces not cut stay whole
+            ci = ci[cut[Es[ci, 2]] | cut[Es[ci, 3]]]
+            ci = sub[ci]
         rows = Ev[ci]
         a, b = rows[:, 0], rows[:, 1]
         nv = self._interpolate(z, a, b, j)
@@ -162,7 +168,7 @@ class NpComplex:
         pv = [nv, nv]
         zero_end = _nz((sa == 0) | (sb == 0))
         if zero_end.shape[0]:
-            ez = Ev[zero_end]
+            ez = Es[zero_end]
             zf, zv = [], []
             for k in (2, 3):
                 for i, s in ((0, sa[zero_end]), (1, sb[zero_end])):
@@ -186,7 +192,11 @@ class NpComplex:
         Ev[ci, 1] = nv
         sg_all = np.concatenate([sg, np.zeros(nv.shape[0], dtype=_I8)])
         split = _cols(nv, b, rows[:, 2], rows[:, 3])
-        neg = sg_all[Ev[:, :2]].sum(1) < 0
+        if sub is None:
+            neg = sg_all[Ev[:, :2]].sum(1) < 0
+        else:  # edges of faces not cut keep their faces whatever their side
+            neg = np.zeros(Ev.shape[0], dtype=bool)
+            neg[sub] = sg_all[Ev[sub, :2]].sum(1) < 0
         neg_split = sg[b] < 0
         self._finish(neg, split, neg_split, cut_faces, pv.reshape(-1, 2), origin)
         return cut_faces, pos_only
