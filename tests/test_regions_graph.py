@@ -141,3 +141,25 @@ def test_random_residual_mlps_match_the_key(seed, width, depth, slope, scale, po
     rm = regions_2d(model, box=(-2, 1.5, -1, 2))
     check_region_map(rm)
     check_areas_against_key(rm, model, n=80)
+
+
+def test_cli_regions_on_a_saved_residual_model(tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from reluscope.cli.regions import register
+    from reluscope.network.io import save_model
+
+    app, experiment = typer.Typer(), typer.Typer()
+    app.add_typer(experiment, name="experiment")
+    register(app, experiment)
+    torch.manual_seed(0)
+    model = M.ResidualMLP(d=2, width=6).eval()
+    save_model(model, tmp_path / "res")
+    res = CliRunner().invoke(app, ["regions", str(tmp_path / "res"), "--out", str(tmp_path / "r.json"), "--box", "-2,2,-2,2",
+                                        "--no-fiedler"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert summary["n_regions"] == regions_2d(model.double(), box=(-2, 2, -2, 2)).n_regions > 1
