@@ -178,10 +178,10 @@ def _face_sums_kernel(E, n_e, Z, n_faces):
     return out
 
 
-def _reserve(buf: Buf, rows: int) -> None:
-    """Grow buf (doubling) so it holds `rows` rows."""
+def _reserve(buf: Buf, rows: int, factor: int = 2) -> None:
+    """Grow buf (by `factor`) so it holds `rows` rows."""
     if rows > buf.t.shape[0]:
-        bigger = np.empty((max(rows, 2 * buf.t.shape[0], 16), *buf.t.shape[1:]), dtype=buf.t.dtype)
+        bigger = np.empty((max(rows, factor * buf.t.shape[0], 64), *buf.t.shape[1:]), dtype=buf.t.dtype)
         bigger[: buf.n] = buf.t[: buf.n]
         buf.t = bigger
 
@@ -189,6 +189,18 @@ def _reserve(buf: Buf, rows: int) -> None:
 class NbComplex(NpComplex):
     """`NpComplex` with the cut and the face sums compiled (numba); same state, same results.
     `assembly`: the compiled (order_faces, polygon_areas, fit_affine) for `partition._assemble`."""
+
+    def start_layer(self, Z: np.ndarray, carry: np.ndarray | None = None) -> None:
+        """R = [Z | carry | xy] as in `NpComplex.start_layer`, with as many spare rows again: the
+        layer's cuts then seldom stop to grow R."""
+        v, n = Z.shape
+        k = 0 if carry is None else carry.shape[1]
+        R = np.empty((2 * v + 16, n + k + 2))
+        R[:v, :n], R[:v, n + k:] = Z, self.xy
+        if k:
+            R[:v, n:n + k] = carry
+        self.R = Buf(R)
+        self.R.n = v
 
     def cut(self, j: int, tol: float, origin: Buf) -> None:
         """Split every face crossed by the zero line of pre-activation j."""
@@ -203,9 +215,9 @@ class NbComplex(NpComplex):
                     "regions_2d: a face met a unit's zero line in other than two boundary points "
                     "(numerically degenerate network); try a larger rtol"
                 )
-            _reserve(R, nv)
-            _reserve(E, ne)
-            _reserve(origin, no)
+            _reserve(R, nv)  # start_layer left spare rows: doubling suffices for the wide vertex table
+            _reserve(E, ne, 4)  # narrow int tables, starting small every layer (origin): grow faster
+            _reserve(origin, no, 4)
 
     def face_sums(self, Z: np.ndarray) -> np.ndarray:
         """Sum of Z over each face's vertex incidences [F + 1, n] (twice the vertex sum)."""
