@@ -93,7 +93,7 @@ def hulls_experiment(
     split held out of training, never on the test set."""
     from dataclasses import replace
 
-    from ..experiments.hulls import QUICK, format_table, paper_configs, run_hulls_experiment
+    from ..experiments.hulls import QUICK, format_table, paper_configs, run_hulls_experiment, write_hulls_experiment
 
     names = tuple(datasets.split(","))
     configs = paper_configs() if full else [replace(c, seed=seed) for c in QUICK]
@@ -105,7 +105,7 @@ def hulls_experiment(
     exp = run_hulls_experiment(configs, out=out.parent / f"{out.stem}-sweep", address=address, workers=workers,
                                progress=True)
     typer.echo(format_table(exp), err=True)
-    exp.write(out)
+    write_hulls_experiment(exp, out)
 
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:

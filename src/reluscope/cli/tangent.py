@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..data import fit_to_model, load_dataset, sample_per_class
-from ..experiments.tangent import TangentConfig, run_tangent_experiment, summarize, with_overrides
+from ..experiments.tangent import TangentConfig, run_tangent_experiment, with_overrides, write_tangent_experiment
 from ..tangent import (
     LandmarkClassifier, LinearSimilarityClassifier, goodness_curve, per_input_gap, sign_agreement_mask,
     similarity_gap, tangent_similarity,
@@ -16,8 +16,6 @@ from ..tangent import (
 from ..tangent.features import Normalization
 from ..tangent.similarity import Metric
 from ..train import accuracy
-from ..viz import report_figure
-from ..viz.tangent import plot_gap_histograms
 from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "tangent", "tangent_experiment"]
@@ -107,18 +105,12 @@ def tangent_experiment(
                             normalize=normalize.value)
     if workers is not None and workers < 0:
         raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
-    results = run_tangent_experiment(config, out=out / "sweep", address=address, workers=workers, progress=True)
-    out.mkdir(parents=True, exist_ok=True)
-
-    fig, axes = report_figure(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
-    for row, r in zip(axes, results):
-        for ax, metric in zip(row, ("block", "sparse")):
-            plot_gap_histograms({metric: r.per_input_gaps[metric]}, ax=ax, title=f"{r.dataset}: {metric} metric")
-    save_figure(fig, out / "tangent_gaps.png")
-    for r in results:
+    result = run_tangent_experiment(config, out=out / "sweep", address=address, workers=workers, progress=True)
+    write_tangent_experiment(result, out)
+    for r in result.datasets:
         typer.echo(f"{r.dataset}: network {r.network_accuracy:.3f}; " + ", ".join(
             f"{k} {v:.3f}" for k, v in r.classifier_accuracy.items()) + f"; at least as good: {r.at_least_as_good}", err=True)
-    emit_json(summarize(results, config), out / "tangent.json")
+    emit_json(result.summary())  # written by write_tangent_experiment; printed here
 
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:

@@ -32,7 +32,7 @@ import torch.nn as nn
 
 __all__ = [
     "HullsConfig", "LayerRow", "HullsRun", "HullsExperiment", "QUICK", "paper_configs", "run_hulls_config",
-    "run_hulls_experiment", "layer_activations", "format_table",
+    "run_hulls_experiment", "write_hulls_experiment", "layer_activations", "format_table",
 ]
 
 _ACTS = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.GELU, nn.SiLU)
@@ -212,10 +212,8 @@ class HullsExperiment:
                 "summary": self.summary()}
 
     def write(self, out) -> Path:
-        """Write the result as JSON (atomically) to `out` (a file path)."""
-        from ..io_utils import write_json_atomic
-
-        return write_json_atomic(Path(out), self.to_dict())
+        """`write_hulls_experiment(self, out)`."""
+        return write_hulls_experiment(self, out)
 
 
 def run_hulls_experiment(configs=QUICK, *, out=None, address: str | None = None, workers: int | None = None,
@@ -239,6 +237,14 @@ def run_hulls_experiment(configs=QUICK, *, out=None, address: str | None = None,
         rows = mapper(run_hulls_config, configs)
     runs = tuple(HullsRun.from_dict(r) for r in rows)
     return HullsExperiment(runs, time.perf_counter() - t0, {"configs": [asdict(c) for c in configs]})
+
+
+def write_hulls_experiment(result: HullsExperiment, out) -> Path:
+    """Write `result.to_dict()` (runs, settings, summary) as JSON, atomically, to the file `out`;
+    returns its path."""
+    from ..io_utils import write_json_atomic
+
+    return write_json_atomic(Path(out), result.to_dict())
 
 
 def format_table(exp: HullsExperiment) -> str:

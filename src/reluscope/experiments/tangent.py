@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .._checks import check_int
 from ..data import sample_per_class
 from ..tangent import (
     Normalization,
@@ -44,8 +45,9 @@ from ..tangent import (
     tangent_similarity,
 )
 
-__all__ = ["TangentConfig", "TangentDatasetResult", "tangent_cnn", "run_tangent_experiment", "run_dataset",
-           "dataset_task", "summarize", "VARIANTS"]
+__all__ = ["TangentConfig", "TangentDatasetResult", "TangentExperimentResult", "tangent_cnn",
+           "run_tangent_experiment", "write_tangent_experiment", "run_dataset", "dataset_task", "summarize",
+           "VARIANTS"]
 
 DATASETS = ("mnist", "fashion-mnist")
 
@@ -100,9 +102,7 @@ class TangentConfig:
             if v not in VARIANTS:
                 raise ValueError(f"variants: expected names from {list(VARIANTS)}, got {v!r}")
         for name in ("width", "n_train", "epochs", "per_class", "landmarks_per_class", "n_heldout"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+            check_int(getattr(self, name), name)
         Normalization.parse(self.normalize)
         for d in self.datasets:
             if d not in DATASETS:
@@ -224,18 +224,55 @@ def dataset_task(config: TangentConfig) -> TangentDatasetResult:
     return run_dataset(config.datasets[0], config)
 
 
+@dataclass(frozen=True)
+class TangentExperimentResult:
+    """Every data set of a run of `run_tangent_experiment`, in the order of `config.datasets`."""
+
+    config: TangentConfig
+    datasets: tuple[TangentDatasetResult, ...]
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """JSON-ready summary (`summarize`): per-input gaps summarised by quantiles, not listed."""
+        return summarize(list(self.datasets), self.config)
+
+
 def run_tangent_experiment(config: TangentConfig | None = None, *, out, address: str | None = None,
-                           workers: int | None = None, progress: bool = False) -> list[TangentDatasetResult]:
+                           workers: int | None = None, progress: bool = False) -> TangentExperimentResult:
     """Every data set of `config` as one task of a sweep (`reluscope.sweep.run_sweep`; rows in
     `out/sweep.jsonl`, a rerun resumes), so the data sets train side by side on separate cores,
-    or on a cluster with `address`. `workers=0` runs them here, one after another, without Ray."""
+    or on a cluster with `address`. `workers=0` runs them here, one after another, without Ray.
+    The summary and figure are written by `write_tangent_experiment`."""
     from ..sweep import run_sweep
 
     config = config or TangentConfig()
+    start = time.perf_counter()
     configs = [replace(config, datasets=(name,)) for name in config.datasets]
     summary = run_sweep(dataset_task, configs, out=out, address=address, workers=workers, retry_failed=True,
                         progress=progress).check("tangent data sets")
-    return summary.results(TangentDatasetResult)
+    return TangentExperimentResult(config, tuple(summary.results(TangentDatasetResult)),
+                                   time.perf_counter() - start)
+
+
+def write_tangent_experiment(result: TangentExperimentResult, out) -> dict:
+    """Write tangent.json (`result.summary()`) and tangent_gaps.png (per data set, the per-input gap
+    histograms of the block and sparse metrics) into the folder `out`, atomically; returns the paths."""
+    from pathlib import Path
+
+    from ..io_utils import write_json_atomic
+    from ..viz import report_figure, save_figure
+    from ..viz.tangent import plot_gap_histograms
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(result.datasets)
+    fig, axes = report_figure(n, 2, figsize=(10, 3.6 * n), squeeze=False)
+    for row, r in zip(axes, result.datasets):
+        for ax, metric in zip(row, ("block", "sparse")):
+            plot_gap_histograms({metric: r.per_input_gaps[metric]}, ax=ax, title=f"{r.dataset}: {metric} metric")
+    files = {"gaps": save_figure(fig, out / "tangent_gaps.png")}
+    files["json"] = write_json_atomic(out / "tangent.json", result.summary())
+    return files
 
 
 def summarize(results: list[TangentDatasetResult], config: TangentConfig) -> dict:
