@@ -128,23 +128,38 @@ def _ten_blobs():
     return (x[:300], y[:300]), (x[300:350], y[300:350]), (x[350:], y[350:])
 
 
-def test_training_experiments_on_a_tiny_task():
+def test_training_experiments_on_a_tiny_task(tmp_path):
     from reluscope.experiments.folding_training import (
+        FgsmConfig,
+        FoldingRegulariserConfig,
+        FoldingTrainingConfig,
         fgsm,
         run_fgsm_interaction,
         run_folding_regulariser,
         run_folding_training,
+        write_fgsm_interaction,
+        write_folding_regulariser,
+        write_folding_training,
     )
 
     data = _ten_blobs()
-    curve = run_folding_training((6, 6), epochs=2, every=2, pairs=10, data=data)
+    curve = run_folding_training(FoldingTrainingConfig((6, 6), epochs=2, every=2, pairs=10), data=data)
     assert curve.steps[0] == 0 and len(curve.steps) == len(curve.chi_mean) == len(curve.val_error) > 2
     assert ((curve.chi_mean >= 0) & (curve.chi_mean <= 1)).all()
-    runs = run_folding_regulariser((0.0, 0.1), hidden=(6, 6), seeds=1, epochs=1, pairs=10, data=data)
+    runs = run_folding_regulariser(FoldingRegulariserConfig((0.0, 0.1), hidden=(6, 6), seeds=1, epochs=1, pairs=10),
+                                   data=data).runs
     assert [r.lam for r in runs] == [0.0, 0.1]
     model = mlp(4, [6], 10, seed=0)
     (x, y), _, _ = data
     adv = fgsm(model, x[:5], y[:5], 0.3)
     assert torch.allclose((adv - x[:5]).abs(), torch.full_like(adv, 0.3))
-    res = run_fgsm_interaction(model, eps=0.3, pairs=5, data=data)
+    res = run_fgsm_interaction(FgsmConfig(attack_size=0.3, pairs=5), model=model, data=data)
     assert res.chi_clean.shape == res.interaction_adv.shape == (5,)
+    # run_ computes, write_ writes: the CLI's files from the results alone
+    files = write_folding_training(curve, tmp_path / "t")
+    assert json.loads(files["json"].read_text())["steps"] == curve.steps.tolist() and files["png"].stat().st_size
+    reg = run_folding_regulariser(FoldingRegulariserConfig((0.0,), hidden=(6,), seeds=1, epochs=1, pairs=5), data=data)
+    assert set(json.loads(write_folding_regulariser(reg, tmp_path / "r.json").read_text())["by_lambda"]) == {"0.0"}
+    assert json.loads(write_fgsm_interaction(res, tmp_path / "f.json").read_text())["attack_size"] == 0.3
+    with pytest.raises(ValueError, match="epochs: expected an integer >= 1"):
+        FoldingTrainingConfig(epochs=2.0)

@@ -8,11 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from ..data import fit_to_model, load_dataset
-from ..experiments.folding_training import run_fgsm_interaction, run_folding_regulariser, run_folding_training
+from ..experiments.folding_training import (
+    FgsmConfig, FoldingRegulariserConfig, FoldingTrainingConfig, fgsm_document, run_fgsm_interaction,
+    run_folding_regulariser, run_folding_training, training_document, write_fgsm_interaction,
+    write_folding_regulariser, write_folding_training,
+)
 from ..folding import global_folding
 from ..folding.cantor import cantornet_folding
 from ..folding.global_ import Aggregator, PairStrategy
-from ..io_utils import write_json_atomic
 from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
@@ -150,20 +153,9 @@ def folding_training(
     """Exact folding (digits 1 -> 4) and validation error recorded during training on MNIST."""
 
     widths = tuple(int(h) for h in hidden.split(",") if h.strip())
-    curve = run_folding_training(widths, epochs=epochs, every=every, pairs=pairs, seed=seed)
-    from matplotlib.figure import Figure
-
-    ax = Figure(figsize=(6, 3.6)).subplots()
-    ax.plot(curve.steps, curve.chi_mean, marker="o", label="mean chi (exact)")
-    ax.plot(curve.steps, curve.val_error, marker="s", label="validation error")
-    ax.set_xlabel("optimiser step")
-    ax.legend()
-    out.mkdir(parents=True, exist_ok=True)
-    save_figure(ax.figure, out / "folding_training.png")
-    doc = {"hidden": widths, "steps": curve.steps, "chi_mean": curve.chi_mean,
-           "share_folded": curve.share_folded, "val_error": curve.val_error}
-    write_json_atomic(out / "folding_training.json", doc)
-    emit_json(doc)
+    curve = run_folding_training(FoldingTrainingConfig(widths, epochs=epochs, every=every, pairs=pairs, seed=seed))
+    write_folding_training(curve, out)
+    emit_json(training_document(curve))
 
 
 @user_errors
@@ -176,33 +168,23 @@ def folding_regulariser(
 ):
     """Train with and without the smooth folding surrogate; compare exact chi and test accuracy."""
 
-    runs = run_folding_regulariser((0.0, lam), seeds=seeds, epochs=epochs, tau=tau)
-    table = {}
-    for value in (0.0, lam):
-        sel = [r for r in runs if r.lam == value]
-        table[str(value)] = {"chi_mean": float(sum(r.chi_mean for r in sel) / len(sel)),
-                             "test_accuracy": float(sum(r.test_accuracy for r in sel) / len(sel))}
-    emit_json({"note": "surrogate: soft bits sigmoid(z/tau), soft Hamming, logsumexp max; the papers' term is not public",
-               "by_lambda": table, "runs": runs}, out)
+    result = run_folding_regulariser(FoldingRegulariserConfig((0.0, lam), seeds=seeds, epochs=epochs, tau=tau))
+    write_folding_regulariser(result, out)
+    emit_json(result.document())
 
 
 @user_errors
 def folding_adversarial(
     out: Annotated[Path, typer.Option(help="Output JSON file.")] = Path("out/folding-adversarial.json"),
-    eps: Annotated[float, typer.Option(help="FGSM step (standardised input units).")] = 0.1,
+    attack_size: Annotated[float, typer.Option(help="FGSM step: L-infinity distance of the perturbed endpoints (standardised input units).")] = 0.1,
     pairs: Annotated[int, typer.Option(help="Digit-5 -> digit-7 test segments.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of data split, pairs and net.")] = 0,
 ):
     """Interaction effect I(k) and chi on MNIST 5 -> 7 segments, clean vs FGSM-perturbed endpoints."""
 
-    res = run_fgsm_interaction(eps=eps, pairs=pairs, seed=seed)
-    emit_json({
-        "eps": eps, "accuracy_on_perturbed_endpoints": res.accuracy_adv,
-        "chi_mean": {"clean": float(res.chi_clean.mean()), "fgsm": float(res.chi_adv.mean())},
-        "interaction_mean": {"clean": float(res.interaction_clean.mean()), "fgsm": float(res.interaction_adv.mean())},
-        "interaction_abs_mean": {"clean": float(abs(res.interaction_clean).mean()),
-                                 "fgsm": float(abs(res.interaction_adv).mean())},
-    }, out)
+    res = run_fgsm_interaction(FgsmConfig(attack_size, pairs=pairs, seed=seed))
+    write_fgsm_interaction(res, out)
+    emit_json(fgsm_document(res))
 
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:
