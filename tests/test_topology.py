@@ -194,13 +194,14 @@ def test_experiments_run_small_and_write_outputs(tmp_path):
 
     small = GrokConfig(n_bits=6, k=2, n_train=40, n_test=50, hidden=(4,), steps=2, n_checkpoints=1, grid=10,
                        straight_directions=8, n_orders=1)
-    rows = run_grok_seeds(small, [3, 4], out=tmp_path / "sweep", workers=0)
+    seeds_result = run_grok_seeds(small, [3, 4], out=tmp_path / "sweep", workers=0)
+    rows = seeds_result.rows
     assert [r["seed"] for r in rows] == [3, 4]
     from reluscope.io_utils import to_jsonable
 
     same = json.loads(json.dumps(to_jsonable({k: v for k, v in row.items() if k != "seconds"})))
     assert {k: v for k, v in rows[0].items() if k != "seconds"} == same  # the row as JSON (NaN as null)
-    seeds_files = write_grok_seeds(rows, small, tmp_path / "s")
+    seeds_files = write_grok_seeds(seeds_result, tmp_path / "s")
     assert seeds_files["csv"].read_text().count("\n") == 3 and seeds_files["figure"].stat().st_size > 0
     r = run_regression(RegressionConfig(n_train=50, hidden=(6, 6), steps=20, every=10, n_orders=1, batch_size=50))
     assert [x.step for x in r.records if not x.in_spike_window][:4] == [0, 1, 10, 11]

@@ -99,11 +99,12 @@ def topo_grok(
     if workers is not None and workers < 0:
         raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
     cfg = GrokConfig(steps=steps, n_train=n_train, init_scale=init_scale, weight_decay=weight_decay, n_checkpoints=checkpoints, seed=seed)
-    rows = run_grok_seeds(cfg, range(seed, seed + seeds), out=out / "sweep", address=address, workers=workers, progress=True)
-    files = write_grok_seeds(rows, cfg, out)
+    result = run_grok_seeds(cfg, range(seed, seed + seeds), out=out / "sweep", address=address, workers=workers,
+                            progress=True)
+    files = write_grok_seeds(result, out)
     if maps:
         files.update(write_grok(run_grok(cfg, progress=True), out))
-    emit_json({"runs": [{k: v for k, v in r.items() if k != "records"} for r in rows], "files": files})
+    emit_json({"runs": [{k: v for k, v in r.items() if k != "records"} for r in result.rows], "files": files})
 
 
 @user_errors(out="folder")

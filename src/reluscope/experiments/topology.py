@@ -45,7 +45,7 @@ from ..regions.recorder import TopologyRecorder
 
 __all__ = [
     "GrokConfig", "GrokResult", "GrokSummary", "VariantTrack", "run_grok", "grok_row", "write_grok",
-    "run_grok_seeds", "write_grok_seeds",
+    "GrokSeedsResult", "run_grok_seeds", "write_grok_seeds",
     "RegressionConfig", "RegressionResult", "RegressionSummary", "SpikeTest", "run_regression", "write_regression",
     "sparse_parity", "regression_target", "spearman",
 ]
@@ -297,8 +297,16 @@ def grok_row(config: GrokConfig) -> dict:
     return row
 
 
+@dataclass(frozen=True)
+class GrokSeedsResult:
+    """One `grok_row` per seed of `run_grok_seeds`, in seed order (`config.seed` is the first run's)."""
+
+    config: GrokConfig
+    rows: tuple[dict, ...]
+
+
 def run_grok_seeds(config: GrokConfig, seeds, *, out, address: str | None = None, workers: int | None = None,
-                   progress: bool = False) -> list[dict]:
+                   progress: bool = False) -> GrokSeedsResult:
     """One grokking run per seed (`grok_row`), as a sweep (`reluscope.sweep.run_sweep`: rows in
     `out/sweep.jsonl`, a rerun resumes; `workers=0` runs them here without Ray); rows in seed order."""
     from ..sweep import run_sweep
@@ -306,17 +314,18 @@ def run_grok_seeds(config: GrokConfig, seeds, *, out, address: str | None = None
     configs = [replace(config, seed=int(s)) for s in seeds]
     if not configs:
         raise ValueError("seeds: expected at least one seed")
-    return run_sweep(grok_row, configs, out=out, address=address, workers=workers, retry_failed=True,
+    rows = run_sweep(grok_row, configs, out=out, address=address, workers=workers, retry_failed=True,
                      progress=progress).check("grokking runs").results()
+    return GrokSeedsResult(config, tuple(rows))
 
 
-def write_grok_seeds(rows: list[dict], config: GrokConfig, out) -> dict:
+def write_grok_seeds(result: GrokSeedsResult, out) -> dict:
     """grok_seeds.json (config, rows with their checkpoints), grok_seeds.csv (one summary row per
     seed) and grok_seeds.png (accuracies and the default split's and the straight cut's kappa per seed)."""
     from ..io_utils import write_json_atomic, write_text_atomic
     from ..viz._common import report_figure
 
-    out = Path(out)
+    out, rows, config = Path(out), list(result.rows), result.config
     files = {"json": write_json_atomic(out / "grok_seeds.json", {"config": asdict(config), "runs": rows}),
              "csv": write_text_atomic(out / "grok_seeds.csv", _csv([{k: v for k, v in r.items() if k != "records"}
                                                                     for r in rows]))}
