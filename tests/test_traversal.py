@@ -359,3 +359,132 @@ def test_convolutions_of_many_pieces_run_in_chunks_within_the_budget(monkeypatch
     small = traverse(model, x0, x1, include_output=True, memory_budget=4 * 2 * (2 * 9 * 7 * 7 * 8))
     assert max(seen) <= 2 < whole.n_pieces  # the first conv (2 -> 4 channels, 7x7): 2 pieces a call
     assert torch.equal(small.t, whole.t) and torch.equal(small.patterns, whole.patterns)
+
+
+# ---------------------------------------------------------------- graphs (residual networks)
+
+GRAPH_MODELS = {
+    "resnet-basic": (lambda: _models().tiny_resnet(width=2, in_channels=2), (2, 5, 5)),
+    "resnet-bottleneck": (lambda: _models().tiny_resnet(_models().Bottleneck, width=1, in_channels=2), (2, 5, 5)),
+    "vgg": (lambda: _models().tiny_vgg(widths=(2, "M", 3, "M"), in_channels=2), (2, 6, 6)),
+    "lenet-functional": (lambda: _models().LeNetFunctional(width=2, size=10), (1, 10, 10)),
+    "residual-mlp": (lambda: _models().randomise_batchnorm(_models().ResidualMLP()).eval(), (3,)),
+}
+
+
+def _models():
+    import reluscope.testing.models as models
+
+    return models
+
+
+def _graph_model(name):
+    make, shape = GRAPH_MODELS[name]
+    return make().double().eval(), shape
+
+
+@pytest.mark.parametrize("name", sorted(GRAPH_MODELS))
+def test_graph_traversal_matches_dense_sampling_of_the_independent_key(name):
+    """Residual blocks (BasicBlock, Bottleneck with 1x1 downsample, BN after the addition),
+    adaptive pooling, functional relu / max_pool2d and view: every sample's key (signs of every
+    activation input and argmax of every window, recorded from the user's own forward) is the
+    pattern of its piece."""
+    model, shape = _graph_model(name)
+    assert not to_network(model, input_shape=shape).is_chain or name in ("vgg", "lenet-functional")
+    x0, x1 = endpoints(3, shape, scale=2.0)
+    include_output = name in ("resnet-basic", "residual-mlp")
+    tr = traverse(model, x0, x1, include_output=include_output)
+    assert tr.n_pieces > 3
+    check_traversal(tr, model, x0, x1, n=1500, include_output=include_output, key="functions")
+
+
+def test_graph_traversal_streamed_within_a_small_memory_budget_agrees():
+    """The depth-first chunking splits every live value (the shortcut too), so a budget of eight
+    pieces (of 47) gives the one-shot result."""
+    from reluscope.traversal.exact import _bytes_per_piece
+
+    model, shape = _graph_model("resnet-basic")
+    x0, x1 = endpoints(4, shape, scale=2.0)
+    whole = traverse(model, x0, x1, include_output=True)
+    net = to_network(model, input_shape=shape).to(dtype=torch.float64)
+    small = traverse(model, x0, x1, include_output=True, memory_budget=8 * _bytes_per_piece(net, x0[None], True))
+    assert whole.n_pieces > 16
+    assert torch.equal(small.t, whole.t) and torch.equal(small.patterns, whole.patterns)
+    many = traverse_many(model, torch.stack([x0, x1]), torch.stack([x1, -x0]))
+    assert torch.equal(many[0].patterns, whole.patterns[:, : many[0].patterns.shape[1]].unique_consecutive(dim=0))
+
+
+class _Residual(nn.Module):
+    """h -> h + scale * act(block(h)) blocks; optionally the pre-activation is read again, or the
+    activation reads a view of a value that stays live (in-place jvp would corrupt it)."""
+
+    def __init__(self, width, depth, slope, scale, reuse, view):
+        super().__init__()
+        self.inp = nn.Linear(2, width)
+        self.blocks = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.out = nn.Linear(2 * width, 2)
+        self.slope, self.scale, self.reuse, self.view = slope, scale, reuse, view
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        h = self.inp(x)
+        for block in self.blocks:
+            z = block(h.view(h.size(0), -1)) if self.view else block(h)
+            r = F.leaky_relu(z, self.slope)
+            h = h + self.scale * r + (0.5 * z if self.reuse else 0.0)
+        a = F.relu(h.view(h.size(0), -1)) if self.view else F.relu(h)
+        return self.out(torch.cat([a, F.relu(-h - 0.5)], 1))  # h is read again after the ReLU
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    width=st.integers(1, 5),
+    depth=st.integers(1, 3),
+    slope=st.sampled_from([0.0, 0.1]),
+    scale=st.floats(-2, 2, allow_nan=False),
+    reuse=st.booleans(),
+    view=st.booleans(),
+    include_output=st.booleans(),
+)
+def test_random_residual_mlps_traverse_exactly(seed, width, depth, slope, scale, reuse, view, include_output):
+    torch.manual_seed(seed)
+    model = _Residual(width, depth, slope, scale, reuse, view).double().eval()
+    x0, x1 = endpoints(seed, (2,), scale=3.0)
+    tr = traverse(model, x0, x1, include_output=include_output)
+    check_traversal(tr, model, x0, x1, n=1001, include_output=include_output, key="functions", zero_tol=None)
+    assert torch.equal(tr.patterns, activation_patterns(model, x0[None] + tr.midpoints[:, None] * (x1 - x0)[None],
+                                                        include_output=include_output))
+
+
+def test_activation_reading_a_view_of_a_live_value_is_not_computed_in_place():
+    """relu(h.view(...)) while h is still read later (by relu(-h - 0.5)): the view shares h's
+    memory, so the jvp must not overwrite it. A short segment makes no split (a split copies every
+    value), which is when the shared memory would be overwritten."""
+    torch.manual_seed(1)
+    model = _Residual(3, 1, 0.0, 1.0, False, True).double().eval()
+    x0 = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    x1 = x0 + 1e-6
+    g = model.inp(x0[None])
+    assert bool((g + torch.relu(model.blocks[0](g)) < -0.5).any())  # relu(-h - 0.5) has a bit that a clobbered h would switch off
+    tr = traverse(model, x0, x1, include_output=True)
+    assert tr.n_pieces == 1
+    assert torch.equal(tr.patterns, activation_patterns(model, ((x0 + x1) / 2)[None], include_output=True))
+
+
+def test_bytes_per_piece_counts_the_shortcut_held_across_a_block():
+    from reluscope.traversal.exact import _bytes_per_piece
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.fc = nn.Linear(2, 100), nn.Linear(100, 100)
+
+        def forward(self, x):
+            h = self.inp(x)
+            return h + torch.relu(self.fc(h))
+
+    net = to_network(Block().double(), input_shape=(2,))
+    # at the ReLU: the shortcut h and the pre-activation are live, old and new pieces, h and dh each
+    assert _bytes_per_piece(net, torch.zeros(1, 2, dtype=torch.float64), True) >= 8 * (4 * 200 + 2 * 100)

@@ -83,13 +83,13 @@ def module_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool =
     return bits if zero_tol is None else (bits, torch.cat(near, dim=1))
 
 
-def function_patterns(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool = False) -> torch.Tensor:
     """bool [N, units]: the region key of each input, read from the user's own forward in float64.
 
     Independent of `Network` and of torch.fx: a TorchFunctionMode sees every relu / leaky_relu /
     max_pool2d call as it runs (modules, F.* functions and tensor methods alike, BatchNorm
     unfolded), and records the sign of every activation input and the argmax of every window, in
-    the order the calls run.
+    the order the calls run; then the output signs if asked.
     """
     from torch.overrides import TorchFunctionMode
 
@@ -110,18 +110,23 @@ def function_patterns(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     model = copy.deepcopy(model).to(torch.float64).eval()
     with torch.no_grad(), Record():
-        model(x.to(torch.float64))
+        out = model(x.to(torch.float64))
+    if include_output:
+        parts.append(out.reshape(out.shape[0], -1) > 0)
     return torch.cat(parts, dim=1) if parts else torch.zeros(x.shape[0], 0, dtype=torch.bool)
 
 
 def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = False, batch_size: int = 4096, t=None,
-                   zero_tol: float | None = None):
+                   zero_tol: float | None = None, key: str = "hooks"):
     """(t float64 [n], patterns bool [n, units]) at n equally spaced points of x0 -> x1 (or at `t`).
 
     `x0`, `x1`: one input each, without batch dimension. `model` is a torch module (hook path,
-    independent of `Network`) or a `Network` (its `bits`). With `zero_tol` (modules only), returns
-    (t, patterns, near_zero) as in `module_patterns`.
+    independent of `Network`; key="functions" reads `function_patterns` instead, which also sees
+    F.relu and friends in a graph's forward) or a `Network` (its `bits`). With `zero_tol` (modules
+    and hooks only), returns (t, patterns, near_zero) as in `module_patterns`.
     """
+    if key not in ("hooks", "functions"):
+        raise ValueError(f"key: expected 'hooks' or 'functions', got {key!r}")
     x0 = torch.as_tensor(x0, dtype=torch.float64).unsqueeze(0)
     x1 = torch.as_tensor(x1, dtype=torch.float64).unsqueeze(0)
     t = torch.linspace(0, 1, n, dtype=torch.float64) if t is None else torch.as_tensor(t, dtype=torch.float64)
@@ -132,6 +137,8 @@ def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = Fal
             bits, close = module_patterns(model, x, include_output=include_output, zero_tol=zero_tol)
             out.append(bits)
             near.append(close)
+        elif isinstance(model, nn.Module) and key == "functions":
+            out.append(function_patterns(model, x, include_output=include_output))
         elif isinstance(model, nn.Module):
             out.append(module_patterns(model, x, include_output=include_output))
         else:
@@ -140,14 +147,15 @@ def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = Fal
 
 
 def check_traversal(traversal, model, x0, x1, *, n: int = 20_000, include_output: bool = False, margin: float = 1e-9,
-                    zero_tol: float | None = None) -> None:
+                    zero_tol: float | None = None, key: str = "hooks") -> None:
     """Raise AssertionError unless `traversal` is consistent with dense sampling of the segment.
 
     Checks: t starts at 0, ends at 1, strictly increases; patterns have one row per piece and
     consecutive rows differ; every one of n samples (plus every piece midpoint) farther than
     `margin` from a breakpoint has exactly the pattern of the piece containing it. With `zero_tol`,
     bits whose sampled pre-activation is within zero_tol of 0 are not compared (units that vanish
-    identically by cancellation, whose sign is decided by float64 rounding).
+    identically by cancellation, whose sign is decided by float64 rounding). `key`: as in
+    `sample_segment` ("functions" for graphs and functional forwards).
     """
     t, pats = traversal.t.cpu(), traversal.patterns.cpu()
     if t.dtype != torch.float64 or t[0] != 0 or t[-1] != 1 or not bool((t[1:] > t[:-1]).all()):
@@ -161,7 +169,7 @@ def check_traversal(traversal, model, x0, x1, *, n: int = 20_000, include_output
     near = (ts[:, None] - t[None, :]).abs().min(dim=1).values <= margin
     ts = ts[~near]
     if zero_tol is None:
-        ts, sampled = sample_segment(model, x0, x1, include_output=include_output, t=ts)
+        ts, sampled = sample_segment(model, x0, x1, include_output=include_output, t=ts, key=key)
         uncertain = torch.zeros_like(sampled)
     else:
         ts, sampled, uncertain = sample_segment(model, x0, x1, include_output=include_output, t=ts, zero_tol=zero_tol)

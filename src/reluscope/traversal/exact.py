@@ -36,6 +36,7 @@ from .._checks import (
     rows_within_budget, same_device,
 )
 from ..network import Network, to_network
+from ..network.network import INPUT
 from ..network.layers import AbstractActivation, AbstractAffine, Conv2d, LeakyReLU, MaxPool2d
 from ..results import Result
 
@@ -97,14 +98,17 @@ class Traversal(Result):
 
 @dataclass
 class _Pieces:
-    """All current intervals of a batch of segments, in order (segment, then t)."""
+    """All current intervals of a batch of segments, in order (segment, then t).
+
+    `vals` holds the live node values of the graph: vals[j] = (h, dh), node j's output (j = -1:
+    the network input) at each interval's midpoint and its derivative in t. A chain holds one
+    value at a time; a residual block also holds its shortcut until the addition reads it."""
 
     seg: torch.Tensor  # long [I]
     ta: torch.Tensor  # float64 [I]
     tb: torch.Tensor  # float64 [I]
-    h: torch.Tensor  # [I, ...] layer input at the midpoint
-    dh: torch.Tensor  # [I, ...] its derivative in t
-    bits: _Bits  # the pattern bits of every activation layer so far (a list is converted)
+    vals: dict  # node index -> (h [I, ...], dh [I, ...])
+    bits: _Bits  # the pattern bits of every activation node so far (a list is converted)
     uncertain: torch.Tensor  # bool [I]: some decision so far was within rounding
 
     def __post_init__(self):
@@ -114,7 +118,6 @@ class _Pieces:
     @property
     def tm(self) -> torch.Tensor:
         return (self.ta + self.tb) / 2
-
 
 class _Bits:
     """The pattern bits of every activation layer so far: each layer's bits are stored once, as
@@ -153,7 +156,6 @@ class _Bits:
                 equal = (t.index_select(0, a) == t.index_select(0, b)).all(dim=1)
                 same.index_copy_(0, differ, same.index_select(0, differ) & equal)
         return same
-
 
 # Indexing goes through index_select / masked_select / index_copy_ only: on CPU, advanced
 # indexing (x[idx], x[mask], x[idx] = v) is up to 20x slower for these 1-D arrays.
@@ -205,21 +207,27 @@ def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Te
 
 
 def _apply_split(p: _Pieces, split) -> _Pieces:
+    """The pieces after a split: every live value is moved to its new piece's midpoint (exact,
+    each value is affine in t on its piece), not only the one being split on."""
     parent, left, right = split
     shift = (left + right) / 2 - p.tm.index_select(0, parent)
-    dh = p.dh.index_select(0, parent)
-    h = p.h.index_select(0, parent)
-    h.addcmul_(dh, shift.to(h.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))  # exact: h is affine here
-    return _Pieces(p.seg.index_select(0, parent), left, right, h, dh, p.bits.index_select(parent), p.uncertain.index_select(0, parent))
+    vals = {}
+    for j, (h, dh) in p.vals.items():
+        dh = dh.index_select(0, parent)
+        h = h.index_select(0, parent)
+        h.addcmul_(dh, shift.to(h.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))
+        vals[j] = (h, dh)
+    return _Pieces(p.seg.index_select(0, parent), left, right, vals, p.bits.index_select(parent),
+                   p.uncertain.index_select(0, parent))
 
 
-def _sign_split(p: _Pieces, tol: float):
-    """Where to split at the zeros of every unit: (parent, left, right) or None (applied in
-    chunks by `_descend` when the new pieces would not fit in memory at once). A zero
-    t* = tm - z/dz lies within half-width w of the midpoint iff |z| < w |dz|: that test needs no
-    division over all units (dz = 0 never splits), and the roots are computed for the few
-    candidates only."""
-    z, dz = p.h.reshape(p.h.shape[0], -1), p.dh.reshape(p.h.shape[0], -1)
+def _sign_split(p: _Pieces, z: torch.Tensor, dz: torch.Tensor, tol: float):
+    """Where to split at the zeros of every unit of z (a live value): (parent, left, right) or
+    None (applied in chunks by `_descend` when the new pieces would not fit in memory at once).
+    A zero t* = tm - z/dz lies within half-width w of the midpoint iff |z| < w |dz|: that test
+    needs no division over all units (dz = 0 never splits), and the roots are computed for the
+    few candidates only."""
+    z, dz = z.reshape(z.shape[0], -1), dz.reshape(z.shape[0], -1)
     w = (p.tb - p.ta) / 2 - tol
     row, flat = _flat_nonzero(torch.lt(z.abs(), dz.abs().mul_(w[:, None].to(dz.dtype))))
     roots = p.tm.index_select(0, row) - z.reshape(-1).index_select(0, flat) / dz.reshape(-1).index_select(0, flat)
@@ -227,9 +235,9 @@ def _sign_split(p: _Pieces, tol: float):
 
 
 def _select(p: _Pieces, rows: torch.Tensor) -> _Pieces:
+    vals = {j: (h.index_select(0, rows), dh.index_select(0, rows)) for j, (h, dh) in p.vals.items()}
     return _Pieces(p.seg.index_select(0, rows), p.ta.index_select(0, rows), p.tb.index_select(0, rows),
-                   p.h.index_select(0, rows), p.dh.index_select(0, rows), p.bits.index_select(rows),
-                   p.uncertain.index_select(0, rows))
+                   vals, p.bits.index_select(rows), p.uncertain.index_select(0, rows))
 
 
 def _near_zero(z: torch.Tensor, dz: torch.Tensor, half: torch.Tensor, dtol: float) -> torch.Tensor:
@@ -275,8 +283,8 @@ def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: 
     return torch.cat(rows), torch.cat(roots)
 
 
-def _split_maxpool(layer: MaxPool2d, p: _Pieces, tol: float = TOLERANCE, max_pieces: int | None = None):
-    """Split until every piece keeps one argmax per window: split at the points where some window
+def _split_maxpool(layer: MaxPool2d, p: _Pieces, j: int, tol: float = TOLERANCE, max_pieces: int | None = None):
+    """Split until every piece keeps one argmax per window of value j (the pool's input): split at the points where some window
     element meets the argmax at the piece's midpoint, then look again at the new pieces only
     (a piece with no crossing is settled). Pieces are tracked as (source row of p, ta, tb) and
     materialised once at the end (h is affine on a source row, dh constant), so a pass costs
@@ -285,6 +293,7 @@ def _split_maxpool(layer: MaxPool2d, p: _Pieces, tol: float = TOLERANCE, max_pie
     n = p.seg.shape[0]
     src, ta, tb = torch.arange(n, device=p.seg.device), p.ta, p.tb
     active = src  # indices into (src, ta, tb) still to examine
+    hj_h, hj_dh = p.vals[j]
     k = layer.kernel_size[0] * layer.kernel_size[1]
     step = max(1, (max_pieces or n) // 2)
     for it in range(4 * k + 16):
@@ -292,14 +301,14 @@ def _split_maxpool(layer: MaxPool2d, p: _Pieces, tol: float = TOLERANCE, max_pie
         for a in range(0, active.shape[0], step):
             rows = active[a:a + step]
             if it == 0:  # every piece as it is: views, no copy
-                lo, hi, h, dh = p.ta[a:a + step], p.tb[a:a + step], p.h[a:a + step], p.dh[a:a + step]
+                lo, hi, h, dh = p.ta[a:a + step], p.tb[a:a + step], hj_h[a:a + step], hj_dh[a:a + step]
                 tm = (lo + hi) / 2
             else:
                 s = src.index_select(0, rows)
                 lo, hi = ta.index_select(0, rows), tb.index_select(0, rows)
                 tm = (lo + hi) / 2
-                dh = p.dh.index_select(0, s)
-                h = p.h.index_select(0, s).addcmul_(dh, (tm - p.tm.index_select(0, s)).to(dh.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))
+                dh = hj_dh.index_select(0, s)
+                h = hj_h.index_select(0, s).addcmul_(dh, (tm - p.tm.index_select(0, s)).to(dh.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))
             got = _maxpool_crossings(layer, h, dh, tm, ((hi - lo) / 2 - tol).to(h.dtype))
             if got is not None:
                 found_rows.append(rows.index_select(0, got[0]))
@@ -352,33 +361,33 @@ def _leaky_relu_jvp_(layer: LeakyReLU, z: torch.Tensor, dz: torch.Tensor, on: to
     return z.clamp_(min=0), dz.masked_fill_(~on, 0.0)
 
 
-def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, dtol: float, pooled=None) -> torch.Tensor:
+def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.Tensor, dtol: float, pooled=None) -> torch.Tensor:
     """bool [I]: in some window, an element other than the argmax stays within rounding of the
     max over the whole piece. Exact ties (two zeros after a ReLU, the argmax itself) have reach
     0 and are exact. `pooled`: (max, its index, its derivative) if already computed."""
-    top, index, dtop = pooled if pooled is not None else (*layer.pool(p.h), None)
+    top, index, dtop = pooled if pooled is not None else (*layer.pool(h), None)
     if dtop is None:
-        dtop = layer.take(p.dh, index)
+        dtop = layer.take(dh, index)
     top, dtop = top.to(torch.float64), dtop.to(torch.float64)
     half = ((p.tb - p.ta) / 2).reshape(-1, 1, 1, 1)
-    elements = _window_elements(layer, p.h, 0.0)  # padding 0 only for the scale: |0| never raises it
+    elements = _window_elements(layer, h, 0.0)  # padding 0 only for the scale: |0| never raises it
     scale = torch.stack([e.abs().flatten(1).amax(1) for e in elements], 1).amax(1).to(torch.float64)
     cut = (dtol * scale).reshape(-1, 1, 1, 1)
-    near = torch.zeros(p.h.shape[0], dtype=torch.bool, device=p.h.device)
-    for e, de in zip(_window_elements(layer, p.h, float("-inf")), _window_elements(layer, p.dh, 0.0)):
+    near = torch.zeros(h.shape[0], dtype=torch.bool, device=h.device)
+    for e, de in zip(_window_elements(layer, h, float("-inf")), _window_elements(layer, dh, 0.0)):
         reach = (de.to(torch.float64) - dtop).abs_().mul_(half).add_(top - e.to(torch.float64))
         near |= ((reach <= cut) & (reach > 0)).flatten(1).any(1)
     return near
 
 
-def _maxpool_jvp(layer: MaxPool2d, p: _Pieces, dtol: float):
+def _maxpool_jvp(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.Tensor, dtol: float):
     """Max pooling on settled pieces with one pooling pass: marks near ties in p.uncertain,
     appends the one-hot argmax bits to p.bits and returns (h, dh) after the layer."""
-    top, index = layer.pool(p.h)
-    dtop = layer.take(p.dh, index)
-    p.uncertain |= _maxpool_near_tie(layer, p, dtol, (top, index, dtop))
+    top, index = layer.pool(h)
+    dtop = layer.take(dh, index)
+    p.uncertain |= _maxpool_near_tie(layer, p, h, dh, dtol, (top, index, dtop))
     k = layer.kernel_size[0] * layer.kernel_size[1]
-    p.bits.append(F.one_hot(layer._window_position(index, p.h.shape[-1]), k).bool().reshape(top.shape[0], -1))
+    p.bits.append(F.one_hot(layer._window_position(index, h.shape[-1]), k).bool().reshape(top.shape[0], -1))
     return top, dtop
 
 
@@ -400,10 +409,64 @@ def _merge_equal(seg, ta, tb, patterns, uncertain):
     return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), rows, merged
 
 
+# ---------------------------------------------------------------- the plan: which nodes, when to free
+
+
 class _OutputSigns:
     """The output units' signs as a last pseudo-activation (include_output)."""
 
     name = "output"
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One node of the walk: node index `node` (-2 for the output signs), its layer and inputs,
+    the values that nobody reads after it (`free`), and whether its own output is read later."""
+
+    node: int
+    layer: object
+    inputs: tuple[int, ...]
+    free: tuple[int, ...]
+    used: bool
+
+
+def _plan(net: Network, include_output: bool) -> list[_Step]:
+    """The nodes a traversal must run, in topological order: those that feed an activation (or
+    the output, with include_output). Nothing after the last activation can change the pattern,
+    and a branch that only feeds the output is not computed at all."""
+    nodes = net.nodes
+    acts = [i for i, n in enumerate(nodes) if isinstance(n.layer, AbstractActivation)]
+    needed = set(acts)
+    if include_output:
+        needed.add(len(nodes) - 1)
+    for i in range(len(nodes) - 1, -1, -1):
+        if i in needed:
+            needed.update(j for j in nodes[i].inputs if j != INPUT)
+    order = sorted(needed)
+    steps = [(i, nodes[i].layer, nodes[i].inputs) for i in order]
+    if include_output:
+        steps.append((-2, _OutputSigns(), (len(nodes) - 1,)))
+    last: dict[int, int] = {}
+    for s, (_, _, inputs) in enumerate(steps):
+        for j in inputs:
+            last[j] = s
+    plan = []
+    for s, (i, layer, inputs) in enumerate(steps):
+        free = tuple(sorted({j for j in inputs if last[j] == s}))
+        plan.append(_Step(i, layer, inputs, free, i in last))
+    return plan
+
+
+def _owns(p: _Pieces, j: int) -> bool:
+    """Whether value j shares no memory with another live value (a Flatten or a Sum with one
+    unit coefficient returns a view of its input), so it may be overwritten in place."""
+    h, dh = p.vals[j]
+    mine = {h.untyped_storage().data_ptr(), dh.untyped_storage().data_ptr()}
+    return not any(k != j and (a.untyped_storage().data_ptr() in mine or b.untyped_storage().data_ptr() in mine)
+                   for k, (a, b) in p.vals.items())
+
+
+# ---------------------------------------------------------------- refinement, one node at a time
 
 
 @dataclass
@@ -412,57 +475,98 @@ class _Walk:
     dtol: float
     max_pieces: int
     leaves: list  # (seg, ta, tb, patterns, uncertain) per finished chunk, in order
-    bar: object = None  # progress over layers, advanced by the first chunk's path only
+    bar: object = None  # progress over nodes, advanced by the first chunk's path only
     memory_budget: int = DEFAULT_MEMORY_BUDGET  # bytes; bounds the convolutions' unfolded buffers
 
 
-def _descend(layers: list, k0: int, p: _Pieces, walk: _Walk, post_split: bool = False, top: bool = True) -> None:
-    """Refine pieces from layer k0 on, depth first: when a split would make more than
-    `walk.max_pieces` pieces, the new pieces go through the rest of the net in chunks, so memory
+def _affine(step: _Step, p: _Pieces, walk: _Walk) -> None:
+    """An affine node maps the tuple of its input values (multi-input: Sum, Cat)."""
+    if len(step.inputs) == 1:
+        p.vals[step.node] = _affine_pieces(step.layer, *p.vals[step.inputs[0]], walk.memory_budget)
+        return
+    ins = [p.vals[j] for j in step.inputs]
+    p.vals[step.node] = (step.layer.forward(*[h for h, _ in ins]), step.layer.linear(*[dh for _, dh in ins]))
+
+
+def _sign_bits(step: _Step, p: _Pieces, walk: _Walk) -> None:
+    """Bits and jvp of a (Leaky)ReLU, or the output signs, on pieces that no longer split."""
+    j = step.inputs[0]
+    h, dh = p.vals[j]
+    n = h.shape[0]
+    p.uncertain |= _near_zero(h.reshape(n, -1), dh.reshape(n, -1), (p.tb - p.ta) / 2, walk.dtol)
+    if isinstance(step.layer, _OutputSigns):
+        p.bits.append(h.reshape(n, -1) > 0)
+        return
+    on = step.layer.bits(h)
+    p.bits.append(on)
+    if not step.used:
+        return  # the last activation: its output is never read
+    if j in step.free and _owns(p, j):
+        p.vals[step.node] = _leaky_relu_jvp_(step.layer, h, dh, on.reshape(h.shape))
+    else:  # the pre-activation is read again later (or shares memory with a value that is)
+        p.vals[step.node] = step.layer.jvp(h, dh)
+
+
+def _maxpool_bits(step: _Step, p: _Pieces, walk: _Walk) -> None:
+    """Near ties, bits and jvp of a max-pool node on settled pieces, from one pooling pass."""
+    out = _maxpool_jvp(step.layer, p, *p.vals[step.inputs[0]], walk.dtol)
+    if step.used:
+        p.vals[step.node] = out
+
+
+def _free(step: _Step, p: _Pieces) -> None:
+    for j in step.free:
+        del p.vals[j]
+
+
+def _finish(p: _Pieces, walk: _Walk) -> None:
+    walk.leaves.append(_merge_equal(p.seg, p.ta, p.tb, p.bits, p.uncertain))
+
+
+def _descend(plan: list, s0: int, p: _Pieces, walk: _Walk, post_split: bool = False, top: bool = True) -> None:
+    """Refine pieces from step s0 of the plan on, depth first: when a split would make more than
+    `walk.max_pieces` pieces, the new pieces go through the rest of the graph in chunks, so memory
     stays within the budget whatever the number of pieces. Finished chunks go to walk.leaves."""
-    for k in range(k0, len(layers)):
-        layer = layers[k]
+    for s in range(s0, len(plan)):
+        step = plan[s]
+        layer = step.layer
         if isinstance(layer, AbstractAffine):
-            p.h, p.dh = _affine_pieces(layer, p.h, p.dh, walk.memory_budget)
+            _affine(step, p, walk)
         elif isinstance(layer, (LeakyReLU, _OutputSigns)):
-            if not (post_split and k == k0):
-                split = _sign_split(p, walk.tol)
+            if not (post_split and s == s0):
+                split = _sign_split(p, *p.vals[step.inputs[0]], walk.tol)
                 if split is not None:
                     n_new, m = split[0].shape[0], walk.max_pieces
                     if n_new > m:
                         for a in range(0, n_new, m):
                             sub = tuple(t[a:a + m] for t in split)
-                            _descend(layers, k, _apply_split(p, sub), walk, post_split=True, top=False)
+                            _descend(plan, s, _apply_split(p, sub), walk, post_split=True, top=False)
                         if top and walk.bar is not None:
-                            walk.bar.update(len(layers) - k)
+                            walk.bar.update(len(plan) - s)
                         return
                     p = _apply_split(p, split)
-            n = p.h.shape[0]
-            p.uncertain |= _near_zero(p.h.reshape(n, -1), p.dh.reshape(n, -1), (p.tb - p.ta) / 2, walk.dtol)
-            if isinstance(layer, _OutputSigns):
-                p.bits.append(p.h.reshape(n, -1) > 0)
-            else:
-                on = layer.bits(p.h)
-                p.bits.append(on)
-                p.h, p.dh = _leaky_relu_jvp_(layer, p.h, p.dh, on.reshape(p.h.shape))
+            _sign_bits(step, p, walk)
         elif isinstance(layer, MaxPool2d):
-            p, settled = _split_maxpool(layer, p, walk.tol, walk.max_pieces)
+            p, settled = _split_maxpool(layer, p, step.inputs[0], walk.tol, walk.max_pieces)
             if not settled:
-                n, m = p.seg.shape[0], max(1, walk.max_pieces // 2)
+                # chunks strictly smaller than p: a chunk that again outgrows the budget halves again
+                n = p.seg.shape[0]
+                m = max(1, min(walk.max_pieces // 2, (n + 1) // 2))
                 for a in range(0, n, m):
                     rows = torch.arange(a, min(n, a + m), device=p.seg.device)
-                    _descend(layers, k, _select(p, rows), walk, top=False)
+                    _descend(plan, s, _select(p, rows), walk, top=False)
                 if top and walk.bar is not None:
-                    walk.bar.update(len(layers) - k)
+                    walk.bar.update(len(plan) - s)
                 return
-            p.h, p.dh = _maxpool_jvp(layer, p, walk.dtol)
+            _maxpool_bits(step, p, walk)
         elif isinstance(layer, AbstractActivation):
             raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) has no exact traversal")
         else:
             raise TypeError(f"layer {layer.name!r}: unknown layer type {type(layer).__name__}")
+        _free(step, p)
         if top and walk.bar is not None:
             walk.bar.update()
-    walk.leaves.append(_merge_equal(p.seg, p.ta, p.tb, p.bits, p.uncertain))
+    _finish(p, walk)
 
 
 def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool,
@@ -475,19 +579,15 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
     walk = _Walk(t_tolerance(x0.dtype, TOLERANCE), decision_tolerance(x0.dtype),
                  max(2, memory_budget // per_piece), [], bar, memory_budget)
     ones = torch.ones(s, dtype=torch.float64, device=x0.device)  # t stays float64 in any dtype
-    p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, x0 + 0.5 * dx, dx, [],
+    p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, {INPUT: (x0 + 0.5 * dx, dx)}, [],
                 torch.zeros(s, dtype=torch.bool, device=x0.device))
-    layers = list(net.layers)
-    while layers and isinstance(layers[-1], AbstractAffine) and not include_output:
-        layers.pop()  # nothing after the last activation can change the pattern
-    for layer in layers:
-        if isinstance(layer, AbstractActivation) and not isinstance(layer, (LeakyReLU, MaxPool2d)):
+    plan = _plan(net, include_output)
+    for step in plan:
+        if isinstance(step.layer, AbstractActivation) and not isinstance(step.layer, (LeakyReLU, MaxPool2d)):
             net.require_piecewise_linear(_WHAT)
-    if include_output:
-        layers.append(_OutputSigns())
     if bar is not None:
-        bar.reset(total=len(layers))
-    _descend(layers, 0, p, walk)
+        bar.reset(total=len(plan))
+    _descend(plan, 0, p, walk)
     leaves = walk.leaves
     parts = [torch.cat([leaf[i] for leaf in leaves]) for i in range(5)] if len(leaves) > 1 else list(leaves[0])
     seg, ta, tb, patterns, uncertain = _merge_equal(*parts) if len(leaves) > 1 else parts
@@ -647,17 +747,28 @@ def traverse_many(
 
 def _bytes_per_piece(net: Network, probe: torch.Tensor, include_output: bool) -> int:
     """Working bytes of one interval in `_traverse_chunk` (an estimate, used to size chunks and
-    batches): while a split is applied, the old and the new pieces' h and dh of the widest layer
-    are alive with two temporaries of the same size (six values per unit), plus the pattern bits
-    of every layer, copied once. Convolutions' unfolded buffers are bounded apart
+    batches), the busiest node of the plan counted: at an activation, while a split is applied,
+    the old and the new pieces' h and dh of every live value (its input, values kept for later
+    nodes such as a residual shortcut) with two temporaries of the input's size (six values per
+    unit in a chain); at an affine node, h and dh of the live values and of its output. Plus the
+    pattern bits of every layer, copied once. Convolutions' unfolded buffers are bounded apart
     (`_affine_pieces`). Measured on the tangent CNN (width 16, float64): peak growth of the
     process within the budget."""
-    widths, units = [probe[0].numel()], 0
-    for layer, z in net.trace(probe):
-        widths.append(z[0].numel())
-        if isinstance(layer, AbstractActivation) or (layer is None and include_output):
-            units += z[0].numel()
-    return 8 * 6 * max(widths) + 2 * units + 64
+    values = net.values(probe)
+    size = {INPUT: probe[0].numel(), **{i: v[0].numel() for i, v in enumerate(values)}}
+    live, peak, units = {INPUT}, 0, 0
+    for step in _plan(net, include_output):
+        held = sum(size[j] for j in live)
+        if isinstance(step.layer, AbstractAffine):
+            peak = max(peak, 2 * (held + size[step.node]))
+        else:
+            peak = max(peak, 4 * held + 2 * size[step.inputs[0]])
+        if isinstance(step.layer, AbstractActivation):
+            units += step.layer.bits(values[step.inputs[0]] if step.inputs[0] >= 0 else probe).shape[1]
+        elif isinstance(step.layer, _OutputSigns):
+            units += size[step.inputs[0]]
+        live = (live - set(step.free)) | ({step.node} if step.used else set())
+    return 8 * peak + 2 * units + 64
 
 
 def _out_of_memory(err: BaseException) -> bool:
