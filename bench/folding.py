@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10_000, help="segments between digit-1 and digit-4 test images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--chunk", type=int, default=256, help="segments traversed together")
+    parser.add_argument("--memory-budget", type=float, default=2**31, help="bytes; sizes the batches of segments")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -44,7 +44,7 @@ def main() -> None:
     for label, n_points in (("11-point grid (papers)", 11), ("exact traversal", None)):
         t0, c0 = time.perf_counter(), time.process_time()
         res = global_folding(model, xt, yt, classes=(1, 4), budget=args.pairs, n_points=n_points,
-                             chunk=args.chunk, seed=0)
+                             memory_budget=args.memory_budget, seed=0)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         rows.append((label, dt, res))
         print(f"{label:24s} {len(res.chi):6d} pairs {dt:8.2f} s (cpu {cpu:7.1f} s) {len(res.chi) / dt:9.1f} pairs/s  "

@@ -8,7 +8,7 @@ Trains a 784-256-256-256-10 ReLU MLP (Adam, seed 0, 1 epoch), then for `--pairs`
     regions the samples miss.
 Target: exact traversal no slower than the float32 1,000-point sampling on CPU.
 
-    python bench/traverse.py --pairs 1000 [--device cpu|cuda] [--batch-size 64]
+    python bench/traverse.py --pairs 1000 [--device cpu|cuda] [--batch-size N]
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=64, help="segments per traverse_many batch")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="cap on segments per traverse_many batch (default: sized from the memory budget)")
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per method; best time kept")

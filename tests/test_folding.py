@@ -214,7 +214,7 @@ def _toy_data():
 def test_global_folding_matches_per_pair():
     net = random_net(7)
     x, y = _toy_data()
-    res = global_folding(net, x, y, classes=(0, 2), budget=30, seed=1, chunk=7)
+    res = global_folding(net, x, y, classes=(0, 2), budget=30, seed=1, memory_budget=2**20)
     assert res.pairs.shape == (30, 2) and len({tuple(p) for p in res.pairs.tolist()}) == 30
     assert (y[res.pairs[:, 0]] == 0).all() and (y[res.pairs[:, 1]] == 2).all()
     expected = [path_folding(net, x[i], x[j]).chi for i, j in res.pairs]
@@ -384,3 +384,31 @@ def test_folding_on_a_residual_network_matches_the_sampled_region_key():
     y = torch.arange(30) % 3
     glob = global_folding(model, x, y, classes=(0, 2), budget=12, seed=1)
     np.testing.assert_allclose(glob.chi, [path_folding(model, x[i], x[j]).chi for i, j in glob.pairs])
+
+
+def test_path_chi_from_the_flat_traversal_equals_per_segment_walks():
+    """path_chi measures exact walks straight from the batched traversal's flat arrays; it must
+    give the chi and walk length of each segment's own walk, also for a degenerate segment and
+    when a small memory budget makes many batches."""
+    from reluscope.folding import path_chi
+    from reluscope.patterns.walks import ragged_walk_extents, walk_extents
+
+    net = random_net(11, widths=(2, 8, 8, 2))
+    g = torch.Generator().manual_seed(4)
+    x0, x1 = torch.randn(40, 2, generator=g, dtype=torch.float64) * 3, torch.randn(40, 2, generator=g, dtype=torch.float64) * 3
+    x1[7] = x0[7]
+    each = path_folding_many(net, x0, x1)
+    chi, lengths = path_chi(net, x0, x1)
+    np.testing.assert_allclose(chi, [r.chi for r in each], rtol=0, atol=1e-15)
+    assert lengths.tolist() == [r.n_patterns for r in each] and lengths[7] == 1 and chi[7] == 0
+    assert (chi > 0).any()
+    small, small_len = path_chi(net, x0, x1, memory_budget=2**14)
+    np.testing.assert_array_equal(small, chi)
+    np.testing.assert_array_equal(small_len, lengths)
+    grid, grid_len = path_chi(net, x0, x1, n_points=11, memory_budget=2**12)
+    np.testing.assert_allclose(grid, [path_folding(net, a, b, n_points=11).chi for a, b in zip(x0, x1)])
+    walks = [r.walk for r in each]
+    ragged = ragged_walk_extents(torch.cat(walks), [w.shape[0] for w in walks])
+    plain = walk_extents(walks)
+    for field in ("end", "farthest", "length"):
+        np.testing.assert_array_equal(getattr(ragged, field), getattr(plain, field))

@@ -57,6 +57,7 @@ def results():
     a = x.numpy()
     out = {
         "Traversal": tr,
+        "Traversals": traverse_many(model, x[:3], x[3:6]),
         "TraversalSummary": summarize_traversals(traverse_many(model, x[:3], x[3:6])),
         "PatternSummary": summarize_patterns(bits),
         "PackedPatterns": pack_patterns(bits),
@@ -80,7 +81,7 @@ def results():
     return out
 
 
-NAMES = ["Traversal", "TraversalSummary", "PatternSummary", "PackedPatterns", "WalkDistances", "PathFolding",
+NAMES = ["Traversal", "Traversals", "TraversalSummary", "PatternSummary", "PackedPatterns", "WalkDistances", "PathFolding",
          "FoldingProfile", "GlobalFolding", "CantorFolding", "RegionMap", "DualGraph", "RegionSummary", "FiedlerPartition",
          "Persistence", "HullDistance", "RGEResult", "ClassGeometry", "OverfittingReport", "SimilarityGap",
          "GoodnessCurve"]

@@ -488,3 +488,70 @@ def test_bytes_per_piece_counts_the_shortcut_held_across_a_block():
     net = to_network(Block().double(), input_shape=(2,))
     # at the ReLU: the shortcut h and the pre-activation are live, old and new pieces, h and dh each
     assert _bytes_per_piece(net, torch.zeros(1, 2, dtype=torch.float64), True) >= 8 * (4 * 200 + 2 * 100)
+
+
+# ---------------------------------------------------------------- the batched (ragged) result, tolerance, batches
+
+
+def test_traversals_is_a_flat_sequence_of_per_segment_views():
+    from reluscope.traversal import Traversals
+
+    model = random_mlp(5, 3, [8, 8])
+    a, b = endpoints(5, (5, 3))
+    b[2] = a[2]  # a degenerate segment: one piece
+    many = traverse_many(model, a, b, include_output=True)
+    assert isinstance(many, Traversals) and len(many) == 5
+    singles = [traverse(model, a[i], b[i], include_output=True) for i in range(5)]
+    assert many.n_pieces.tolist() == [s.n_pieces for s in singles] and many.n_pieces[2] == 1
+    assert many.patterns.shape[0] == int(many.offsets[-1]) and many.t.shape[0] == int(many.offsets[-1]) + 5
+    for i, (tr, single) in enumerate(zip(many, singles)):
+        assert torch.allclose(tr.t, single.t, rtol=0, atol=1e-12) and torch.equal(tr.patterns, single.patterns)
+        assert tr.t.data_ptr() == many.t[int(many.offsets[i]) + i:].data_ptr()  # a view, not a copy
+    assert torch.equal(many[-1].patterns, many[4].patterns) and [t.n_pieces for t in many[1:3]] == many.n_pieces[1:3].tolist()
+    assert torch.equal(many.segment, torch.repeat_interleave(torch.arange(5), many.n_pieces))
+    with pytest.raises(IndexError, match="out of range"):
+        many[5]
+    joined = Traversals.concat([traverse_many(model, a[:2], b[:2], include_output=True),
+                                traverse_many(model, a[2:], b[2:], include_output=True)])
+    assert torch.equal(joined.offsets, many.offsets) and torch.equal(joined.patterns, many.patterns)
+    torch.testing.assert_close(joined.t, many.t, rtol=0, atol=1e-12)
+
+
+def test_tolerance_is_a_keyword_with_the_module_default():
+    """Two units crossing 1e-9 apart in t: resolved at the default 1e-12, one breakpoint at 1e-6."""
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU()).double()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.copy_(torch.tensor([-0.5, -0.5 - 1e-9], dtype=torch.float64))
+    x0, x1 = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    fine = traverse(net, x0, x1)
+    assert fine.n_pieces == 3 and fine.tolerance == TOLERANCE
+    coarse = traverse(net, x0, x1, tolerance=1e-6)
+    assert coarse.n_pieces == 2 and coarse.tolerance == 1e-6
+    assert traverse_many(net, x0[None], x1[None], tolerance=1e-6)[0].n_pieces == 2
+    assert traverse_pairs(net, x0[None], x1[None], tolerance=1e-6)[0].n_pieces == 2
+    for bad in (0.0, -1e-3, 0.5, float("nan"), "1e-9"):
+        with pytest.raises(ValueError, match="tolerance: expected a resolution in t"):
+            traverse(net, x0, x1, tolerance=bad)
+
+
+def test_batches_grow_with_the_memory_budget_not_a_fixed_64(monkeypatch):
+    import reluscope.traversal.exact as exact
+
+    model = random_mlp(1, 2, [3])
+    x0, x1 = endpoints(1, (300, 2))
+    sizes = []
+    real = exact._traverse_chunk
+    monkeypatch.setattr(exact, "_traverse_chunk", lambda net, a, b, *rest: sizes.append(len(a)) or real(net, a, b, *rest))
+    reference = [traverse(model, x0[i], x1[i]) for i in range(300)]
+    sizes.clear()
+    got = traverse_many(model, x0, x1)
+    assert max(sizes) > 64 and sum(sizes) == 300
+    assert all(torch.equal(g.patterns, r.patterns) for g, r in zip(got, reference))
+    sizes.clear()
+    traverse_many(model, x0, x1, batch_size=5)
+    assert max(sizes) == 5
+    # on a GPU the batch also fits its free memory
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 10**9))
+    assert exact._free_bytes(torch.device("cuda"), 10**6) == 800
+    assert exact._free_bytes(torch.device("cpu"), 10**6) == 10**6

@@ -32,6 +32,7 @@ _EXPORTS = {
     "traverse": "reluscope.traversal",
     "traverse_many": "reluscope.traversal",
     "Traversal": "reluscope.traversal",
+    "Traversals": "reluscope.traversal",
     "traverse_pairs": "reluscope.traversal",
     "traverse_bisection": "reluscope.traversal",
     "Precision": "reluscope.traversal",

@@ -142,13 +142,12 @@ def draw_pairs(y, classes=(1, 4), *, pairs: PairStrategy | str = PairStrategy.RA
 def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = PairStrategy.RANDOM,
                    budget: int = 1000, aggregator: Aggregator | str = Aggregator.MEDIAN_POSITIVE,
                    include_output: bool = True, n_points: int | None = None, seed: int = 0,
-                   chunk: int = 256, progress: bool = False,
-                   memory_budget: int = DEFAULT_MEMORY_BUDGET) -> GlobalFolding:
+                   progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> GlobalFolding:
     """chi on segments between inputs of `classes[0]` and `classes[1]` of (x, y), aggregated.
 
     Exact traversal unless `n_points` is given (the papers' grid, 11 points). Segments are walked
-    `chunk` at a time, keeping only their chi, so memory does not grow with the budget (of pairs);
-    `memory_budget` (bytes) bounds the exact traversal's working memory (see `traverse_many`).
+    in batches that fit `memory_budget` bytes (see `path_chi`), keeping only their chi, so memory
+    does not grow with the budget of pairs.
     """
     strategy, agg = as_enum(pairs, PairStrategy, "pairs"), as_enum(aggregator, Aggregator, "aggregator")
     x = check_finite(as_float_tensor(x, "x"), "x")
@@ -164,8 +163,8 @@ def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = P
         end[rows < 0] = means[c]
         ends.append(end)
     x0, x1 = ends
-    chi, lengths = path_chi(model, x0, x1, include_output=include_output, n_points=n_points, chunk=chunk,
-                            progress=progress, memory_budget=memory_budget)
+    chi, lengths = path_chi(model, x0, x1, include_output=include_output, n_points=n_points, progress=progress,
+                            memory_budget=memory_budget)
     from ..network import to_network
 
     exact = n_points is None and to_network(model).piecewise_linear  # bisection walks are not exact

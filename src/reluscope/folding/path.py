@@ -21,10 +21,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import DEFAULT_MEMORY_BUDGET, as_batch, as_float_tensor, as_single, check_int, same_device
+from .._checks import (
+    DEFAULT_MEMORY_BUDGET, as_batch, as_float_tensor, as_single, check_int, check_memory_budget, rows_within_budget,
+    same_device,
+)
 from ..network import Network, to_network
 from ..results import Result
+from ..patterns.walks import ragged_walk_extents
 from ..traversal import traverse_many
+from ..traversal.exact import _prepare as _prepare_traversal
+from ..traversal.exact import _stream, _warn_uncertain
+from ..traversal.precision import dtype_name
 from .measure import FoldingProfile, folding_measures, folding_profile
 
 if TYPE_CHECKING:
@@ -176,23 +183,47 @@ def path_folding_many(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include
 
 
 def path_chi(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = True, n_points: int | None = None,
-             chunk: int = 256, progress: bool = False,
-             memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[np.ndarray, np.ndarray]:
-    """chi (float64 [B]) and walk lengths (int64 [B]) of the pairs x0[i] -> x1[i], `chunk` at a time.
+             progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[np.ndarray, np.ndarray]:
+    """chi (float64 [B]) and walk lengths (int64 [B]) of the pairs x0[i] -> x1[i], within `memory_budget` bytes.
 
-    The memory-lean form of `path_folding` for many segments: walks are dropped once measured.
+    The memory-lean form of `path_folding` for many segments: exact walks are measured batch by
+    batch straight from the traversal's flat arrays (no per-segment objects) and dropped, so
+    memory does not grow with the number of pairs; sampled and bisection walks go in groups whose
+    walks fit the budget.
     """
     net, x0, x1 = prepare_pairs(model, x0, x1)
-    chunk = check_int(chunk, "chunk")
+    budget = check_memory_budget(memory_budget)
+    if n_points is None and net.piecewise_linear:
+        return _exact_chi(net, x0, x1, include_output, budget, progress)
+    if n_points is not None:
+        n_points = check_int(n_points, "n_points", minimum=2, what="or None for exact traversal")
+    # one segment's walk (n_points or, for bisection, a guess of 64 patterns) and its sample inputs
+    per_segment = (n_points or 64) * (net.n_units(include_output=include_output) + 8 * x0[0].numel())
+    group = rows_within_budget(per_segment, budget, what="sampled segment", total=len(x0))
     chis, lengths = [], []
     bar = tqdm(total=len(x0), desc="folding", unit="path", disable=not progress)
-    for a, b in zip(x0.split(chunk), x1.split(chunk)):
+    for a, b in zip(x0.split(group), x1.split(group)):
         walks = [w for w, _ in _walks(net, a, b, include_output=include_output, n_points=n_points, progress=False,
-                                      memory_budget=memory_budget)]
+                                      memory_budget=budget)]
         chis.append(folding_measures(walks))
         lengths.append(np.array([w.shape[0] for w in walks], dtype=np.int64))
         bar.update(len(a))
     bar.close()
+    return np.concatenate(chis), np.concatenate(lengths)
+
+
+def _exact_chi(net, x0, x1, include_output, budget, progress) -> tuple[np.ndarray, np.ndarray]:
+    net, x0, x1 = _prepare_traversal(net, x0, x1, batched=True, what="path_chi")
+    chis, lengths, bad = [], [], 0
+    for batch in _stream(net, x0, x1, include_output=include_output, memory_budget=budget, progress=progress):
+        n = batch.n_pieces
+        ext = ragged_walk_extents(batch.patterns, n)
+        chis.append(np.where(ext.length > 0, 1.0 - ext.farthest / np.maximum(ext.length, 1), 0.0))
+        lengths.append(n.numpy().astype(np.int64))
+        bad += int((batch.n_uncertain > 0).sum())
+    _warn_uncertain(bad, len(x0), dtype_name(x0.dtype), "path_chi")
+    if not chis:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
     return np.concatenate(chis), np.concatenate(lengths)
 
 

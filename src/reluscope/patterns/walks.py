@@ -21,7 +21,7 @@ from ..results import Result
 if TYPE_CHECKING:
     from .._types import ArrayLike
 
-__all__ = ["as_walk", "WalkDistances", "walk_distances", "WalkExtents", "walk_extents"]
+__all__ = ["as_walk", "WalkDistances", "walk_distances", "WalkExtents", "walk_extents", "ragged_walk_extents"]
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
@@ -131,8 +131,25 @@ def walk_extents(walks: Sequence) -> WalkExtents:
     if len(units) > 1:
         raise ValueError(f"walks: every walk must have the same number of units, got {sorted(units)}")
     lengths = np.array([w.shape[0] for w in walks])
+    return ragged_walk_extents(np.concatenate([w.detach().cpu().numpy() for w in walks]), lengths)
+
+
+def ragged_walk_extents(patterns: ArrayLike, lengths: ArrayLike) -> WalkExtents:
+    """`WalkExtents` of walks stored one after the other: rows of `patterns` (bool [P, units]),
+    walk i being the next lengths[i] >= 1 rows (a batched traversal's layout, `Traversals`)."""
+    if isinstance(patterns, torch.Tensor):
+        patterns = patterns.detach().cpu().numpy()
+    lengths = np.asarray(lengths.cpu() if isinstance(lengths, torch.Tensor) else lengths, dtype=np.int64)
+    if patterns.dtype != np.bool_ or patterns.ndim != 2 or lengths.ndim != 1:
+        raise ValueError(f"patterns, lengths: expected bool [P, units] and int [k], got {patterns.dtype} "
+                         f"{list(patterns.shape)} and {list(lengths.shape)}")
+    if lengths.size and (lengths.min() < 1 or lengths.sum() != patterns.shape[0]):
+        raise ValueError(f"lengths: expected walks of at least one pattern summing to {patterns.shape[0]} rows")
+    if lengths.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return WalkExtents(empty, empty, empty)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    packed = np.packbits(np.concatenate([w.detach().cpu().numpy() for w in walks]), axis=1)
+    packed = np.packbits(patterns, axis=1)
     to_start = _row_distances(packed, packed[np.repeat(starts, lengths)])
     steps = np.concatenate([[0], _row_distances(packed[1:], packed[:-1])])
     steps[starts] = 0  # the step into a walk's first pattern comes from the previous walk

@@ -6,7 +6,7 @@ LeakyReLU, MaxPool2d). Smooth activations (GELU, SiLU, Tanh, Sigmoid) have no ex
 """
 
 from .bisection import traverse_bisection
-from .exact import TOLERANCE, Traversal, traverse, traverse_many, traverse_pairs
+from .exact import TOLERANCE, Traversal, Traversals, traverse, traverse_many, traverse_pairs
 from .precision import Precision, PrecisionWarning
 
-__all__ = ["Traversal", "traverse", "traverse_many", "traverse_pairs", "traverse_bisection", "TOLERANCE", "Precision", "PrecisionWarning"]
+__all__ = ["Traversal", "Traversals", "traverse", "traverse_many", "traverse_pairs", "traverse_bisection", "TOLERANCE", "Precision", "PrecisionWarning"]

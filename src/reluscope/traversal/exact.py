@@ -38,59 +38,15 @@ from .._checks import (
 from ..network import Network, to_network
 from ..network.network import INPUT
 from ..network.layers import AbstractActivation, AbstractAffine, Conv2d, LeakyReLU, MaxPool2d
-from ..results import Result
 
 if TYPE_CHECKING:
     from .._types import ArrayLike
     from .._types import ModelLike
 from .precision import Precision, PrecisionWarning, analysed_dtype, as_precision, decision_tolerance, dtype_name, t_tolerance
+from .results import TOLERANCE, Traversal, Traversals
 
-__all__ = ["Traversal", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
-
-TOLERANCE = 1e-12
+__all__ = ["Traversal", "Traversals", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
 _WHAT = "exact traversal (for smooth activations use reluscope.traverse_bisection)"
-
-
-@dataclass(frozen=True, eq=False)
-class Traversal(Result):
-    """The regions met along a segment x0 -> x1, in order.
-
-    t: float64 [n + 1], t[0] = 0, t[-1] = 1, strictly increasing; piece i is the open interval
-    (t[i], t[i+1]) of gamma(t) = x0 + t (x1 - x0) and lies in one linear region.
-    patterns: bool [n, units]; consecutive rows differ.
-    dtype: the precision the model was analysed in ("float64" unless dtype="model" was asked).
-    tolerance: the resolution in t (pieces shorter than this are not resolved).
-    uncertain: bool [n] or None: pieces on which some unit stayed within rounding of zero (or a
-    max-pool window within rounding of a tie) over the whole piece, so its bit follows rounding.
-    """
-
-    t: torch.Tensor
-    patterns: torch.Tensor
-    dtype: str = "float64"
-    tolerance: float = TOLERANCE
-    uncertain: torch.Tensor | None = None
-
-    @property
-    def n_uncertain(self) -> int:
-        """How many pieces had a decision within rounding (see `uncertain`)."""
-        return 0 if self.uncertain is None else int(self.uncertain.sum())
-
-    @property
-    def n_pieces(self) -> int:
-        return self.patterns.shape[0]
-
-    def __len__(self) -> int:
-        return self.n_pieces
-
-    @property
-    def lengths(self) -> torch.Tensor:
-        """float64 [n]: the length of each piece in t."""
-        return self.t[1:] - self.t[:-1]
-
-    @property
-    def midpoints(self) -> torch.Tensor:
-        """float64 [n]: the middle of each piece in t."""
-        return (self.t[1:] + self.t[:-1]) / 2
 
 
 # ---------------------------------------------------------------- interval bookkeeping
@@ -167,7 +123,7 @@ def _flat_nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.div(flat, mask.shape[1], rounding_mode="floor"), flat
 
 
-def _split_points(ta: torch.Tensor, tb: torch.Tensor, roots: torch.Tensor, tol: float = TOLERANCE):
+def _split_points(ta: torch.Tensor, tb: torch.Tensor, roots: torch.Tensor, tol: float):
     """Split each interval at its roots (rows of `roots` [I, R]; NaN/inf/outside are ignored).
 
     Returns (parent [P], left [P], right [P]) for the new pieces in order, or None if nothing splits.
@@ -177,7 +133,7 @@ def _split_points(ta: torch.Tensor, tb: torch.Tensor, roots: torch.Tensor, tol: 
     return _split_at(ta, tb, row, roots.reshape(-1).index_select(0, flat), tol)
 
 
-def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Tensor, tol: float = TOLERANCE):
+def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Tensor, tol: float):
     """Split interval row[j] at v[j] (any order; ends and near-duplicates are dropped)."""
     inside = (v > ta.index_select(0, row) + tol) & (v < tb.index_select(0, row) - tol)
     row, v = row.masked_select(inside), v.masked_select(inside)
@@ -283,7 +239,7 @@ def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: 
     return torch.cat(rows), torch.cat(roots)
 
 
-def _split_maxpool(layer: MaxPool2d, p: _Pieces, j: int, tol: float = TOLERANCE, max_pieces: int | None = None):
+def _split_maxpool(layer: MaxPool2d, p: _Pieces, j: int, tol: float, max_pieces: int | None = None):
     """Split until every piece keeps one argmax per window of value j (the pool's input): split at the points where some window
     element meets the argmax at the piece's midpoint, then look again at the new pieces only
     (a piece with no crossing is settled). Pieces are tracked as (source row of p, ta, tb) and
@@ -570,13 +526,13 @@ def _descend(plan: list, s0: int, p: _Pieces, walk: _Walk, post_split: bool = Fa
 
 
 def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool,
-                    memory_budget: int = DEFAULT_MEMORY_BUDGET, bar=None) -> list:
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET, bar=None, tolerance: float = TOLERANCE) -> Traversals:
     """Traverse a batch of segments; pieces are refined in chunks of at most memory_budget
-    bytes of working memory (`_descend`)."""
+    bytes of working memory (`_descend`). The result stays flat (`Traversals`)."""
     s = x0.shape[0]
     dx = x1 - x0
     per_piece = _bytes_per_piece(net, x0[:1], include_output)
-    walk = _Walk(t_tolerance(x0.dtype, TOLERANCE), decision_tolerance(x0.dtype),
+    walk = _Walk(t_tolerance(x0.dtype, tolerance), decision_tolerance(x0.dtype),
                  max(2, memory_budget // per_piece), [], bar, memory_budget)
     ones = torch.ones(s, dtype=torch.float64, device=x0.device)  # t stays float64 in any dtype
     p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, {INPUT: (x0 + 0.5 * dx, dx)}, [],
@@ -591,21 +547,16 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
     leaves = walk.leaves
     parts = [torch.cat([leaf[i] for leaf in leaves]) for i in range(5)] if len(leaves) > 1 else list(leaves[0])
     seg, ta, tb, patterns, uncertain = _merge_equal(*parts) if len(leaves) > 1 else parts
-    counts = torch.bincount(seg, minlength=s).tolist()
-    name = dtype_name(x0.dtype)
-    out = []
-    for lo, hi, pat, unc in zip(ta.split(counts), tb.split(counts), patterns.split(counts), uncertain.split(counts)):
-        out.append(Traversal(torch.cat([lo, hi[-1:]]), pat, name, walk.tol, unc))
-    return out
+    return Traversals.from_pieces(seg, ta, tb, patterns, uncertain, s, dtype_name(x0.dtype), walk.tol)
 
 
-def _warn_uncertain(results: list, what: str) -> None:
-    bad = sum(r.n_uncertain > 0 for r in results)
+def _warn_uncertain(bad: int, total: int, dtype: str, what: str) -> None:
+    """One PrecisionWarning for the `bad` of `total` segments with a piece decided within rounding."""
     if bad:
-        why = ("this happens with hand-built weights that cancel exactly" if results[0].dtype == "float64"
-               else f"expected in {results[0].dtype}, whose rounding is coarse")
+        why = ("this happens with hand-built weights that cancel exactly" if dtype == "float64"
+               else f"expected in {dtype}, whose rounding is coarse")
         warnings.warn(
-            f"{what}: on {bad} of {len(results)} segment(s) some unit stayed within rounding of "
+            f"{what}: on {bad} of {total} segment(s) some unit stayed within rounding of "
             f"zero (or a max-pool window within rounding of a tie) over a whole piece, so its bit "
             f"follows rounding, not exact arithmetic (Traversal.uncertain marks those pieces); {why}",
             PrecisionWarning,
@@ -653,16 +604,27 @@ def _prepare(model, x0, x1, *, batched: bool, dtype=Precision.FLOAT64, what: str
 _INPUT_LIMIT = 1e100  # leaves ~200 orders of magnitude for weights and depth before overflow
 
 
+def _check_tolerance(tolerance) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 0.5:
+        raise ValueError(f"tolerance: expected a resolution in t with 0 < tolerance < 0.5 (segments have length 1), "
+                         f"got {tolerance!r}")
+    return float(tolerance)
+
+
 def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = False, progress: bool = False,
-             dtype: Precision | str = Precision.FLOAT64, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Traversal:
+             dtype: Precision | str = Precision.FLOAT64, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+             tolerance: float = TOLERANCE) -> Traversal:
     """Every linear region met along the segment from `x0` to `x1`, in order, exactly (float64).
 
-    `model`: a torch.nn.Module of the supported layers or a `Network`, with ReLU, LeakyReLU and
-    MaxPool2d activations only (smooth ones raise TypeError: use `traverse_bisection`).
+    `model`: a torch.nn.Module of the supported layers or a `Network` (a chain or a graph with
+    residual additions, concatenations and the like), with ReLU, LeakyReLU and MaxPool2d
+    activations only (smooth ones raise TypeError: use `traverse_bisection`).
     `x0`, `x1`: one input each, shaped like the network input (a leading batch dimension of 1 is
     accepted). With `include_output`, sign changes of the output units split pieces too and their
-    bits are appended to the patterns. Runs on x0's device. See the module docstring for ties and
-    the 1e-12 resolution in t. `progress` shows a bar over the network's layers (for deep nets).
+    bits are appended to the patterns. Runs on x0's device. See the module docstring for ties.
+    `tolerance`: the resolution in t (segments have length 1; default `TOLERANCE` = 1e-12): roots
+    closer than this to a piece's end or to each other are one breakpoint, so shorter pieces are
+    not resolved. `progress` shows a bar over the network's layers (for deep nets).
     `dtype`: "float64" (default) analyses the float64 copy of the
     model (a PrecisionWarning says so for float16/bfloat16 models); "model" analyses it in its own
     dtype, resolving t only to a few ulps of that dtype (`Traversal.tolerance`). Pieces whose bit
@@ -671,12 +633,13 @@ def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: 
     that fit (the result itself, one pattern row per piece, is not counted).
     """
     memory_budget = check_memory_budget(memory_budget)
+    tolerance = _check_tolerance(tolerance)
     net, x0, x1 = _prepare(model, x0, x1, batched=False, dtype=dtype, what="traverse")
     with torch.no_grad():
         rows_within_budget(_bytes_per_piece(net, x0[:1], include_output), memory_budget, what="piece of a segment")
     with torch.no_grad(), tqdm(disable=not progress, desc="traverse", unit="layer") as bar:
-        out = _traverse_chunk(net, x0, x1, include_output, memory_budget, bar)
-    _warn_uncertain(out, "traverse")
+        out = _traverse_chunk(net, x0, x1, include_output, memory_budget, bar, tolerance)
+    _warn_uncertain(int(out.n_uncertain[0] > 0), 1, out.dtype, "traverse")
     return out[0]
 
 
@@ -688,41 +651,70 @@ def traverse_many(
     include_output: bool = False,
     pairs: str = "given",
     progress: bool = False,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     dtype: Precision | str = Precision.FLOAT64,
-) -> list[Traversal]:
+    tolerance: float = TOLERANCE,
+) -> Traversals:
     """`traverse` for many segments at once, batched over segments and pieces.
 
     `x0` [A, ...], `x1` [B, ...]. pairs="given" (A == B) traverses x0[i] -> x1[i] and returns A
     results; pairs="all" traverses every x0[a] -> x1[b] and returns A * B results, index a * B + b.
-    Up to `batch_size` segments are refined together; their working memory grows with the pieces
-    per segment, so the batch is also sized to stay within `memory_budget` bytes, from the most
-    pieces per segment seen so far (an estimate: the first batch is one segment and a batch at
-    most doubles the previous one). A batch that still runs out of memory is halved and retried;
-    a single segment that does not fit raises MemoryBudgetError. Within a batch, pieces are
-    refined depth first in chunks that fit the budget. `dtype`: as for `traverse`.
+    The result is a `Traversals`: flat arrays with per-segment offsets, a sequence whose items
+    (`len`, `[i]`, iteration) are the per-segment `Traversal`s, built only when read.
+    Segments are refined together in batches sized to stay within `memory_budget` bytes (on a
+    GPU also within its free memory), from the most pieces per segment seen so far (an estimate:
+    the first batch is one segment and a batch at most doubles the previous one); `batch_size`
+    caps the batch (default: no cap). A batch that still runs out of memory is halved and
+    retried; a single segment that does not fit raises MemoryBudgetError. Within a batch, pieces
+    are refined depth first in chunks that fit the budget. `dtype`, `tolerance`: as for `traverse`.
     """
     if pairs not in ("given", "all"):
         raise ValueError(f"pairs: expected 'given' or 'all', got {pairs!r}")
-    batch_size = check_int(batch_size, "batch_size")
+    batch_size = None if batch_size is None else check_int(batch_size, "batch_size", what="or None")
     budget = check_memory_budget(memory_budget)
+    tolerance = _check_tolerance(tolerance)
     net, x0, x1 = _prepare(model, x0, x1, batched=True, dtype=dtype, what="traverse_many")
     a, b = x0.shape[0], x1.shape[0]
     if pairs == "given" and a != b:
         raise ValueError(f"x1: pairs = 'given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
-    total = a if pairs == "given" else a * b
+    parts = list(_stream(net, x0, x1, include_output=include_output, pairs=pairs, batch_size=batch_size,
+                         memory_budget=budget, tolerance=tolerance, progress=progress))
+    if not parts:
+        empty = torch.zeros(0, dtype=torch.float64, device=x0.device)
+        return Traversals(empty, torch.zeros(0, 0, dtype=torch.bool, device=x0.device), torch.zeros(1, dtype=torch.int64),
+                          dtype_name(x0.dtype), t_tolerance(x0.dtype, tolerance), torch.zeros(0, dtype=torch.bool))
+    out = Traversals.concat(parts)
+    _warn_uncertain(int((out.n_uncertain > 0).sum()), len(out), out.dtype, "traverse_many")
+    return out
+
+
+def _free_bytes(device: torch.device, budget: int) -> int:
+    """The budget, capped by the free memory of a CUDA device (the batch must fit there too)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return min(budget, int(0.8 * free))  # leave room for the allocator's fragmentation
+    return budget
+
+
+def _stream(net: Network, x0: torch.Tensor, x1: torch.Tensor, *, include_output: bool, pairs: str = "given",
+            batch_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET, tolerance: float = TOLERANCE,
+            progress: bool = False):
+    """Yield `Traversals` of consecutive batches of segments (x0, x1 prepared by `_prepare`), so a
+    caller that only needs a summary per segment (chi) never holds more than one batch."""
+    b = x1.shape[0]
+    total = x0.shape[0] if pairs == "given" else x0.shape[0] * b
     with torch.no_grad():
         per_piece = _bytes_per_piece(net, x0[:1], include_output) if total else 1
-    rows_within_budget(per_piece, budget, what="piece of a segment")  # refuses if not even one fits
-    out: list[Traversal] = []
+    rows_within_budget(per_piece, memory_budget, what="piece of a segment")  # refuses if not even one fits
     pieces, size, start = 1, 1, 0
     with torch.no_grad(), tqdm(total=total, disable=not progress, desc="traverse", unit="seg") as bar:
         while start < total:
             idx = torch.arange(start, min(total, start + size), device=x0.device)
             ia, ib = (idx, idx) if pairs == "given" else (idx // b, idx % b)
             try:
-                chunk = _traverse_chunk(net, x0[ia], x1[ib], include_output, budget)
+                chunk = _traverse_chunk(net, x0.index_select(0, ia), x1.index_select(0, ib), include_output,
+                                        memory_budget, None, tolerance)
             except (MemoryError, RuntimeError) as err:  # the estimate was too low: halve the batch
                 if not _out_of_memory(err):
                     raise
@@ -730,19 +722,18 @@ def traverse_many(
                     raise MemoryBudgetError(
                         f"traverse_many: segment {start} alone needs more memory than is available "
                         f"(about {per_piece} bytes per piece, at least {pieces} pieces seen per segment, "
-                        f"memory_budget={budget}); traverse shorter segments or a smaller network"
+                        f"memory_budget={memory_budget}); traverse shorter segments or a smaller network"
                     ) from None
                 size = max(1, size // 2)
                 continue
-            out += chunk
+            yield chunk
             start += idx.shape[0]
             bar.update(idx.shape[0])
-            pieces = max(pieces, max(len(t) for t in chunk))
+            pieces = max(pieces, int(chunk.n_pieces.max()))
             # the estimate per piece is ~1.4x what a 784-1024-1024-10 net used (26 KB measured);
             # unseen segments may have more pieces than any so far, so the batch at most doubles
-            size = max(1, min(batch_size, 2 * idx.shape[0], budget // (per_piece * pieces)))
-    _warn_uncertain(out, "traverse_many")
-    return out
+            fit = _free_bytes(x0.device, memory_budget) // (per_piece * pieces)
+            size = max(1, min(2 * idx.shape[0], fit, batch_size or fit))
 
 
 def _bytes_per_piece(net: Network, probe: torch.Tensor, include_output: bool) -> int:
@@ -778,6 +769,7 @@ def _out_of_memory(err: BaseException) -> bool:
     return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
-def traverse_pairs(model: ModelLike, x0: ArrayLike, x1: ArrayLike, **options) -> list[Traversal]:
-    """Every segment x0[a] -> x1[b]: `traverse_many(..., pairs="all")`, index a * B + b."""
+def traverse_pairs(model: ModelLike, x0: ArrayLike, x1: ArrayLike, **options) -> Traversals:
+    """Every segment x0[a] -> x1[b]: `traverse_many(..., pairs="all")`, index a * B + b (same
+    options, `tolerance` included)."""
     return traverse_many(model, x0, x1, pairs="all", **options)

@@ -61,11 +61,12 @@ def analysed_dtype(model_dtype: torch.dtype, precision: Precision, what: str) ->
     return torch.float64
 
 
-def t_tolerance(dtype: torch.dtype, default: float) -> float:
-    """Resolution in t (segments of length 1): `default` in float64, one ulp of 1 otherwise."""
+def t_tolerance(dtype: torch.dtype, tolerance: float) -> float:
+    """Resolution in t (segments of length 1): `tolerance` in float64, and at least one ulp of 1
+    in a lower precision (which cannot place a breakpoint more finely)."""
     if dtype == torch.float64:
-        return default
-    return torch.finfo(dtype).eps
+        return tolerance
+    return max(tolerance, torch.finfo(dtype).eps)
 
 
 def decision_tolerance(dtype: torch.dtype) -> float:
