@@ -128,6 +128,27 @@ def test_without_numba_the_numpy_engine_runs(monkeypatch):
     check_against_grid(rm, net, n=60)
 
 
+def test_numba_unable_to_cache_falls_back_to_numpy(monkeypatch):
+    # numba raises RuntimeError ("cannot cache function ...") at import time when no folder is
+    # writable for its cache: regions_2d and KCHA must then run their numpy engines
+    import types
+
+    import reluscope.hull.kcha as kcha
+
+    def njit(*args, **kwargs):
+        raise RuntimeError("cannot cache function 'cut': no locator available for file")
+
+    monkeypatch.setitem(sys.modules, "numba", types.SimpleNamespace(njit=njit))
+    monkeypatch.delitem(sys.modules, "reluscope.regions._cut_nb", raising=False)
+    monkeypatch.delitem(sys.modules, "reluscope.hull._kcha_nb", raising=False)
+    monkeypatch.setattr(partition, "_compiled", None)
+    net = _mlp([2, 5, 4, 1], 3)
+    rm = regions_2d(net, box=(-1, 1, -1, 1))
+    assert partition._compiled is False
+    check_region_map(rm)
+    assert kcha._kernels() == (kcha._first_step_np, kcha._gather_np, kcha._step_np)
+
+
 def _layers(net):
     return [(type(n.layer).__name__, n.layer.name, n.inputs, sorted(n.layer._tensors())) for n in net.nodes]
 

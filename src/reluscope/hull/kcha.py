@@ -137,7 +137,8 @@ def _kernels():
     """(first_step, gather, step): numba's fused versions when numba imports, else numpy's."""
     try:
         from ._kcha_nb import first_step, gather, step
-    except ImportError:  # numba is optional (the `fast` extra)
+    except (ImportError, RuntimeError):  # numba is optional (the `fast` extra); RuntimeError: it
+        # cannot cache its kernels (no writable folder), which it says when the module is imported
         return _first_step_np, _gather_np, _step_np
     return first_step, gather, step
 

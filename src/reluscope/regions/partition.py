@@ -71,7 +71,8 @@ def _cpu_complex(box):
     if _compiled is None:
         try:
             from ._cut_nb import NbComplex as _compiled
-        except ImportError:  # numba is optional (the `fast` extra)
+        except (ImportError, RuntimeError):  # numba is optional (the `fast` extra); RuntimeError: it
+            # cannot cache its kernels (no writable folder), which it says when the module is imported
             _compiled = False
     if _COMPILED_ON_CPU and _compiled:
         return _compiled(box), math.inf
