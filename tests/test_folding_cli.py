@@ -89,6 +89,10 @@ def test_folding_study_is_a_sweep_of_net_tasks_and_resumes(tmp_path):
         _tiny_study(depths=())
     from reluscope.experiments.folding_study import FoldingStudyConfig
 
+    with pytest.raises(ValueError, match=r"widths: expected an integer >= 1 \(each entry\), got True"):
+        FoldingStudyConfig(widths=(4, True))
+    assert FoldingStudyConfig(depths=(np.int64(2),)).depths == (2,)  # numpy ints as plain ints
+
     assert len(FoldingStudyConfig.paper().nets()) == 2000
 
 

@@ -246,9 +246,9 @@ class FoldingStudyConfig:
             check_int(getattr(self, name), name, minimum=1)
         for name in ("depths", "widths"):
             v = tuple(getattr(self, name))
-            if not v or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in v):
+            if not v:
                 raise ValueError(f"{name}: expected a non-empty sequence of ints >= 1, got {v!r}")
-            object.__setattr__(self, name, v)
+            object.__setattr__(self, name, tuple(check_int(d, name, what="each entry") for d in v))
         if not 0 < self.target <= 1:
             raise ValueError(f"target: expected a validation accuracy in (0, 1], got {self.target!r}")
 
