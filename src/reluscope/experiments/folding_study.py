@@ -48,14 +48,11 @@ MEASURES = (
 )
 
 
-@dataclass(frozen=True)
-class FoldingNetConfig:
-    """One net of the study. `data_seed` fixes the train/validation split and the segments (the
-    same for every net of a study); `seed` fixes the initialisation and the batch order."""
+@dataclass(frozen=True, kw_only=True)
+class _NetSettings:
+    """What every net of a study shares: data split, segments, training and measuring settings
+    (one declaration for `FoldingNetConfig` and `FoldingStudyConfig`, so their defaults agree)."""
 
-    depth: int
-    width: int
-    seed: int
     data_seed: int = 0
     n_train: int = 10_000
     n_val: int = 1_000
@@ -69,6 +66,18 @@ class FoldingNetConfig:
     batch_size: int = 64
     include_output: bool = True
     grid_points: int = 11
+
+
+@dataclass(frozen=True)
+class FoldingNetConfig(_NetSettings):
+    """One net of the study. `data_seed` fixes the train/validation split and the segments (the
+    same for every net of a study); `seed` fixes the initialisation and the batch order. The
+    keyword-only fields after `seed` (`data_seed` ... `grid_points`) are shared with
+    `FoldingStudyConfig`."""
+
+    depth: int
+    width: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -207,9 +216,10 @@ def folding_study_configs(depths, widths, seeds: int, **common) -> list[FoldingN
 
 
 @dataclass(frozen=True)
-class FoldingStudyConfig:
+class FoldingStudyConfig(_NetSettings):
     """A grid of nets, depths x widths x `seeds`, sharing the data split, the segments and the
-    training settings (the fields after `seeds` are those of `FoldingNetConfig`).
+    training settings (the keyword-only fields `data_seed` ... `grid_points` are those of
+    `FoldingNetConfig`; only the default of `epochs` differs).
 
     The default is the quick scale of `reluscope reproduce folding` (24 nets, minutes on 2 cores);
     `paper()` is the papers' grid (2,000 nets: hours on many cores, see the README's Sweeps section).
@@ -218,19 +228,7 @@ class FoldingStudyConfig:
     depths: tuple[int, ...] = (3, 4, 5, 6)
     widths: tuple[int, ...] = (10, 14, 18)
     seeds: int = 2
-    data_seed: int = 0
-    n_train: int = 10_000
-    n_val: int = 1_000
-    pairs: int = 100
-    classes: tuple[int, int] = (1, 4)
-    levels: tuple[float, ...] = (0.7, 0.8, 0.9)
-    target: float = 0.9
-    epochs: int = 6
-    check_every: int = 25
-    lr: float = 3e-3
-    batch_size: int = 64
-    include_output: bool = True
-    grid_points: int = 11
+    epochs: int = field(default=6, kw_only=True)
 
     @classmethod
     def paper(cls, **changes) -> "FoldingStudyConfig":
@@ -254,7 +252,7 @@ class FoldingStudyConfig:
 
     def nets(self) -> list[FoldingNetConfig]:
         """One `FoldingNetConfig` per (depth, width, seed), in that order."""
-        common = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("depths", "widths", "seeds")}
+        common = {f.name: getattr(self, f.name) for f in fields(_NetSettings)}
         return folding_study_configs(self.depths, self.widths, self.seeds, **common)
 
 
