@@ -84,7 +84,7 @@ class Network:
     @property
     def layers(self) -> tuple[AbstractLayer, ...]:
         """The layers in order, for chains only (graphs raise a TypeError naming the first join)."""
-        self.require_chain("regions_2d and the factorised tangent kernel")
+        self.require_chain("the factorised tangent kernel")
         return tuple(node.layer for node in self.nodes)
 
     def require_chain(self, what: str) -> None:
@@ -94,7 +94,7 @@ class Network:
         raise TypeError(
             f"{what}: chains of layers only for now, but this network is a graph (node "
             f"{node.name!r} reads {self._describe_inputs(node)}); activation_patterns, activations, "
-            "traversal, folding, hull functions by layer name and tangent features handle graphs"
+            "traversal, folding, regions_2d, hull functions by layer name and tangent features handle graphs"
         )
 
     def _describe_inputs(self, node: Node) -> str:
