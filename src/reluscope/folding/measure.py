@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..patterns.walks import as_walk, walk_distances, walk_extents
+from ..patterns.walks import WalkExtents, as_walk, walk_distances, walk_extents
 from ..results import Result
 
 if TYPE_CHECKING:
@@ -83,7 +83,11 @@ def folding_measure(walk: ArrayLike) -> float:
 
 def folding_measures(walks: Sequence) -> np.ndarray:
     """chi of many walks at once (float64 [len(walks)]), in one vectorised pass (`walk_extents`)."""
-    ext = walk_extents(walks)
+    return chi_of_extents(walk_extents(walks))
+
+
+def chi_of_extents(ext: WalkExtents) -> np.ndarray:
+    """chi = 1 - r1 / r2 per walk (float64 [k]) from their `WalkExtents`; 0 where r2 = 0."""
     return np.where(ext.length > 0, 1.0 - ext.farthest / np.maximum(ext.length, 1), 0.0)
 
 

@@ -32,7 +32,7 @@ from ..traversal import traverse_many
 from ..traversal.exact import _prepare as _prepare_traversal
 from ..traversal.exact import _stream, _warn_uncertain
 from ..traversal.precision import dtype_name
-from .measure import FoldingProfile, folding_measures, folding_profile
+from .measure import FoldingProfile, chi_of_extents, folding_measures, folding_profile
 
 if TYPE_CHECKING:
     from .._types import ArrayLike
@@ -218,7 +218,7 @@ def _exact_chi(net, x0, x1, include_output, budget, progress) -> tuple[np.ndarra
     for batch in _stream(net, x0, x1, include_output=include_output, memory_budget=budget, progress=progress):
         n = batch.n_pieces
         ext = ragged_walk_extents(batch.patterns, n)
-        chis.append(np.where(ext.length > 0, 1.0 - ext.farthest / np.maximum(ext.length, 1), 0.0))
+        chis.append(chi_of_extents(ext))
         lengths.append(n.numpy().astype(np.int64))
         bad += int((batch.n_uncertain > 0).sum())
     _warn_uncertain(bad, len(x0), dtype_name(x0.dtype), "path_chi")
