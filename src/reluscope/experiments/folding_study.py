@@ -328,11 +328,7 @@ def run_folding_study(config: FoldingStudyConfig = FoldingStudyConfig(), *, out,
 
     start = time.perf_counter()
     summary = run_sweep(folding_net_task, config.nets(), out=out, address=address, workers=workers,
-                        retry_failed=True, progress=progress)
-    if summary.failed:
-        first = summary.rows(status="failed")[0]
-        raise RuntimeError(f"folding study: {summary.failed} of {summary.total} nets failed, the first with "
-                           f"{first['error']} (tracebacks in {summary.table}; a rerun redoes only those)")
+                        retry_failed=True, progress=progress).check("folding study nets")
     return FoldingStudyResult(config, tuple(summary.results(FoldingNetRow)), time.perf_counter() - start)
 
 
