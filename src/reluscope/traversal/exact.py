@@ -64,12 +64,8 @@ class _Pieces:
     ta: torch.Tensor  # float64 [I]
     tb: torch.Tensor  # float64 [I]
     vals: dict  # node index -> (h [I, ...], dh [I, ...])
-    bits: _Bits  # the pattern bits of every activation node so far (a list is converted)
+    bits: _Bits  # the pattern bits of every activation node so far
     uncertain: torch.Tensor  # bool [I]: some decision so far was within rounding
-
-    def __post_init__(self):
-        if not isinstance(self.bits, _Bits):
-            self.bits = _Bits([(b, None) for b in self.bits])
 
     @property
     def tm(self) -> torch.Tensor:
@@ -317,13 +313,11 @@ def _leaky_relu_jvp_(layer: LeakyReLU, z: torch.Tensor, dz: torch.Tensor, on: to
     return z.clamp_(min=0), dz.masked_fill_(~on, 0.0)
 
 
-def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.Tensor, dtol: float, pooled=None) -> torch.Tensor:
+def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.Tensor, dtol: float,
+                      top: torch.Tensor, dtop: torch.Tensor) -> torch.Tensor:
     """bool [I]: in some window, an element other than the argmax stays within rounding of the
     max over the whole piece. Exact ties (two zeros after a ReLU, the argmax itself) have reach
-    0 and are exact. `pooled`: (max, its index, its derivative) if already computed."""
-    top, index, dtop = pooled if pooled is not None else (*layer.pool(h), None)
-    if dtop is None:
-        dtop = layer.take(dh, index)
+    0 and are exact. `top`, `dtop`: the pooled max and its derivative (`_maxpool_jvp`)."""
     top, dtop = top.to(torch.float64), dtop.to(torch.float64)
     half = ((p.tb - p.ta) / 2).reshape(-1, 1, 1, 1)
     elements = _window_elements(layer, h, 0.0)  # padding 0 only for the scale: |0| never raises it
@@ -341,7 +335,7 @@ def _maxpool_jvp(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.Tensor
     appends the one-hot argmax bits to p.bits and returns (h, dh) after the layer."""
     top, index = layer.pool(h)
     dtop = layer.take(dh, index)
-    p.uncertain |= _maxpool_near_tie(layer, p, h, dh, dtol, (top, index, dtop))
+    p.uncertain |= _maxpool_near_tie(layer, p, h, dh, dtol, top, dtop)
     k = layer.kernel_size[0] * layer.kernel_size[1]
     p.bits.append(F.one_hot(layer._window_position(index, h.shape[-1]), k).bool().reshape(top.shape[0], -1))
     return top, dtop
@@ -535,7 +529,7 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
     walk = _Walk(t_tolerance(x0.dtype, tolerance), decision_tolerance(x0.dtype),
                  max(2, memory_budget // per_piece), [], bar, memory_budget)
     ones = torch.ones(s, dtype=torch.float64, device=x0.device)  # t stays float64 in any dtype
-    p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, {INPUT: (x0 + 0.5 * dx, dx)}, [],
+    p = _Pieces(torch.arange(s, device=x0.device), 0 * ones, ones, {INPUT: (x0 + 0.5 * dx, dx)}, _Bits(),
                 torch.zeros(s, dtype=torch.bool, device=x0.device))
     plan = _plan(net, include_output)
     for step in plan:
