@@ -146,7 +146,7 @@ def split_indices(y_train: torch.Tensor, y_test: torch.Tensor, config: HullsConf
 def run_hulls_config(config: HullsConfig | dict) -> dict:
     """Train one net, measure every hidden layer, choose the layer on validation: a `HullsRun` as a dict."""
     from ..hull.classifier import NearestConvexHull
-    from ..hull.properties import MISINCLUSION_EPS
+    from ..hull.properties import MISINCLUSION_FRACTION
     from ..train import accuracy, mlp, train_classifier
 
     config = HullsConfig(**config) if isinstance(config, dict) else config
@@ -168,8 +168,8 @@ def run_hulls_config(config: HullsConfig | dict) -> dict:
     for li, (name, a_hull) in enumerate(acts["hull"]):
         clf = NearestConvexHull().fit(a_hull, labels["hull"])
         p_val, _ = clf.classify(acts["val"][li][1])
-        p_te, m_te = clf.classify(acts["test"][li][1], labels["test"], inside_fraction=MISINCLUSION_EPS)
-        p_tr, m_tr = clf.classify(a_hull, labels["hull"], loo=True, inside_fraction=MISINCLUSION_EPS)
+        p_te, m_te = clf.classify(acts["test"][li][1], labels["test"], inside_fraction=MISINCLUSION_FRACTION)
+        p_tr, m_tr = clf.classify(a_hull, labels["hull"], loo=True, inside_fraction=MISINCLUSION_FRACTION)
         rows.append(LayerRow(
             name, float((p_val == labels["val"]).mean()), float((p_te == labels["test"]).mean()),
             float((p_tr == labels["hull"]).mean()), float(m_tr.mean()), float(m_te.mean()),

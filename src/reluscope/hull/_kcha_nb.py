@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["gather", "step"]
+__all__ = ["first_step", "gather", "step"]
 
 
 @njit(cache=True, nogil=True)

@@ -155,7 +155,7 @@ def _func_jvp_scores(model, params: _Params, x: torch.Tensor, per_block: bool) -
         try:
             cols.append(_group_scores(f, theta, group))
         except RuntimeError:  # an op without a vmap rule: one forward-AD pass per block
-            cols.append(torch.stack([_block_scores(f, theta, name, x) for name in group], dim=1))
+            cols.append(torch.stack([_block_scores(f, theta, name) for name in group], dim=1))
     return torch.cat(cols, dim=1)
 
 
@@ -178,7 +178,7 @@ def _group_scores(f, theta: dict, group: list[str]) -> torch.Tensor:
     return vmap(along)(tangents).transpose(0, 1)
 
 
-def _block_scores(f, theta: dict, name: str, x: torch.Tensor) -> torch.Tensor:
+def _block_scores(f, theta: dict, name: str) -> torch.Tensor:
     """[n, K]: forward AD with only `name`'s tensor dual (nothing computed upstream of its layer)."""
     with fwAD.dual_level():
         p = dict(theta)
