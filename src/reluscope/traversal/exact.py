@@ -547,7 +547,9 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
 def _warn_uncertain(bad: int, total: int, dtype: str, what: str) -> None:
     """One PrecisionWarning for the `bad` of `total` segments with a piece decided within rounding."""
     if bad:
-        why = ("this happens with hand-built weights that cancel exactly" if dtype == "float64"
+        why = ("in float64 this happens on slivers where an endpoint sits on a region boundary (zero "
+               "pixels make ties after a ReLU or max-pool) or with hand-built weights that cancel "
+               "exactly" if dtype == "float64"
                else f"expected in {dtype}, whose rounding is coarse")
         warnings.warn(
             f"{what}: on {bad} of {total} segment(s) some unit stayed within rounding of "
