@@ -200,6 +200,12 @@ def check_writable(*paths: Path | None, folder: bool = False) -> None:
             raise OutputNotWritable(f"cannot write {path}: {err.strerror or err} ({target})") from None
 
 
+def check_workers(workers: int | None) -> None:
+    """--workers of the study commands: None (one per CPU) or an integer >= 0 (0: in process)."""
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+
+
 def check_figure_suffix(*paths: Path | None) -> None:
     """Refuse figure paths with an unsupported suffix before the computation starts."""
     for path in paths:

@@ -16,7 +16,7 @@ from ..experiments.folding_training import (
 from ..folding import global_folding
 from ..folding.cantor import cantornet_folding
 from ..folding.global_ import Aggregator, PairStrategy
-from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
 
@@ -124,8 +124,7 @@ def folding_depth(
     at the end; Phi, mean chi and share folded, exact and on the 11-point grid. One sweep task per net."""
     from ..experiments.folding_study import FoldingStudyConfig, run_folding_study, write_folding_study
 
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    check_workers(workers)
     changes = {k: v for k, v in dict(seeds=seeds, pairs=pairs, epochs=epochs, n_train=n_train,
                                       depths=_ints(depths, "--depths"), widths=_ints(widths, "--widths")).items()
                if v is not None}

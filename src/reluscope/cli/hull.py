@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from ..hull import hull_distance, layer_hulls, revised_greedy_expansion
-from ._common import InputUnreadable, emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import InputUnreadable, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
 
@@ -100,8 +100,7 @@ def hulls_experiment(
     configs = [c for c in configs if c.dataset in names]
     if not configs:
         raise ValueError(f"--datasets: expected names from 'mnist', 'fashion-mnist', got {datasets!r}")
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    check_workers(workers)
     exp = run_hulls_experiment(configs, out=out.parent / f"{out.stem}-sweep", address=address, workers=workers,
                                progress=True)
     typer.echo(format_table(exp), err=True)

@@ -14,7 +14,7 @@ from ..regions import Plane, fiedler_partition, regions_2d
 from ..regions.summary import summarize_regions
 from ..viz import report_figure
 from ..viz.regions import FiedlerDisplay, RegionMapDisplay
-from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "regions", "topo_grok", "topo_regression"]
 
@@ -96,8 +96,7 @@ def topo_grok(
 
     if seeds < 1:
         raise ValueError(f"--seeds: expected an integer >= 1, got {seeds}")
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    check_workers(workers)
     cfg = GrokConfig(steps=steps, n_train=n_train, init_scale=init_scale, weight_decay=weight_decay, n_checkpoints=checkpoints, seed=seed)
     result = run_grok_seeds(cfg, range(seed, seed + seeds), out=out / "sweep", address=address, workers=workers,
                             progress=True)

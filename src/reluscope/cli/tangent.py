@@ -16,7 +16,7 @@ from ..tangent import (
 from ..tangent.features import Normalization
 from ..tangent.similarity import Metric
 from ..train import accuracy
-from ._common import emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
 
 __all__ = ["register", "tangent", "tangent_experiment"]
 
@@ -103,8 +103,7 @@ def tangent_experiment(
     config = with_overrides(config, datasets=names, per_class=per_class, landmarks_per_class=landmarks_per_class,
                             n_heldout=n_heldout, n_train=n_train, epochs=epochs, width=width, seed=seed,
                             normalize=normalize.value)
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    check_workers(workers)
     result = run_tangent_experiment(config, out=out / "sweep", address=address, workers=workers, progress=True)
     write_tangent_experiment(result, out)
     for r in result.datasets:

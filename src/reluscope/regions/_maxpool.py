@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..network import MaxPool2d
 from ._cut import Buf
@@ -38,9 +37,7 @@ def maxpool_bits(layer: MaxPool2d, sums, shape) -> torch.Tensor:
     layer's own `bits` order) from each face's vertex sums (a positive multiple of the value at an
     interior point)."""
     s = torch.as_tensor(sums)
-    win = layer.windows(s.reshape(s.shape[0], *shape), fill=float("-inf"))  # [F + 1, C, K, L]
-    k = win.shape[2]
-    return F.one_hot(win.argmax(2), k).bool().reshape(s.shape[0], -1)
+    return layer.bits(s.reshape(s.shape[0], *shape))  # torch's pooling indices, not unfolded windows
 
 
 def cut_windows(st, cols: np.ndarray, colmax: np.ndarray, rtol: float, progress=None) -> None:
