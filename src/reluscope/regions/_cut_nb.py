@@ -2,7 +2,8 @@
 
 A cut of the numpy engine is ~30 array calls of about a microsecond each, which is the whole
 running time for small nets; here one cut is one compiled call (about 0.4 us of dispatch) doing
-O(edges) work. The operations and their order are those of `_cut_np` (same interpolation
+O(edges) work, and `cut_layer` does a chain's whole activation node (every unit, then the bits) in
+one call. The operations and their order are those of `_cut_np` (same interpolation
 formula, same face numbering, same summation order in `face_sums`), so both engines give the same
 complex bit for bit (tests/test_regions.py compares them, the torch engine and a grid).
 
@@ -46,39 +47,50 @@ def _cut_kernel(R, n_v, E, n_e, origin, n_o, n_faces, j, tol):
     Returns (status, n_v, n_e, n_o, n_faces) after the cut: status 0 done, 1 a face met the line
     in other than two boundary points, 2 nothing done because R, E or origin is too short: the
     rows needed are returned instead of the counts."""
+    return _cut_with(R, n_v, E, n_e, origin, n_o, n_faces, j, tol, np.empty(n_v, np.int8),
+                     np.empty(n_e, np.int64), np.empty((_FACE_ROWS, n_faces + 1), np.int64))
+
+
+_FACE_ROWS = 7  # per-face scratch rows of `_cut_with`: cut, has +, has -, end 1, end 2, ends, new id
+
+
+@njit(cache=True, nogil=True)
+def _cut_with(R, n_v, E, n_e, origin, n_o, n_faces, j, tol, sg, ci, fw):
+    """`_cut_kernel` on scratch arrays (sg >= n_v, ci >= n_e, fw [7, >= faces + 1]) that a caller
+    cutting many times allocates once: the allocations cost as much as a small cut."""
     nf1 = n_faces + 1
     general = False
     for v in range(n_v):
         if abs(R[v, j]) <= tol:
             general = True
             break
-    sg = np.empty(n_v, np.int8)  # side of each vertex: 1, -1, or 0 on the line (general case)
+    # sg: side of each vertex: 1, -1, or 0 on the line (general case)
     for v in range(n_v):
         z = R[v, j]
         if general:
             sg[v] = 1 if z > tol else (-1 if z < -tol else 0)
         else:
             sg[v] = 1 if z > 0 else -1
-    is_cut = np.zeros(nf1, np.bool_)
+    is_cut, has_pos, has_neg, v1, v2, count, new_id = fw[0], fw[1], fw[2], fw[3], fw[4], fw[5], fw[6]
+    is_cut[:nf1] = 0
     n_cut = 0
     if general:  # only faces with vertices strictly on both sides are cut
-        has_pos = np.zeros(nf1, np.bool_)
-        has_neg = np.zeros(nf1, np.bool_)
+        has_pos[:nf1] = 0
+        has_neg[:nf1] = 0
         for e in range(n_e):
             sa, sb = sg[E[e, 0]], sg[E[e, 1]]
             if sa > 0 or sb > 0:
-                has_pos[E[e, 2]] = True
-                has_pos[E[e, 3]] = True
+                has_pos[E[e, 2]] = 1
+                has_pos[E[e, 3]] = 1
             if sa < 0 or sb < 0:
-                has_neg[E[e, 2]] = True
-                has_neg[E[e, 3]] = True
+                has_neg[E[e, 2]] = 1
+                has_neg[E[e, 3]] = 1
         for f in range(1, nf1):
             if has_pos[f] and has_neg[f]:
-                is_cut[f] = True
+                is_cut[f] = 1
                 n_cut += 1
         if n_cut == 0:
             return 0, n_v, n_e, n_o, n_faces
-    ci = np.empty(n_e, np.int64)
     k = 0
     for e in range(n_e):
         if sg[E[e, 0]] * sg[E[e, 1]] < 0:
@@ -92,9 +104,9 @@ def _cut_kernel(R, n_v, E, n_e, origin, n_o, n_faces, j, tol):
         return 2, n_v + k, n_e + k + n_cut, n_o + n_cut, n_faces
     _interpolate(R, n_v, E, ci, k, j)
     # the two boundary points of each cut face (vertex ids ascending, as the numpy engine sorts)
-    v1 = np.full(nf1, -1, np.int64)
-    v2 = np.full(nf1, -1, np.int64)
-    count = np.zeros(nf1, np.int64)
+    v1[:nf1] = -1
+    v2[:nf1] = -1
+    count[:nf1] = 0
     for q in range(k):
         e = ci[q]
         for s in range(2, 4):
@@ -102,7 +114,7 @@ def _cut_kernel(R, n_v, E, n_e, origin, n_o, n_faces, j, tol):
             if f == 0 or (general and not is_cut[f]):
                 continue
             if not general:
-                is_cut[f] = True
+                is_cut[f] = 1
             if count[f] == 0:
                 v1[f] = n_v + q
             elif count[f] == 1:
@@ -123,7 +135,8 @@ def _cut_kernel(R, n_v, E, n_e, origin, n_o, n_faces, j, tol):
                     elif count[f] == 1:
                         v2[f] = v
                     count[f] += 1
-    new_id = np.arange(nf1)  # cut face f -> its new face (the negative side), ascending f
+    for f in range(nf1):  # cut face f -> its new face (the negative side), ascending f
+        new_id[f] = f
     n_cut = 0
     for f in range(1, nf1):
         if is_cut[f]:
@@ -176,6 +189,88 @@ def _face_sums_kernel(E, n_e, Z, n_faces):
                 for c in range(Z.shape[1]):
                     out[f, c] += Z[v, c]
     return out
+
+
+@njit(cache=True, nogil=True)
+def _grow_rows(a, n, rows, factor):
+    """a (2-D) with room for `rows` rows, its first n kept: itself, or a copy `factor` times longer."""
+    if rows <= a.shape[0]:
+        return a
+    b = np.empty((max(rows, factor * a.shape[0], 64), a.shape[1]), a.dtype)
+    b[:n] = a[:n]
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _grow_vector(a, n, rows, factor):
+    if rows <= a.shape[0]:
+        return a
+    b = np.empty(max(rows, factor * a.shape[0], 64), a.dtype)
+    b[:n] = a[:n]
+    return b
+
+
+@njit(cache=True, nogil=True)
+def cut_layer(Z, xy, E, n_e, n_faces, patterns, rtol, per_face, budget):
+    """One activation node of a chain in one call: what `NbComplex.start_layer`, `_walk.cut_relu`
+    (with its budget check after every unit) and `State.add_bits` do, in the same arithmetic.
+
+    Z [V, n] the node's input at the vertices xy [V, 2]; E (rows n_e in use) the edges;
+    patterns [F + 1, u] the faces' bits so far. Returns (status, units done, estimated faces, R,
+    vertices, E, edges, faces, patterns): status 0 done (R = [Z | xy] at the new vertices), 1 a
+    face met a line in other than two boundary points, 3 the estimate is over the budget."""
+    v, n = Z.shape
+    R = np.empty((2 * v + 16, n + 2))
+    R[:v, :n] = Z
+    R[:v, n:] = xy
+    tols = np.empty(n)
+    for j in range(n):  # rtol * max |z_j| over the vertices at the node's start
+        m = 0.0
+        for r in range(v):
+            m = max(m, abs(Z[r, j]))
+        tols[j] = rtol * m
+    origin = np.empty(2 * n_faces + 64, np.int64)
+    for f in range(n_faces + 1):
+        origin[f] = f
+    n_v, n_o, f_start, est = v, n_faces + 1, n_faces, 0.0
+    sg = np.empty(R.shape[0], np.int8)
+    ci = np.empty(E.shape[0], np.int64)
+    fw = np.empty((_FACE_ROWS, origin.shape[0]), np.int64)
+    for j in range(n):
+        while True:
+            if sg.shape[0] < n_v:  # scratch as long as the tables it indexes
+                sg = np.empty(R.shape[0], np.int8)
+            if ci.shape[0] < n_e:
+                ci = np.empty(E.shape[0], np.int64)
+            if fw.shape[1] < n_faces + 1:
+                fw = np.empty((_FACE_ROWS, origin.shape[0]), np.int64)
+            status, nv, ne, no, nf = _cut_with(R, n_v, E, n_e, origin, n_o, n_faces, j, tols[j], sg, ci, fw)
+            if status != 2:
+                break
+            R = _grow_rows(R, n_v, nv, 2)
+            E = _grow_rows(E, n_e, ne, 4)
+            origin = _grow_vector(origin, n_o, no, 4)
+        if status == 1:
+            return 1, j, est, R, n_v, E, n_e, n_faces, patterns
+        n_v, n_e, n_o, n_faces = nv, ne, no, nf
+        est = f_start + (n_faces - f_start) * n / (j + 1)
+        if est * per_face > budget and n_faces > 64:
+            return 3, j + 1, est, R, n_v, E, n_e, n_faces, patterns
+    # bits: the face sums of `_face_sums_kernel` (its summation order) of the n cut columns
+    sums = np.zeros((n_faces + 1, n))
+    for s in range(2, 4):
+        for i in range(2):
+            for e in range(n_e):
+                f, w = E[e, s], E[e, i]
+                for c in range(n):
+                    sums[f, c] += R[w, c]
+    u = patterns.shape[1]
+    out = np.empty((n_faces + 1, u + n), np.bool_)
+    for f in range(n_faces + 1):
+        out[f, :u] = patterns[origin[f]]
+        for c in range(n):
+            out[f, u + c] = sums[f, c] > 0
+    return 0, n, est, R, n_v, E, n_e, n_faces, out
 
 
 def _reserve(buf: Buf, rows: int, factor: int = 2) -> None:
@@ -259,12 +354,32 @@ def order_faces(X, EV, EF, n_faces):
     ang = np.empty(inc.shape[0])
     off = np.zeros(n_faces + 1, np.int64)
     fv = np.empty(inc.shape[0] // 2, np.int64)
+    seen = np.full(X.shape[0], -1, np.int64)
     for f in range(n_faces):
         cx, cy = sx[f] / deg[f], sy[f] / deg[f]
         lo, hi = start[f], start[f + 1]
+        # each vertex once (its two incidences have the same key, so the sorted unique vertices
+        # are the numpy version's sorted incidences [::2]): half the arctan2 calls
+        m = lo
         for i in range(lo, hi):
+            if seen[inc[i]] != f:
+                seen[inc[i]] = f
+                inc[m] = inc[i]
+                m += 1
+        if 2 * (m - lo) != hi - lo:  # not every vertex twice (a broken complex): as numpy does
+            m = hi
+            for i in range(lo, hi):
+                inc[i] = -1
+            fill[f] = lo
+            for s in range(2):
+                for i in range(2):
+                    for e in range(n_e):
+                        if EF[e, s] == f:
+                            inc[fill[f]] = EV[e, i]
+                            fill[f] += 1
+        for i in range(lo, m):
             ang[i] = np.arctan2(X[inc[i], 1] - cy, X[inc[i], 0] - cx)
-        for i in range(lo + 1, hi):  # insertion sort by (angle, vertex): faces are small
+        for i in range(lo + 1, m):  # insertion sort by (angle, vertex): faces are small
             a, v = ang[i], inc[i]
             k = i - 1
             while k >= lo and (ang[k] > a or (ang[k] == a and inc[k] > v)):
@@ -272,8 +387,9 @@ def order_faces(X, EV, EF, n_faces):
                 k -= 1
             ang[k + 1], inc[k + 1] = a, v
         off[f + 1] = off[f] + (hi - lo) // 2
-        for i in range(off[f], off[f + 1]):  # one of each pair, as the numpy version's [::2]
-            fv[i] = inc[lo + 2 * (i - off[f])]
+        step = 1 if m < hi else 2  # the unique vertices, or one of each sorted pair ([::2])
+        for i in range(off[f], off[f + 1]):
+            fv[i] = inc[lo + step * (i - off[f])]
     return fv, off
 
 
@@ -349,3 +465,4 @@ def fit_affine(X, out, fv, off):
 
 
 NbComplex.assembly = (order_faces, polygon_areas, fit_affine)
+NbComplex.cut_layer = staticmethod(cut_layer)  # a chain's activation node in one call (`_walk.walk_chain`)

@@ -18,7 +18,7 @@ from ..network.network import INPUT
 from ._cut import Buf, Complex
 from ._maxpool import cut_windows, maxpool_bits, merge_equal_faces, window_columns
 
-__all__ = ["State", "walk", "cut_relu", "cut_maxpool"]
+__all__ = ["State", "walk", "cut_relu", "cut_maxpool", "is_chain", "walk_chain"]
 
 
 def _np(t) -> np.ndarray:
@@ -154,3 +154,51 @@ def walk(net: Network, plane_dev, st: State, rtol, check, bar) -> torch.Tensor:
             if k != INPUT and last[k] <= i:
                 del live[k]
     return live[len(net.nodes) - 1]
+
+
+def is_chain(net: Network) -> bool:
+    """Each node reads the one before it, and no max pooling: what `walk_chain` handles."""
+    return all(
+        node.inputs == (i - 1 if i else INPUT,) and not isinstance(node.layer, MaxPool2d)
+        for i, node in enumerate(net.nodes)
+    )
+
+
+_BOX_EDGES = np.array([[0, 1, 1, 0], [1, 2, 1, 0], [2, 3, 1, 0], [3, 0, 1, 0]], dtype=np.int64)
+
+
+def walk_chain(net: Network, plane_dev, box, rtol, per_face, memory_budget, cut_layer, refuse):
+    """`walk` for a chain on the compiled engine: one `cut_layer` call per activation node (all
+    its units, the budget check, the bits) instead of Python per unit; affine nodes run the same
+    torch calls on the same views as `walk`, so the complex is the same bit for bit. `refuse(layer,
+    estimate, faces, units done, units)` raises when a layer's estimate goes over the budget.
+    Returns (vertices [V, 2], edges E [E, 4], faces, patterns [F, units], output at the vertices)."""
+    x0, x1, y0, y1 = box
+    xy = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+    E = np.empty((64, 4), dtype=np.int64)
+    E[:4] = _BOX_EDGES
+    n_e, n_faces = 4, 1
+    patterns = np.zeros((2, 0), dtype=bool)
+    x = torch.from_numpy(xy)
+    if plane_dev is not None:
+        x = plane_dev.to_input(x)
+    for node in net.nodes:
+        layer = node.layer
+        if isinstance(layer, AbstractAffine):
+            x = layer.forward(x)
+            continue
+        shape, n = x.shape[1:], x[0].numel()
+        Z = np.ascontiguousarray(x.reshape(x.shape[0], -1).numpy())
+        status, done, est, R, n_v, E, n_e, n_faces, patterns = cut_layer(
+            Z, xy, E, n_e, n_faces, patterns, rtol, per_face, memory_budget)
+        if status == 1:
+            raise FloatingPointError(
+                "regions_2d: a face met a unit's zero line in other than two boundary points "
+                "(numerically degenerate network); try a larger rtol"
+            )
+        if status == 3:
+            refuse(layer, est, n_faces, done, n)
+        xy = np.ascontiguousarray(R[:n_v, n:])
+        x = layer.forward(torch.from_numpy(R[:n_v])[:, :n].reshape(n_v, *shape))
+    return xy, E[:n_e], n_faces, patterns[1:], x.reshape(x.shape[0], -1)
+
