@@ -167,7 +167,7 @@ def test_a_malicious_pickle_is_refused_and_not_run(tmp_path, monkeypatch):
 
 def test_io_and_conversion_share_one_whitelist(tmp_path):
     from reluscope.network import WHITELIST
-    from reluscope.network.io import _LAYERS
+    from reluscope.network.architecture import _LAYERS
 
     assert set(_LAYERS) == {cls.__name__ for cls in WHITELIST}
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout1d(0.1), nn.AlphaDropout(0.1), nn.ReLU(),
