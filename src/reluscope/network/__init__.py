@@ -4,7 +4,11 @@ from .convert import SUPPORTED_MODULES, to_network
 from .layers import (
     AdaptiveAvgPool2d,
     Cat,
+    Index,
+    Mean,
     Reshape,
+    Split,
+    Stack,
     Sum,
     Unflatten,
     AbstractActivation,
@@ -25,7 +29,7 @@ from .whitelist import WHITELIST, check_hooks, whitelisted
 
 __all__ = [
     "SUPPORTED_MODULES", "WHITELIST", "whitelisted", "check_hooks", "to_network", "Network", "Node", "LayerUnits",
-    "AdaptiveAvgPool2d", "Cat", "Reshape", "Sum", "Unflatten",
+    "AdaptiveAvgPool2d", "Cat", "Reshape", "Sum", "Unflatten", "Index", "Split", "Stack", "Mean",
     "AbstractLayer", "AbstractAffine", "AbstractActivation",
     "Linear", "Conv2d", "ChannelAffine", "AvgPool2d", "Flatten",
     "ReLU", "LeakyReLU", "MaxPool2d", "Smooth",

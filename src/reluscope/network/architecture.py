@@ -34,6 +34,8 @@ _LAYERS: dict[str, tuple[type[nn.Module], dict[str, tuple]]] = {
     }),
     "ReLU": (nn.ReLU, {}),
     "LeakyReLU": (nn.LeakyReLU, {"negative_slope": _FLOAT}),
+    "ReLU6": (nn.ReLU6, {}),
+    "Hardtanh": (nn.Hardtanh, {"min_val": _FLOAT, "max_val": _FLOAT}),
     "GELU": (nn.GELU, {"approximate": (str,)}),
     "SiLU": (nn.SiLU, {}),
     "Tanh": (nn.Tanh, {}),
@@ -113,6 +115,12 @@ def _describe_graph(model: nn.Module) -> dict:
     def arg(a):
         if isinstance(a, torch.fx.Node):
             return {"node": index[a]}
+        if isinstance(a, slice):
+            return {"slice": [arg(a.start), arg(a.stop), arg(a.step)]}
+        if a is Ellipsis:
+            return {"ellipsis": True}
+        if isinstance(a, tuple) and any(isinstance(v, slice) or v is Ellipsis for v in a):
+            return {"tuple": [arg(v) for v in a]}  # an index: a list would be advanced indexing
         if isinstance(a, (list, tuple)):
             return [arg(v) for v in a]
         if a is None or isinstance(a, (bool, int, float, str)):
@@ -241,6 +249,15 @@ def _build_graph(description: dict, where: str) -> nn.Module:
     values: list = []
 
     def decode(a, at):
+        if isinstance(a, dict) and set(a) == {"slice"}:
+            bounds = a["slice"]
+            if not (isinstance(bounds, list) and len(bounds) == 3 and all(_int_or_none(v) for v in bounds)):
+                raise ValueError(f"{at}: {a!r:.60} is not a slice [start, stop, step] of integers or null")
+            return slice(*bounds)
+        if isinstance(a, dict) and a == {"ellipsis": True}:
+            return Ellipsis
+        if isinstance(a, dict) and set(a) == {"tuple"} and isinstance(a["tuple"], list):
+            return tuple(decode(v, at) for v in a["tuple"])
         if isinstance(a, dict):
             k = a.get("node")
             if set(a) != {"node"} or not isinstance(k, int) or not 0 <= k < len(values) or values[k] is None:
@@ -289,6 +306,10 @@ def _build_graph(description: dict, where: str) -> nn.Module:
         return torch.fx.GraphModule(root, graph, "Graph")
     except Exception as err:  # fx code generation: a malformed but well-typed graph
         raise ValueError(f"{where}: not a valid graph ({type(err).__name__}: {err})") from err
+
+
+def _int_or_none(v) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool))
 
 
 def _set_owner(node, entry: dict, at: str) -> None:

@@ -3,7 +3,8 @@
 The model is traced with torch.fx, with every whitelisted module (see `whitelist.py`) kept as a
 leaf and everything else (Sequential, custom blocks, subclasses that override forward) traced
 through. Each node of the traced graph must be a whitelisted module or one of the functional
-operations below; anything else raises a TypeError naming the node, what is supported and what to
+operations below (all affine or piecewise linear: slicing, split/chunk, stack, cat and mean become
+affine layers; ReLU6/Hardtanh become two ReLUs and an affine join, see `hardtanh_nodes`); anything else raises a TypeError naming the node, what is supported and what to
 change, rather than silently computing patterns of a network we do not understand. Eval-mode
 BatchNorm is folded into the Linear/Conv2d before it when nothing else reads that layer's output,
 and kept as a `ChannelAffine` node otherwise (e.g. after a residual addition).
@@ -12,9 +13,9 @@ and kept as a `ChannelAffine` node otherwise (e.g. after a residual addition).
 from __future__ import annotations
 
 import math
-
 import operator
 import traceback
+from dataclasses import dataclass
 
 import torch
 import torch.fx
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 from . import layers as L
 from .network import INPUT, Network, Node
-from .modules import check_eval, fold_batchnorm, leaf_layer, maxpool_layer, pair
+from .modules import append_leaf, check_eval, fold_batchnorm, hardtanh_nodes, maxpool_layer, pair
 from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
 
 __all__ = ["to_network", "SUPPORTED_MODULES"]
@@ -54,6 +55,20 @@ class _Shape:
 
 _BATCH, _SHAPE = _Batch(), _Shape()
 
+
+@dataclass(frozen=True)
+class _Parts:
+    """The tuple torch.split / torch.chunk returns: only its parts, by constant index, are values."""
+
+    x: int
+    split: int | tuple[int, ...]
+    dim: int
+    chunks: bool
+
+    @property
+    def base(self) -> str:
+        return "chunk" if self.chunks else "split"
+
 _RELU = {F.relu, torch.relu, torch.relu_, F.relu_}
 _LEAKY = {F.leaky_relu, F.leaky_relu_}
 _SMOOTH_FN = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", F.silu: "silu"}
@@ -63,11 +78,14 @@ _SUB = {operator.sub, operator.isub, torch.sub}
 _MUL = {operator.mul, operator.imul, torch.mul}
 _DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
 _CAT = {torch.cat, torch.concat, torch.concatenate}
+_HARDTANH = {F.hardtanh, F.hardtanh_}
+_SPLIT = {torch.split: False, torch.chunk: True}
 _IDENTITY_METHODS = {"contiguous", "clone"}
 
 _METHOD_TABLE = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg}
 METHODS = frozenset({
     "relu", "relu_", *_SMOOTH_METHOD, "size", "flatten", "view", "reshape", *_IDENTITY_METHODS,
+    "split", "chunk", "mean",
     *_METHOD_TABLE, *(m + "_" for m in _METHOD_TABLE if m != "neg"),
 })
 
@@ -76,6 +94,7 @@ def _function_table() -> dict[str, object]:
     """'namespace.name' -> function, for every function the converter accepts (save/load use it)."""
     fns = [
         *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
+        *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean,
         operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
         torch.flatten, torch.reshape, F.dropout,
     ]
@@ -182,6 +201,11 @@ class _Converter:
             v = self.env[arg]
             if isinstance(v, int):
                 return v
+        if isinstance(arg, torch.fx.Node) and isinstance(self.env.get(arg), _Parts):
+            raise self._refuse(
+                n, f"it reads the tuple of parts of {arg.name!r}, not a tensor",
+                "use the parts by index, e.g. a, b = x.chunk(2, dim=1)",
+            )
         raise self._refuse(n, f"expected a tensor argument, got {arg!r}")
 
     def _is_tensor(self, arg) -> bool:
@@ -195,6 +219,11 @@ class _Converter:
     # -- the graph -------------------------------------------------------------------------
     def run(self) -> int:
         live = self._live()
+        for n in self.graph.nodes:  # name the indexing, not the tensor or mask it reads first
+            if n in live and n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2:
+                index = n.args[1] if isinstance(n.args[1], tuple) else (n.args[1],)
+                if any(isinstance(i, (torch.fx.Node, list)) for i in index):
+                    self._check_index(n, index)
         out = None
         for n in self.graph.nodes:
             if n.op == "placeholder":
@@ -245,8 +274,7 @@ class _Converter:
             raise self._refuse(n, "a layer must be called on one tensor")
         x = self._tensor(n, n.args[0])
         k = self.calls[path] = self.calls.get(path, 0) + 1
-        layer = leaf_layer(path if k == 1 else f"{path}#{k}", m)
-        return x if layer is None else self._add(layer, (x,))
+        return append_leaf(self.nodes, path if k == 1 else f"{path}#{k}", m, x)
 
     def _function(self, n) -> object:
         t, args, kw = n.target, n.args, n.kwargs
@@ -257,11 +285,21 @@ class _Converter:
             if args[1] == 0:
                 return _BATCH
             raise self._refuse(n, "only x.shape[0] (the batch size) may be read from a shape", "use -1 in view/reshape")
+        if t is operator.getitem and isinstance(args[0], torch.fx.Node) and isinstance(self.env.get(args[0]), _Parts):
+            return self._part(n, self.env[args[0]], args[1])
+        if t is operator.getitem and self._is_tensor(args[0]):
+            return self._index(n, args[0], args[1])
         if t in _RELU:
             return self._add(L.ReLU(self._name(n, "relu")), (self._tensor(n, args[0]),))
         if t in _LEAKY:
             a = _bind(args, kw, [("input", ...), ("negative_slope", 0.01), ("inplace", False)], where)
             return self._add(L.LeakyReLU(self._name(n, "leaky_relu"), float(a["negative_slope"])), (self._tensor(n, a["input"]),))
+        if t is F.relu6:
+            a = _bind(args, kw, [("input", ...), ("inplace", False)], where)
+            return self._hardtanh(n, a["input"], 0.0, 6.0, "relu6")
+        if t in _HARDTANH:
+            a = _bind(args, kw, [("input", ...), ("min_val", -1.0), ("max_val", 1.0), ("inplace", False)], where)
+            return self._hardtanh(n, a["input"], a["min_val"], a["max_val"], "hardtanh")
         if t in _SMOOTH_FN:
             return self._add(L.Smooth(self._name(n, _SMOOTH_FN[t]), _SMOOTH_FN[t]), (self._tensor(n, args[0]),))
         if t is F.gelu:
@@ -301,6 +339,22 @@ class _Converter:
                 raise self._refuse(n, "concatenation along dim 0 mixes the batch", "concatenate along dim=1 (features or channels)")
             xs = tuple(self._tensor(n, x) for x in a["tensors"])
             return self._add(L.Cat(self._name(n, "cat"), a["dim"]), xs)
+        if t is torch.stack:
+            a = _bind(args, kw, [("tensors", ...), ("dim", 0)], where)
+            if not isinstance(a["tensors"], (list, tuple)) or not _is_int(a["dim"]):
+                raise self._refuse(n, "expected a list of tensors and an integer dim")
+            if a["dim"] == 0:
+                raise self._refuse(n, "stacking along dim 0 mixes the batch", "stack along dim=1 or later")
+            xs = tuple(self._tensor(n, x) for x in a["tensors"])
+            return self._add(L.Stack(self._name(n, "stack"), a["dim"]), xs)
+        if t in _SPLIT:
+            size = "chunks" if _SPLIT[t] else "split_size_or_sections"
+            first = "input" if _SPLIT[t] else "tensor"
+            a = _bind(args, kw, [(first, ...), (size, ...), ("dim", 0)], where)
+            return self._split(n, a[first], a[size], a["dim"], _SPLIT[t])
+        if t is torch.mean:
+            a = _bind(args, kw, [("input", ...), ("dim", None), ("keepdim", False), ("dtype", None)], where)
+            return self._mean(n, a)
         if t in _ADD | _SUB | _MUL | _DIV or t in (operator.neg, torch.neg):
             return self._arith(n, t, args, kw)
         raise self._refuse(n, "this function is not on the whitelist")
@@ -337,9 +391,82 @@ class _Converter:
             return self._reshape(n, x, shape)
         if name in _IDENTITY_METHODS:
             return self._tensor(n, x)
+        if name in ("split", "chunk"):
+            size = "chunks" if name == "chunk" else "split_size"
+            a = _bind(args, kw, [("self", ...), (size, ...), ("dim", 0)], where)
+            return self._split(n, x, a[size], a["dim"], name == "chunk")
+        if name == "mean":
+            a = _bind(args, kw, [("input", ...), ("dim", None), ("keepdim", False), ("dtype", None)], where)
+            return self._mean(n, a)
         if name.rstrip("_") in _METHOD_TABLE and name in METHODS:
             return self._arith(n, _METHOD_TABLE[name.rstrip("_")], args, kw)
         raise self._refuse(n, "this tensor method is not on the whitelist")
+
+    def _hardtanh(self, n, x, min_val, max_val, base: str) -> int:
+        lo, hi = self._constant(n, min_val, "min_val"), self._constant(n, max_val, "max_val")
+        if lo > hi:
+            raise self._refuse(n, f"min_val {lo} is above max_val {hi}", "give min_val <= max_val")
+        return hardtanh_nodes(self.nodes, self._name(n, base), lo, hi, self._tensor(n, x))
+
+    def _constant(self, n, value, what: str) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise self._refuse(n, f"{what} must be a finite constant number, got {value!r}")
+
+    def _index(self, n, x, index) -> int:
+        """x[index] with constant slices (positive steps), integers, None and one Ellipsis."""
+        items = index if isinstance(index, tuple) else (index,)
+        self._check_index(n, items)
+        return self._add(L.Index(self._name(n, "index"), items), (self._tensor(n, x),))
+
+    def _check_index(self, n, items: tuple) -> None:
+        fix = "index with constant slices and integers that keep the batch whole, e.g. x[:, :4] or x[..., 1:]"
+        for item in items:
+            if isinstance(item, slice):
+                bounds = (item.start, item.stop, item.step)
+                if not all(b is None or _is_int(b) for b in bounds):
+                    raise self._refuse(n, f"slice bounds must be constant integers, got {_show(item)}", fix)
+                if item.step is not None and item.step <= 0:
+                    raise self._refuse(n, f"a slice step must be a positive integer, got {item.step}", fix)
+            elif not (item is None or item is Ellipsis or _is_int(item)):
+                what = f"the value {item.name!r}" if isinstance(item, torch.fx.Node) else repr(item)
+                raise self._refuse(n, f"advanced indexing (tensors, lists, boolean masks) is not supported, got {what:.60}", fix)
+        if sum(item is Ellipsis for item in items) > 1:
+            raise self._refuse(n, "an index may hold one Ellipsis (...)", fix)
+        first = items[0] if items else None
+        if not (first is Ellipsis or (isinstance(first, slice) and first == slice(None))):
+            raise self._refuse(n, "the index reaches the batch dimension (dim 0)", fix)
+
+    def _split(self, n, x, size, dim, chunks: bool) -> _Parts:
+        what = "chunk" if chunks else "split"
+        if isinstance(size, (list, tuple)) and not chunks and size and all(_is_int(s) and s >= 0 for s in size):
+            size = tuple(size)
+        elif not (_is_int(size) and size > 0):
+            raise self._refuse(n, f"{what} sizes must be constant positive integers{'' if chunks else ' (or a list)'}, got {size!r:.60}")
+        if not _is_int(dim):
+            raise self._refuse(n, f"{what} needs a constant integer dim, got {dim!r:.60}")
+        if dim == 0:
+            raise self._refuse(n, f"{what} along dim 0 (the default) splits the batch", f"give dim=1 or later, e.g. x.{what}(2, dim=1)")
+        return _Parts(self._tensor(n, x), size, dim, chunks)
+
+    def _part(self, n, parts: _Parts, i) -> int:
+        if not _is_int(i):
+            raise self._refuse(n, f"the parts of a {parts.base} must be read by a constant integer index, got {i!r:.60}",
+                               "unpack them (a, b = x.chunk(2, dim=1)) or index them (x.split(3, dim=1)[0])")
+        layer = L.Split(self._name(n, f"{parts.base}[{i}]"), parts.split, parts.dim, i, parts.chunks)
+        return self._add(layer, (parts.x,))
+
+    def _mean(self, n, a) -> int:
+        dim = a["dim"]
+        dims = (dim,) if _is_int(dim) else tuple(dim) if isinstance(dim, (list, tuple)) else None
+        fix = "average the other dimensions, e.g. x.mean((2, 3)) for global average pooling"
+        if not dims or not all(_is_int(d) for d in dims):
+            raise self._refuse(n, f"a mean needs constant integer dims (without them it averages over the batch), got {dim!r:.60}", fix)
+        if 0 in dims:
+            raise self._refuse(n, "a mean over dim 0 averages over the batch", fix)
+        if a["dtype"] is not None or not isinstance(a["keepdim"], bool):
+            raise self._refuse(n, "mean takes only dim and keepdim=True/False here", "convert the model's dtype instead of passing dtype=")
+        return self._add(L.Mean(self._name(n, "mean"), dims, a["keepdim"]), (self._tensor(n, a["input"]),))
 
     def _flatten(self, n, a) -> int:
         if a["start_dim"] == 0:
@@ -394,6 +521,14 @@ class _Converter:
         raise self._refuse(n, "arithmetic on tensors must be +, - between tensors, or * and / by constant numbers")
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _show(item: slice) -> str:
+    return L._show_index((item,))[1:-1]
+
+
 def _user_frame(err: BaseException) -> str:
     """'file:line' of the innermost frame outside torch, to point at the user's forward."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if "/torch/" not in f.filename and "/reluscope/" not in f.filename]
@@ -430,8 +565,8 @@ def to_network(model, *, input_shape=None) -> Network:
     check_eval(model)
     check_hooks(model)
     if whitelisted(model) is not None:  # a single leaf module
-        layer = leaf_layer("", model)
-        nodes, out = ([Node(layer, (INPUT,))], 0) if layer is not None else ([], INPUT)
+        nodes = []
+        out = append_leaf(nodes, "", model, INPUT)
     elif (chain := _plain_sequential(model)) is not None:  # what fx would give, without tracing
         nodes, out = fold_batchnorm(chain, len(chain) - 1)
     else:
@@ -461,9 +596,7 @@ def _plain_sequential(model: nn.Module) -> list[Node] | None:
         return None
     nodes: list[Node] = []
     for path, m in children:
-        layer = leaf_layer(path, m)
-        if layer is not None:
-            nodes.append(Node(layer, (len(nodes) - 1,)))
+        append_leaf(nodes, path, m, len(nodes) - 1)
     return nodes
 
 

@@ -3,7 +3,8 @@
 A network is a graph (see `network.py`) of two kinds of layer:
 
 * affine layers (`Linear`, `Conv2d`, `ChannelAffine`, `AvgPool2d`, `AdaptiveAvgPool2d`, `Flatten`,
-  `Reshape`, `Unflatten`, and the multi-input `Sum` and `Cat`) with `forward(*x)` and `linear(*dx)`,
+  `Reshape`, `Unflatten`, `Index`, `Split`, `Mean`, and the multi-input `Sum`, `Cat` and `Stack`)
+  with `forward(*x)` and `linear(*dx)`,
   the same map without its offset (its differential), so a direction can be pushed through next to
   a point; `n_inputs` says how many tensors they take (-1: any number);
 * activation layers, which own the activation pattern: `bits(z)` gives one bool per unit, and for
@@ -36,6 +37,10 @@ __all__ = [
     "AdaptiveAvgPool2d",
     "Sum",
     "Cat",
+    "Stack",
+    "Index",
+    "Split",
+    "Mean",
     "ReLU",
     "LeakyReLU",
     "MaxPool2d",
@@ -85,7 +90,7 @@ class AbstractActivation(AbstractLayer):
     def jvp(self, z: torch.Tensor, dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise TypeError(
             f"layer {self.name!r} ({type(self).__name__}) is not piecewise linear; exact "
-            "traversal and region computation need ReLU, LeakyReLU or MaxPool2d activations "
+            "traversal and region computation need ReLU, LeakyReLU, ReLU6, Hardtanh or MaxPool2d activations "
             "(use reluscope.traverse_bisection for smooth activations)"
         )
 
@@ -259,6 +264,104 @@ class Cat(AbstractAffine):
         if self.dim % xs[0].dim() == 0:
             raise ValueError(f"layer {self.name!r}: concatenation along the batch dimension is not supported")
         return torch.cat(xs, dim=self.dim)
+
+    linear = forward
+
+
+@dataclass(frozen=True, eq=False)
+class Stack(AbstractAffine):
+    """torch.stack along a new non-batch dimension."""
+
+    name: str
+    dim: int
+    n_inputs: int = -1
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if self.dim % (xs[0].dim() + 1) == 0:
+            raise ValueError(f"layer {self.name!r}: stacking along the batch dimension is not supported")
+        return torch.stack(xs, dim=self.dim)
+
+    linear = forward
+
+
+@dataclass(frozen=True, eq=False)
+class Index(AbstractAffine):
+    """x[index]: basic indexing (slices with a positive step, integers, None, one Ellipsis) that
+    keeps the batch dimension whole, e.g. x[:, :k] or x[..., 1:]. A selection: linear."""
+
+    name: str
+    index: tuple  # of slice | int | None | Ellipsis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = next((item for item in self.index if item is not None), Ellipsis)
+        if first is Ellipsis:  # the Ellipsis must cover the batch: count the dims indexed after it
+            rest = sum(item is not None and item is not Ellipsis for item in self.index)
+            ok = x.dim() - rest >= 1 and self.index[0] is not None
+        else:
+            ok = self.index[0] == slice(None)
+        if not ok:
+            raise ValueError(
+                f"layer {self.name!r}: the index {_show_index(self.index)} reaches the batch dimension of "
+                f"an input of shape {list(x.shape)}; index the other dimensions only (x[:, ...])"
+            )
+        return x[self.index]
+
+    linear = forward
+
+
+def _show_index(index: tuple) -> str:
+    def one(item):
+        if item is Ellipsis:
+            return "..."
+        if isinstance(item, slice):
+            text = f"{'' if item.start is None else item.start}:{'' if item.stop is None else item.stop}"
+            return text + ("" if item.step is None else f":{item.step}")
+        return repr(item)
+
+    return "[" + ", ".join(one(i) for i in index) + "]"
+
+
+@dataclass(frozen=True, eq=False)
+class Split(AbstractAffine):
+    """Part `index` of torch.split(x, split, dim), or of torch.chunk(x, split, dim) with
+    `chunks=True`: a slice along a non-batch dimension, computed by torch itself so the parts
+    (and a last, shorter one) are exactly the user's."""
+
+    name: str
+    split: int | tuple[int, ...]
+    dim: int
+    index: int
+    chunks: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dim % x.dim() == 0:
+            raise ValueError(f"layer {self.name!r}: splitting along the batch dimension is not supported")
+        parts = torch.chunk(x, self.split, self.dim) if self.chunks else torch.split(x, self.split, self.dim)
+        if not -len(parts) <= self.index < len(parts):
+            raise ValueError(
+                f"layer {self.name!r}: part {self.index} of {len(parts)} ({'chunk' if self.chunks else 'split'} "
+                f"of dim {self.dim} of an input of shape {list(x.shape)})"
+            )
+        return parts[self.index]
+
+    linear = forward
+
+
+@dataclass(frozen=True, eq=False)
+class Mean(AbstractAffine):
+    """torch.mean over non-batch dimensions `dim` (e.g. global average pooling, x.mean((2, 3)))."""
+
+    name: str
+    dim: tuple[int, ...]
+    keepdim: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(d % x.dim() == 0 for d in self.dim):
+            raise ValueError(
+                f"layer {self.name!r}: a mean over dims {list(self.dim)} of an input of shape "
+                f"{list(x.shape)} averages over the batch; average the other dimensions only"
+            )
+        return torch.mean(x, self.dim, self.keepdim)
 
     linear = forward
 

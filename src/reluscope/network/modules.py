@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -9,7 +11,7 @@ from . import layers as L
 from .network import INPUT, Node
 from .whitelist import DROPOUT, SMOOTH, SUPPORTED_MODULES, whitelisted
 
-__all__ = ["leaf_layer", "maxpool_layer", "fold_batchnorm", "check_eval", "pair"]
+__all__ = ["leaf_layer", "append_leaf", "hardtanh_nodes", "maxpool_layer", "fold_batchnorm", "check_eval", "pair"]
 
 
 def _unsupported(path: str, obj) -> TypeError:
@@ -69,6 +71,41 @@ def leaf_layer(path: str, m: nn.Module) -> L.AbstractLayer | None:
         size = m.output_size
         return L.AdaptiveAvgPool2d(path, (size, size) if isinstance(size, int) or size is None else tuple(size))
     raise _unsupported(path, m)
+
+
+def append_leaf(nodes: list[Node], path: str, m: nn.Module, x: int) -> int:
+    """Append the node(s) of one whitelisted leaf module reading value `x`; the index of its output
+    (`x` itself for the identities). Hardtanh and ReLU6 take several nodes (`hardtanh_nodes`)."""
+    if whitelisted(m) in (nn.Hardtanh, nn.ReLU6):
+        return hardtanh_nodes(nodes, path, float(m.min_val), float(m.max_val), x)
+    layer = leaf_layer(path, m)
+    if layer is None:
+        return x
+    nodes.append(Node(layer, (x,)))
+    return len(nodes) - 1
+
+
+def hardtanh_nodes(nodes: list[Node], name: str, min_val: float, max_val: float, x: int) -> int:
+    """Append hardtanh(value x) = min_val + relu(x - min_val) - relu(x - max_val) and return the
+    index of its output (named `name`). Every engine then handles it as two ReLUs: the pattern has
+    two bits per unit, `name#lo` (x > min_val) and `name#hi` (x > max_val). ReLU6 is min 0, max 6.
+
+    x - min_val rounds to 0 only when x == min_val, so the bits are exactly the comparisons; the
+    output equals torch's clamp up to one rounding of the sum inside (min_val, max_val)."""
+    if not (math.isfinite(min_val) and math.isfinite(max_val)) or min_val > max_val:
+        raise TypeError(
+            f"model: hardtanh {name or '<root>'!r} needs finite min_val <= max_val, got {min_val} and {max_val}"
+        )
+
+    def add(layer: L.AbstractLayer, inputs: tuple[int, ...]) -> int:
+        nodes.append(Node(layer, inputs))
+        return len(nodes) - 1
+
+    bits = []
+    for end, value in (("lo", min_val), ("hi", max_val)):
+        z = x if value == 0.0 else add(L.Sum(f"{name}#{end}_in", (1.0,), -value), (x,))
+        bits.append(add(L.ReLU(f"{name}#{end}"), (z,)))
+    return add(L.Sum(name, (1.0, -1.0), min_val), tuple(bits))
 
 
 def maxpool_layer(path, kernel_size, stride, padding, dilation, ceil_mode, return_indices):

@@ -5,6 +5,8 @@ A point of the network is named after the module it belongs to:
 * ``"layer3.1.relu"`` or ``"layer3.1.relu output"``: what the module returns;
 * ``"fc input"``: what the module receives (e.g. the penultimate features before the last Linear);
 * ``"layer1.0.relu#2"``: the second call of a module that forward runs twice;
+* ``"act#lo"`` / ``"act#hi"``: the two ReLUs a ReLU6 or Hardtanh ``act`` becomes (``"act"`` is its
+  output), read from the converted graph;
 * a node of the traced graph for what is not a module (``"relu"``, ``"layer1.0.add"``, ...), as
   listed by `to_network(model).nodes` (functional ReLUs have no module to name).
 
@@ -74,21 +76,24 @@ class Activations(Result):
         return torch.cat([v.reshape(v.shape[0], -1) for v in self.values], dim=1)
 
 
-def _parse(name) -> tuple[str, str, int | None]:
-    """'m#2 input' -> ('m', 'input', 2)."""
+def _parse(name: object) -> tuple[str, str, int | None, str]:
+    """'m#2 input' -> ('m', 'input', 2, ''); 'act#lo' -> ('act', 'output', None, '#lo') (the lower
+    ReLU of a ReLU6/Hardtanh, a graph node only)."""
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"layer: expected a layer name (str) such as 'fc1 output', got {name!r}")
     base, _, where = name.strip().partition(" ")
     where = where.strip() or "output"
     if where not in ("input", "output"):
         raise ValueError(f"layer: {name!r} should be '<module>', '<module> input' or '<module> output'")
-    call = None
+    call, part = None, ""
+    if base.endswith(("#lo", "#hi")):
+        base, part = base[:-3], base[-3:]
     if "#" in base:
         base, _, k = base.partition("#")
         if not k.isdigit() or int(k) < 1:
             raise ValueError(f"layer: {name!r}: the call number after '#' must be 1, 2, ...")
         call = int(k)
-    return base, where, call
+    return base, where, call, part
 
 
 def layer_points(model: nn.Module) -> list[str]:
@@ -199,7 +204,7 @@ def activations(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module or reluscope.Network, got {type(model).__name__}")
     modules = dict(model.named_modules())
-    by_module = [p for p in parsed if p[0] in modules and p[0]]
+    by_module = [p for p in parsed if p[0] in modules and p[0] and not p[3]]
     results: dict[int, torch.Tensor] = {}
     points: dict[int, str] = {}
     if by_module:
@@ -241,8 +246,8 @@ def activations(
 def _from_network(net, names, parsed, x, rows, modules=None):
     index = {node.name: i for i, node in enumerate(net.nodes)}
     wanted, found = [], []
-    for name, (base, where, call) in zip(names, parsed):
-        key = base if call in (None, 1) else f"{base}#{call}"
+    for name, (base, where, call, part) in zip(names, parsed):
+        key = (base if call in (None, 1) else f"{base}#{call}") + part
         if key not in index:
             known = [n.name for n in net.nodes]
             points = [] if modules is None else [p for p in layer_points_from(modules)][:20]

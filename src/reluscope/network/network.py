@@ -91,9 +91,11 @@ class Network:
         if self.is_chain:
             return
         node = next(n for i, n in enumerate(self.nodes) if n.inputs != (i - 1,))
+        why = " (a ReLU6/Hardtanh is two ReLUs joined)" if node.name.endswith(("#lo_in", "#hi_in")) or any(
+            self.nodes[j].name == f"{node.name}#hi" for j in node.inputs) else ""
         raise TypeError(
             f"{what}: chains of layers only for now, but this network is a graph (node "
-            f"{node.name!r} reads {self._describe_inputs(node)}); activation_patterns, activations, "
+            f"{node.name!r} reads {self._describe_inputs(node)}{why}); activation_patterns, activations, "
             "traversal, folding, regions_2d, hull functions by layer name and tangent features handle graphs"
         )
 
@@ -157,7 +159,7 @@ class Network:
                 raise TypeError(
                     f"{what} needs a piecewise-linear network, but layer {a.name!r} is "
                     f"{type(a).__name__}({getattr(a, 'function', '')}); supported activations for "
-                    "exact methods: ReLU, LeakyReLU, MaxPool2d"
+                    "exact methods: ReLU, LeakyReLU, ReLU6, Hardtanh, MaxPool2d"
                 )
 
     # -- names -------------------------------------------------------------------------------
@@ -165,7 +167,8 @@ class Network:
         """Node indices for one name or a list, in topological order.
 
         A module that runs several times (a ReLU reused in a block) is named `m` for all its calls
-        and `m#2`, `m#3`, ... for the later ones alone.
+        and `m#2`, `m#3`, ... for the later ones alone; a ReLU6/Hardtanh `m` is the two ReLUs
+        `m#lo` and `m#hi` (`m` names both).
         """
         names = [names] if isinstance(names, str) else list(names)
         pool = [
@@ -176,7 +179,7 @@ class Network:
         for name in names:
             if not isinstance(name, str):
                 raise TypeError(f"{what}: expected layer names (str), got {type(name).__name__}")
-            hit = [i for i in pool if self.nodes[i].name == name or self.nodes[i].name.split("#")[0] == name]
+            hit = [i for i in pool if self.nodes[i].name == name or self.nodes[i].name.startswith(name + "#")]
             if not hit:
                 kinds = "activation layers" if activations_only else "layers"
                 known = [self.nodes[i].name for i in pool]

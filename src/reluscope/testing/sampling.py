@@ -87,9 +87,10 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
     """bool [N, units]: the region key of each input, read from the user's own forward in float64.
 
     Independent of `Network` and of torch.fx: a TorchFunctionMode sees every relu / leaky_relu /
-    max_pool2d call as it runs (modules, F.* functions and tensor methods alike, BatchNorm
-    unfolded), and records the sign of every activation input and the argmax of every window, in
-    the order the calls run; then the output signs if asked.
+    relu6 / hardtanh / max_pool2d call as it runs (modules, F.* functions and tensor methods alike,
+    BatchNorm unfolded), and records the sign of every activation input (for relu6 and hardtanh,
+    z > min_val then z > max_val) and the argmax of every window, in the order the calls run; then
+    the output signs if asked.
     """
     from torch.overrides import TorchFunctionMode
 
@@ -102,6 +103,13 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
             if name in ("relu", "relu_", "leaky_relu", "leaky_relu_"):
                 z = args[0]
                 parts.append(z.reshape(z.shape[0], -1) > 0)
+            elif name in ("relu6", "hardtanh", "hardtanh_"):  # two bits per unit: z > min_val, z > max_val
+                z = args[0].reshape(args[0].shape[0], -1)
+                bounds = (0.0, 6.0) if name == "relu6" else (
+                    kwargs.get("min_val", args[1] if len(args) > 1 else -1.0),
+                    kwargs.get("max_val", args[2] if len(args) > 2 else 1.0),
+                )
+                parts.extend(z > bound for bound in bounds)
             elif name == "max_pool2d":
                 names = ["kernel_size", "stride", "padding", "dilation"]
                 opts = dict(zip(names, args[1:5]), **{k: v for k, v in kwargs.items() if k in names})
