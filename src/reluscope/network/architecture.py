@@ -104,7 +104,7 @@ def describe_model(model: nn.Module) -> dict:
 def _describe_graph(model: nn.Module) -> dict:
     from .convert import to_network, trace_graph
 
-    from .convert import FUNCTIONS
+    from .operations import FUNCTIONS
 
     names = {fn: name for name, fn in FUNCTIONS.items()}
     to_network(model)  # refuses, naming the node, whatever reluscope cannot analyse
@@ -224,7 +224,7 @@ _PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
 def _build_graph(description: dict, where: str) -> nn.Module:
-    from .convert import FUNCTIONS, METHODS
+    from .operations import FUNCTIONS, METHODS
 
     modules, nodes = description.get("modules"), description.get("nodes")
     if not isinstance(modules, dict) or not isinstance(nodes, list) or not nodes:

@@ -58,7 +58,7 @@ class AbstractLayer(abc.ABC):
     def _tensors(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
 
-    def to(self, *, dtype=None, device=None):
+    def to(self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> AbstractLayer:
         """A copy with every tensor moved; floating tensors take `dtype`."""
         tensors = self._tensors()
         moved = {
@@ -100,19 +100,23 @@ class AbstractActivation(AbstractLayer):
 
 @dataclass(frozen=True, eq=False)
 class Linear(AbstractAffine):
+    """x [B, in] -> x W^T + b [B, out]."""
+
     name: str
     weight: torch.Tensor  # [out, in]
     bias: torch.Tensor  # [out]
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
 
-    def linear(self, dx):
+    def linear(self, dx: torch.Tensor) -> torch.Tensor:
         return F.linear(dx, self.weight)
 
 
 @dataclass(frozen=True, eq=False)
 class Conv2d(AbstractAffine):
+    """x [B, C, H, W] -> conv2d(x) [B, out_channels, H', W']."""
+
     name: str
     weight: torch.Tensor  # [out_channels, in_channels / groups, kh, kw]
     bias: torch.Tensor  # [out_channels]
@@ -121,16 +125,17 @@ class Conv2d(AbstractAffine):
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
-    def linear(self, dx):
+    def linear(self, dx: torch.Tensor) -> torch.Tensor:
         return F.conv2d(dx, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
 
 
 @dataclass(frozen=True, eq=False)
 class ChannelAffine(AbstractAffine):
-    """Per-channel scale and shift along dim 1: an eval-mode BatchNorm that could not be folded."""
+    """Per-channel scale and shift along dim 1 (x [B, C, ...]): an eval-mode BatchNorm that could
+    not be folded."""
 
     name: str
     scale: torch.Tensor  # [C]
@@ -139,15 +144,17 @@ class ChannelAffine(AbstractAffine):
     def _view(self, t, ndim):
         return t.reshape((1, -1) + (1,) * (ndim - 2))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self._view(self.scale, x.dim()) + self._view(self.shift, x.dim())
 
-    def linear(self, dx):
+    def linear(self, dx: torch.Tensor) -> torch.Tensor:
         return dx * self._view(self.scale, dx.dim())
 
 
 @dataclass(frozen=True, eq=False)
 class AvgPool2d(AbstractAffine):
+    """x [B, C, H, W] -> the mean of each window [B, C, H', W'] (no offset: linear)."""
+
     name: str
     kernel_size: tuple[int, int]
     stride: tuple[int, int]
@@ -156,7 +163,7 @@ class AvgPool2d(AbstractAffine):
     count_include_pad: bool = True
     divisor_override: int | None = None
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(
             x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
             self.count_include_pad, self.divisor_override,
@@ -167,11 +174,13 @@ class AvgPool2d(AbstractAffine):
 
 @dataclass(frozen=True, eq=False)
 class Flatten(AbstractAffine):
+    """torch.flatten(x, start_dim, end_dim), start_dim >= 1 (the batch stays)."""
+
     name: str
     start_dim: int = 1
     end_dim: int = -1
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(x, self.start_dim, self.end_dim)
 
     linear = forward
@@ -184,7 +193,7 @@ class Reshape(AbstractAffine):
     name: str
     shape: tuple[int, ...]
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         try:
             return x.reshape(x.shape[0], *self.shape)
         except RuntimeError as err:
@@ -198,11 +207,13 @@ class Reshape(AbstractAffine):
 
 @dataclass(frozen=True, eq=False)
 class Unflatten(AbstractAffine):
+    """torch.unflatten(x, dim, sizes): dim `dim` (not the batch) becomes `sizes`."""
+
     name: str
     dim: int
     sizes: tuple[int, ...]
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.unflatten(x, self.dim, self.sizes)
 
     linear = forward
@@ -215,7 +226,7 @@ class AdaptiveAvgPool2d(AbstractAffine):
     name: str
     output_size: tuple[int | None, int | None]
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3:
             raise ValueError(
                 f"layer {self.name!r}: AdaptiveAvgPool2d needs an image input [B, C, H, W], got "
@@ -240,14 +251,14 @@ class Sum(AbstractAffine):
     def n_inputs(self) -> int:  # type: ignore[override]
         return len(self.coeffs)
 
-    def linear(self, *dxs):
+    def linear(self, *dxs: torch.Tensor) -> torch.Tensor:
         out = None
         for c, dx in zip(self.coeffs, dxs):
             term = dx if c == 1.0 else dx * c
             out = term if out is None else out + term
         return out if self.divisor == 1.0 else out / self.divisor
 
-    def forward(self, *xs):
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         out = self.linear(*xs)
         return out + self.offset if self.offset else out
 
@@ -260,7 +271,7 @@ class Cat(AbstractAffine):
     dim: int
     n_inputs: int = -1
 
-    def forward(self, *xs):
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.dim % xs[0].dim() == 0:
             raise ValueError(f"layer {self.name!r}: concatenation along the batch dimension is not supported")
         return torch.cat(xs, dim=self.dim)
@@ -380,13 +391,13 @@ class LeakyReLU(AbstractActivation):
     name: str
     negative_slope: float = 0.0
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(z, self.negative_slope) if self.negative_slope else F.relu(z)
 
-    def bits(self, z):
+    def bits(self, z: torch.Tensor) -> torch.Tensor:
         return _flat(z > 0)
 
-    def jvp(self, z, dz):
+    def jvp(self, z: torch.Tensor, dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         on = z > 0
         if self.negative_slope:
             slope = torch.where(on, 1.0, self.negative_slope).to(dz.dtype)
@@ -429,14 +440,14 @@ class MaxPool2d(AbstractActivation):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
 
-    def pool(self, z):
+    def pool(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(output, index): torch's own max pooling with the flat input index (per channel) of each
         window's max. Its scan is row-major and keeps the first maximum, the tie rule above;
         unfolding the windows instead (`windows`) costs 10-100x more on real feature maps."""
         return F.max_pool2d(z, self.kernel_size, self.stride, self.padding, self.dilation, return_indices=True)
 
     @staticmethod
-    def take(dz, index):
+    def take(dz: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """The entries of `dz` [B, C, H, W] at the argmax `index` [B, C, h, w] of `pool`: the
         derivative of max pooling, which copies the argmax entry of each window."""
         return dz.flatten(2).gather(2, index.flatten(2)).view(*index.shape)
@@ -451,17 +462,17 @@ class MaxPool2d(AbstractActivation):
         dc = (flat_index % width - cols) // dw
         return (dr * kw + dc).flatten(2)
 
-    def argmax(self, z):
+    def argmax(self, z: torch.Tensor) -> torch.Tensor:
         return self._window_position(self.pool(z)[1], z.shape[-1])  # [B, C, L]
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(z, self.kernel_size, self.stride, self.padding, self.dilation)
 
-    def bits(self, z):
+    def bits(self, z: torch.Tensor) -> torch.Tensor:
         k = self.kernel_size[0] * self.kernel_size[1]
         return _flat(F.one_hot(self.argmax(z), k).bool())
 
-    def jvp(self, z, dz):
+    def jvp(self, z: torch.Tensor, dz: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         out, index = self.pool(z)
         return out, (None if dz is None else self.take(dz, index))
 
@@ -487,8 +498,8 @@ class Smooth(AbstractActivation):
     function: str
     piecewise_linear: bool = field(default=False, init=False)
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return SMOOTH_FUNCTIONS[self.function](z)
 
-    def bits(self, z):
+    def bits(self, z: torch.Tensor) -> torch.Tensor:
         return _flat(z > 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -22,7 +23,8 @@ def _unsupported(path: str, obj) -> TypeError:
     )
 
 
-def pair(v) -> tuple[int, int]:
+def pair(v: int | Sequence[int]) -> tuple[int, int]:
+    """(v, v) for one int, else the two entries of v (kernel sizes, strides, ...)."""
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
@@ -108,7 +110,11 @@ def hardtanh_nodes(nodes: list[Node], name: str, min_val: float, max_val: float,
     return add(L.Sum(name, (1.0, -1.0), min_val), tuple(bits))
 
 
-def maxpool_layer(path, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+def maxpool_layer(
+    path: str, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None, padding: int | Sequence[int],
+    dilation: int | Sequence[int], ceil_mode: bool, return_indices: bool,
+) -> L.MaxPool2d:
+    """nn.MaxPool2d's / F.max_pool2d's arguments -> a `MaxPool2d` layer (stride None: the kernel)."""
     if ceil_mode or return_indices:
         raise TypeError(f"module {path!r}: MaxPool2d with ceil_mode=True or return_indices=True is not supported")
     stride = stride if stride not in (None, [], ()) else kernel_size

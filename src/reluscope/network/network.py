@@ -67,7 +67,8 @@ class Network:
     input_shape: tuple[int, ...] | None = None
 
     @classmethod
-    def chain(cls, layers: Sequence[AbstractLayer], input_shape=None) -> "Network":
+    def chain(cls, layers: Sequence[AbstractLayer], input_shape: Sequence[int] | None = None) -> "Network":
+        """Layers applied one after another; `input_shape` excludes the batch dimension."""
         nodes = tuple(Node(layer, (i - 1,)) for i, layer in enumerate(layers))
         return cls(nodes, None if input_shape is None else tuple(int(s) for s in input_shape))
 
@@ -144,13 +145,15 @@ class Network:
             return t.device
         return torch.device("cpu")
 
-    def to(self, *, dtype=None, device=None) -> "Network":
+    def to(self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Network":
+        """This network with every tensor moved (floating ones take `dtype`); itself if nothing moves."""
         layers = [n.layer.to(dtype=dtype, device=device) for n in self.nodes]
         if all(new is n.layer for new, n in zip(layers, self.nodes)):
             return self  # nothing moved (a Network is immutable: no copy needed)
         return replace(self, nodes=tuple(replace(n, layer=layer) for n, layer in zip(self.nodes, layers)))
 
-    def with_input_shape(self, input_shape) -> "Network":
+    def with_input_shape(self, input_shape: Sequence[int]) -> "Network":
+        """A copy with `input_shape` (without the batch dimension) set."""
         return replace(self, input_shape=tuple(int(s) for s in input_shape))
 
     def require_piecewise_linear(self, what: str) -> None:
@@ -163,7 +166,7 @@ class Network:
                 )
 
     # -- names -------------------------------------------------------------------------------
-    def find(self, names, *, what: str = "layers", activations_only: bool = False) -> list[int]:
+    def find(self, names: str | Sequence[str], *, what: str = "layers", activations_only: bool = False) -> list[int]:
         """Node indices for one name or a list, in topological order.
 
         A module that runs several times (a ReLU reused in a block) is named `m` for all its calls
