@@ -10,15 +10,18 @@ Query kinds (the hard case is the dense interior: every point carries weight):
   outside          fresh Gaussian samples scaled by 1.5
 The LP runs on a few queries per kind (it takes seconds each), extrapolated; decisions are
 compared on those. Then exact distances (tol 1e-6 * radius) for the outside queries.
-KCHA: ours (blocked, pruned, float32 products) vs the plain dense float64 iteration (torch, same
-thread count, denormals flushed so that they do not slow the baseline): wall and CPU seconds (the
-machine is shared: CPU time is what an idle machine's wall time would be), steps, the largest
-relative difference of diag(C), and whether the N/20 seeds agree; RGE error vs the paper's Table 1.
+KCHA: ours (blocked, pruned, float32 products) on 1 thread and on all cores vs the plain dense
+float64 iteration on all cores (torch, denormals flushed so that they do not slow the baseline):
+wall and CPU seconds (on a shared machine, 1-thread CPU time is what an idle machine's wall time
+would be; the all-cores wall time needs an idle machine), steps, the largest relative difference
+of diag(C), and whether the N/20 seeds agree; RGE error vs the paper's Table 1. The table at the
+end is the README's.
 Run: python bench/hulls.py [--quick] [--n=2000] [--dims=256] [--toy-only] [--no-toy]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -82,17 +85,29 @@ def membership(d):
           f"max gap {exact.gap.max():.2e}", flush=True)
 
 
+def _timed(f, *args):
+    t, c = time.perf_counter(), time.process_time()
+    out = f(*args)
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
 def toy():
-    print(f"KCHA on all 2,000 points: ours vs the plain iteration (same run, same threads; load {_load()})", flush=True)
+    cores = os.cpu_count() or 1
+    print(f"KCHA on all 2,000 points: ours on 1 thread and on {cores}, the plain iteration on {cores} (same run; "
+          f"load {_load()}); seconds are wall (CPU)", flush=True)
     t = time.perf_counter()
     _kcha(load_hull_toy("Moons")[:200], 0.3, 0.01, 500, 1e-6, "float32", 2**31, None)  # numba's kernels: load or compile once
     print(f"  first call in this process (numba kernels loaded or compiled): {time.perf_counter() - t:.2f} s", flush=True)
+    rows = []
     for name, paper_err in PAPER.items():
         pts = load_hull_toy(name)
-        t, c = time.perf_counter(), time.process_time()
-        ours, ours_steps = _kcha(pts, 0.3, 0.01, 500, 1e-6, "float32", 2**31, None)
-        ours_s, ours_cpu = time.perf_counter() - t, time.process_time() - c
-        line = f"  {name:8s} ours {ours_s:6.2f} s (cpu {ours_cpu:5.2f} s), {ours_steps} steps"
+        torch.set_num_threads(1)
+        (one, one_steps), one_s, one_cpu = _timed(_kcha, pts, 0.3, 0.01, 500, 1e-6, "float32", 2**31, None)
+        torch.set_num_threads(cores)
+        (ours, ours_steps), ours_s, ours_cpu = _timed(_kcha, pts, 0.3, 0.01, 500, 1e-6, "float32", 2**31, None)
+        line = (f"  {name:8s} ours 1 thread {one_s:5.2f} ({one_cpu:5.2f}) s, {cores} threads {ours_s:5.2f} ({ours_cpu:5.2f}) s, "
+                f"{ours_steps} steps, same as 1 thread: {bool(np.array_equal(one, ours)) and one_steps == ours_steps}")
+        row = [name, f"{one_s:.2f} ({one_cpu:.2f})", f"{ours_s:.2f} ({ours_cpu:.2f})"]
         if not QUICK:
             x = torch.as_tensor(np.asarray(pts), dtype=torch.float64)
             torch.set_flush_denormal(True)  # the plain iteration runs into denormals: do not let them slow the baseline
@@ -103,13 +118,21 @@ def toy():
             torch.set_flush_denormal(False)
             top = len(pts) // 20
             same = set(np.argsort(ours)[-top:]) == set(np.argsort(plain)[-top:])
-            line += (f"; plain {plain_s:6.2f} s (cpu {plain_cpu:5.2f} s), {plain_steps} steps; ratio {plain_s / ours_s:5.1f}x "
-                     f"(cpu {plain_cpu / ours_cpu:5.1f}x); max rel diff {np.abs(ours / plain - 1).max():.1e}; same {top} seeds: {same}")
+            diff = np.abs(ours / plain - 1).max()
+            line += (f"; plain {plain_s:6.2f} ({plain_cpu:5.2f}) s, {plain_steps} steps; ratio {plain_s / ours_s:5.1f}x; "
+                     f"max rel diff {diff:.1e}; same {top} seeds: {same}")
+            row += [f"{plain_s:.2f} ({plain_cpu:.2f})", f"{plain_s / ours_s:.1f}x", f"{ours_steps} = {plain_steps}", f"{diff:.1e}",
+                    "same" if same else "DIFFERENT"]
         print(line, flush=True)
         r = revised_greedy_expansion(pts)
         print(f"           RGE (KCHA on all points): |E|={r.size:3d} error={r.error:.3f} (paper {paper_err:.3f}, "
               f"stop 0.06) {r.seconds:.2f} s, stopped by {r.stopped_by.value}", flush=True)
-    print(f"  load after: {_load()}", flush=True)
+        rows.append(row)
+    print(f"  load after: {_load()}\n", flush=True)
+    head = ["set", "ours 1 thread", f"ours {cores} threads", f"plain {cores} threads", "ratio", "steps", "max rel diff", "seeds"]
+    print("| " + " | ".join(head[: len(rows[0])]) + " |\n|" + "---|" * len(rows[0]))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 def _load() -> str:

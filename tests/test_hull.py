@@ -280,11 +280,30 @@ def test_kcha_numpy_fallback_and_uncached_kernel_give_the_same_scores(monkeypatc
     np.testing.assert_array_equal(small, compiled["float32"])
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now fails: the numpy kernels run
     monkeypatch.delitem(sys.modules, "reluscope.hull._kcha_nb", raising=False)
-    assert kcha._kernels() == (kcha._first_step_np, kcha._gather_np, kcha._step_np)
+    assert kcha._kernels() == (kcha._first_step_np, kcha._gather_np, kcha._compact_np, kcha._step_np)
     for p, scores in compiled.items():
         np.testing.assert_array_equal(kcha.kcha_scores(x, precision=p), scores)
     with pytest.raises(ValueError, match="precision"):
         kcha.kcha_scores(x, precision="half")
+
+
+def test_kcha_threads_give_the_same_scores_and_restore_the_thread_count():
+    # blocks split over torch's threads: each sums in block order, so the result is the same bit for bit
+    import reluscope.hull.kcha as kcha
+
+    x = load_toy("Moons")[::5]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = {p: kcha._kcha(x, 0.3, 0.01, 500, 1e-6, p, 2**31, None) for p in ("float32", "float64")}
+        torch.set_num_threads(3)
+        for p, (scores, steps) in one.items():
+            many, many_steps = kcha._kcha(x, 0.3, 0.01, 500, 1e-6, p, 2**31, None)
+            np.testing.assert_array_equal(many, scores)
+            assert many_steps == steps
+            assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_rge_memory_budget_and_max_size_warning():

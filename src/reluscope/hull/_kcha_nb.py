@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["first_step", "gather", "step"]
+__all__ = ["compact", "first_step", "gather", "step"]
 
 
 @njit(cache=True, nogil=True)
@@ -19,6 +19,17 @@ def gather(K, rows, cols):
         for b in range(cols.shape[0]):
             out[a, b] = K[r, cols[b]]
     return out
+
+
+@njit(cache=True, nogil=True)
+def compact(buf, m, idx):
+    """buf[:m*m] holds an m x m matrix: leave its rows and columns `idx` (increasing) in
+    buf[:k*k] as a k x k matrix, in place (each entry moves to a lower address, after it is read)."""
+    k = idx.shape[0]
+    for a in range(k):
+        src = idx[a] * m
+        for b in range(k):
+            buf[a * k + b] = buf[src + idx[b]]
 
 
 @njit(cache=True, nogil=True)

@@ -14,11 +14,15 @@ What makes it fast here without changing its result:
   entry are set to zero; zero stays zero under the multiplicative update. With the points ordered
   so that neighbours are contiguous (recursive median splits), a block of columns touches only
   the rows in the union of its supports, and the step is a dense product on that small block.
-  A block's kernel rows are cut down with its support as it shrinks (the support never grows).
+  A block's kernel rows are cut down with its support as it shrinks (the support never grows),
+  in place.
   `prune=0` keeps every entry (the plain iteration, blocked).
 * The products and updates run in float32 (`KCHAPrecision`); the kernel, the first step and the
   stopping sums stay float64. The update and the pruning of a block are one fused pass (numba,
   when installed; numpy otherwise, with the same arithmetic).
+* Blocks are independent within a step: they are split over torch's threads
+  (`torch.set_num_threads`), each product on one thread, and the stopping sums are added in block
+  order, so any thread count gives the same result bit for bit.
 * Measured against the plain float64 iteration on the paper's four toy sets (bench/hulls.py): the
   same number of steps, the same top-N/20 seeds, diag(C) within 2e-6 relative (prune 1e-6,
   float32), while the closest pair of scores around the N/20-th rank differs by 3.8e-4 relative.
@@ -27,7 +31,9 @@ What makes it fast here without changing its result:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
+from functools import partial
 
 import numpy as np
 import torch
@@ -38,6 +44,7 @@ from .distance import prepare_points
 __all__ = ["kcha_scores", "kcha_memory", "KCHAPrecision"]
 
 _BLOCK = 64  # columns per block: tight row unions, a real matmul (32 and 128 were slower on Center)
+_CUT = 0.9  # a block drops its dead rows once they are over 1 - _CUT of them (a speed knob only)
 _TINY = 1e-30  # float32 kernel entries below this are zero: no denormals (x86 slows on them), and
 # they weigh < 1e-30 against the entries >= 1e-9 that the pruning keeps
 
@@ -76,6 +83,7 @@ def kcha_scores(
     arithmetic (`KCHAPrecision`). Refuses up front, with the estimate, when the N x N work does not
     fit in `memory_budget` bytes (use RGE's `kcha_sample` then); within the budget, the blocks'
     kernel rows are kept between steps as far as they fit, and gathered again each step otherwise.
+    The CPU path runs its blocks on torch's thread count (the same result on any count).
     """
     return _kcha(points, sigma, rate, max_iter, prune, precision, memory_budget, device)[0]
 
@@ -134,13 +142,13 @@ def spatial_blocks(x: np.ndarray, leaf: int) -> list[np.ndarray]:
 
 
 def _kernels():
-    """(first_step, gather, step): numba's fused versions when numba imports, else numpy's."""
+    """(first_step, gather, compact, step): numba's fused versions when numba imports, else numpy's."""
     try:
-        from ._kcha_nb import first_step, gather, step
+        from ._kcha_nb import compact, first_step, gather, step
     except (ImportError, RuntimeError):  # numba is optional (the `fast` extra); RuntimeError: it
         # cannot cache its kernels (no writable folder), which it says when the module is imported
-        return _first_step_np, _gather_np, _step_np
-    return first_step, gather, step
+        return _first_step_np, _gather_np, _compact_np, _step_np
+    return first_step, gather, compact, step
 
 
 def _first_step_np(K, inv, cols, prune, dtype_like):
@@ -156,6 +164,11 @@ def _gather_np(K, rows, cols):
     return K[np.ix_(rows, cols)]
 
 
+def _compact_np(buf, m, idx):
+    k = idx.shape[0]
+    buf[: k * k] = buf[: m * m].reshape(m, m)[np.ix_(idx, idx)].ravel()
+
+
 def _step_np(C, KC, KUC, prune):
     """`_kcha_nb.step` in numpy: the same arithmetic, so the same C."""
     live = (KC > 0) & (C != 0)
@@ -169,10 +182,41 @@ def _step_np(C, KC, KUC, prune):
     return diff, total, keep, int(keep.sum())
 
 
+def _worker_lists(blocks, threads):
+    """Block indices split into <= threads lists of about equal work (|rows|^2: largest first,
+    each to the lightest list), each list in block order."""
+    lists = [[] for _ in range(max(1, min(threads, len(blocks))))]
+    load = [0] * len(lists)
+    for i in sorted(range(len(blocks)), key=lambda i: -blocks[i][1].shape[0]):
+        w = load.index(min(load))
+        lists[w].append(i)
+        load[w] += blocks[i][1].shape[0] ** 2
+    return [sorted(w) for w in lists if w]
+
+
+def _advance(blocks, sums, kw, kernels, thr, which):
+    """One step of the blocks `which` (one thread's list): the product, the fused update and
+    pruning, the cut-down; each block's (sum |C_new - C|, sum |C|) into its row of `sums`."""
+    _, gather, compact, step = kernels
+    for i in which:
+        b = blocks[i]
+        cols, rows, c, buf, k_uc = b
+        u = rows.shape[0]
+        k_uu = gather(kw, rows, rows) if buf is None else buf[: u * u].reshape(u, u)
+        kc = torch.from_numpy(k_uu) @ torch.from_numpy(c)
+        d, t, keep, kept = step(c, kc.numpy(), k_uc, thr)
+        sums[i] = d, t
+        if kept < _CUT * u:  # cut the block down with its support (it never grows)
+            idx = keep.nonzero()[0]
+            b[1], b[2], b[4] = rows[idx], np.ascontiguousarray(c[idx]), np.ascontiguousarray(k_uc[idx])
+            if buf is not None:
+                compact(buf, u, idx)
+
+
 def _blocked(x, k, rate, max_iter, prune, dtype, cache_bytes):
     """The iteration block by block (see the module docstring). `cache_bytes`: room for the
     blocks' kernel rows between steps; blocks beyond it gather theirs again every step."""
-    first_step, gather, step = _kernels()
+    kernels = first_step, gather, _, _ = _kernels()
     n = x.shape[0]
     inv = (1.0 / (n * k.sum(dim=1))).numpy()  # C1_ij = sqrt(K_ij / (N r_i))
     kw = k.numpy() if dtype == torch.float64 else k.to(dtype).masked_fill_(k < _TINY, 0).numpy()
@@ -183,28 +227,35 @@ def _blocked(x, k, rate, max_iter, prune, dtype, cache_bytes):
     for cols in spatial_blocks(x.numpy(), _BLOCK):
         d, rows, c = first_step(k.numpy(), inv, cols, float(prune), like)
         diff += d
-        k_uu = None
+        buf = None  # the block's K_UU, kept flat: cut-downs compact it in place
         if rows.shape[0] ** 2 * kw.itemsize <= cache_bytes:
-            k_uu = gather(kw, rows, rows)
-            cache_bytes -= k_uu.nbytes
-        blocks.append([cols, rows, c, k_uu, gather(kw, rows, cols)])
+            buf = gather(kw, rows, rows).reshape(-1)
+            cache_bytes -= buf.nbytes
+        blocks.append([cols, rows, c, buf, gather(kw, rows, cols)])
     change = diff / n  # sum |C0| = n
+    threads = torch.get_num_threads()
+    # torch's threads, used as workers over the blocks (each block's product on one thread: torch's
+    # count is per thread for OpenMP, so each worker sets its own; the caller's is restored after)
+    pool = ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) if threads > 1 and len(blocks) > 1 else None
     it = 1
-    while change > rate and it < max_iter:
-        it += 1
-        diff = total = 0.0
-        for b in blocks:
-            cols, rows, c, k_uu, k_uc = b
-            kc = torch.from_numpy(gather(kw, rows, rows) if k_uu is None else k_uu) @ torch.from_numpy(c)
-            d, t, keep, kept = step(c, kc.numpy(), k_uc, thr)
-            diff += d
-            total += t
-            if kept < 0.8 * rows.shape[0]:  # cut the block down with its support (it never grows)
-                idx = keep.nonzero()[0]
-                b[1], b[2], b[4] = rows[idx], np.ascontiguousarray(c[idx]), np.ascontiguousarray(k_uc[idx])
-                if k_uu is not None:
-                    b[3] = gather(k_uu, idx, idx)
-        change = diff / total
+    try:
+        while change > rate and it < max_iter:
+            it += 1
+            sums = np.zeros((len(blocks), 2))
+            run = partial(_advance, blocks, sums, kw, kernels, thr)
+            if pool is None:
+                run(range(len(blocks)))
+            else:
+                list(pool.map(run, _worker_lists(blocks, threads)))
+            diff = total = 0.0
+            for d, t in sums.tolist():  # in block order whatever the threads: the same change, the same steps
+                diff += d
+                total += t
+            change = diff / total
+    finally:
+        if pool is not None:
+            pool.shutdown()
+            torch.set_num_threads(threads)
     diag = np.zeros(n)
     for cols, rows, c, _, _ in blocks:
         at = np.minimum(np.searchsorted(rows, cols), rows.shape[0] - 1)  # rows are sorted
