@@ -158,7 +158,7 @@ def test_numba_unable_to_cache_falls_back_to_numpy(monkeypatch):
     rm = regions_2d(net, box=(-1, 1, -1, 1))
     assert partition._compiled is False
     check_region_map(rm)
-    assert kcha._kernels() == (kcha._first_step_np, kcha._gather_np, kcha._step_np)
+    assert kcha._kernels() == (kcha._first_step_np, kcha._gather_np, kcha._compact_np, kcha._step_np)
 
 
 def _layers(net):
