@@ -241,3 +241,18 @@ def test_toy_rejects_bad_arguments():
         data.make_toy("moons", 10, noise=-1)
     with pytest.raises(TypeError, match="unexpected options"):
         data.make_toy("moons", 10, factor=0.2)
+
+
+def test_split_mnist_is_the_one_seeded_split():
+    split = data.split_mnist(300, 100, seed=3)
+    (x, y), (xv, yv), (xt, yt) = split
+    assert x.shape == (300, 784) and xv.shape == (100, 784) and xt.shape[0] == 10_000
+    # the rule: numpy's permutation of the 60,000 training images, first n_train, then n_val
+    order = np.random.default_rng(3).permutation(60_000)
+    xa, ya = data.load_mnist("train")
+    assert torch.equal(x, xa[order[:300]]) and torch.equal(yv, ya[order[300:400]])
+    assert data.split_mnist(300, 100, seed=3) is split  # cached per process
+    with pytest.raises(ValueError, match="n_train \\+ n_val: expected at most 60000"):
+        data.split_mnist(60_000, 1)
+    with pytest.raises(ValueError, match="n_train: expected an integer >= 1"):
+        data.split_mnist(0, 1)

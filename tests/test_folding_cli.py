@@ -159,6 +159,12 @@ def test_training_experiments_on_a_tiny_task(tmp_path):
     assert torch.allclose((adv - x[:5]).abs(), torch.full_like(adv, 0.3))
     res = run_fgsm_interaction(FgsmConfig(attack_size=0.3, pairs=5), model=model, data=data)
     assert res.chi_clean.shape == res.interaction_adv.shape == (5,)
+    # results save and load (.npz, no pickle)
+    for result in (curve, res, reg_result := run_folding_regulariser(
+            FoldingRegulariserConfig((0.0,), hidden=(6,), seeds=1, epochs=1, pairs=5), data=data)):
+        back = type(result).load(result.save(tmp_path / type(result).__name__))
+        assert back.to_dict() == result.to_dict() and type(back) is type(result)
+    assert reg_result.runs[0].config.hidden == (6,) and reg_result.by_lambda()[0].lam == 0.0
     # run_ computes, write_ writes: the CLI's files from the results alone
     files = write_folding_training(curve, tmp_path / "t")
     assert json.loads(files["json"].read_text())["steps"] == curve.steps.tolist() and files["png"].stat().st_size

@@ -9,9 +9,8 @@ import typer
 
 from ..data import fit_to_model, load_dataset
 from ..experiments.folding_training import (
-    FgsmConfig, FoldingRegulariserConfig, FoldingTrainingConfig, fgsm_document, run_fgsm_interaction,
-    run_folding_regulariser, run_folding_training, training_document, write_fgsm_interaction,
-    write_folding_regulariser, write_folding_training,
+    FgsmConfig, FoldingRegulariserConfig, FoldingTrainingConfig, run_fgsm_interaction, run_folding_regulariser,
+    run_folding_training, write_fgsm_interaction, write_folding_regulariser, write_folding_training,
 )
 from ..folding import global_folding
 from ..folding.cantor import cantornet_folding
@@ -153,8 +152,7 @@ def folding_training(
 
     widths = tuple(int(h) for h in hidden.split(",") if h.strip())
     curve = run_folding_training(FoldingTrainingConfig(widths, epochs=epochs, every=every, pairs=pairs, seed=seed))
-    write_folding_training(curve, out)
-    emit_json(training_document(curve))
+    typer.echo(write_folding_training(curve, out).json.read_text().rstrip())
 
 
 @user_errors
@@ -165,11 +163,11 @@ def folding_regulariser(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
     tau: Annotated[float, typer.Option(help="Soft-bit temperature of the surrogate.")] = 0.5,
 ):
-    """Train with and without the smooth folding surrogate; compare exact chi and test accuracy."""
+    """Train with and without the smooth folding surrogate; compare exact chi and test accuracy
+    (raw pixels in [0, 1], as `reluscope reproduce folding`)."""
 
     result = run_folding_regulariser(FoldingRegulariserConfig((0.0, lam), seeds=seeds, epochs=epochs, tau=tau))
-    write_folding_regulariser(result, out)
-    emit_json(result.document())
+    typer.echo(write_folding_regulariser(result, out).read_text().rstrip())
 
 
 @user_errors
@@ -182,8 +180,7 @@ def folding_adversarial(
     """Interaction effect I(k) and chi on MNIST 5 -> 7 segments, clean vs FGSM-perturbed endpoints."""
 
     res = run_fgsm_interaction(FgsmConfig(attack_size, pairs=pairs, seed=seed))
-    write_fgsm_interaction(res, out)
-    emit_json(fgsm_document(res))
+    typer.echo(write_fgsm_interaction(res, out).read_text().rstrip())
 
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:

@@ -29,12 +29,14 @@ import time
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-import torch
+
+from ..data import split_mnist
+from ._common import check_ints, check_widths, phi, segments
 
 __all__ = [
     "FoldingNetConfig", "FoldingSnapshot", "FoldingNetRow", "folding_net_task", "folding_study_configs",
     "FoldingStudyConfig", "FoldingStudyResult", "run_folding_study", "write_folding_study",
-    "Trend", "spearman_trend", "MEASURES", "RegulariserConfig", "RegulariserRow", "regulariser_task",
+    "Trend", "spearman_trend", "MEASURES",
 ]
 
 # (name, description) of the per-net folding measures, the papers' Phi first
@@ -115,32 +117,10 @@ class FoldingNetRow:
         return None
 
 
-_DATA_CACHE: dict = {}
-
-
 def _data(config: FoldingNetConfig):
     """Raw MNIST pixels in [0, 1]: train / validation split and the segments' endpoints."""
-    from ..data import load_mnist
-    from ..folding import draw_pairs
-
-    key = (config.data_seed, config.n_train, config.n_val, config.pairs, tuple(config.classes))
-    if key not in _DATA_CACHE:
-        x, y = load_mnist("train")
-        xt, yt = load_mnist("test")
-        if config.n_train + config.n_val > len(x):
-            raise ValueError(f"n_train + n_val: expected at most {len(x)}, got {config.n_train + config.n_val}")
-        order = torch.as_tensor(np.random.default_rng(config.data_seed).permutation(len(x)))
-        tr, va = order[: config.n_train], order[config.n_train : config.n_train + config.n_val]
-        idx = draw_pairs(yt, config.classes, budget=config.pairs, seed=config.data_seed)
-        x0, x1 = xt[torch.as_tensor(idx[:, 0])], xt[torch.as_tensor(idx[:, 1])]
-        _DATA_CACHE.clear()  # one study at a time: keep memory flat in long-lived workers
-        _DATA_CACHE[key] = ((x[tr], y[tr]), (x[va], y[va]), (xt, yt), (x0, x1))
-    return _DATA_CACHE[key]
-
-
-def _phi(chi: np.ndarray) -> float:
-    pos = chi[chi > 0]
-    return float(np.median(pos)) if pos.size else 0.0
+    split = split_mnist(config.n_train, config.n_val, seed=config.data_seed)
+    return split.train, split.val, split.test, segments(split.test, config.classes, config.pairs, config.data_seed)
 
 
 def _measure(model, stage, level, step, val_acc, xt, yt, x0, x1, config) -> FoldingSnapshot:
@@ -152,7 +132,7 @@ def _measure(model, stage, level, step, val_acc, xt, yt, x0, x1, config) -> Fold
     return FoldingSnapshot(
         stage=stage, level=level, step=step, val_accuracy=float(val_acc),
         test_error=1.0 - float(accuracy(model, xt, yt)),
-        phi_exact=_phi(exact), phi_grid=_phi(grid),
+        phi_exact=phi(exact), phi_grid=phi(grid),
         chi_mean_exact=float(exact.mean()), chi_mean_grid=float(grid.mean()),
         share_folded_exact=float((exact > 0).mean()), share_folded_grid=float((grid > 0).mean()),
         mean_regions=float(lengths.mean()),
@@ -238,15 +218,9 @@ class FoldingStudyConfig(_NetSettings):
                              levels=(0.7, 0.8, 0.85, 0.9)), **changes})
 
     def __post_init__(self):
-        from .._checks import check_int
-
-        for name in ("seeds", "n_train", "n_val", "pairs", "epochs", "check_every", "batch_size", "grid_points"):
-            check_int(getattr(self, name), name, minimum=1)
+        check_ints(self, ("seeds", "n_train", "n_val", "pairs", "epochs", "check_every", "batch_size", "grid_points"))
         for name in ("depths", "widths"):
-            v = tuple(getattr(self, name))
-            if not v:
-                raise ValueError(f"{name}: expected a non-empty sequence of ints >= 1, got {v!r}")
-            object.__setattr__(self, name, tuple(check_int(d, name, what="each entry") for d in v))
+            object.__setattr__(self, name, check_widths(getattr(self, name), name))
         if not 0 < self.target <= 1:
             raise ValueError(f"target: expected a validation accuracy in (0, 1], got {self.target!r}")
 
@@ -436,58 +410,17 @@ def spearman_trend(x, y, *, boot: int = 2000, seed: int = 0) -> Trend:
     return Trend(n, float(rho), float(p), float(lo), float(hi), boot)
 
 
-# ----------------------------------------------------------------------------- the regulariser
+_MOVED = ("RegulariserConfig", "RegulariserRow", "regulariser_task")
 
 
-@dataclass(frozen=True)
-class RegulariserConfig:
-    """One net trained with loss + lam * folding_penalty (lam = 0: the baseline); raw pixels."""
+def __getattr__(name: str):
+    # the regulariser moved to folding_training (one implementation for the CLI and reproduce)
+    if name in _MOVED:
+        import warnings
 
-    lam: float
-    seed: int
-    hidden: tuple[int, ...] = (16, 16, 16, 16)
-    epochs: int = 2
-    n_train: int = 10_000
-    pairs: int = 100
-    tau: float = 0.5
-    n_pairs: int = 8
-    lr: float = 3e-3
-    data_seed: int = 0
+        from . import folding_training
 
-
-@dataclass(frozen=True)
-class RegulariserRow:
-    config: RegulariserConfig
-    test_accuracy: float
-    phi_exact: float
-    chi_mean_exact: float
-    share_folded_exact: float
-    soft_chi_mean: float  # the surrogate itself on the evaluation segments, at the training tau
-
-
-def regulariser_task(config: RegulariserConfig) -> RegulariserRow:
-    """Train one net with the folding surrogate (lam > 0 rewards folding) and measure exact chi."""
-    from .._checks import single_thread
-
-    with single_thread():
-        return _regulariser_task(config)
-
-
-def _regulariser_task(config: RegulariserConfig) -> RegulariserRow:
-    from ..folding import folding_loss, soft_folding
-    from ..folding.path import path_chi
-    from ..train import accuracy, mlp, train_classifier
-
-    base = FoldingNetConfig(depth=len(config.hidden), width=config.hidden[0], seed=config.seed,
-                            data_seed=config.data_seed, n_train=config.n_train, pairs=config.pairs)
-    (x, y), _, (xt, yt), (x0, x1) = _data(base)
-    model = mlp(x.shape[1], list(config.hidden), 10, seed=config.seed)
-    extra = (folding_loss(config.lam, classes=(1, 4), n_pairs=config.n_pairs, tau=config.tau, seed=config.seed)
-             if config.lam else None)
-    train_classifier(model, x, y, epochs=config.epochs, lr=config.lr, batch_size=64, seed=config.seed,
-                     extra_loss=extra)
-    chi, _ = path_chi(model, x0, x1)
-    with torch.no_grad():
-        soft = soft_folding(model, x0, x1, tau=config.tau)
-    return RegulariserRow(config, float(accuracy(model, xt, yt)), _phi(chi), float(chi.mean()),
-                          float((chi > 0).mean()), float(soft.mean()))
+        warnings.warn(f"reluscope.experiments.folding_study.{name} moved to reluscope.experiments.folding_training",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(folding_training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

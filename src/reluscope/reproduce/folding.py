@@ -161,17 +161,15 @@ def _error_claim(ctx, result) -> ClaimResult:
 
 
 def _regulariser_claim(ctx, cfg) -> ClaimResult:
-    from ..experiments.folding_study import RegulariserConfig, regulariser_task
+    from ..experiments.folding_training import FoldingRegulariserConfig, run_folding_regulariser
 
-    configs = [RegulariserConfig(lam=lam, seed=s, epochs=cfg["reg_epochs"], n_train=cfg["n_train"],
-                                 pairs=cfg["pairs"], data_seed=ctx.seed)
-               for lam in cfg["reg_lams"] for s in range(cfg["reg_seeds"])]
-    rows = ctx.map(regulariser_task, configs, desc="regulariser")
-    summary = {}
-    for lam in cfg["reg_lams"]:
-        sel = [r for r in rows if r.config.lam == lam]
-        summary[lam] = {k: float(np.mean([getattr(r, k) for r in sel]))
-                        for k in ("test_accuracy", "phi_exact", "chi_mean_exact", "share_folded_exact", "soft_chi_mean")}
+    config = FoldingRegulariserConfig(lams=cfg["reg_lams"], seeds=cfg["reg_seeds"], epochs=cfg["reg_epochs"],
+                                      n_train=cfg["n_train"], pairs=cfg["pairs"], data_seed=ctx.seed)
+    result = run_folding_regulariser(config, mapper=lambda task, nets: ctx.map(task, nets, desc="regulariser"))
+    rows = list(result.runs)
+    summary = {s.lam: {k: getattr(s, k) for k in ("test_accuracy", "phi_exact", "chi_mean_exact",
+                                                  "share_folded_exact", "soft_chi_mean")}
+               for s in result.by_lambda()}
     ours = "; ".join(f"lambda {lam:g}: test acc {v['test_accuracy']:.3f}, mean chi {v['chi_mean_exact']:.3f}, "
                      f"Phi {v['phi_exact']:.3f}, soft chi {v['soft_chi_mean']:.3f}" for lam, v in summary.items())
     notes = ("The papers' folding term is not published, so the claim cannot be checked; this row reports what our "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 
 __all__ = ["toy_training", "flaky", "sleepy", "depth_net"]
@@ -36,28 +35,15 @@ def sleepy(config: dict) -> dict:
     return {"seed": config["seed"]}
 
 
-@functools.lru_cache(maxsize=2)
-def _mnist_subset(n_train: int, n_val: int, seed: int):
-    """Raw MNIST split (train, validation, test); cached per worker process (Ray reuses them)."""
-    import numpy as np
-    import torch
-
-    from ..data import load_mnist
-
-    x, y = load_mnist("train")
-    order = torch.as_tensor(np.random.default_rng(seed).permutation(len(x)))
-    tr, va = order[:n_train], order[n_train : n_train + n_val]
-    return (x[tr], y[tr]), (x[va], y[va]), load_mnist("test")
-
-
 def depth_net(config: dict) -> dict:
     """One net of the folding depth study: train a depth x width ReLU MLP on MNIST (seeded, fixed
     epochs), then chi on `pairs` segments between test digits 1 and 4. The benchmark's grid."""
+    from ..data import split_mnist
     from ..folding import draw_pairs
     from ..folding.path import path_chi
     from ..train import accuracy, mlp, train_classifier
 
-    (x, y), (xv, yv), (xt, yt) = _mnist_subset(config["n_train"], config["n_val"], config.get("data_seed", 0))
+    (x, y), (xv, yv), (xt, yt) = split_mnist(config["n_train"], config["n_val"], seed=config.get("data_seed", 0))
     model = mlp(x.shape[1], [config["width"]] * config["depth"], 10, seed=config["seed"])
     fit = train_classifier(model, x, y, x_val=xv, y_val=yv, epochs=config["epochs"], lr=3e-3,
                            batch_size=64, seed=config["seed"])

@@ -1,0 +1,58 @@
+"""What every experiment module shares: config checks, and the files a writer wrote."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._checks import check_int
+from ..folding import draw_pairs
+
+__all__ = ["check_ints", "check_widths", "WrittenFiles", "phi", "segments"]
+
+
+def check_ints(config: object, names: Iterable[str], *, minimum: int = 1) -> None:
+    """Each named field of `config` an integer >= `minimum` (the message names the field)."""
+    for name in names:
+        check_int(getattr(config, name), name, minimum=minimum)
+
+
+def check_widths(value: Iterable[int], name: str) -> tuple[int, ...]:
+    """A non-empty sequence of integers >= 1 (layer widths, depths) as a tuple of ints."""
+    widths = tuple(value)
+    if not widths:
+        raise ValueError(f"{name}: expected a non-empty sequence of ints >= 1, got {value!r}")
+    return tuple(check_int(w, name, what="each entry") for w in widths)
+
+
+def phi(chi: np.ndarray) -> float:
+    """The papers' folding measure Phi: the median of the positive chi values (0 when none is)."""
+    pos = chi[chi > 0]
+    return float(np.median(pos)) if pos.size else 0.0
+
+
+def segments(test: tuple[torch.Tensor, torch.Tensor], classes: tuple[int, int], pairs: int,
+             seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Endpoints (x0, x1) of `pairs` seeded segments between test inputs of `classes[0]` and `classes[1]`."""
+    xt, yt = test
+    idx = draw_pairs(yt, classes, budget=pairs, seed=seed)
+    return xt[torch.as_tensor(idx[:, 0])], xt[torch.as_tensor(idx[:, 1])]
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenFiles:
+    """Base of the small frozen dataclasses `write_*` functions return: one `Path` field per file
+    they wrote, by role. `files.json` or `files["json"]` (the dicts writers returned before), and
+    iteration over the paths."""
+
+    def __getitem__(self, role: str) -> Path:
+        if role not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(role)
+        return getattr(self, role)
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(getattr(self, f.name) for f in dataclasses.fields(self))
