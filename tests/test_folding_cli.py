@@ -1,6 +1,7 @@
 """Folding commands, the depth experiment on a tiny synthetic task, and the folding plots."""
 
 import json
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -76,9 +77,10 @@ def test_folding_study_is_a_sweep_of_net_tasks_and_resumes(tmp_path):
     assert run_folding_study(config, out=tmp_path / "sweep", workers=0).rows == res.rows
     assert len(read_sweep(tmp_path / "sweep")) == 4
     trends = res.depth_trends()
-    assert list(trends) == [m for m, _ in MEASURES] and set(res.error_trends()) == {1, 2}
-    assert all(t.n == len(res.at_target()) for t in trends.values())
-    assert [s["trained"] for s in res.summary()] == [2, 2]
+    assert [f.name for f in fields(trends)] == [m for m, _ in MEASURES] and {t.depth for t in res.error_trends()} == {1, 2}
+    assert all(trends[m].n == len(res.at_target()) for m, _ in MEASURES)
+    assert [s.trained for s in res.summary()] == [2, 2]
+    assert type(res).load(res.save(tmp_path / "study")).to_dict() == res.to_dict()
     files = write_folding_study(res, tmp_path)
     doc = json.loads(files["json"].read_text())
     assert doc["nets"] == 4 and list(doc["depth_trends"]) == [m for m, _ in MEASURES]

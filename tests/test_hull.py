@@ -400,14 +400,15 @@ def test_hulls_experiment_chooses_the_layer_on_validation(monkeypatch, tmp_path)
     ytr, yte = _fake_digits("train")[1], _fake_digits("test")[1]
     val, net, hull, test = ex.split_indices(ytr, yte, cfg)
     assert not set(val) & set(net) and set(hull) <= set(net) and len(val) == 30 and len(test) == 40
-    run = ex.HullsRun.from_dict(ex.run_hulls_config(cfg))
+    run = ex.run_hulls_config(cfg)
     assert [r.layer for r in run.layers] == ["1:ReLU", "3:ReLU"]
     best = max(r.nch_val for r in run.layers)
     chosen = next(r for r in run.layers if r.nch_val == best)  # the earliest best on validation
     assert run.chosen_layer == chosen.layer and run.nch_test == chosen.nch_test
     assert ex.HullsRun.from_dict(run.to_dict()) == run
-    exp = ex.HullsExperiment((run,), 0.0)
-    assert exp.summary()["mnist/relu"]["nch_test"] == run.nch_test
+    exp = ex.HullsResult((run,), 0.0)
+    assert exp.summary()[0].key == "mnist/relu" and exp.summary()[0].nch_test == run.nch_test
+    assert ex.HullsResult.load(exp.save(tmp_path / "hulls")).to_dict() == exp.to_dict()
     assert "chosen" in ex.format_table(exp)
     # the study as a sweep (in this process): the same per-layer rows, kept in out/sweep.jsonl
     swept = ex.run_hulls_experiment([cfg], out=tmp_path / "sweep", workers=0)

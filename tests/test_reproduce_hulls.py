@@ -1,5 +1,6 @@
 """Claim logic of `reluscope reproduce hulls` on hand-made numbers (the full run is too slow for CI)."""
 
+from reluscope.experiments.hulls import HullsSummary
 from reluscope.reproduce import Verdict
 from reluscope.reproduce.hulls import nch_claims, rge_claim
 
@@ -15,17 +16,17 @@ def test_rge_claim_verdicts():
     assert rge_claim([_row("Center", 0.01, size=201)]).verdict is Verdict.NOT_REPRODUCED
 
 
-def _summary(nch, net, mis):
-    return {"nch_test": nch, "net_test": net, "chosen_layers": ["1:ReLU"], "max_misinclusion_test": 0.3,
-            "first_layer_misinclusion_test": mis,
-            "nch_beats_network": nch > net, "runs": 1}
+def _summary(key, nch, net, mis):
+    dataset, activation = key.split("/")
+    return HullsSummary(dataset, activation, nch_test=nch, net_test=net, runs=1, chosen_layers=("1:ReLU",),
+                        max_misinclusion_test=0.3, first_layer_misinclusion_test=mis, nch_beats_network=nch > net)
 
 
 def test_nch_claim_verdicts():
-    c2, c3 = nch_claims({"mnist/relu": _summary(0.97, 0.96, 0.0), "fashion-mnist/relu": _summary(0.85, 0.86, 0.02)}, True)
+    c2, c3 = nch_claims([_summary("mnist/relu", 0.97, 0.96, 0.0), _summary("fashion-mnist/relu", 0.85, 0.86, 0.02)], True)
     assert c2.verdict is Verdict.PARTLY and "validation" in c2.notes
     assert c3.verdict is Verdict.NOT_REPRODUCED
-    c2, c3 = nch_claims({"mnist/relu": _summary(0.97, 0.96, 0.0)}, False)
+    c2, c3 = nch_claims([_summary("mnist/relu", 0.97, 0.96, 0.0)], False)
     assert c2.verdict is Verdict.REPRODUCED and c3.verdict is Verdict.REPRODUCED
-    c2, _ = nch_claims({"mnist/relu": _summary(0.95, 0.96, 0.0)}, True)
+    c2, _ = nch_claims([_summary("mnist/relu", 0.95, 0.96, 0.0)], True)
     assert c2.verdict is Verdict.NOT_REPRODUCED

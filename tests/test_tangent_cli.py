@@ -64,6 +64,14 @@ def test_experiment_small(tmp_path, cli):
                                              for c in ("landmark", "linear")} | {"block/linear-heldout"}
     assert set(r["variant_accuracy"]) == {"summed", "per_input_minmax", "per_parameter_minmax"}
     assert set(r["share_good"]) == {"block", "sparse", "euclidean", "hidden"}
+    # the results save and load (.npz, no pickle): the sweep's row rebuilt as the task's result type
+    from reluscope.experiments.tangent import TangentDatasetResult, TangentExperimentResult
+    from reluscope.sweep import read_sweep
+    from reluscope.sweep._decode import decode
+
+    ds = decode(TangentDatasetResult, read_sweep(tmp_path / "e" / "sweep")[0]["result"])
+    exp = TangentExperimentResult(TangentConfig.quick(), (ds,))
+    assert TangentExperimentResult.load(exp.save(tmp_path / "t")).to_dict() == exp.to_dict()
 
 
 def test_report_section(tmp_path):

@@ -201,6 +201,8 @@ def test_experiments_run_small_and_write_outputs(tmp_path):
 
     same = json.loads(json.dumps(to_jsonable({k: v for k, v in row.items() if k != "seconds"})))
     assert {k: v for k, v in rows[0].items() if k != "seconds"} == same  # the row as JSON (NaN as null)
+    back = type(seeds_result).load(seeds_result.save(tmp_path / "seeds"))
+    assert back.to_dict() == seeds_result.to_dict()
     seeds_files = write_grok_seeds(seeds_result, tmp_path / "s")
     assert seeds_files["csv"].read_text().count("\n") == 3 and seeds_files["figure"].stat().st_size > 0
     r = run_regression(RegressionConfig(n_train=50, hidden=(6, 6), steps=20, every=10, n_orders=1, batch_size=50))

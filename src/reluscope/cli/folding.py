@@ -121,7 +121,7 @@ def folding_depth(
     """Folding vs depth and folding vs generalisation error on MNIST (Lewandowski et al.): MLPs of
     3-6 hidden layers, each measured when its validation accuracy first reaches 0.7 / 0.8 / 0.9 and
     at the end; Phi, mean chi and share folded, exact and on the 11-point grid. One sweep task per net."""
-    from ..experiments.folding_study import FoldingStudyConfig, run_folding_study, write_folding_study
+    from ..experiments.folding_study import MEASURES, FoldingStudyConfig, run_folding_study, write_folding_study
 
     check_workers(workers)
     changes = {k: v for k, v in dict(seeds=seeds, pairs=pairs, epochs=epochs, n_train=n_train,
@@ -131,12 +131,13 @@ def folding_depth(
     result = run_folding_study(config, out=out / "sweep", address=address, workers=workers, progress=True)
     files = write_folding_study(result, out)
     trends = result.depth_trends(seed=seed)
-    for m, t in trends.items():
-        typer.echo(f"depth vs {m}: {t.text()}", err=True)
-    for d, t in result.error_trends(seed=seed).items():
+    error_trends = {t.depth: t.trend for t in result.error_trends(seed=seed)}
+    for m, _ in MEASURES:
+        typer.echo(f"depth vs {m}: {trends[m].text()}", err=True)
+    for d, t in error_trends.items():
         typer.echo(f"depth {d}: test error vs phi_exact: {t.text()}", err=True)
     emit_json({"out": out, "files": files, "nets": len(result.rows), "nets_at_target": len(result.at_target()),
-               "depth_trends": trends, "error_trends": result.error_trends(seed=seed), "summary": result.summary()})
+               "depth_trends": trends, "error_trends": error_trends, "summary": result.summary()})
 
 
 @user_errors(out="folder")

@@ -100,7 +100,7 @@ def topo_grok(
     cfg = GrokConfig(steps=steps, n_train=n_train, init_scale=init_scale, weight_decay=weight_decay, n_checkpoints=checkpoints, seed=seed)
     result = run_grok_seeds(cfg, range(seed, seed + seeds), out=out / "sweep", address=address, workers=workers,
                             progress=True)
-    files = write_grok_seeds(result, out)
+    files = dict(write_grok_seeds(result, out))
     if maps:
         files.update(write_grok(run_grok(cfg, progress=True), out))
     emit_json({"runs": [{k: v for k, v in r.items() if k != "records"} for r in result.rows], "files": files})

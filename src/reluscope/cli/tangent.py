@@ -105,11 +105,11 @@ def tangent_experiment(
                             normalize=normalize.value)
     check_workers(workers)
     result = run_tangent_experiment(config, out=out / "sweep", address=address, workers=workers, progress=True)
-    write_tangent_experiment(result, out)
+    files = write_tangent_experiment(result, out)
     for r in result.datasets:
         typer.echo(f"{r.dataset}: network {r.network_accuracy:.3f}; " + ", ".join(
             f"{k} {v:.3f}" for k, v in r.classifier_accuracy.items()) + f"; at least as good: {r.at_least_as_good}", err=True)
-    emit_json(result.summary())  # written by write_tangent_experiment; printed here
+    typer.echo(files.json.read_text().rstrip())  # written by write_tangent_experiment; printed here
 
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +44,21 @@ def segments(test: tuple[torch.Tensor, torch.Tensor], classes: tuple[int, int], 
 
 
 @dataclasses.dataclass(frozen=True)
-class WrittenFiles:
+class WrittenFiles(Mapping):
     """Base of the small frozen dataclasses `write_*` functions return: one `Path` field per file
-    they wrote, by role. `files.json` or `files["json"]` (the dicts writers returned before), and
-    iteration over the paths."""
+    written, by role. Reads as a read-only mapping role -> path too (`files.json`,
+    `files["json"]`, `set(files)`, `files.items()`), as the dicts writers returned before."""
 
     def __getitem__(self, role: str) -> Path:
-        if role not in {f.name for f in dataclasses.fields(self)}:
+        if role not in self._roles():
             raise KeyError(role)
         return getattr(self, role)
 
-    def __iter__(self) -> Iterator[Path]:
-        return iter(getattr(self, f.name) for f in dataclasses.fields(self))
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._roles())
+
+    def __len__(self) -> int:
+        return len(self._roles())
+
+    def _roles(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]

@@ -26,17 +26,24 @@ kept in `out/sweep.jsonl` so that a rerun resumes. `reluscope experiment folding
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
 from ..data import split_mnist
-from ._common import check_ints, check_widths, phi, segments
+from ..results import Result
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+from ._common import WrittenFiles, check_ints, check_widths, phi, segments
 
 __all__ = [
     "FoldingNetConfig", "FoldingSnapshot", "FoldingNetRow", "folding_net_task", "folding_study_configs",
-    "FoldingStudyConfig", "FoldingStudyResult", "run_folding_study", "write_folding_study",
-    "Trend", "spearman_trend", "MEASURES",
+    "FoldingStudyConfig", "FoldingStudyResult", "FoldingStudyFiles", "run_folding_study", "write_folding_study",
+    "Trend", "MeasureTrends", "DepthTrend", "DepthSummary", "spearman_trend", "MEASURES",
 ]
 
 # (name, description) of the per-net folding measures, the papers' Phi first
@@ -83,7 +90,7 @@ class FoldingNetConfig(_NetSettings):
 
 
 @dataclass(frozen=True)
-class FoldingSnapshot:
+class FoldingSnapshot(Result):
     """The net measured once: why (`stage`: 'level 0.8' or 'end'), when, and its folding."""
 
     stage: str
@@ -101,7 +108,7 @@ class FoldingSnapshot:
 
 
 @dataclass(frozen=True)
-class FoldingNetRow:
+class FoldingNetRow(Result):
     config: FoldingNetConfig
     snapshots: tuple[FoldingSnapshot, ...]
     reached_target: bool
@@ -187,7 +194,7 @@ def _bisection_tolerance() -> float:
     return float(getattr(bisection, "TOLERANCE", getattr(bisection, "DEFAULT_TOLERANCE", 1e-6)))
 
 
-def folding_study_configs(depths, widths, seeds: int, **common) -> list[FoldingNetConfig]:
+def folding_study_configs(depths: Sequence[int], widths: Sequence[int], seeds: int, **common: object) -> list[FoldingNetConfig]:
     """One config per (depth, width, seed), all sharing `common` settings (and so the segments)."""
     return [FoldingNetConfig(depth=d, width=w, seed=s, **common) for d in depths for w in widths for s in range(seeds)]
 
@@ -211,7 +218,7 @@ class FoldingStudyConfig(_NetSettings):
     epochs: int = field(default=6, kw_only=True)
 
     @classmethod
-    def paper(cls, **changes) -> "FoldingStudyConfig":
+    def paper(cls, **changes: object) -> "FoldingStudyConfig":
         """The papers' grid: widths 10-18, 100 nets per architecture, all training images but the
         validation split, 1,000 segments, 10 epochs, snapshots also at 0.85."""
         return cls(**{**dict(widths=(10, 12, 14, 16, 18), seeds=100, n_train=59_000, pairs=1_000, epochs=10,
@@ -231,7 +238,7 @@ class FoldingStudyConfig(_NetSettings):
 
 
 @dataclass(frozen=True)
-class FoldingStudyResult:
+class FoldingStudyResult(Result):
     """Every net of a study (`rows`, in the order of `config.nets()`), and the two claims' statistics.
 
     - `depth_trends()`: Spearman's rho of (depth, measure) over the nets at the target, one `Trend`
@@ -247,50 +254,70 @@ class FoldingStudyResult:
         """(depth, snapshot at the target) of the nets that reached it."""
         return [(r.config.depth, r.at_target()) for r in self.rows if r.reached_target]
 
-    def depth_trends(self, *, seed: int = 0) -> dict[str, Trend]:
+    def depth_trends(self, *, seed: int = 0) -> MeasureTrends:
+        """Spearman's rho of (depth, measure) over the nets at the target, for every measure."""
         nets = self.at_target()
-        return {m: spearman_trend([d for d, _ in nets], [getattr(s, m) for _, s in nets], seed=seed)
-                for m, _ in MEASURES}
+        return MeasureTrends(*(spearman_trend([d for d, _ in nets], [getattr(s, m) for _, s in nets], seed=seed)
+                               for m, _ in MEASURES))
 
-    def error_trends(self, measure: str = "phi_exact", *, seed: int = 0) -> dict[int, Trend]:
+    def error_trends(self, measure: str = "phi_exact", *, seed: int = 0) -> tuple[DepthTrend, ...]:
+        """Per depth of the config: Spearman's rho of (test error, `measure`) over every snapshot."""
         if measure not in dict(MEASURES):
             raise ValueError(f"measure: expected one of {[m for m, _ in MEASURES]}, got {measure!r}")
-        out = {}
+        out = []
         for d in self.config.depths:
             snaps = [s for r in self.rows if r.config.depth == d for s in r.snapshots]
-            out[d] = spearman_trend([s.test_error for s in snaps], [getattr(s, measure) for s in snaps], seed=seed)
-        return out
+            out.append(DepthTrend(d, spearman_trend([s.test_error for s in snaps], [getattr(s, measure) for s in snaps],
+                                                    seed=seed)))
+        return tuple(out)
 
-    def summary(self) -> list[dict]:
+    def summary(self) -> tuple[DepthSummary, ...]:
         """Per depth: nets at the target / trained, the mean of each measure and of the test error there."""
         nets = self.at_target()
         out = []
         for d in self.config.depths:
             sel = [s for dd, s in nets if dd == d]
-            row = {"depth": d, "nets_at_target": len(sel), "trained": sum(r.config.depth == d for r in self.rows)}
-            for m in [m for m, _ in MEASURES] + ["test_error"]:
-                row[m] = float(np.mean([getattr(s, m) for s in sel])) if sel else None
-            out.append(row)
-        return out
-
-    def table(self) -> list[dict]:
-        """One flat row per net: its config, whether it reached the target, and its folding there
-        (None when it did not) and at the end."""
-        rows = []
-        for r in self.rows:
-            at, end = r.at_target(), r.snapshots[-1]
-            row = {"depth": r.config.depth, "width": r.config.width, "seed": r.config.seed,
-                   "reached_target": r.reached_target, "step_at_target": at.step if at else None}
-            for m in [m for m, _ in MEASURES] + ["test_error"]:
-                row[f"{m}_at_target"] = getattr(at, m) if at else None
-            for m in [m for m, _ in MEASURES] + ["test_error", "val_accuracy"]:
-                row[f"{m}_end"] = getattr(end, m)
-            row["seconds"] = r.seconds
-            rows.append(row)
-        return rows
+            means = (float(np.mean([getattr(s, m) for s in sel])) if sel else None
+                     for m in [m for m, _ in MEASURES] + ["test_error"])
+            out.append(DepthSummary(d, len(sel), sum(r.config.depth == d for r in self.rows), *means))
+        return tuple(out)
 
 
-def run_folding_study(config: FoldingStudyConfig = FoldingStudyConfig(), *, out, address: str | None = None,
+@dataclass(frozen=True)
+class DepthSummary(Result):
+    """One depth of a study: nets at the target of those trained, and the means at the target
+    (None when no net of that depth reached it)."""
+
+    depth: int
+    nets_at_target: int
+    trained: int
+    phi_exact: float | None
+    phi_grid: float | None
+    chi_mean_exact: float | None
+    chi_mean_grid: float | None
+    share_folded_exact: float | None
+    share_folded_grid: float | None
+    test_error: float | None
+
+
+def _table(result: FoldingStudyResult) -> list[dict]:
+    """One flat CSV row per net: its config, whether it reached the target, and its folding there
+    (None when it did not) and at the end."""
+    rows = []
+    for r in result.rows:
+        at, end = r.at_target(), r.snapshots[-1]
+        row = {"depth": r.config.depth, "width": r.config.width, "seed": r.config.seed,
+               "reached_target": r.reached_target, "step_at_target": at.step if at else None}
+        for m in [m for m, _ in MEASURES] + ["test_error"]:
+            row[f"{m}_at_target"] = getattr(at, m) if at else None
+        for m in [m for m, _ in MEASURES] + ["test_error", "val_accuracy"]:
+            row[f"{m}_end"] = getattr(end, m)
+        row["seconds"] = r.seconds
+        rows.append(row)
+    return rows
+
+
+def run_folding_study(config: FoldingStudyConfig = FoldingStudyConfig(), *, out: str | Path, address: str | None = None,
                       workers: int | None = None, progress: bool = False) -> FoldingStudyResult:
     """Train and measure every net of the grid on the sweep engine; rows in `out/sweep.jsonl`.
 
@@ -306,35 +333,44 @@ def run_folding_study(config: FoldingStudyConfig = FoldingStudyConfig(), *, out,
     return FoldingStudyResult(config, tuple(summary.results(FoldingNetRow)), time.perf_counter() - start)
 
 
-def write_folding_study(result: FoldingStudyResult, out) -> dict:
+@dataclass(frozen=True)
+class FoldingStudyFiles(WrittenFiles):
+    """What `write_folding_study` wrote."""
+
+    csv: Path
+    json: Path
+    depth: Path
+    error: Path
+
+
+def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingStudyFiles:
     """Write folding_study.json (config, trends, per-depth summary), folding_study.csv (one row per
-    net) and the figures folding_vs_depth.png and folding_vs_error.png into `out`; returns the paths."""
+    net) and the figures folding_vs_depth.png and folding_vs_error.png into `out`."""
     import csv
     import io
-    from pathlib import Path
 
     from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
     from ..viz import save_figure
 
     out = Path(out)
-    table = result.table()
+    table = _table(result)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(table[0]))
     writer.writeheader()
     writer.writerows(table)
-    files = {"csv": write_text_atomic(out / "folding_study.csv", buf.getvalue())}
+    table_path = write_text_atomic(out / "folding_study.csv", buf.getvalue())
     doc = {"config": result.config, "seconds": result.seconds, "depth_trends": result.depth_trends(),
-           "error_trends": {"phi_exact": result.error_trends(), "chi_mean_exact": result.error_trends("chi_mean_exact")},
+           "error_trends": {m: {t.depth: t.trend for t in result.error_trends(m)} for m in ("phi_exact", "chi_mean_exact")},
            "summary": result.summary(), "nets": len(result.rows),
            "nets_at_target": len(result.at_target())}
-    files["json"] = write_json_atomic(out / "folding_study.json", to_jsonable(doc))
-    files["depth"] = save_figure(depth_figure(result.at_target(), result.config.depths), out / "folding_vs_depth.png")
-    files["error"] = save_figure(error_figure([(r.config.depth, s) for r in result.rows for s in r.snapshots],
-                                              result.config.depths), out / "folding_vs_error.png")
-    return files
+    return FoldingStudyFiles(
+        table_path, write_json_atomic(out / "folding_study.json", to_jsonable(doc)),
+        save_figure(depth_figure(result.at_target(), result.config.depths), out / "folding_vs_depth.png"),
+        save_figure(error_figure([(r.config.depth, s) for r in result.rows for s in r.snapshots], result.config.depths),
+                    out / "folding_vs_error.png"))
 
 
-def depth_figure(nets, depths):
+def depth_figure(nets: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]) -> Figure:
     """Phi, mean chi and share folded against depth, exact and on the grid: (depth, snapshot) pairs."""
     from ..viz._common import report_figure
 
@@ -354,7 +390,7 @@ def depth_figure(nets, depths):
     return fig
 
 
-def error_figure(points, depths):
+def error_figure(points: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]) -> Figure:
     """Phi against test error per depth, one colour per snapshot stage: (depth, snapshot) pairs."""
     from ..viz._common import report_figure
 
@@ -375,7 +411,7 @@ def error_figure(points, depths):
 
 
 @dataclass(frozen=True)
-class Trend:
+class Trend(Result):
     """Spearman's rho of (x, y) over `n` nets, its p-value and a percentile bootstrap interval."""
 
     n: int
@@ -389,7 +425,32 @@ class Trend:
         return f"rho {self.rho:+.2f} (p = {self.p_value:.2g}, 95% CI [{self.ci_low:+.2f}, {self.ci_high:+.2f}], n = {self.n})"
 
 
-def spearman_trend(x, y, *, boot: int = 2000, seed: int = 0) -> Trend:
+@dataclass(frozen=True)
+class MeasureTrends(Result):
+    """One `Trend` per folding measure of `MEASURES` (Phi first); `trends[name]` reads one by name."""
+
+    phi_exact: Trend
+    phi_grid: Trend
+    chi_mean_exact: Trend
+    chi_mean_grid: Trend
+    share_folded_exact: Trend
+    share_folded_grid: Trend
+
+    def __getitem__(self, measure: str) -> Trend:
+        if measure not in dict(MEASURES):
+            raise KeyError(measure)
+        return getattr(self, measure)
+
+
+@dataclass(frozen=True)
+class DepthTrend(Result):
+    """The `Trend` of the nets of one depth."""
+
+    depth: int
+    trend: Trend
+
+
+def spearman_trend(x: Sequence[float], y: Sequence[float], *, boot: int = 2000, seed: int = 0) -> Trend:
     """Spearman's rho with a percentile bootstrap interval over the pairs (resampled with
     replacement; resamples with a constant side are skipped)."""
     from scipy.stats import spearmanr

@@ -23,6 +23,8 @@ MLPs, full MNIST / Fashion-MNIST, hulls of up to 6,000 points per class), meant 
 from __future__ import annotations
 
 import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,9 +32,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..io_utils import write_json_atomic
+from ..results import Result
+
 __all__ = [
-    "HullsConfig", "LayerRow", "HullsRun", "HullsExperiment", "QUICK", "paper_configs", "run_hulls_config",
-    "run_hulls_experiment", "write_hulls_experiment", "layer_activations", "format_table",
+    "HullsConfig", "LayerRow", "HullsRun", "HullsSummary", "HullsResult", "QUICK", "paper_configs",
+    "run_hulls_config", "run_hulls_experiment", "write_hulls_experiment", "layer_activations", "format_table",
 ]
 
 _ACTS = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.GELU, nn.SiLU)
@@ -55,7 +60,7 @@ class HullsConfig:
 
 
 @dataclass(frozen=True)
-class LayerRow:
+class LayerRow(Result):
     layer: str
     nch_val: float
     nch_test: float
@@ -65,7 +70,7 @@ class LayerRow:
 
 
 @dataclass(frozen=True)
-class HullsRun:
+class HullsRun(Result):
     """Per-layer rows, the layer chosen on validation and its NCH test accuracy vs the network's."""
 
     config: HullsConfig
@@ -78,11 +83,9 @@ class HullsRun:
     test_points: int
     seconds: float
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict) -> HullsRun:
+        """The run of its `to_dict()` (a sweep row's JSON form)."""
         return cls(**{**d, "config": HullsConfig(**d["config"]),
                       "layers": tuple(LayerRow(**r) for r in d["layers"])})
 
@@ -93,7 +96,7 @@ QUICK = (
 )
 
 
-def paper_configs(seeds=(0, 1, 2)) -> list[HullsConfig]:
+def paper_configs(seeds: Iterable[int] = (0, 1, 2)) -> list[HullsConfig]:
     """The paper's scale: 4 x 1024 MLPs (ReLU and sigmoid) on full MNIST and Fashion-MNIST, hulls of up
     to 6,000 training points per class, 500 validation images per class held out, the full test set."""
     return [HullsConfig(dataset=ds, activation=act, width=1024, depth=4, net_train_size=None, epochs=10,
@@ -143,8 +146,8 @@ def split_indices(y_train: torch.Tensor, y_test: torch.Tensor, config: HullsConf
     return val, net, hull, test
 
 
-def run_hulls_config(config: HullsConfig | dict) -> dict:
-    """Train one net, measure every hidden layer, choose the layer on validation: a `HullsRun` as a dict."""
+def run_hulls_config(config: HullsConfig | dict) -> HullsRun:
+    """Train one net, measure every hidden layer, choose the layer on validation."""
     from ..hull.classifier import NearestConvexHull
     from ..hull.properties import MISINCLUSION_FRACTION
     from ..train import accuracy, mlp, train_classifier
@@ -175,49 +178,63 @@ def run_hulls_config(config: HullsConfig | dict) -> dict:
             float((p_tr == labels["hull"]).mean()), float(m_tr.mean()), float(m_te.mean()),
         ))
     chosen = max(range(len(rows)), key=lambda i: (rows[i].nch_val, -i))  # ties: the earlier layer
-    run = HullsRun(
+    return HullsRun(
         config, tuple(rows), rows[chosen].layer, rows[chosen].nch_test,
         accuracy(model, *parts["val"]), accuracy(model, *parts["test"]), int(hull.size), int(test.size),
         time.perf_counter() - t0,
     )
-    return run.to_dict()
 
 
 @dataclass(frozen=True)
-class HullsExperiment:
+class HullsSummary(Result):
+    """One (dataset, activation) over its runs: mean NCH test accuracy at the validation-chosen layer
+    vs the network's, the chosen layers, and the largest test misinclusion (any layer, first layer)."""
+
+    dataset: str
+    activation: str
+    nch_test: float
+    net_test: float
+    runs: int
+    chosen_layers: tuple[str, ...]
+    max_misinclusion_test: float
+    first_layer_misinclusion_test: float
+    nch_beats_network: bool
+
+    @property
+    def key(self) -> str:
+        """"dataset/activation", the summary's key in the JSON files."""
+        return f"{self.dataset}/{self.activation}"
+
+
+@dataclass(frozen=True)
+class HullsResult(Result):
+    """Every run of `run_hulls_experiment`, in the order of the configs."""
+
     runs: tuple[HullsRun, ...]
     seconds: float
     settings: dict = field(default_factory=dict)
 
-    def summary(self) -> dict:
-        """Per (dataset, activation): mean NCH test accuracy at the validation-chosen layer vs the net's."""
-        out: dict[str, dict] = {}
+    def summary(self) -> tuple[HullsSummary, ...]:
+        """Per (dataset, activation), in order of first appearance."""
+        groups: dict[tuple[str, str], list[HullsRun]] = {}
         for r in self.runs:
-            key = f"{r.config.dataset}/{r.config.activation}"
-            out.setdefault(key, {"nch_test": [], "net_test": [], "layers": [], "misinclusion_test": [], "first": []})
-            out[key]["nch_test"].append(r.nch_test)
-            out[key]["net_test"].append(r.net_test)
-            out[key]["layers"].append(r.chosen_layer)
-            out[key]["misinclusion_test"].append(max(row.misinclusion_test for row in r.layers))
-            out[key]["first"].append(r.layers[0].misinclusion_test)
-        return {k: {"nch_test": float(np.mean(v["nch_test"])), "net_test": float(np.mean(v["net_test"])),
-                    "runs": len(v["nch_test"]), "chosen_layers": v["layers"],
-                    "max_misinclusion_test": float(max(v["misinclusion_test"])),
-                    "first_layer_misinclusion_test": float(max(v["first"])),
-                    "nch_beats_network": bool(np.mean(v["nch_test"]) > np.mean(v["net_test"]))}
-                for k, v in out.items()}
+            groups.setdefault((r.config.dataset, r.config.activation), []).append(r)
+        return tuple(HullsSummary(
+            ds, act, float(np.mean([r.nch_test for r in runs])), float(np.mean([r.net_test for r in runs])), len(runs),
+            tuple(r.chosen_layer for r in runs), float(max(max(row.misinclusion_test for row in r.layers) for r in runs)),
+            float(max(r.layers[0].misinclusion_test for r in runs)),
+            bool(np.mean([r.nch_test for r in runs]) > np.mean([r.net_test for r in runs])),
+        ) for (ds, act), runs in groups.items())
 
-    def to_dict(self) -> dict:
-        return {"runs": [r.to_dict() for r in self.runs], "seconds": self.seconds, "settings": self.settings,
-                "summary": self.summary()}
-
-    def write(self, out) -> Path:
+    def write(self, out: str | Path) -> Path:
         """`write_hulls_experiment(self, out)`."""
         return write_hulls_experiment(self, out)
 
 
-def run_hulls_experiment(configs=QUICK, *, out=None, address: str | None = None, workers: int | None = None,
-                         mapper=None, progress: bool = False) -> HullsExperiment:
+def run_hulls_experiment(configs: Iterable[HullsConfig] = QUICK, *, out: str | Path | None = None,
+                         address: str | None = None, workers: int | None = None,
+                         mapper: Callable[[Callable, list], Sequence] | None = None,
+                         progress: bool = False) -> HullsResult:
     """Run every config as one task of a sweep and collect the runs.
 
     With `out`, on the sweep engine (`reluscope.sweep.run_sweep`: rows in `out/sweep.jsonl`, a rerun
@@ -232,22 +249,22 @@ def run_hulls_experiment(configs=QUICK, *, out=None, address: str | None = None,
 
         summary = run_sweep(run_hulls_config, configs, out=out, address=address, workers=workers,
                             retry_failed=True, progress=progress).check("hull configs")
-        rows = summary.results()
+        rows = summary.results(HullsRun)
     else:
         rows = mapper(run_hulls_config, configs)
-    runs = tuple(HullsRun.from_dict(r) for r in rows)
-    return HullsExperiment(runs, time.perf_counter() - t0, {"configs": [asdict(c) for c in configs]})
+    runs = tuple(r if isinstance(r, HullsRun) else HullsRun.from_dict(r) for r in rows)
+    return HullsResult(runs, time.perf_counter() - t0, {"configs": [asdict(c) for c in configs]})
 
 
-def write_hulls_experiment(result: HullsExperiment, out) -> Path:
-    """Write `result.to_dict()` (runs, settings, summary) as JSON, atomically, to the file `out`;
-    returns its path."""
-    from ..io_utils import write_json_atomic
+def write_hulls_experiment(result: HullsResult, out: str | Path) -> Path:
+    """Write the runs, seconds, settings and per-(dataset, activation) summary (keyed
+    "dataset/activation") as JSON, atomically, to the file `out`; returns its path."""
+    return write_json_atomic(Path(out), {"runs": result.runs, "seconds": result.seconds, "settings": result.settings,
+                                         "summary": {s.key: s for s in result.summary()}})
 
-    return write_json_atomic(Path(out), result.to_dict())
 
-
-def format_table(exp: HullsExperiment) -> str:
+def format_table(exp: HullsResult) -> str:
+    """Every layer of every run as a fixed-width text table (the chosen layer starred)."""
     head = "dataset        act      layer          NCH_val NCH_te  NCH_loo mis_tr  mis_te  net_te  chosen"
     lines = [head]
     for r in exp.runs:
@@ -258,3 +275,11 @@ def format_table(exp: HullsExperiment) -> str:
                 f"{r.net_test:.3f}   {'*' if row.layer == r.chosen_layer else ''}"
             )
     return "\n".join(lines)
+
+
+def __getattr__(name: str):
+    if name == "HullsExperiment":
+        warnings.warn("reluscope.experiments.hulls.HullsExperiment is deprecated; use HullsResult",
+                      DeprecationWarning, stacklevel=2)
+        return HullsResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

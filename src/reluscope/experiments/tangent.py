@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .._checks import check_int
+from ..io_utils import write_json_atomic
+from ..results import Result
 from ..data import sample_per_class
 from ..tangent import (
     Normalization,
@@ -44,15 +47,16 @@ from ..tangent import (
     similarity_gap,
     tangent_similarity,
 )
+from ._common import WrittenFiles
 
-__all__ = ["TangentConfig", "TangentDatasetResult", "TangentExperimentResult", "tangent_cnn",
-           "run_tangent_experiment", "write_tangent_experiment", "run_dataset", "dataset_task", "summarize",
+__all__ = ["TangentConfig", "TangentDatasetResult", "TangentExperimentResult", "TangentFiles", "tangent_cnn",
+           "run_tangent_experiment", "write_tangent_experiment", "run_dataset", "dataset_task", "with_overrides",
            "VARIANTS"]
 
 DATASETS = ("mnist", "fashion-mnist")
 
 
-def tangent_cnn(input_shape=(1, 28, 28), *, width: int = 64, classes: int = 10, seed: int = 0) -> nn.Sequential:
+def tangent_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), *, width: int = 64, classes: int = 10, seed: int = 0) -> nn.Sequential:
     """The authors' CNN for inputs [C, H, W] (247,434 parameters on CIFAR-10's 3x32x32)."""
     c, h, w = input_shape
     torch.manual_seed(seed)
@@ -110,7 +114,9 @@ class TangentConfig:
 
 
 @dataclass(frozen=True)
-class TangentDatasetResult:
+class TangentDatasetResult(Result):
+    """One data set: the network, the similarity gaps and goodness per metric, the classifiers."""
+
     dataset: str
     n_parameters: int
     network_accuracy: float  # on the evaluated test images
@@ -225,19 +231,23 @@ def dataset_task(config: TangentConfig) -> TangentDatasetResult:
 
 
 @dataclass(frozen=True)
-class TangentExperimentResult:
+class TangentExperimentResult(Result):
     """Every data set of a run of `run_tangent_experiment`, in the order of `config.datasets`."""
 
     config: TangentConfig
     datasets: tuple[TangentDatasetResult, ...]
     seconds: float = 0.0
 
-    def summary(self) -> dict:
-        """JSON-ready summary (`summarize`): per-input gaps summarised by quantiles, not listed."""
-        return summarize(list(self.datasets), self.config)
+
+@dataclass(frozen=True)
+class TangentFiles(WrittenFiles):
+    """What `write_tangent_experiment` wrote."""
+
+    gaps: Path
+    json: Path
 
 
-def run_tangent_experiment(config: TangentConfig | None = None, *, out, address: str | None = None,
+def run_tangent_experiment(config: TangentConfig | None = None, *, out: str | Path, address: str | None = None,
                            workers: int | None = None, progress: bool = False) -> TangentExperimentResult:
     """Every data set of `config` as one task of a sweep (`reluscope.sweep.run_sweep`; rows in
     `out/sweep.jsonl`, a rerun resumes), so the data sets train side by side on separate cores,
@@ -254,12 +264,10 @@ def run_tangent_experiment(config: TangentConfig | None = None, *, out, address:
                                    time.perf_counter() - start)
 
 
-def write_tangent_experiment(result: TangentExperimentResult, out) -> dict:
-    """Write tangent.json (`result.summary()`) and tangent_gaps.png (per data set, the per-input gap
-    histograms of the block and sparse metrics) into the folder `out`, atomically; returns the paths."""
-    from pathlib import Path
-
-    from ..io_utils import write_json_atomic
+def write_tangent_experiment(result: TangentExperimentResult, out: str | Path) -> TangentFiles:
+    """Write tangent.json (config, and per data set every result but the per-input gaps, which
+    are summarised by their 5/25/50/75/95% quantiles) and tangent_gaps.png (per data set, the
+    per-input gap histograms of the block and sparse metrics) into the folder `out`, atomically."""
     from ..viz import report_figure, save_figure
     from ..viz.tangent import plot_gap_histograms
 
@@ -270,15 +278,13 @@ def write_tangent_experiment(result: TangentExperimentResult, out) -> dict:
     for row, r in zip(axes, result.datasets):
         for ax, metric in zip(row, ("block", "sparse")):
             plot_gap_histograms({metric: r.per_input_gaps[metric]}, ax=ax, title=f"{r.dataset}: {metric} metric")
-    files = {"gaps": save_figure(fig, out / "tangent_gaps.png")}
-    files["json"] = write_json_atomic(out / "tangent.json", result.summary())
-    return files
+    gaps = save_figure(fig, out / "tangent_gaps.png")
+    return TangentFiles(gaps, write_json_atomic(out / "tangent.json", _document(result)))
 
 
-def summarize(results: list[TangentDatasetResult], config: TangentConfig) -> dict:
-    """JSON-ready summary (per-input gaps summarised by quantiles, not listed)."""
-    out = {"config": asdict(config), "datasets": {}}
-    for r in results:
+def _document(result: TangentExperimentResult) -> dict:
+    out = {"config": asdict(result.config), "datasets": {}}
+    for r in result.datasets:
         d = {k: v for k, v in asdict(r).items() if k != "per_input_gaps"}
         d["per_input_gap_quantiles"] = {
             m: np.nanquantile(np.asarray(v, dtype=float), [0.05, 0.25, 0.5, 0.75, 0.95]).tolist()
@@ -288,5 +294,6 @@ def summarize(results: list[TangentDatasetResult], config: TangentConfig) -> dic
     return out
 
 
-def with_overrides(config: TangentConfig, **overrides) -> TangentConfig:
+def with_overrides(config: TangentConfig, **overrides: object) -> TangentConfig:
+    """`config` with the overrides that are not None (the CLI's options left unset stay)."""
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .._checks import as_enum, check_positive
+from .._estimator import Estimator
 from ..results import Result, frame
 from .distance import hull_distance_bounds, prepare_points
 from .properties import MISINCLUSION_FRACTION, _radius
@@ -48,7 +49,7 @@ class HullMode(str, Enum):
     RGE = "rge"
 
 
-class NearestConvexHull:
+class NearestConvexHull(Estimator):
     """Nearest-convex-hull classifier: predict the class whose training hull is nearest.
 
     `fit(X, y)` keeps, per class, the points that span its hull (all of them in `mode="exact"`,
@@ -66,13 +67,7 @@ class NearestConvexHull:
                  layer: str | Sequence[str] | None = None):
         # with `model` and `layer` (a name or a list, see reluscope.activations), X are the model's
         # inputs and the hulls live in that layer's activations (a list: concatenated)
-        self.model = model
-        self.layer = layer
-        self.mode = mode
-        self.tol = tol
-        self.rge_inside_distance = rge_inside_distance
-        self.rge_stop = rge_stop
-        self.device = device
+        self._store(locals())
 
     def fit(self, X: ArrayLike, y: ArrayLike):
         mode = as_enum(self.mode, HullMode, "mode")

@@ -143,8 +143,8 @@ def _depth_claim(ctx, result) -> ClaimResult:
 def _error_claim(ctx, result) -> ClaimResult:
     from ..experiments.folding_study import error_figure
 
-    per_depth = result.error_trends(seed=ctx.seed)
-    chi_per_depth = result.error_trends("chi_mean_exact", seed=ctx.seed)
+    per_depth = {t.depth: t.trend for t in result.error_trends(seed=ctx.seed)}
+    chi_per_depth = {t.depth: t.trend for t in result.error_trends("chi_mean_exact", seed=ctx.seed)}
     points = [(r.config.depth, s) for d in result.config.depths for r in result.rows if r.config.depth == d
               for s in r.snapshots]
     verdict, why = error_verdict(per_depth)

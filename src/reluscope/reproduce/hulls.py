@@ -11,9 +11,14 @@ Claims checked:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, replace
+from typing import TYPE_CHECKING
 
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Verdict
+
+if TYPE_CHECKING:
+    from ..experiments.hulls import HullsSummary
 
 TITLE = "On Geometric Structure of Activation Spaces in Neural Networks (Jia et al.)"
 CITATION = "Jia, Wang, Shao, Long, Zhou, Wang; arXiv 1904.01399; Neurocomputing 499 (2022) 93-105"
@@ -30,8 +35,8 @@ CLAIMS = (
 )
 
 
-def rge_claim(rows) -> ClaimResult:
-    """rows: dicts with name, size, n, error, seconds."""
+def rge_claim(rows: Sequence[dict]) -> ClaimResult:
+    """rows: one dict per toy set with name, size, n, error, seconds (JSON rows of the report)."""
     ok = all(r["error"] <= 0.06 + 1e-9 and r["size"] <= r["n"] // 10 for r in rows)
     ours = " / ".join(f"{r['error']:.3f}" for r in rows) + " ; " + ", ".join(f"{r['seconds']:.1f} s" for r in rows)
     worse = [r["name"] for r in rows if r["error"] > PAPER_ERROR[r["name"]] + 0.005]
@@ -41,18 +46,18 @@ def rge_claim(rows) -> ClaimResult:
                        values={"rows": rows})
 
 
-def nch_claims(summary: dict, quick: bool) -> tuple[ClaimResult, ClaimResult]:
-    """summary: HullsExperiment.summary()."""
-    beats = {k: v["nch_beats_network"] for k, v in summary.items()}
-    ours = "; ".join(f"{k}: NCH {v['nch_test']:.3f} vs net {v['net_test']:.3f} (layers {', '.join(v['chosen_layers'])})"
-                     for k, v in summary.items())
+def nch_claims(summary: Sequence[HullsSummary], quick: bool) -> tuple[ClaimResult, ClaimResult]:
+    """summary: `HullsResult.summary()`, one entry per (dataset, activation)."""
+    beats = {s.key: s.nch_beats_network for s in summary}
+    ours = "; ".join(f"{s.key}: NCH {s.nch_test:.3f} vs net {s.net_test:.3f} (layers {', '.join(s.chosen_layers)})"
+                     for s in summary)
     verdict = Verdict.REPRODUCED if all(beats.values()) else Verdict.PARTLY if any(beats.values()) else Verdict.NOT_REPRODUCED
     scale = ("quick scale: 4x256 MLPs on 10,000 images, hulls of 150 points per class; the paper's size is "
              "--scale paper" if quick else "paper scale")
     c2 = ClaimResult(CLAIMS[1], ours, verdict, notes=f"Layer chosen on a held-out validation split; {scale}.",
-                     values=summary)
-    mis = {k: v["first_layer_misinclusion_test"] for k, v in summary.items()}
-    top = {k: v["max_misinclusion_test"] for k, v in summary.items()}
+                     values={s.key: s for s in summary})
+    mis = {s.key: s.first_layer_misinclusion_test for s in summary}
+    top = {s.key: s.max_misinclusion_test for s in summary}
     low = all(m <= NEAR_ZERO for m in mis.values())
     c3 = ClaimResult(CLAIMS[2], "; ".join(f"{k}: first hidden layer {mis[k]:.3f} (max over layers {top[k]:.3f})" for k in mis),
                      Verdict.REPRODUCED if low else Verdict.NOT_REPRODUCED,

@@ -20,10 +20,14 @@ Landis-Koch scale; the default graph variant, not the best of seven, is the one 
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Verdict
+
+if TYPE_CHECKING:
+    from ..experiments.topology import GrokResult, RegressionResult
 
 TITLE = "Topological Signatures of ReLU Neural Network Activation Patterns"
 CITATION = "Bosca, Rask, Tanweer, Tawfeek, Stone. TAG-DS 2025, PMLR 321 (arXiv 2510.12700)"
@@ -49,7 +53,7 @@ def _f(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.2f}"
 
 
-def boundary_claim(result) -> ClaimResult:
+def boundary_claim(result: GrokResult) -> ClaimResult:
     """The boundary claim from a `GrokResult` (rules in the module docstring)."""
     from ..regions import GraphVariant
 
@@ -77,7 +81,7 @@ def boundary_claim(result) -> ClaimResult:
                        values={"kappa": kappas, "straight_kappa": straight.kappa, "default_agreement": default.agreement})
 
 
-def grokking_claim(result) -> ClaimResult:
+def grokking_claim(result: GrokResult) -> ClaimResult:
     """The grokking claim from a `GrokResult`."""
     s = result.summary
     t = next(t for t in s.tracks if t.name == "length-rw")
@@ -100,7 +104,7 @@ def _follows(rho) -> Verdict:
     return Verdict.REPRODUCED if rho >= 0.5 else Verdict.PARTLY if rho <= -0.5 else Verdict.NOT_REPRODUCED
 
 
-def regression_claims(result) -> tuple[ClaimResult, ...]:
+def regression_claims(result: RegressionResult) -> tuple[ClaimResult, ...]:
     """The cells, spikes and Betti claims from a `RegressionResult`."""
     s = result.summary
     rho = s.spearman_vs_loss

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .._estimator import Estimator
 from .features import DEFAULT_MEMORY_BUDGET
 from .similarity import Metric, tangent_similarity
 from .sparse import DEFAULT_THRESHOLD, check_labels, sign_agreement_mask
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["LandmarkClassifier", "LinearSimilarityClassifier"]
 
 
-class _SimilarityClassifier:
+class _SimilarityClassifier(Estimator):
     def __init__(
         self,
         model: nn.Module | None = None,
@@ -43,14 +44,7 @@ class _SimilarityClassifier:
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         progress: bool = False,
     ):
-        self.model = model
-        self.metric = metric
-        self.per_output = per_output
-        self.normalize = normalize
-        self.threshold = threshold
-        self.method = method
-        self.memory_budget = memory_budget
-        self.progress = progress
+        self._store(locals())
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_fitted(self):
@@ -130,11 +124,10 @@ class LinearSimilarityClassifier(_SimilarityClassifier):
     closed form. Features are standardised with the training similarities' mean and std.
     """
 
-    def __init__(self, model=None, *, loss: str = "logistic", alpha: float = 1e-2, max_iter: int = 200, **kwargs):
+    def __init__(self, model: nn.Module | None = None, *, loss: str = "logistic", alpha: float = 1e-2, max_iter: int = 200,
+                 **kwargs: object):
         super().__init__(model, **kwargs)
-        self.loss = loss
-        self.alpha = alpha
-        self.max_iter = max_iter
+        self._store(locals())
 
     def _features(self, s: torch.Tensor) -> torch.Tensor:
         return (s - self.mean_) / self.scale_

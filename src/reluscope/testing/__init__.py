@@ -7,6 +7,6 @@ solvers for hull distances (`hull`) and explicit per-sample autograd (`tangent`)
 the package so users can check their own models the same way.
 """
 
-from .sampling import check_traversal, maxpool_argmax_bits, module_patterns, sample_segment
+from .sampling import PatternKey, check_traversal, maxpool_argmax_bits, module_patterns, sample_segment
 
-__all__ = ["check_traversal", "maxpool_argmax_bits", "module_patterns", "sample_segment"]
+__all__ = ["check_traversal", "maxpool_argmax_bits", "module_patterns", "sample_segment", "PatternKey"]

@@ -7,18 +7,25 @@ the traversal code; `dedupe_walk` drops consecutive repeats so sampled and exact
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 
 from ..network import to_network
 
+if TYPE_CHECKING:
+    from .._types import ArrayLike, ModelLike
+
 __all__ = ["chi_reference", "sampled_walk", "dedupe_walk", "hamming_reference"]
 
 
-def hamming_reference(p, q) -> int:
+def hamming_reference(p: Sequence, q: Sequence) -> int:
+    """The number of places where p and q differ, by counting (no tensor arithmetic)."""
     return sum(1 for a, b in zip(p, q) if a != b)
 
 
-def chi_reference(walk) -> float:
+def chi_reference(walk: Sequence[Sequence]) -> float:
     """chi = 1 - r1/r2 with r1 = max_i d_H(pi_1, pi_i), r2 = sum_i d_H(pi_i, pi_{i+1}); 0 if r2 = 0."""
     pats = [[bool(b) for b in row] for row in walk]
     r1 = max(hamming_reference(pats[0], p) for p in pats)
@@ -26,7 +33,7 @@ def chi_reference(walk) -> float:
     return 0.0 if r2 == 0 else 1.0 - r1 / r2
 
 
-def sampled_walk(model, x0, x1, n_points: int, *, include_output: bool = False) -> torch.Tensor:
+def sampled_walk(model: ModelLike, x0: ArrayLike, x1: ArrayLike, n_points: int, *, include_output: bool = False) -> torch.Tensor:
     """bool [n_points, units]: patterns at t = i / (n_points - 1), straight from `Network.bits`."""
     net = to_network(model)
     x0 = torch.as_tensor(x0)

@@ -11,14 +11,18 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import linprog, minimize
 
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+
 __all__ = ["lp_in_hull", "qp_hull_distance", "brute_hull_distance", "reference_max_error", "kcha_plain"]
 
 
-def kcha_plain(points, *, sigma: float = 0.3, rate: float = 0.01, max_iter: int = 500):
+def kcha_plain(points: ArrayLike, *, sigma: float = 0.3, rate: float = 0.01, max_iter: int = 500):
     """(diag(C), steps) of the plain dense KCHA iteration, in numpy: K_ij = exp(-||xi-xj||^2/sigma^2),
     C0 = 1/N, C <- C * sqrt(K / (K C)) until sum|C_new - C| / sum|C| <= rate. N^3 per step."""
     x = np.asarray(points, dtype=np.float64)
@@ -36,7 +40,7 @@ def kcha_plain(points, *, sigma: float = 0.3, rate: float = 0.01, max_iter: int 
     return np.diagonal(c).copy(), steps
 
 
-def lp_in_hull(points, query, *, tol: float = 1e-9) -> bool:
+def lp_in_hull(points: ArrayLike, query: ArrayLike, *, tol: float = 1e-9) -> bool:
     """True iff `query` is a convex combination of `points` (HiGHS LP feasibility)."""
     x = np.asarray(points, dtype=np.float64)
     v = np.asarray(query, dtype=np.float64)
@@ -50,7 +54,7 @@ def lp_in_hull(points, query, *, tol: float = 1e-9) -> bool:
     return res.status == 0
 
 
-def qp_hull_distance(points, query) -> float:
+def qp_hull_distance(points: ArrayLike, query: ArrayLike) -> float:
     """min ||v - X^T a|| over the simplex, by SLSQP with analytic gradients."""
     x = np.asarray(points, dtype=np.float64)
     v = np.asarray(query, dtype=np.float64)
@@ -82,7 +86,7 @@ def qp_hull_distance(points, query) -> float:
     return float(np.linalg.norm(vc - xc.T @ best))
 
 
-def brute_hull_distance(points, query) -> float:
+def brute_hull_distance(points: ArrayLike, query: ArrayLike) -> float:
     """Exact distance by enumerating faces (subsets of <= D+1 points); exponential, tiny sets only."""
     x = np.asarray(points, dtype=np.float64)
     v = np.asarray(query, dtype=np.float64)
@@ -103,7 +107,7 @@ def brute_hull_distance(points, query) -> float:
     return best
 
 
-def reference_max_error(points, subset) -> float:
+def reference_max_error(points: ArrayLike, subset: ArrayLike) -> float:
     """max over all points of their QP distance to the hull of points[subset] (RGE's error)."""
     x = np.asarray(points, dtype=np.float64)
     e = x[np.asarray(subset)]

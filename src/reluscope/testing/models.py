@@ -30,7 +30,7 @@ def _conv1x1(i, o, stride=1):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = _conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -40,7 +40,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.conv1(x)
         out = self.bn1(out)
@@ -57,7 +57,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = _conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -69,7 +69,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -87,7 +87,8 @@ class TinyResNet(nn.Module):
     flatten, fc. `layers=(2, 2, 2, 2), width=64, num_classes=10` is resnet18's layout (with a 3x3
     stride-1 stem for small inputs): 11.2M parameters."""
 
-    def __init__(self, block=BasicBlock, layers=(1, 1), width=4, num_classes=3, in_channels=3):
+    def __init__(self, block: type[BasicBlock | Bottleneck] = BasicBlock, layers: tuple[int, ...] = (1, 1), width: int = 4,
+                 num_classes: int = 3, in_channels: int = 3):
         super().__init__()
         self.inplanes = width
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
@@ -111,7 +112,7 @@ class TinyResNet(nn.Module):
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(self.stages):
             x = getattr(self, f"layer{i + 1}")(x)
@@ -120,13 +121,13 @@ class TinyResNet(nn.Module):
         return self.fc(x)
 
 
-def tiny_resnet(block=BasicBlock, *, seed: int = 0, **kwargs) -> TinyResNet:
+def tiny_resnet(block: type[BasicBlock | Bottleneck] = BasicBlock, *, seed: int = 0, **kwargs: object) -> TinyResNet:
     torch.manual_seed(seed)
     return randomise_batchnorm(TinyResNet(block, **kwargs)).eval()
 
 
 class _VGG(nn.Module):
-    def __init__(self, features, num_classes):
+    def __init__(self, features: nn.Module, num_classes: int):
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((2, 2))
@@ -135,14 +136,14 @@ class _VGG(nn.Module):
             nn.Linear(c * 4, 8), nn.ReLU(True), nn.Dropout(), nn.Linear(8, num_classes),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
         return self.classifier(x)
 
 
-def tiny_vgg(*, seed: int = 0, widths=(4, "M", 8, "M"), num_classes: int = 3, in_channels: int = 3) -> nn.Module:
+def tiny_vgg(*, seed: int = 0, widths: tuple[int | str, ...] = (4, "M", 8, "M"), num_classes: int = 3, in_channels: int = 3) -> nn.Module:
     """torchvision's VGG forward (features, AdaptiveAvgPool2d, flatten, classifier), narrow."""
     torch.manual_seed(seed)
     layers, c = [], in_channels
@@ -166,7 +167,7 @@ class LeNetFunctional(nn.Module):
         self.fc1 = nn.Linear(width * side * side, 6)
         self.fc2 = nn.Linear(6, 3)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), (2, 2))
         x = x.view(x.size(0), -1)
@@ -185,7 +186,7 @@ class ResidualMLP(nn.Module):
         self.bn = nn.BatchNorm1d(width)
         self.head = nn.Linear(2 * width, out)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.inp(x))
         r = h + F.relu(self.fc1(h))
         r = self.bn(r)

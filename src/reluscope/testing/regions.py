@@ -8,15 +8,21 @@ and the grid can never see more regions than the exact map has.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from ..network import to_network
 
+if TYPE_CHECKING:
+    from .._types import ModelLike
+    from ..regions import Plane, RegionMap
+
 __all__ = ["check_region_map", "grid_patterns", "check_against_grid", "check_areas_against_key", "network_on_plane"]
 
 
-def network_on_plane(region_map, st: np.ndarray, *, include_output: bool = False):
+def network_on_plane(region_map: RegionMap, st: np.ndarray, *, include_output: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(outputs [N, out], hidden bits [N, units]) of the region map's network at plane points."""
     net = region_map.network
     st = torch.as_tensor(np.asarray(st, dtype=np.float64))
@@ -42,7 +48,7 @@ def _interior_points(rm, n_per_face: int, rng: np.random.Generator):
     return np.concatenate(pts), np.concatenate(owner)
 
 
-def check_region_map(region_map, *, n_interior: int = 2, rtol: float = 1e-7, seed: int = 0) -> None:
+def check_region_map(region_map: RegionMap, *, n_interior: int = 2, rtol: float = 1e-7, seed: int = 0) -> None:
     """Raise AssertionError naming the first broken invariant of `region_map`.
 
     Checked: positive face areas summing to the box area; counter-clockwise convex faces; edges
@@ -113,7 +119,8 @@ def check_region_map(region_map, *, n_interior: int = 2, rtol: float = 1e-7, see
         raise AssertionError(f"{int(wrong.sum())} interior points have another pattern than their face (e.g. face {owner[k]})")
 
 
-def grid_patterns(model, *, box, plane=None, n: int = 200) -> np.ndarray:
+def grid_patterns(model: ModelLike, *, box: tuple[float, float, float, float], plane: Plane | None = None,
+                  n: int = 200) -> np.ndarray:
     """Distinct hidden-unit patterns on an n x n grid over the box (the authors' sampling)."""
     net = to_network(model, input_shape=plane.input_shape) if plane is not None else to_network(model)
     net = net.to(dtype=torch.float64)
@@ -126,7 +133,7 @@ def grid_patterns(model, *, box, plane=None, n: int = 200) -> np.ndarray:
     return np.unique(bits, axis=0)
 
 
-def check_against_grid(region_map, model, *, n: int = 200) -> int:
+def check_against_grid(region_map: RegionMap, model: ModelLike, *, n: int = 200) -> int:
     """Every grid pattern must be a face pattern; returns the number of grid patterns."""
     grid = grid_patterns(model, box=region_map.box, plane=region_map.plane, n=n)
     faces = {row.tobytes() for row in np.packbits(region_map.patterns, axis=1)}
@@ -138,7 +145,7 @@ def check_against_grid(region_map, model, *, n: int = 200) -> int:
     return int(grid.shape[0])
 
 
-def check_areas_against_key(region_map, model, *, n: int = 200) -> int:
+def check_areas_against_key(region_map: RegionMap, model: ModelLike, *, n: int = 200) -> int:
     """Areas against a fine grid, keyed independently of `Network`.
 
     The region key of every cell centre of an n x n grid is read from the user's own torch forward

@@ -10,11 +10,20 @@ that contains the sample, so dense sampling never finds a region the traversal m
 from __future__ import annotations
 
 import copy
+from enum import Enum
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-__all__ = ["module_patterns", "function_patterns", "sample_segment", "check_traversal", "maxpool_argmax_bits"]
+from .._checks import as_enum
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike, ModelLike
+    from ..traversal import Traversal
+
+__all__ = ["module_patterns", "function_patterns", "sample_segment", "check_traversal", "maxpool_argmax_bits",
+           "PatternKey"]
 
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
 
@@ -124,8 +133,21 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
     return torch.cat(parts, dim=1) if parts else torch.zeros(x.shape[0], 0, dtype=torch.bool)
 
 
-def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = False, batch_size: int = 4096, t=None,
-                   zero_tol: float | None = None, key: str = "hooks"):
+class PatternKey(str, Enum):
+    """How `sample_segment` and `check_traversal` read a torch module's patterns.
+
+    HOOKS (default): forward hooks on the ReLU / max-pool modules (`module_patterns`), independent
+    of the library's graph tracer and so the stricter reference for nets built of modules.
+    FUNCTIONS: every relu / max_pool2d call, F.relu in a custom forward included
+    (`function_patterns`), for graphs and functional forwards that hooks do not see."""
+
+    HOOKS = "hooks"
+    FUNCTIONS = "functions"
+
+
+def sample_segment(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, n: int = 20_000, include_output: bool = False,
+                   batch_size: int = 4096, t: ArrayLike | None = None, zero_tol: float | None = None,
+                   key: PatternKey | str = PatternKey.HOOKS):
     """(t float64 [n], patterns bool [n, units]) at n equally spaced points of x0 -> x1 (or at `t`).
 
     `x0`, `x1`: one input each, without batch dimension. `model` is a torch module (hook path,
@@ -133,8 +155,7 @@ def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = Fal
     F.relu and friends in a graph's forward) or a `Network` (its `bits`). With `zero_tol` (modules
     and hooks only), returns (t, patterns, near_zero) as in `module_patterns`.
     """
-    if key not in ("hooks", "functions"):
-        raise ValueError(f"key: expected 'hooks' or 'functions', got {key!r}")
+    key = as_enum(key, PatternKey, "key")
     x0 = torch.as_tensor(x0, dtype=torch.float64).unsqueeze(0)
     x1 = torch.as_tensor(x1, dtype=torch.float64).unsqueeze(0)
     t = torch.linspace(0, 1, n, dtype=torch.float64) if t is None else torch.as_tensor(t, dtype=torch.float64)
@@ -145,7 +166,7 @@ def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = Fal
             bits, close = module_patterns(model, x, include_output=include_output, zero_tol=zero_tol)
             out.append(bits)
             near.append(close)
-        elif isinstance(model, nn.Module) and key == "functions":
+        elif isinstance(model, nn.Module) and key is PatternKey.FUNCTIONS:
             out.append(function_patterns(model, x, include_output=include_output))
         elif isinstance(model, nn.Module):
             out.append(module_patterns(model, x, include_output=include_output))
@@ -154,8 +175,9 @@ def sample_segment(model, x0, x1, *, n: int = 20_000, include_output: bool = Fal
     return (t, torch.cat(out)) if zero_tol is None else (t, torch.cat(out), torch.cat(near))
 
 
-def check_traversal(traversal, model, x0, x1, *, n: int = 20_000, include_output: bool = False, margin: float = 1e-9,
-                    zero_tol: float | None = None, key: str = "hooks") -> None:
+def check_traversal(traversal: Traversal, model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, n: int = 20_000,
+                    include_output: bool = False, margin: float = 1e-9, zero_tol: float | None = None,
+                    key: PatternKey | str = PatternKey.HOOKS) -> None:
     """Raise AssertionError unless `traversal` is consistent with dense sampling of the segment.
 
     Checks: t starts at 0, ends at 1, strictly increases; patterns have one row per piece and

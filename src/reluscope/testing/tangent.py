@@ -7,12 +7,17 @@ as the definitions read. Used only by tests and benchmarks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 __all__ = ["reference_gradients", "reference_similarity", "reference_sign_scores"]
 
 
-def reference_gradients(model, x: torch.Tensor, *, per_output: bool = True) -> list[list[torch.Tensor]]:
+def reference_gradients(model: nn.Module, x: torch.Tensor, *, per_output: bool = True) -> list[list[torch.Tensor]]:
     """grads[n][k] = list of d f_k(x_n) / d theta_l per trainable tensor (k = 0 only, for the
     summed output, with per_output=False)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -72,7 +77,8 @@ def _representation(grads_n, theta, metric, normalize, keep, columns):
 
 
 def reference_similarity(
-    model, x, y=None, *, metric: str = "block", per_output: bool = True, normalize="none", keep=None
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, metric: str = "block", per_output: bool = True,
+    normalize: str = "none", keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """K [N, M] by the definitions, from explicit per-sample gradients (see reluscope.tangent).
 

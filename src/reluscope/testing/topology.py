@@ -4,13 +4,18 @@ over many lines, and the grid estimate of a face split's area table."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 __all__ = ["grid_decision", "brute_force_straight_cut_kappa", "kappa_from_labels"]
 
 
-def grid_decision(model, box, *, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+def grid_decision(model: nn.Module, box: tuple[float, float, float, float], *, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
     """(points [n * n, 2] at cell centres, class-1 decision bool [n * n]) of a 2-D binary model."""
     x0, x1, y0, y1 = box
     s = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
@@ -22,7 +27,7 @@ def grid_decision(model, box, *, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
     return pts, pos
 
 
-def kappa_from_labels(side: np.ndarray, positive: np.ndarray, weights=None) -> float:
+def kappa_from_labels(side: np.ndarray, positive: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Cohen's kappa between two binary labellings, maximised over swapping `side`, written out
     from the weighted 2 x 2 table."""
     w = np.ones(side.shape[0]) if weights is None else np.asarray(weights, float)
@@ -36,7 +41,7 @@ def kappa_from_labels(side: np.ndarray, positive: np.ndarray, weights=None) -> f
     return float(best)
 
 
-def brute_force_straight_cut_kappa(model, box, *, n: int = 300, n_directions: int = 720) -> float:
+def brute_force_straight_cut_kappa(model: nn.Module, box: tuple[float, float, float, float], *, n: int = 300, n_directions: int = 720) -> float:
     """The largest kappa of a straight cut, over `n_directions` directions and, for each, every
     offset between grid points (sorted cumulative counts), on the n x n grid."""
     pts, pos = grid_decision(model, box, n=n)
