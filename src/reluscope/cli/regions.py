@@ -103,7 +103,7 @@ def topo_grok(
     files = dict(write_grok_seeds(result, out))
     if maps:
         files.update(write_grok(run_grok(cfg, progress=True), out))
-    emit_json({"runs": [{k: v for k, v in r.items() if k != "records"} for r in result.rows], "files": files})
+    emit_json({"runs": [{"seed": r.seed, "summary": r.summary} for r in result.rows], "files": files})
 
 
 @user_errors(out="folder")

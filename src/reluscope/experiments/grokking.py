@@ -189,26 +189,45 @@ def run_grok(config: GrokConfig = GrokConfig(), *, progress: bool = False) -> Gr
     return GrokResult(cfg, recs, tuple(_pick(rec.frames, cfg.n_frames)), summary)
 
 
-def grok_row(config: GrokConfig) -> dict:
-    """One grokking run as a row, the unit of a sweep over seeds: the summary flattened, and under
-    "records" every checkpoint's flat row (accuracies, counts, each variant's scores)."""
+@dataclass(frozen=True)
+class GrokRow(Result):
+    """One grokking run of a sweep over seeds: its seed, summary, and every checkpoint's flat row
+    (`TopologyRecord.as_row()`: accuracies, counts, each variant's scores; the CSV's columns)."""
+
+    seed: int
+    summary: GrokSummary
+    records: tuple[dict, ...]
+
+    def track(self, name: str) -> VariantTrack:
+        """The summary's track of a graph variant ("length-rw", ...) or of "straight-cut"."""
+        for t in self.summary.tracks:
+            if t.name == name:
+                return t
+        raise KeyError(f"name: no track {name!r}; expected one of {[t.name for t in self.summary.tracks]}")
+
+
+def grok_row(config: GrokConfig) -> GrokRow:
+    """One grokking run as a row, the unit of a sweep over seeds."""
     result = run_grok(config)
-    s = result.summary
-    row = {"seed": config.seed, **{k: v for k, v in asdict(s).items() if k != "tracks"}}
-    for t in s.tracks:
+    return GrokRow(config.seed, result.summary, tuple(r.as_row() for r in result.records))
+
+
+def _flat(row: GrokRow) -> dict:
+    """A row's CSV / summary columns: the summary flattened, four columns per track."""
+    flat = {"seed": row.seed, **{k: v for k, v in asdict(row.summary).items() if k != "tracks"}}
+    for t in row.summary.tracks:
         key = t.name.replace("-", "_")
-        row.update({f"{key}_kappa_final": t.kappa_final, f"{key}_kappa_max": t.kappa_max,
-                    f"{key}_beats_straight_share": t.beats_straight_share, f"{key}_degenerate_share": t.degenerate_share})
-    row["records"] = [r.as_row() for r in result.records]
-    return row
+        flat.update({f"{key}_kappa_final": t.kappa_final, f"{key}_kappa_max": t.kappa_max,
+                     f"{key}_beats_straight_share": t.beats_straight_share, f"{key}_degenerate_share": t.degenerate_share})
+    return flat
 
 
 @dataclass(frozen=True)
 class GrokSeedsResult(Result):
-    """One `grok_row` per seed of `run_grok_seeds`, in seed order (`config.seed` is the first run's)."""
+    """One `GrokRow` per seed of `run_grok_seeds`, in seed order (`config.seed` is the first run's)."""
 
     config: GrokConfig
-    rows: tuple[dict, ...]
+    rows: tuple[GrokRow, ...]
 
 
 def run_grok_seeds(config: GrokConfig, seeds: Iterable[int], *, out: str | Path, address: str | None = None, workers: int | None = None,
@@ -221,7 +240,7 @@ def run_grok_seeds(config: GrokConfig, seeds: Iterable[int], *, out: str | Path,
     if not configs:
         raise ValueError("seeds: expected at least one seed")
     rows = run_sweep(grok_row, configs, out=out, address=address, workers=workers, retry_failed=True,
-                     progress=progress).check("grokking runs").results()
+                     progress=progress).check("grokking runs").results(GrokRow)
     return GrokSeedsResult(config, tuple(rows))
 
 
@@ -241,15 +260,16 @@ def write_grok_seeds(result: GrokSeedsResult, out: str | Path) -> GrokSeedsFiles
     from ..viz._common import report_figure
 
     out, rows, config = Path(out), list(result.rows), result.config
-    json = write_json_atomic(out / "grok_seeds.json", {"config": asdict(config), "runs": rows})
-    csv = write_text_atomic(out / "grok_seeds.csv", _csv([{k: v for k, v in r.items() if k != "records"} for r in rows]))
+    json = write_json_atomic(out / "grok_seeds.json", {"config": asdict(config), "runs": [
+        {**_flat(r), "records": r.records} for r in rows]})
+    csv = write_text_atomic(out / "grok_seeds.csv", _csv([_flat(r) for r in rows]))
     fig, axes = report_figure(2, len(rows), figsize=(3.6 * len(rows), 5.6), sharex=True, squeeze=False)
     for col, r in enumerate(rows):
-        recs = r["records"]
+        recs = r.records
         steps = np.maximum([x["step"] for x in recs], 0.5)
         axes[0][col].plot(steps, [x["train_accuracy"] for x in recs], "--", label="train")
         axes[0][col].plot(steps, [x["test_accuracy"] for x in recs], label="test")
-        axes[0][col].set_title(f"seed {r['seed']}" + (" (grokked)" if r["grokked"] else ""))
+        axes[0][col].set_title(f"seed {r.seed}" + (" (grokked)" if r.summary.grokked else ""))
         axes[1][col].plot(steps, [x["fiedler_length_rw_kappa"] for x in recs], label="Fiedler, normalised cut")
         axes[1][col].plot(steps, [x["fiedler_straight_kappa"] for x in recs], color="black", label="best straight cut")
         axes[1][col].set_xscale("log")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from ._topology import spearman
 from .grokking import (
-    GrokConfig, GrokFiles, GrokResult, GrokSeedsFiles, GrokSeedsResult, GrokSummary, VariantTrack, grok_row, run_grok, run_grok_seeds,
+    GrokConfig, GrokFiles, GrokResult, GrokRow, GrokSeedsFiles, GrokSeedsResult, GrokSummary, VariantTrack, grok_row, run_grok, run_grok_seeds,
     sparse_parity, write_grok, write_grok_seeds,
 )
 from .regression import (
@@ -39,7 +39,7 @@ from .regression import (
 )
 
 __all__ = [
-    "GrokConfig", "GrokResult", "GrokSummary", "VariantTrack", "run_grok", "grok_row", "write_grok",
+    "GrokConfig", "GrokResult", "GrokRow", "GrokSummary", "VariantTrack", "run_grok", "grok_row", "write_grok",
     "GrokSeedsResult", "run_grok_seeds", "write_grok_seeds", "GrokFiles", "GrokSeedsFiles", "RegressionFiles",
     "RegressionConfig", "RegressionResult", "RegressionSummary", "SpikeTest", "run_regression", "write_regression",
     "sparse_parity", "regression_target", "spearman", "spike_test",

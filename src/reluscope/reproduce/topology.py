@@ -159,8 +159,8 @@ def run(ctx: RunContext) -> PaperResult:
     if not quick:  # one grokking run per seed, as rows (through the sweep engine when available)
         rows = ctx.map(grok_row, [replace(grok_cfg, seed=s) for s in range(ctx.seed, ctx.seed + 5)], desc="grok seeds")
         notes.append("Seeds: " + "; ".join(
-            f"seed {r['seed']}: grokked {r['grokked']}, length-rw kappa final {r['length_rw_kappa_final']:.2f}, "
-            f"straight {r['straight_cut_kappa_final']:.2f}" for r in rows))
+            f"seed {r.seed}: grokked {r.summary.grokked}, length-rw kappa final {r.track('length-rw').kappa_final:.2f}, "
+            f"straight {r.track('straight-cut').kappa_final:.2f}" for r in rows))
     return PaperResult(
         paper=ctx.paper, title=TITLE, citation=CITATION, scale=ctx.scale, claims=tuple(claims),
         settings={"grok": asdict(grok_cfg), "regression": asdict(reg_cfg)}, notes=tuple(notes),

@@ -1,5 +1,6 @@
-"""Displays for space folding: running chi curves, chi histograms; plots of folding vs depth and
-of CantorNet's curves. matplotlib is imported only when drawing."""
+"""Displays for space folding: running chi curves, chi histograms; plots of CantorNet's curves
+(folding vs depth and vs error are the folding study's figures, `experiments.folding_study`).
+matplotlib is imported only when drawing."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RunningChiDisplay", "FoldingHistogramDisplay",
-    "plot_running_chi", "plot_folding_histogram", "plot_folding_depth", "plot_cantornet_curves",
+    "plot_running_chi", "plot_folding_histogram", "plot_cantornet_curves",
 ]
 
 
@@ -129,29 +130,6 @@ def _draw_histogram(ax, chi, bins, title, label):
         ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:  # nothing to list when unlabelled and no chi > 0
         ax.legend(fontsize="small")
-    return ax
-
-
-def plot_folding_depth(runs: Sequence, *, ax: Axes | None = None, reached_only: bool = True, metric: str = "chi_mean"):
-    """Folding vs depth, one line per width: mean over nets +- one standard deviation.
-
-    `runs`: objects with depth, width, reached_target and `metric` attributes, one per net.
-    Nets that missed the accuracy target are left out unless `reached_only=False`.
-    """
-    ax = axes_or_new(ax, figsize=(6, 4))
-    runs = [r for r in runs if r.reached_target or not reached_only]
-    widths = sorted({r.width for r in runs})
-    for i, w in enumerate(widths):
-        depths = sorted({r.depth for r in runs if r.width == w})
-        vals = [np.array([getattr(r, metric) for r in runs if r.width == w and r.depth == d]) for d in depths]
-        mean = np.array([v.mean() for v in vals])
-        std = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals])
-        x = np.array(depths) + (i - (len(widths) - 1) / 2) * 0.06  # small dodge so bars do not overlap
-        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=f"width {w}")
-    ax.set_xlabel("hidden layers")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_xticks(sorted({r.depth for r in runs}))
-    ax.legend(fontsize="small", ncol=2)
     return ax
 
 
