@@ -288,3 +288,63 @@ def test_random_nets_with_the_new_ops_match_the_region_key(seed, width, ops, lo,
     assert torch.equal(activation_patterns(model, x), function_patterns(model, x))
     tr = traverse(model, x[0:1], x[1:2])
     check_traversal(tr, model, x[0], x[1], n=400, key="functions")
+
+
+class _InPlace(nn.Module):
+    def __init__(self, forward):
+        super().__init__()
+        self.fc, self.act, self.fc2 = nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 4)
+        self._forward = forward
+
+    def forward(self, x):
+        return self._forward(self, x)
+
+
+def _keep_then(f):
+    return lambda self, x: f(self, self.fc(x))
+
+
+@pytest.mark.parametrize("name, forward", [
+    # nn.ReLU(inplace=True) overwrote h, which forward read again: the graph read the old h (0.34 off)
+    ("module inplace, input read again", _keep_then(lambda self, h: self.act(h) + h)),
+    ("F.relu_ result unused", _keep_then(lambda self, h: (F.relu_(h), self.fc2(h))[1])),
+    ("F.relu(inplace=True)", _keep_then(lambda self, h: F.relu(h, inplace=True) - 2 * h)),
+    ("method relu_", _keep_then(lambda self, h: h.relu_() + self.fc2(h))),
+    ("one split part in place", lambda self, x: (lambda p: torch.cat([F.relu_(p[0]), p[1]], 1) - torch.cat([p[1], p[0]], 1))(
+        self.fc(x).split(2, 1))),
+])
+def test_inplace_operations_are_followed_where_forward_reads_the_tensor_again(name, forward):
+    torch.manual_seed(3)
+    model = _InPlace(forward).double().eval()
+    x = torch.randn(30, 4, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(to_network(model)(x), model(x.clone()), rtol=1e-12, atol=1e-12)
+    assert torch.equal(activation_patterns(model, x), function_patterns(model, x.clone()))
+
+
+def test_augmented_assignment_changes_every_name_of_the_tensor():
+    # fx traces `h += 1` as h = h + 1; the tensor `ident` also names changed too (regression)
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            h = self.fc(x)
+            ident = h
+            h += 1.0
+            h *= 2.0
+            return F.relu(ident) - h / 4
+
+    model = Net().double().eval()
+    x = torch.randn(20, 3, dtype=torch.float64)
+    torch.testing.assert_close(to_network(model)(x), model(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("forward", [
+    _keep_then(lambda self, h: F.relu_(h[:, :2]).sum(1, keepdim=True) + h),
+    _keep_then(lambda self, h: torch.cat([F.relu(h.view(h.size(0), 2, 2), inplace=True).flatten(1), h], 1)),
+])
+def test_inplace_on_a_view_of_a_tensor_read_again_is_refused(forward):
+    with pytest.raises(TypeError, match="overwrites .* in place, which shares memory with 'fc', read again by"):
+        to_network(_InPlace(forward))
