@@ -19,7 +19,7 @@ import numpy as np
 
 from numba import njit  # optional (the `fast` extra): partition falls back to numpy without it
 
-from ._cut import Buf
+from ._cut import Buf, degenerate_face
 from ._cut_np import NpComplex
 
 __all__ = ["NbComplex"]
@@ -177,35 +177,27 @@ def _cut_with(R, n_v, E, n_e, origin, n_o, n_faces, j, tol, sg, ci, fw):
             n_o += 1
     return 0, n_v + k, n_e, n_o, n_faces + n_cut
 
+
 @njit(cache=True, nogil=True)
-def _face_sums_kernel(E, n_e, Z, n_faces):
-    """The numpy engine's face sums in its summation order: per face, incidences (left face,
-    end a), (left, b), (right, a), (right, b), each in edge order."""
-    out = np.zeros((n_faces + 1, Z.shape[1]))
+def _face_sums_kernel(E, n_e, Z, n, n_faces):
+    """The numpy engine's face sums of Z's first n columns in its summation order: per face,
+    incidences (left face, end a), (left, b), (right, a), (right, b), each in edge order."""
+    out = np.zeros((n_faces + 1, n))
     for s in range(2, 4):
         for i in range(2):
             for e in range(n_e):
                 f, v = E[e, s], E[e, i]
-                for c in range(Z.shape[1]):
+                for c in range(n):
                     out[f, c] += Z[v, c]
     return out
 
 
 @njit(cache=True, nogil=True)
-def _grow_rows(a, n, rows, factor):
-    """a (2-D) with room for `rows` rows, its first n kept: itself, or a copy `factor` times longer."""
+def _grow(a, n, rows, factor):
+    """a with room for `rows` rows, its first n kept: itself, or a copy `factor` times longer."""
     if rows <= a.shape[0]:
         return a
-    b = np.empty((max(rows, factor * a.shape[0], 64), a.shape[1]), a.dtype)
-    b[:n] = a[:n]
-    return b
-
-
-@njit(cache=True, nogil=True)
-def _grow_vector(a, n, rows, factor):
-    if rows <= a.shape[0]:
-        return a
-    b = np.empty(max(rows, factor * a.shape[0], 64), a.dtype)
+    b = np.empty((max(rows, factor * a.shape[0], 64),) + a.shape[1:], a.dtype)
     b[:n] = a[:n]
     return b
 
@@ -247,23 +239,16 @@ def cut_layer(Z, xy, E, n_e, n_faces, patterns, rtol, per_face, budget):
             status, nv, ne, no, nf = _cut_with(R, n_v, E, n_e, origin, n_o, n_faces, j, tols[j], sg, ci, fw)
             if status != 2:
                 break
-            R = _grow_rows(R, n_v, nv, 2)
-            E = _grow_rows(E, n_e, ne, 4)
-            origin = _grow_vector(origin, n_o, no, 4)
+            R = _grow(R, n_v, nv, 2)
+            E = _grow(E, n_e, ne, 4)
+            origin = _grow(origin, n_o, no, 4)
         if status == 1:
             return 1, j, est, R, n_v, E, n_e, n_faces, patterns
         n_v, n_e, n_o, n_faces = nv, ne, no, nf
         est = f_start + (n_faces - f_start) * n / (j + 1)
         if est * per_face > budget and n_faces > 64:
             return 3, j + 1, est, R, n_v, E, n_e, n_faces, patterns
-    # bits: the face sums of `_face_sums_kernel` (its summation order) of the n cut columns
-    sums = np.zeros((n_faces + 1, n))
-    for s in range(2, 4):
-        for i in range(2):
-            for e in range(n_e):
-                f, w = E[e, s], E[e, i]
-                for c in range(n):
-                    sums[f, c] += R[w, c]
+    sums = _face_sums_kernel(E, n_e, R, n, n_faces)  # the bits: the numpy engine's face sums
     u = patterns.shape[1]
     out = np.empty((n_faces + 1, u + n), np.bool_)
     for f in range(n_faces + 1):
@@ -306,17 +291,14 @@ class NbComplex(NpComplex):
                 R.n, E.n, origin.n, self.n_faces = nv, ne, no, nf
                 return
             if status == 1:
-                raise FloatingPointError(
-                    "regions_2d: a face met a unit's zero line in other than two boundary points "
-                    "(numerically degenerate network); try a larger rtol"
-                )
+                raise degenerate_face()
             _reserve(R, nv)  # start_layer left spare rows: doubling suffices for the wide vertex table
             _reserve(E, ne, 4)  # narrow int tables, starting small every layer (origin): grow faster
             _reserve(origin, no, 4)
 
     def face_sums(self, Z: np.ndarray) -> np.ndarray:
         """Sum of Z over each face's vertex incidences [F + 1, n] (twice the vertex sum)."""
-        return _face_sums_kernel(self.E.t, self.E.n, np.ascontiguousarray(Z), self.n_faces)
+        return _face_sums_kernel(self.E.t, self.E.n, np.ascontiguousarray(Z), Z.shape[1], self.n_faces)
 
 
 # ------------------------------------------------------------------ the final complex (`_complex`)

@@ -15,6 +15,7 @@ import math
 
 import torch
 import torch.nn as nn
+from torch.nn.modules import module as _module
 
 from ..network import LeakyReLU, Linear, Network
 from ..network.network import INPUT, Node
@@ -32,7 +33,10 @@ def float64_mlp(model) -> Network | None:
     children = list(model._modules.items())
     if not children or any(type(m) not in _KINDS for _, m in children) or len({id(m) for _, m in children}) != len(children):
         return None
-    check_hooks(model)  # raises: hooks change what the modules compute
+    hooked = _module._global_forward_hooks or _module._global_forward_pre_hooks or any(
+        m._forward_hooks or m._forward_pre_hooks for m in (model, *model._modules.values()))
+    if hooked:  # what check_hooks looks at, without its walk over named_modules
+        check_hooks(model)  # raises: hooks change what the modules compute
     nodes = []
     for i, (path, m) in enumerate(children):
         if type(m) is nn.Linear:

@@ -15,7 +15,7 @@ import torch
 from ..network import MaxPool2d, Network
 from ..network.layers import AbstractAffine
 from ..network.network import INPUT
-from ._cut import Buf, Complex
+from ._cut import Buf, Complex, degenerate_face
 from ._maxpool import cut_windows, maxpool_bits, merge_equal_faces, window_columns
 
 __all__ = ["State", "walk", "cut_relu", "cut_maxpool", "is_chain", "walk_chain"]
@@ -192,10 +192,7 @@ def walk_chain(net: Network, plane_dev, box, rtol, per_face, memory_budget, cut_
         status, done, est, R, n_v, E, n_e, n_faces, patterns = cut_layer(
             Z, xy, E, n_e, n_faces, patterns, rtol, per_face, memory_budget)
         if status == 1:
-            raise FloatingPointError(
-                "regions_2d: a face met a unit's zero line in other than two boundary points "
-                "(numerically degenerate network); try a larger rtol"
-            )
+            raise degenerate_face()
         if status == 3:
             refuse(layer, est, n_faces, done, n)
         xy = np.ascontiguousarray(R[:n_v, n:])

@@ -188,10 +188,10 @@ def pattern_keys(patterns: np.ndarray) -> np.ndarray:
 
 def _check_box(box) -> tuple[float, float, float, float]:
     try:
-        vals = tuple(float(b) for b in box)
+        vals = tuple(map(float, box))
     except (TypeError, ValueError) as err:
         raise TypeError(f"box: expected four numbers (xmin, xmax, ymin, ymax), got {box!r}") from err
-    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+    if len(vals) != 4 or not all(map(math.isfinite, vals)):
         raise ValueError(f"box: expected four finite numbers (xmin, xmax, ymin, ymax), got {box!r}")
     x0, x1, y0, y1 = vals
     if not (x1 > x0 and y1 > y0):
@@ -302,8 +302,9 @@ def regions_2d(
         raise ValueError(f"rtol: expected a float in [0, 1e-2), got {rtol!r}")
     if not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
         raise ValueError(f"memory_budget: expected a positive number of bytes, got {memory_budget!r}")
-    device = torch.device(device) if device is not None else net.device
-    if device != net.device:
+    here = net.device
+    device = torch.device(device) if device is not None else here
+    if device != here:
         net = net.to(device=device)
     plane_dev = None
     if plane is not None:
