@@ -282,7 +282,7 @@ def test_maps_follow_weights_changed_in_place():
 
 @pytest.mark.parametrize("make", [
     lambda: nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 3), nn.LeakyReLU(0.3), nn.Linear(3, 2)),
-    lambda: nn.Sequential(nn.Linear(2, 4, bias=False), nn.ReLU(), nn.Linear(4, 1)).double(),
+    lambda: nn.Sequential(nn.Linear(2, 4, bias=False), nn.ReLU(inplace=True), nn.Linear(4, 1)).double(),
     lambda: nn.Sequential(nn.ReLU(), nn.Linear(2, 1)),
     lambda: nn.Sequential(nn.Linear(3, 1)),
 ])
