@@ -6,17 +6,18 @@ through. Each node of the traced graph must be a whitelisted module or one of th
 operations of `operations.py` (all affine or piecewise linear: slicing, split/chunk, stack, cat
 and mean become affine layers; ReLU6/Hardtanh become two ReLUs and an affine join); anything else
 raises a TypeError naming the node, what is supported and what to change, rather than silently
-computing patterns of a network we do not understand. Eval-mode
-BatchNorm is folded into the Linear/Conv2d before it when nothing else reads that layer's output,
-and kept as a `ChannelAffine` node otherwise (e.g. after a residual addition).
+computing patterns of a network we do not understand. In-place calls are followed as Python runs
+them (`inplace.py`). Eval-mode BatchNorm is folded into the Linear/Conv2d before it when nothing
+else reads that layer's output, and kept as a `ChannelAffine` node otherwise (e.g. after a
+residual addition).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 import operator
 import traceback
+from collections.abc import Sequence
 
 import torch
 import torch.fx
@@ -24,13 +25,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import layers as L
+from .inplace import InPlace, InPlaceProxy
 from .modules import append_leaf, check_eval, fold_batchnorm, maxpool_layer, pair
 from .network import INPUT, Network, Node
 from .operations import (
     _BATCH, _CAT, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _RELU, _SHAPE, _SMOOTH_FN,
     _SMOOTH_METHOD, _SPLIT, _ADD, _DIV, _MUL, _SUB, FUNCTIONS, METHODS, Operations, _bind, _is_int, _Parts,
 )
-from .whitelist import DROPOUT, SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
+from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
 
 __all__ = ["to_network", "SUPPORTED_MODULES"]
 
@@ -38,32 +40,12 @@ __all__ = ["to_network", "SUPPORTED_MODULES"]
 # ---------------------------------------------------------------- tracing
 
 
-class _Proxy(torch.fx.Proxy):
-    """fx's Proxy has no in-place operators, so `out += y` is traced as `out = out + y`, hiding
-    that the tensor other names still refer to changed; these record operator.iadd & co."""
-
-    def _inplace(self, op, other):
-        return self.tracer.create_proxy("call_function", op, (self, other), {})
-
-    def __iadd__(self, other):
-        return self._inplace(operator.iadd, other)
-
-    def __isub__(self, other):
-        return self._inplace(operator.isub, other)
-
-    def __imul__(self, other):
-        return self._inplace(operator.imul, other)
-
-    def __itruediv__(self, other):
-        return self._inplace(operator.itruediv, other)
-
-
 class _Tracer(torch.fx.Tracer):
     """Whitelisted modules (exact forward) and torch.nn's own other modules stay leaves, so the
     latter are refused by name rather than traced into their functional internals."""
 
     def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
-        return _Proxy(node, self)
+        return InPlaceProxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if whitelisted(m) is not None:
@@ -73,7 +55,7 @@ class _Tracer(torch.fx.Tracer):
         return type(m).__module__.startswith("torch.nn") and type(m).forward is not nn.Module.forward
 
 
-class _Converter(Operations):
+class _Converter(Operations, InPlace):
     def __init__(self, model: nn.Module, graph: torch.fx.Graph):
         self.model = model
         self.graph = graph
@@ -200,70 +182,6 @@ class _Converter(Operations):
                 stack.extend(n.all_input_nodes)
             stack = [n for n in self.graph.nodes if n not in live and self._inplace_input(n) in live]
         return live
-
-    # -- in-place operations ---------------------------------------------------------------
-    def _inplace_input(self, n: torch.fx.Node) -> torch.fx.Node | None:
-        """The fx node whose tensor `n` overwrites in place (nn.ReLU(inplace=True), F.relu_,
-        x.add_(y), out += identity, ...), or None."""
-        if n.op == "call_module":
-            m = self._submodule(n.target)
-            hit = m is not None and whitelisted(m) is not None and getattr(m, "inplace", False) is True
-        elif n.op == "call_function":
-            at = _INPLACE_ARG.get(n.target)
-            hit = n.target in _INPLACE_FUNCTIONS or n.kwargs.get("inplace") is True or (
-                at is not None and len(n.args) > at and n.args[at] is True)
-        elif n.op == "call_method":
-            hit = isinstance(n.target, str) and n.target.endswith("_") and not n.target.startswith("_")
-        else:
-            return None
-        src = n.args[0] if hit and n.args else None
-        return src if isinstance(src, torch.fx.Node) else None
-
-    def _alias(self, n: torch.fx.Node, src: torch.fx.Node) -> None:
-        """After n overwrites src's tensor, forward's later reads of src see n's value: alias them.
-        A tensor sharing src's memory (a view, a split part, the base of a view) would change too,
-        which the graph cannot express: refused when forward reads one after n."""
-        if self.env[n] == self.env[src]:
-            return  # an identity (Dropout(inplace=True) in eval mode)
-        order, obj = self._order, self._object(src)
-        same = {m for m in self.graph.nodes if self._object(m) is obj}  # every name of the tensor (ident = h; h += 1)
-        for name in same:
-            for other in _storage_group(name, self._submodule) - same:
-                if isinstance(self.env.get(other), _Parts) or order[other] > order[n]:
-                    continue  # the tuple of parts (its getitems are the reads); views made after n read n
-                reader = next((u for u in other.users if order[u] > order[n]), None)
-                if reader is not None:
-                    raise self._refuse(
-                        n, f"it overwrites {src.name!r} in place, which shares memory with {other.name!r}, read again by "
-                        f"{reader.name!r}", "use the out-of-place form (inplace=False, F.relu instead of F.relu_, x = x + y)",
-                    )
-        for m in same & self.env.keys():  # later names (the same split part read again) follow at their turn
-            self.env[m] = self.env[n]
-
-    def _object(self, n: torch.fx.Node) -> torch.fx.Node:
-        """The node that created the tensor object n refers to: in-place operations and identities
-        (Identity, Dropout in eval mode, contiguous) return their input itself, and the same part
-        of a split read twice is one tensor."""
-        while True:
-            src = self._inplace_input(n)
-            if src is None and n.args and isinstance(n.args[0], torch.fx.Node) and (
-                (n.op == "call_module" and whitelisted(self._submodule(n.target)) in (nn.Identity, *DROPOUT))
-                or (n.op == "call_method" and n.target == "contiguous") or (n.op == "call_function" and n.target is F.dropout)
-            ):
-                src = n.args[0]
-            if src is None and n.op == "call_function" and n.target is operator.getitem and isinstance(
-                    self.env.get(n.args[0]), _Parts):
-                return min((u for u in n.args[0].users if u.target is operator.getitem and u.args[1] == n.args[1]),
-                           key=self._order.__getitem__)
-            if src is None:
-                return n
-            n = src
-
-    @property
-    def _order(self) -> dict:
-        if not hasattr(self, "_order_cache"):
-            self._order_cache = {n: i for i, n in enumerate(self.graph.nodes)}
-        return self._order_cache
 
     def _module(self, n) -> int:
         path = n.target
@@ -404,48 +322,6 @@ class _Converter(Operations):
         if name.rstrip("_") in _METHOD_TABLE and name in METHODS:
             return self._arith(n, _METHOD_TABLE[name.rstrip("_")], args, kw)
         raise self._refuse(n, "this tensor method is not on the whitelist")
-
-
-_INPLACE_FUNCTIONS = {
-    F.relu_, torch.relu_, F.leaky_relu_, F.hardtanh_, operator.iadd, operator.isub, operator.imul, operator.itruediv,
-}
-_INPLACE_ARG = {F.relu: 1, F.leaky_relu: 2, F.relu6: 1, F.hardtanh: 3, F.dropout: 3}  # position of `inplace`
-_VIEW_FUNCTIONS = {operator.getitem, torch.flatten, torch.reshape, torch.split, torch.chunk}
-_VIEW_METHODS = {"view", "reshape", "flatten", "split", "chunk", "contiguous"}
-
-
-def _is_view(n: torch.fx.Node, submodule) -> bool:
-    """Whether n may return memory shared with its first argument (conservatively: reshape too)."""
-    if n.op == "call_function":
-        return n.target in _VIEW_FUNCTIONS
-    if n.op == "call_method":
-        return n.target in _VIEW_METHODS
-    if n.op == "call_module":  # Flatten, Unflatten, Identity and Dropout (eval) return views or x itself
-        m = submodule(n.target)
-        return m is None or whitelisted(m) in (nn.Flatten, nn.Unflatten, nn.Identity, *DROPOUT)
-    return False
-
-
-def _storage_group(node: torch.fx.Node, submodule) -> set:
-    """node, the tensors it is a view of (up to the first non-view) and every view of those that may
-    overlap it. The other parts of a split/chunk it belongs to are disjoint from it: left out."""
-    chain = [node]
-    while _is_view(chain[-1], submodule) and chain[-1].args and isinstance(chain[-1].args[0], torch.fx.Node):
-        chain.append(chain[-1].args[0])
-    group, stack = set(), [chain[-1]]
-    while stack:
-        v = stack.pop()
-        if v in group:
-            continue
-        group.add(v)
-        parts = v.op != "call_module" and v.target in (torch.split, torch.chunk, "split", "chunk")
-        mine = next((u.args[1] for u in chain if parts and u in v.users), None)  # the part on node's chain
-        stack.extend(
-            u for u in v.users
-            if _is_view(u, submodule) and u.args and u.args[0] is v and not (
-                mine is not None and isinstance(u.args[1], int) and (u.args[1] < 0) == (mine < 0) and u.args[1] != mine)
-        )
-    return group
 
 
 def _user_frame(err: BaseException) -> str:
