@@ -88,3 +88,25 @@ def test_random_nets_have_no_uncertain_pieces():
         warnings.simplefilter("error")
         out = traverse_many(net, x0, x1)
     assert sum(t.n_uncertain for t in out) == 0
+
+
+def test_leaky_relu_slope_stays_float64_so_breakpoints_are_exact():
+    """Regression (found by dtype="float32-checked"): the LeakyReLU jvp built its slope with
+    torch.where(on, 1.0, 0.1), a float32 tensor, so 0.1 became 0.100000001 and every root past a
+    leaky layer moved by up to ~1e-8 in t (a unit 5e-9 from its breakpoint, not 1e-16). The
+    slopes of `LeakyReLU.jvp`, the traversal's in-place jvp and regions' affine maps now stay in
+    the computing dtype."""
+    from reluscope.network.layers import LeakyReLU
+
+    z = torch.tensor([-1.0, 2.0], dtype=torch.float64)
+    assert LeakyReLU("a", 0.1).jvp(z, torch.ones(2, dtype=torch.float64))[1].tolist() == [0.1, 1.0]
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.1), nn.Linear(8, 8), nn.LeakyReLU(0.1)).double()
+    x0, x1 = torch.tensor([-4.0, -3.0], dtype=torch.float64), torch.tensor([3.0, 4.0], dtype=torch.float64)
+    tr = traverse(model, x0, x1)
+    assert tr.n_pieces > 5
+    x = x0 + tr.t[1:-1, None] * (x1 - x0)
+    with torch.no_grad():
+        z = torch.cat([model[0](x), model[2](model[1](model[0](x)))], 1)
+    flips = tr.patterns[1:] != tr.patterns[:-1]  # the units that cross at each breakpoint
+    assert float(z.abs().masked_select(flips).max()) < 1e-13

@@ -400,7 +400,7 @@ class LeakyReLU(AbstractActivation):
     def jvp(self, z: torch.Tensor, dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         on = z > 0
         if self.negative_slope:
-            slope = torch.where(on, 1.0, self.negative_slope).to(dz.dtype)
+            slope = torch.full_like(dz, self.negative_slope).masked_fill_(on, 1.0)  # not torch.where(on, 1.0, s): float32
             return self.forward(z), dz * slope
         return z * on, dz * on
 

@@ -136,7 +136,7 @@ def _push(net: Network, base: torch.Tensor, pat: torch.Tensor):
             n = off[0].numel()
             bits = pat[:, start:start + n]
             start += n
-            slope = torch.where(bits, 1.0, float(layer.negative_slope)).to(torch.float64)
+            slope = torch.full(bits.shape, float(layer.negative_slope), dtype=torch.float64, device=bits.device).masked_fill_(bits, 1.0)
             off = (off.reshape(k, n) * slope).reshape(off.shape)
             dirs = (dirs.reshape(k, 2, n) * slope.unsqueeze(1)).reshape(dirs.shape)
         vals[i] = (off, dirs)

@@ -309,7 +309,7 @@ def _leaky_relu_jvp_(layer: LeakyReLU, z: torch.Tensor, dz: torch.Tensor, on: to
     """`layer.jvp(z, dz)` computed in place: z and dz belong to the traversal, and the pieces'
     tensors are the largest it holds, so saving two allocations per layer matters."""
     if layer.negative_slope:
-        return F.leaky_relu_(z, layer.negative_slope), dz.mul_(torch.where(on, 1.0, layer.negative_slope).to(dz.dtype))
+        return F.leaky_relu_(z, layer.negative_slope), dz.mul_(torch.full_like(dz, layer.negative_slope).masked_fill_(on, 1.0))
     return z.clamp_(min=0), dz.masked_fill_(~on, 0.0)
 
 
@@ -520,9 +520,14 @@ def _descend(plan: list, s0: int, p: _Pieces, walk: _Walk, post_split: bool = Fa
 
 
 def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_output: bool,
-                    memory_budget: int = DEFAULT_MEMORY_BUDGET, bar=None, tolerance: float = TOLERANCE) -> Traversals:
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET, bar=None, tolerance: float = TOLERANCE,
+                    checked: bool = False) -> Traversals:
     """Traverse a batch of segments; pieces are refined in chunks of at most memory_budget
-    bytes of working memory (`_descend`). The result stays flat (`Traversals`)."""
+    bytes of working memory (`_descend`). The result stays flat (`Traversals`). `checked`:
+    proposed in float32, checked in float64 (`checked.py`)."""
+    if checked:
+        from .checked import traverse_checked_float32
+        return traverse_checked_float32(net, x0, x1, include_output, memory_budget, tolerance)
     s = x0.shape[0]
     dx = x1 - x0
     per_piece = _bytes_per_piece(net, x0[:1], include_output)
@@ -597,6 +602,10 @@ def _prepare(model, x0, x1, *, batched: bool, dtype=Precision.FLOAT64, what: str
     return net, x0, x1
 
 
+def _checked(dtype) -> bool:
+    return as_precision(dtype) is Precision.CHECKED_FLOAT32
+
+
 _INPUT_LIMIT = 1e100  # leaves ~200 orders of magnitude for weights and depth before overflow
 
 
@@ -623,7 +632,9 @@ def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: 
     not resolved. `progress` shows a bar over the network's layers (for deep nets).
     `dtype`: "float64" (default) analyses the float64 copy of the
     model (a PrecisionWarning says so for float16/bfloat16 models); "model" analyses it in its own
-    dtype, resolving t only to a few ulps of that dtype (`Traversal.tolerance`). Pieces whose bit
+    dtype, resolving t only to a few ulps of that dtype (`Traversal.tolerance`); "float32-checked"
+    traverses in float32 and checks every piece in float64, traversing again in float64 where a
+    check fails: the float64 answer (same pieces and patterns, breakpoints within `tolerance`). Pieces whose bit
     was decided within rounding are marked in `Traversal.uncertain`, with a PrecisionWarning.
     `memory_budget` (bytes) bounds the working memory: pieces are refined depth first in chunks
     that fit (the result itself, one pattern row per piece, is not counted).
@@ -634,7 +645,7 @@ def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: 
     with torch.no_grad():
         rows_within_budget(_bytes_per_piece(net, x0[:1], include_output), memory_budget, what="piece of a segment")
     with torch.no_grad(), tqdm(disable=not progress, desc="traverse", unit="layer") as bar:
-        out = _traverse_chunk(net, x0, x1, include_output, memory_budget, bar, tolerance)
+        out = _traverse_chunk(net, x0, x1, include_output, memory_budget, bar, tolerance, _checked(dtype))
     _warn_uncertain(int(out.n_uncertain[0] > 0), 1, out.dtype, "traverse")
     return out[0]
 
@@ -675,7 +686,7 @@ def traverse_many(
     if pairs == "given" and a != b:
         raise ValueError(f"x1: pairs = 'given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
     parts = list(_stream(net, x0, x1, include_output=include_output, pairs=pairs, batch_size=batch_size,
-                         memory_budget=budget, tolerance=tolerance, progress=progress))
+                         memory_budget=budget, tolerance=tolerance, progress=progress, checked=_checked(dtype)))
     if not parts:
         empty = torch.zeros(0, dtype=torch.float64, device=x0.device)
         return Traversals(empty, torch.zeros(0, 0, dtype=torch.bool, device=x0.device), torch.zeros(1, dtype=torch.int64),
@@ -695,7 +706,7 @@ def _free_bytes(device: torch.device, budget: int) -> int:
 
 def _stream(net: Network, x0: torch.Tensor, x1: torch.Tensor, *, include_output: bool, pairs: str = "given",
             batch_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET, tolerance: float = TOLERANCE,
-            progress: bool = False):
+            progress: bool = False, checked: bool = False):
     """Yield `Traversals` of consecutive batches of segments (x0, x1 prepared by `_prepare`), so a
     caller that only needs a summary per segment (chi) never holds more than one batch."""
     b = x1.shape[0]
@@ -710,7 +721,7 @@ def _stream(net: Network, x0: torch.Tensor, x1: torch.Tensor, *, include_output:
             ia, ib = (idx, idx) if pairs == "given" else (idx // b, idx % b)
             try:
                 chunk = _traverse_chunk(net, x0.index_select(0, ia), x1.index_select(0, ib), include_output,
-                                        memory_budget, None, tolerance)
+                                        memory_budget, None, tolerance, checked)
             except (MemoryError, RuntimeError) as err:  # the estimate was too low: halve the batch
                 if not _out_of_memory(err):
                     raise

@@ -28,10 +28,17 @@ class Precision(str, Enum):
     agrees with dense sampling of the float64 model, so the answer is the exact one for the
     model's weights. MODEL analyses the model in its own dtype (as it runs), with a tolerance of
     a few units of that dtype's rounding: pieces shorter than that are not resolved.
+    CHECKED_FLOAT32 (exact traversal only) traverses in float32, checks every piece and
+    breakpoint in float64 and traverses again in float64 where a check fails, so it returns the
+    float64 answer (docs/methods.md says what is checked). It is not the default because the
+    check is a float64 forward pass per piece: on a CPU, where float32 is at most about twice as
+    fast, the pair costs about as much as float64 alone (bench/traverse.py); it pays where
+    float64 is much slower than float32 (GPUs). Networks with max-pooling run in float64.
     """
 
     FLOAT64 = "float64"
     MODEL = "model"
+    CHECKED_FLOAT32 = "float32-checked"
 
 
 class PrecisionWarning(UserWarning):
