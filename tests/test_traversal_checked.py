@@ -133,3 +133,10 @@ def test_checked_float32_with_max_pooling_runs_in_float64(monkeypatch):
     x0, x1 = _ends(1, (1, 4, 4), n=2)
     monkeypatch.setattr(checked, "_check", None)  # never reached: max-pooling goes straight to float64
     assert_same(traverse_many(model, x0, x1, dtype="float32-checked"), traverse_many(model, x0, x1))
+
+
+def test_checked_float32_beyond_float32_range_runs_in_float64(monkeypatch):
+    model = _mlp(0, 2, [4], 0.0)
+    x0, x1 = _ends(2, (2,), n=2, scale=1e40)  # inf in float32
+    monkeypatch.setattr(checked, "_check", None)
+    assert_same(traverse_many(model, x0, x1, dtype="float32-checked"), traverse_many(model, x0, x1))

@@ -20,7 +20,8 @@ would change inside is affine there, and has no root), and 2 proves it changes a
 the accepted pieces are the float64 ones up to `tolerance`. A run of rejected pieces is traversed
 again in float64, from the midpoint of the accepted piece before it to the midpoint of the one
 after (or the segment's end), and spliced in; adjacent equal patterns are merged as in `traverse`.
-Networks with max-pooling are traversed in float64 directly (their crossings are not unit roots).
+Networks with max-pooling (their crossings are not unit roots), and inputs or weights beyond
+float32's range, are traversed in float64 directly.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def traverse_checked_float32(net: Network, x0: torch.Tensor, x1: torch.Tensor, i
     plan = _plan(net, include_output)
     if any(not isinstance(s.layer, (AbstractAffine, LeakyReLU, _OutputSigns)) for s in plan):
         return _traverse_chunk(net, x0, x1, include_output, memory_budget, None, tolerance)
-    proposal = _traverse_chunk(net.to(dtype=torch.float32), x0.float(), x1.float(), include_output,
-                               memory_budget, None, tolerance)
+    net32, y0, y1 = net.to(dtype=torch.float32), x0.float(), x1.float()
+    if not all(bool(torch.isfinite(v).all()) for v in (y0, y1, *net32._tensors())):  # beyond float32's range
+        return _traverse_chunk(net, x0, x1, include_output, memory_budget, None, tolerance)
+    proposal = _traverse_chunk(net32, y0, y1, include_output, memory_budget, None, tolerance)
     seg = proposal.segment
     n = seg.shape[0]
     rows = torch.arange(n, device=seg.device)
