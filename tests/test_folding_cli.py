@@ -175,3 +175,21 @@ def test_training_experiments_on_a_tiny_task(tmp_path):
     assert json.loads(write_fgsm_interaction(res, tmp_path / "f.json").read_text())["attack_size"] == 0.3
     with pytest.raises(ValueError, match="epochs: expected an integer >= 1"):
         FoldingTrainingConfig(epochs=2.0)
+
+
+def test_old_experiment_names_are_deprecated_aliases():
+    import reluscope.experiments.folding_study as study
+    import reluscope.experiments.folding_training as training
+    import reluscope.experiments.hulls as hulls
+
+    for module, old, new in ((training, "TrainingCurve", "FoldingTrainingResult"),
+                             (training, "RegulariserResult", "FoldingRegulariserResult"),
+                             (training, "RegulariserRun", "RegulariserRow"),
+                             (training, "FgsmInteraction", "FgsmInteractionResult"),
+                             (hulls, "HullsExperiment", "HullsResult")):
+        with pytest.warns(DeprecationWarning, match=new):
+            assert getattr(module, old) is getattr(module, new)
+    with pytest.warns(DeprecationWarning, match="moved to reluscope.experiments.folding_training"):
+        assert study.regulariser_task is training.regulariser_task
+    with pytest.raises(AttributeError):
+        study.no_such_name

@@ -84,7 +84,7 @@ def _save(fig, path: Path) -> Path:
 
 def _write_frames(frames, path: Path) -> Path:
     """The region maps of the recorded frames side by side, as one PNG."""
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.regions import plot_region_frames
 
     fig, axes = report_figure(1, len(frames), figsize=(2.6 * len(frames), 2.8))

@@ -372,7 +372,7 @@ def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingS
 
 def depth_figure(nets: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]) -> Figure:
     """Phi, mean chi and share folded against depth, exact and on the grid: (depth, snapshot) pairs."""
-    from ..viz._common import report_figure
+    from ..viz import report_figure
 
     fig, axes = report_figure(1, 3, figsize=(13, 3.8))
     for ax, (m, label) in zip(axes, (("phi", "Phi (median of positive chi)"), ("chi_mean", "mean chi"),
@@ -392,7 +392,7 @@ def depth_figure(nets: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[i
 
 def error_figure(points: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]) -> Figure:
     """Phi against test error per depth, one colour per snapshot stage: (depth, snapshot) pairs."""
-    from ..viz._common import report_figure
+    from ..viz import report_figure
 
     fig, axes = report_figure(1, len(depths), figsize=(3.6 * len(depths), 3.4), squeeze=False)
     for ax, d in zip(axes[0], depths):

@@ -257,7 +257,7 @@ def write_grok_seeds(result: GrokSeedsResult, out: str | Path) -> GrokSeedsFiles
     """grok_seeds.json (config, rows with their checkpoints), grok_seeds.csv (one summary row per
     seed) and grok_seeds.png (accuracies and the default split's and the straight cut's kappa per seed)."""
     from ..io_utils import write_json_atomic, write_text_atomic
-    from ..viz._common import report_figure
+    from ..viz import report_figure
 
     out, rows, config = Path(out), list(result.rows), result.config
     json = write_json_atomic(out / "grok_seeds.json", {"config": asdict(config), "runs": [
@@ -291,7 +291,7 @@ class GrokFiles(RecordedFiles):
 
 def write_grok(result: GrokResult, out: str | Path, *, name: str = "grok") -> GrokFiles:
     """Write `name`.json (config, summary, records), `name`.csv and PNG figures; returns paths."""
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.regions import plot_fiedler, plot_regions
     from ..regions import fiedler_partition
 

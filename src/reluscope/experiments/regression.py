@@ -178,7 +178,7 @@ class RegressionFiles(RecordedFiles):
 
 def write_regression(result: RegressionResult, out: str | Path, *, name: str = "regression") -> RegressionFiles:
     """Write `name`.json, `name`.csv and PNG figures (loss with the measured steps, counts)."""
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.regions import plot_counts_vs_loss
 
     rows, files = _write_records(result, out, name)

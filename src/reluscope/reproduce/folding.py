@@ -203,7 +203,7 @@ def _cantor_claim(ctx, cfg) -> ClaimResult:
 
 
 def _regulariser_figure(summary):
-    from ..viz._common import report_figure
+    from ..viz import report_figure
 
     fig, axes = report_figure(1, 2, figsize=(9, 3.4))
     lams = list(summary)
@@ -219,7 +219,7 @@ def _regulariser_figure(summary):
 
 
 def _cantor_figure(rows):
-    from ..viz._common import report_figure
+    from ..viz import report_figure
 
     fig, ax = report_figure(figsize=(5, 3.4))
     for rep in sorted({r.representation for r in rows}):

@@ -129,7 +129,7 @@ def _variants_text(results) -> str:
 
 
 def _figure(results):
-    from ..viz._common import report_figure
+    from ..viz import report_figure
 
     fig, axes = report_figure(1, len(results), figsize=(6 * len(results), 3.6), squeeze=False)
     for ax, r in zip(axes[0], results):
@@ -144,7 +144,7 @@ def _figure(results):
 
 
 def _gap_figure(results):
-    from ..viz._common import report_figure
+    from ..viz import report_figure
     from ..viz.tangent import plot_gap_histograms
 
     fig, axes = report_figure(len(results), 2, figsize=(10, 3.4 * len(results)), squeeze=False)
