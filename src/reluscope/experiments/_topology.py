@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io_utils import write_json_atomic, write_text_atomic
+from ..train import mlp
 from ._common import WrittenFiles
 
 
@@ -25,7 +27,6 @@ def spearman(a, b) -> float:
 
 
 def _mlp(widths, seed, scale=1.0):
-    from ..train import mlp
 
     model = mlp(widths[0], list(widths[1:-1]), widths[-1], seed=seed)
     if scale != 1.0:
@@ -64,7 +65,6 @@ class RecordedFiles(WrittenFiles):
 
 def _write_records(result, out: Path, name: str) -> tuple[list[dict], dict[str, Path]]:
     """Write the run's JSON, CSV and frames; returns its record rows and the files by role."""
-    from ..io_utils import write_json_atomic, write_text_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

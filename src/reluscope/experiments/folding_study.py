@@ -33,12 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import single_thread
 from ..data import split_mnist
+from ..folding.path import path_chi
+from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
+from ..network import to_network
 from ..results import Result
+from ..sweep import run_sweep
+from ..train import accuracy, mlp, train_classifier
+from ..traversal import bisection
+from ._common import WrittenFiles, check_ints, check_widths, phi, segments
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-from ._common import WrittenFiles, check_ints, check_widths, phi, segments
 
 __all__ = [
     "FoldingNetConfig", "FoldingSnapshot", "FoldingNetRow", "folding_net_task", "folding_study_configs",
@@ -131,8 +138,6 @@ def _data(config: FoldingNetConfig):
 
 
 def _measure(model, stage, level, step, val_acc, xt, yt, x0, x1, config) -> FoldingSnapshot:
-    from ..folding.path import path_chi
-    from ..train import accuracy
 
     exact, lengths = path_chi(model, x0, x1, include_output=config.include_output)
     grid, _ = path_chi(model, x0, x1, include_output=config.include_output, n_points=config.grid_points)
@@ -151,14 +156,12 @@ def folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
 
     Runs on one CPU thread: these nets are tiny, and threads only add contention (a sweep runs
     many tasks side by side instead)."""
-    from .._checks import single_thread
 
     with single_thread():
         return _folding_net_task(config)
 
 
 def _folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
-    from ..train import accuracy, mlp, train_classifier
 
     start = time.perf_counter()
     (x, y), (xv, yv), (xt, yt), (x0, x1) = _data(config)
@@ -181,7 +184,6 @@ def _folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
     reached = any(s.level == config.target for s in snaps)
     val = accuracy(model, xv, yv)
     snaps.append(_measure(model, "end", None, -1, val, xt, yt, x0, x1, config))
-    from ..network import to_network
 
     exact = bool(to_network(model).piecewise_linear)
     return FoldingNetRow(config, tuple(snaps), reached, time.perf_counter() - start,
@@ -189,7 +191,6 @@ def _folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
 
 
 def _bisection_tolerance() -> float:
-    from ..traversal import bisection
 
     return float(getattr(bisection, "TOLERANCE", getattr(bisection, "DEFAULT_TOLERANCE", 1e-6)))
 
@@ -325,7 +326,6 @@ def run_folding_study(config: FoldingStudyConfig = FoldingStudyConfig(), *, out:
     study resumes. `address` / `workers` as in `reluscope.sweep.run_sweep` (`workers=0`: in this
     process, no Ray). Raises once the other nets have finished if any net failed.
     """
-    from ..sweep import run_sweep
 
     start = time.perf_counter()
     summary = run_sweep(folding_net_task, config.nets(), out=out, address=address, workers=workers,
@@ -349,7 +349,6 @@ def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingS
     import csv
     import io
 
-    from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
     from ..viz import save_figure
 
     out = Path(out)
@@ -480,6 +479,7 @@ def __getattr__(name: str):
         import warnings
 
         from . import folding_training
+
 
         warnings.warn(f"reluscope.experiments.folding_study.{name} moved to reluscope.experiments.folding_training",
                       DeprecationWarning, stacklevel=2)

@@ -13,8 +13,12 @@ import torch
 import torch.nn as nn
 
 from .._checks import single_thread
-from ..results import Result
+from ..io_utils import write_json_atomic, write_text_atomic
+from ..regions import Plane, fiedler_partition
 from ..regions.recorder import TopologyRecorder
+from ..results import Result
+from ..sweep import run_sweep
+from ..train import accuracy
 from ._common import WrittenFiles, check_ints
 from ._topology import RecordedFiles, _csv, _mlp, _pick, _save, _write_records, spearman
 
@@ -137,10 +141,8 @@ def run_grok(config: GrokConfig = GrokConfig(), *, progress: bool = False) -> Gr
     """Train on sparse parity (module docstring) and track every Fiedler variant on the plane."""
     from tqdm.auto import tqdm
 
-    from ..train import accuracy
 
     cfg = config
-    from ..regions import Plane
 
     x, y, xt, yt = sparse_parity(cfg.n_bits, cfg.k, cfg.n_train, cfg.n_test, cfg.seed)
     model = _mlp((cfg.n_bits, *cfg.hidden, 2), cfg.seed, cfg.init_scale)
@@ -234,7 +236,6 @@ def run_grok_seeds(config: GrokConfig, seeds: Iterable[int], *, out: str | Path,
                    progress: bool = False) -> GrokSeedsResult:
     """One grokking run per seed (`grok_row`), as a sweep (`reluscope.sweep.run_sweep`: rows in
     `out/sweep.jsonl`, a rerun resumes; `workers=0` runs them here without Ray); rows in seed order."""
-    from ..sweep import run_sweep
 
     configs = [replace(config, seed=int(s)) for s in seeds]
     if not configs:
@@ -256,7 +257,6 @@ class GrokSeedsFiles(WrittenFiles):
 def write_grok_seeds(result: GrokSeedsResult, out: str | Path) -> GrokSeedsFiles:
     """grok_seeds.json (config, rows with their checkpoints), grok_seeds.csv (one summary row per
     seed) and grok_seeds.png (accuracies and the default split's and the straight cut's kappa per seed)."""
-    from ..io_utils import write_json_atomic, write_text_atomic
     from ..viz import report_figure
 
     out, rows, config = Path(out), list(result.rows), result.config
@@ -293,7 +293,6 @@ def write_grok(result: GrokResult, out: str | Path, *, name: str = "grok") -> Gr
     """Write `name`.json (config, summary, records), `name`.csv and PNG figures; returns paths."""
     from ..viz import report_figure
     from ..viz.regions import plot_fiedler, plot_regions
-    from ..regions import fiedler_partition
 
     _, files = _write_records(result, out, name)
     out = Path(out)

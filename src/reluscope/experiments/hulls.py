@@ -32,8 +32,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..data import load_fashion_mnist, load_mnist
+from ..hull.classifier import NearestConvexHull
+from ..hull.properties import MISINCLUSION_FRACTION
 from ..io_utils import write_json_atomic
 from ..results import Result
+from ..sweep import run_sweep
+from ..train import accuracy, mlp, train_classifier
 
 __all__ = [
     "HullsConfig", "LayerRow", "HullsRun", "HullsSummary", "HullsResult", "QUICK", "paper_configs",
@@ -125,7 +130,6 @@ def _subset(y: torch.Tensor, per_class: int, rng: np.random.Generator) -> np.nda
 
 
 def _loader(name: str):
-    from ..data import load_fashion_mnist, load_mnist
 
     loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
     if name not in loaders:
@@ -148,9 +152,6 @@ def split_indices(y_train: torch.Tensor, y_test: torch.Tensor, config: HullsConf
 
 def run_hulls_config(config: HullsConfig | dict) -> HullsRun:
     """Train one net, measure every hidden layer, choose the layer on validation."""
-    from ..hull.classifier import NearestConvexHull
-    from ..hull.properties import MISINCLUSION_FRACTION
-    from ..train import accuracy, mlp, train_classifier
 
     config = HullsConfig(**config) if isinstance(config, dict) else config
     t0 = time.perf_counter()
@@ -245,7 +246,6 @@ def run_hulls_experiment(configs: Iterable[HullsConfig] = QUICK, *, out: str | P
     if (out is None) == (mapper is None):
         raise ValueError("run_hulls_experiment: pass either out (a folder for the sweep's rows) or mapper")
     if mapper is None:
-        from ..sweep import run_sweep
 
         summary = run_sweep(run_hulls_config, configs, out=out, address=address, workers=workers,
                             retry_failed=True, progress=progress).check("hull configs")

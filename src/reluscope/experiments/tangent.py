@@ -34,9 +34,10 @@ import torch
 import torch.nn as nn
 
 from .._checks import check_int
+from ..data import load_fashion_mnist, load_mnist, sample_per_class
 from ..io_utils import write_json_atomic
 from ..results import Result
-from ..data import sample_per_class
+from ..sweep import run_sweep
 from ..tangent import (
     Normalization,
     LandmarkClassifier,
@@ -47,6 +48,7 @@ from ..tangent import (
     similarity_gap,
     tangent_similarity,
 )
+from ..train import accuracy, train_classifier
 from ._common import WrittenFiles
 
 __all__ = ["TangentConfig", "TangentDatasetResult", "TangentExperimentResult", "TangentFiles", "tangent_cnn",
@@ -138,7 +140,6 @@ def _per_class(x, y, k, gen):
 
 
 def _load(name):
-    from ..data import load_fashion_mnist, load_mnist
 
     loader = load_mnist if name == "mnist" else load_fashion_mnist
     return loader("train", flatten=False), loader("test", flatten=False)
@@ -156,7 +157,6 @@ def _split(x_train, y_train, config, gen):
 
 
 def run_dataset(name: str, config: TangentConfig, *, progress: bool = False) -> TangentDatasetResult:
-    from ..train import accuracy, train_classifier
 
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = _load(name)
@@ -253,7 +253,6 @@ def run_tangent_experiment(config: TangentConfig | None = None, *, out: str | Pa
     `out/sweep.jsonl`, a rerun resumes), so the data sets train side by side on separate cores,
     or on a cluster with `address`. `workers=0` runs them here, one after another, without Ray.
     The summary and figure are written by `write_tangent_experiment`."""
-    from ..sweep import run_sweep
 
     config = config or TangentConfig()
     start = time.perf_counter()

@@ -13,6 +13,11 @@ import math
 
 import numpy as np
 
+from ..experiments.folding_study import (
+    MEASURES, FoldingNetRow, FoldingStudyConfig, FoldingStudyResult, depth_figure, error_figure, folding_net_task,
+)
+from ..experiments.folding_training import FoldingRegulariserConfig, run_folding_regulariser
+from ..folding.cantor import cantornet_folding
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Scale, Verdict
 
 TITLE = "Space folding of ReLU networks (Lewandowski et al.)"
@@ -32,7 +37,6 @@ CANTOR = Claim("cantor", "CantorNet: representation A (recursion) folds more tha
 
 def study_config(scale: Scale, seed: int = 0):
     """The depth / error study's grid at this scale (`FoldingStudyConfig`; quick is its default)."""
-    from ..experiments.folding_study import FoldingStudyConfig
 
     return FoldingStudyConfig.paper(data_seed=seed) if scale is Scale.PAPER else FoldingStudyConfig(data_seed=seed)
 
@@ -96,7 +100,6 @@ def _sig_pos(t) -> bool:
 
 
 def run(ctx: RunContext) -> PaperResult:
-    from ..experiments.folding_study import FoldingNetRow, FoldingStudyResult, folding_net_task
 
     cfg = settings(ctx.scale)
     study = study_config(ctx.scale, ctx.seed)
@@ -119,7 +122,6 @@ def run(ctx: RunContext) -> PaperResult:
 
 
 def _depth_claim(ctx, result) -> ClaimResult:
-    from ..experiments.folding_study import MEASURES, depth_figure
 
     nets = result.at_target()
     trends = result.depth_trends(seed=ctx.seed)
@@ -141,7 +143,6 @@ def _depth_claim(ctx, result) -> ClaimResult:
 
 
 def _error_claim(ctx, result) -> ClaimResult:
-    from ..experiments.folding_study import error_figure
 
     per_depth = {t.depth: t.trend for t in result.error_trends(seed=ctx.seed)}
     chi_per_depth = {t.depth: t.trend for t in result.error_trends("chi_mean_exact", seed=ctx.seed)}
@@ -161,7 +162,6 @@ def _error_claim(ctx, result) -> ClaimResult:
 
 
 def _regulariser_claim(ctx, cfg) -> ClaimResult:
-    from ..experiments.folding_training import FoldingRegulariserConfig, run_folding_regulariser
 
     config = FoldingRegulariserConfig(lams=cfg["reg_lams"], seeds=cfg["reg_seeds"], epochs=cfg["reg_epochs"],
                                       n_train=cfg["n_train"], pairs=cfg["pairs"], data_seed=ctx.seed)
@@ -182,7 +182,6 @@ def _regulariser_claim(ctx, cfg) -> ClaimResult:
 
 
 def _cantor_claim(ctx, cfg) -> ClaimResult:
-    from ..folding.cantor import cantornet_folding
 
     rows = cantornet_folding(range(1, cfg["cantor_k"] + 1))
     table = {(r.k, r.representation): r.chi_exact for r in rows}

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
+from ..data import load_hull_toy
+from ..experiments.hulls import QUICK, paper_configs, run_hulls_experiment
+from ..hull import revised_greedy_expansion
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Verdict
 
 if TYPE_CHECKING:
@@ -69,9 +72,6 @@ def nch_claims(summary: Sequence[HullsSummary], quick: bool) -> tuple[ClaimResul
 def run(ctx: RunContext) -> PaperResult:
     import matplotlib.pyplot as plt
 
-    from ..data import load_hull_toy
-    from ..experiments.hulls import QUICK, paper_configs, run_hulls_experiment
-    from ..hull import revised_greedy_expansion
     from ..viz.hull import plot_nch_layers, plot_rge
 
     rows = []

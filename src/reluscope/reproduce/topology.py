@@ -24,6 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..experiments.topology import (
+    GrokConfig, RegressionConfig, grok_row, run_grok, run_regression, write_grok, write_regression,
+)
+from ..regions import GraphVariant
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Verdict
 
 if TYPE_CHECKING:
@@ -55,7 +59,6 @@ def _f(x) -> str:
 
 def boundary_claim(result: GrokResult) -> ClaimResult:
     """The boundary claim from a `GrokResult` (rules in the module docstring)."""
-    from ..regions import GraphVariant
 
     last = result.records[-1].fiedler
     default = last[GraphVariant.LENGTH_RW].score
@@ -135,7 +138,6 @@ def regression_claims(result: RegressionResult) -> tuple[ClaimResult, ...]:
 
 
 def run(ctx: RunContext) -> PaperResult:
-    from ..experiments.topology import GrokConfig, RegressionConfig, grok_row, run_grok, run_regression, write_grok, write_regression
 
     quick = ctx.quick
     grok_cfg = GrokConfig(n_checkpoints=8 if quick else 20, straight_directions=90 if quick else 180, seed=ctx.seed)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..network import to_network
+from .sampling import function_patterns
 
 if TYPE_CHECKING:
     from .._types import ModelLike
@@ -154,7 +155,6 @@ def check_areas_against_key(region_map: RegionMap, model: ModelLike, *, n: int =
     grid within what its boundary cells allow (sqrt(2) * perimeter * h + 2 pi h^2 for cell size h).
     Returns the number of faces the grid sees.
     """
-    from .sampling import function_patterns
 
     rm = region_map
     x0, x1, y0, y1 = rm.box

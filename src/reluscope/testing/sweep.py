@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import time
+from ..data import make_toy, split_mnist
+from ..folding import draw_pairs
+from ..folding.path import path_chi
+from ..train import accuracy, mlp, train_classifier
 
 __all__ = ["toy_training", "flaky", "sleepy", "depth_net"]
 
@@ -11,8 +15,6 @@ def toy_training(config: dict) -> dict:
     """Train a small MLP on two moons (seeded) and report its accuracy and final loss."""
     import torch
 
-    from ..data import make_toy
-    from ..train import accuracy, mlp, train_classifier
 
     x, y = make_toy("moons", config.get("n", 200), seed=config["seed"])
     model = mlp(2, [config["width"]] * config["depth"], 2, seed=config["seed"])
@@ -38,10 +40,6 @@ def sleepy(config: dict) -> dict:
 def depth_net(config: dict) -> dict:
     """One net of the folding depth study: train a depth x width ReLU MLP on MNIST (seeded, fixed
     epochs), then chi on `pairs` segments between test digits 1 and 4. The benchmark's grid."""
-    from ..data import split_mnist
-    from ..folding import draw_pairs
-    from ..folding.path import path_chi
-    from ..train import accuracy, mlp, train_classifier
 
     (x, y), (xv, yv), (xt, yt) = split_mnist(config["n_train"], config["n_val"], seed=config.get("data_seed", 0))
     model = mlp(x.shape[1], [config["width"]] * config["depth"], 10, seed=config["seed"])
