@@ -246,6 +246,22 @@ def test_chain_on_a_plane_and_a_chain_starting_with_an_activation(monkeypatch):
         check_against_grid(chain, net, n=60)
 
 
+def test_convolutional_chain_maps_as_the_numpy_engine(monkeypatch):
+    # conv, avg-pool, flatten: affine nodes of a chain run in torch between the compiled layer calls
+    pytest.importorskip("numba")
+    from reluscope import Plane
+
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 2 * 2, 3),
+                        nn.LeakyReLU(0.1), nn.Linear(3, 2)).double().eval()
+    plane = Plane.through_points(*torch.randn(3, 1, 6, 6, dtype=torch.float64))
+    chain = _run("chain", net, (-3, 3, -3, 3), monkeypatch, plane=plane)
+    _same(chain, _run("numpy", net, (-3, 3, -3, 3), monkeypatch, plane=plane), exact=True)
+    assert chain.n_regions > 20
+    check_region_map(chain)
+    check_against_grid(chain, net, n=60)
+
+
 def test_chain_refuses_over_budget_as_the_unit_sweep_does(monkeypatch):
     pytest.importorskip("numba")
     net = _mlp([2, 40, 40, 1], 0)

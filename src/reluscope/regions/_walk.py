@@ -172,7 +172,8 @@ def walk_chain(net: Network, plane_dev, box, rtol, per_face, memory_budget, cut_
     its units, the budget check, the bits) instead of Python per unit; affine nodes run the same
     torch calls on the same views as `walk`, so the complex is the same bit for bit. `refuse(layer,
     estimate, faces, units done, units)` raises when a layer's estimate goes over the budget.
-    Returns (vertices [V, 2], edges E [E, 4], faces, patterns [F, units], output at the vertices)."""
+    Returns (vertices [V, 2] (a new array), edges E [E, 4], faces, patterns [F, units], output at the
+    vertices)."""
     x0, x1, y0, y1 = box
     xy = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
     E = np.empty((64, 4), dtype=np.int64)
@@ -187,8 +188,9 @@ def walk_chain(net: Network, plane_dev, box, rtol, per_face, memory_budget, cut_
         if isinstance(layer, AbstractAffine):
             x = layer.forward(x)
             continue
-        shape, n = x.shape[1:], x[0].numel()
-        Z = np.ascontiguousarray(x.reshape(x.shape[0], -1).numpy())
+        shape = x.shape[1:]
+        n = shape.numel()
+        Z = np.ascontiguousarray(x.reshape(x.shape[0], n).numpy())
         status, done, est, R, n_v, E, n_e, n_faces, patterns = cut_layer(
             Z, xy, E, n_e, n_faces, patterns, rtol, per_face, memory_budget)
         if status == 1:
@@ -196,6 +198,7 @@ def walk_chain(net: Network, plane_dev, box, rtol, per_face, memory_budget, cut_
         if status == 3:
             refuse(layer, est, n_faces, done, n)
         xy = np.ascontiguousarray(R[:n_v, n:])
-        x = layer.forward(torch.from_numpy(R[:n_v])[:, :n].reshape(n_v, *shape))
+        zv = torch.from_numpy(R[:n_v])[:, :n]
+        x = layer.forward(zv if len(shape) == 1 else zv.reshape(n_v, *shape))
     return xy, E[:n_e], n_faces, patterns[1:], x.reshape(x.shape[0], -1)
 

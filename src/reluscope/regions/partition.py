@@ -397,7 +397,7 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lin
         out = out.reshape(out.shape[0], -1)  # network output at the vertices (the corners without activations)
         cx = st.cx
         assembly = getattr(cx, "assembly", _NUMPY_ASSEMBLY)  # compiled with the numba engine
-        result = _assemble(net, plane, box, _np(cx.xy), _np(cx.E.view()), cx.n_faces, assembly, st.patterns[1:], rtol, out)
+        result = _assemble(net, plane, box, _np(cx.xy).copy(), _np(cx.E.view()), cx.n_faces, assembly, st.patterns[1:], rtol, out)
     finally:
         if bar is not None:
             bar.close()
@@ -412,9 +412,9 @@ _NUMPY_ASSEMBLY = (order_faces, lambda X, fv, off: polygon_moments(X, fv, off)[0
 
 
 def _assemble(net, plane, box, X, Ev, n_f, assembly, patterns, rtol, out) -> RegionMap:
-    """The RegionMap from the sweep's vertices X [V, 2], edges Ev [E, 4] (ids, faces + 1), face count,
-    patterns [F, units] and outputs at the vertices, with the engine's (order, areas, fit)."""
-    X = X.copy()
+    """The RegionMap from the sweep's vertices X [V, 2] (kept: pass a copy), edges Ev [E, 4] (ids,
+    faces + 1), face count, patterns [F, units] and outputs at the vertices, with the engine's
+    (order, areas, fit)."""
     EV, EF = Ev[:, :2].copy(), Ev[:, 2:] - 1
     order, areas_of, fit = assembly
     fv, off = order(X, EV, EF, n_f)
