@@ -337,7 +337,7 @@ def test_convolutions_of_many_pieces_run_in_chunks_within_the_budget(monkeypatch
     at width 32 to 9 GB against a 2 GiB budget. Pieces now go through a convolution in chunks
     whose unfolded buffer fits a quarter of the budget, with the same result."""
     from reluscope.network.layers import Conv2d
-    from reluscope.traversal.exact import _affine_pieces
+    from reluscope.traversal._refine import _affine_pieces
 
     torch.manual_seed(0)
     layer = to_network(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)).double()).layers[0]

@@ -30,7 +30,9 @@ import torch
 
 from ..network.layers import AbstractAffine, LeakyReLU
 from ..network.network import INPUT, Network
-from .exact import _OutputSigns, _bytes_per_piece, _merge_equal, _plan, _traverse_chunk
+from ._pieces import _merge_equal
+from ._refine import _OutputSigns, _bytes_per_piece, _plan
+from .exact import _traverse_chunk
 from .precision import decision_tolerance
 from .results import Traversals
 

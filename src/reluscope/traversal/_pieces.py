@@ -1,0 +1,171 @@
+"""Exact traversal's bookkeeping of intervals: the pieces of every segment (`_Pieces`), their
+pattern bits (`_Bits`), splitting them at roots, the (Leaky)ReLU sign split and its rounding
+check, and merging adjacent pieces with equal patterns (see `exact`'s module docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class _Pieces:
+    """All current intervals of a batch of segments, in order (segment, then t).
+
+    `vals` holds the live node values of the graph: vals[j] = (h, dh), node j's output (j = -1:
+    the network input) at each interval's midpoint and its derivative in t. A chain holds one
+    value at a time; a residual block also holds its shortcut until the addition reads it."""
+
+    seg: torch.Tensor  # long [I]
+    ta: torch.Tensor  # float64 [I]
+    tb: torch.Tensor  # float64 [I]
+    vals: dict  # node index -> (h [I, ...], dh [I, ...])
+    bits: _Bits  # the pattern bits of every activation node so far
+    uncertain: torch.Tensor  # bool [I]: some decision so far was within rounding
+
+    @property
+    def tm(self) -> torch.Tensor:
+        return (self.ta + self.tb) / 2
+
+class _Bits:
+    """The pattern bits of every activation layer so far: each layer's bits are stored once, as
+    computed (a table [R, units_l]), with the table row of every current piece (None: row i).
+    Splitting a piece copies one index per layer, not its bits (97k bits per piece on the
+    tangent CNN at width 64), and adjacent pieces that share a row need no comparison."""
+
+    def __init__(self, parts=()):
+        self.parts = list(parts)
+
+    def append(self, bits: torch.Tensor) -> None:
+        self.parts.append((bits, None))
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def index_select(self, rows: torch.Tensor) -> _Bits:
+        return _Bits([(t, rows if i is None else i.index_select(0, rows)) for t, i in self.parts])
+
+    def rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """bool [len(rows), units]: the patterns of the pieces `rows`."""
+        if not self.parts:
+            return torch.zeros(rows.shape[0], 0, dtype=torch.bool, device=rows.device)
+        return torch.cat([t.index_select(0, rows if i is None else i.index_select(0, rows)) for t, i in self.parts], 1)
+
+    def same_as_previous(self, n: int, device) -> torch.Tensor:
+        """bool [n - 1]: piece j has the pattern of piece j - 1."""
+        same = torch.ones(max(n - 1, 0), dtype=torch.bool, device=device)
+        for t, i in self.parts:
+            if i is None:
+                same &= (t[1:] == t[:-1]).all(dim=1)
+                continue
+            differ = (i[1:] != i[:-1]).nonzero().squeeze(1)
+            if differ.numel():
+                a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
+                equal = (t.index_select(0, a) == t.index_select(0, b)).all(dim=1)
+                same.index_copy_(0, differ, same.index_select(0, differ) & equal)
+        return same
+
+# Indexing goes through index_select / masked_select / index_copy_ only: on CPU, advanced
+# indexing (x[idx], x[mask], x[idx] = v) is up to 20x slower for these 1-D arrays.
+
+
+def _flat_nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, flat index) of the True entries of a 2-D mask, row-major."""
+    flat = mask.reshape(-1).nonzero().squeeze(1)
+    return torch.div(flat, mask.shape[1], rounding_mode="floor"), flat
+
+
+def _split_at(ta: torch.Tensor, tb: torch.Tensor, row: torch.Tensor, v: torch.Tensor, tol: float):
+    """Split interval row[j] at v[j] (any order; ends and near-duplicates are dropped)."""
+    inside = (v > ta.index_select(0, row) + tol) & (v < tb.index_select(0, row) - tol)
+    row, v = row.masked_select(inside), v.masked_select(inside)
+    if row.numel() == 0:
+        return None
+    order = torch.argsort(v)
+    row = row.index_select(0, order)
+    by_row = torch.argsort(row, stable=True)  # now by interval, then by t
+    row, v = row.index_select(0, by_row), v.index_select(0, order.index_select(0, by_row))
+    keep = torch.ones_like(row, dtype=torch.bool)
+    keep[1:] = (row[1:] != row[:-1]) | (v[1:] - v[:-1] > tol)  # ties: one breakpoint
+    row, v = row.masked_select(keep), v.masked_select(keep)
+    n = ta.shape[0]
+    k = torch.bincount(row, minlength=n)
+    pieces = k + 1
+    parent = torch.repeat_interleave(torch.arange(n, device=ta.device), pieces)
+    first = torch.cumsum(pieces, 0) - pieces
+    left = torch.empty(parent.shape[0], dtype=ta.dtype, device=ta.device)
+    right = torch.empty_like(left)
+    left.index_copy_(0, first, ta)
+    right.index_copy_(0, first + k, tb)
+    rank = torch.arange(row.shape[0], device=ta.device) - (torch.cumsum(k, 0) - k).index_select(0, row)
+    pos = first.index_select(0, row) + rank
+    right.index_copy_(0, pos, v)
+    left.index_copy_(0, pos + 1, v)
+    return parent, left, right
+
+
+def _apply_split(p: _Pieces, split) -> _Pieces:
+    """The pieces after a split: every live value is moved to its new piece's midpoint (exact,
+    each value is affine in t on its piece), not only the one being split on."""
+    parent, left, right = split
+    shift = (left + right) / 2 - p.tm.index_select(0, parent)
+    vals = {}
+    for j, (h, dh) in p.vals.items():
+        dh = dh.index_select(0, parent)
+        h = h.index_select(0, parent)
+        h.addcmul_(dh, shift.to(h.dtype).reshape((-1,) + (1,) * (dh.dim() - 1)))
+        vals[j] = (h, dh)
+    return _Pieces(p.seg.index_select(0, parent), left, right, vals, p.bits.index_select(parent),
+                   p.uncertain.index_select(0, parent))
+
+
+def _sign_split(p: _Pieces, z: torch.Tensor, dz: torch.Tensor, tol: float):
+    """Where to split at the zeros of every unit of z (a live value): (parent, left, right) or
+    None (applied in chunks by `_descend` when the new pieces would not fit in memory at once).
+    A zero t* = tm - z/dz lies within half-width w of the midpoint iff |z| < w |dz|: that test
+    needs no division over all units (dz = 0 never splits), and the roots are computed for the
+    few candidates only."""
+    z, dz = z.reshape(z.shape[0], -1), dz.reshape(z.shape[0], -1)
+    w = (p.tb - p.ta) / 2 - tol
+    row, flat = _flat_nonzero(torch.lt(z.abs(), dz.abs().mul_(w[:, None].to(dz.dtype))))
+    roots = p.tm.index_select(0, row) - z.reshape(-1).index_select(0, flat) / dz.reshape(-1).index_select(0, flat)
+    return _split_at(p.ta, p.tb, row, roots, tol)
+
+
+def _select(p: _Pieces, rows: torch.Tensor) -> _Pieces:
+    vals = {j: (h.index_select(0, rows), dh.index_select(0, rows)) for j, (h, dh) in p.vals.items()}
+    return _Pieces(p.seg.index_select(0, rows), p.ta.index_select(0, rows), p.tb.index_select(0, rows),
+                   vals, p.bits.index_select(rows), p.uncertain.index_select(0, rows))
+
+
+def _near_zero(z: torch.Tensor, dz: torch.Tensor, half: torch.Tensor, dtol: float) -> torch.Tensor:
+    """bool [I]: some unit stays within dtol of its layer's scale over the whole piece (so its
+    sign is decided by rounding). z, dz [I, n] at the midpoint, half [I] the half-widths.
+
+    A unit exactly 0 with derivative exactly 0 is not counted: its bit 0 is the definition's
+    answer for a unit that is zero on the piece (dead rows, zero biases after an all-off layer,
+    exact cancellation of representable values); float64 rounding leaves +-1e-17, not 0, when it
+    decides."""
+    reach = z.abs().to(torch.float64) + dz.abs().to(torch.float64) * half[:, None]
+    scale = reach.amax(1, keepdim=True)
+    return ((reach <= dtol * scale) & (reach > 0)).any(1)
+
+
+def _merge_equal(seg, ta, tb, patterns, uncertain):
+    """Merge adjacent pieces of one segment whose patterns (a bool tensor or `_Bits`) are equal."""
+    if isinstance(patterns, _Bits):
+        same = (seg[1:] == seg[:-1]) & patterns.same_as_previous(seg.shape[0], seg.device)
+    else:
+        same = (seg[1:] == seg[:-1]) & (patterns[1:] == patterns[:-1]).all(dim=1)
+    start = torch.ones_like(seg, dtype=torch.bool)
+    start[1:] = ~same
+    end = torch.ones_like(start)
+    end[:-1] = start[1:]
+    first, last = start.nonzero().squeeze(1), end.nonzero().squeeze(1)
+    group = torch.cumsum(start, 0) - 1  # merged piece of each piece
+    merged = torch.zeros(first.shape[0], dtype=torch.bool, device=seg.device)
+    merged.index_put_((group,), uncertain, accumulate=True)
+    rows = patterns.rows(first) if isinstance(patterns, _Bits) else patterns.index_select(0, first)
+    return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), rows, merged
+
