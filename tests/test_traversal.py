@@ -517,6 +517,35 @@ def test_traversals_is_a_flat_sequence_of_per_segment_views():
     torch.testing.assert_close(joined.t, many.t, rtol=0, atol=1e-12)
 
 
+def test_patterns_are_stored_packed_and_joined_across_chunks_unchanged(monkeypatch):
+    """Issue 11.5: one segment of the tangent CNN at width 64 has ~20,000 pieces of ~97,000 bits
+    (1.9 GiB as bool, held three times while chunks were joined). Results now store the bits
+    packed (`packed`, eight to a byte), packed a few rows at a time, and chunk results are joined
+    with one copy: the same patterns as bool (read through `patterns`), with or without chunks."""
+    import reluscope.traversal._pieces as pieces
+    from reluscope.patterns import PackedPatterns
+    from reluscope.traversal.exact import _bytes_per_piece
+
+    model = random_cnn(3, pool_padding=1)
+    x0, x1 = endpoints(3, (2, 7, 7), scale=3.0)
+    model(x0.unsqueeze(0))
+    model.eval()
+    whole = traverse(model, x0, x1, include_output=True)
+    units = whole.n_units
+    assert isinstance(whole.packed, PackedPatterns) and whole.packed.words.dtype == torch.uint8
+    assert whole.packed.words.shape == (whole.n_pieces, (units + 7) // 8) and whole.patterns.shape == (whole.n_pieces, units)
+    assert_pieces_hold(model, whole, x0, x1, include_output=True)
+    monkeypatch.setattr(pieces, "_PACK_CHUNK", 3 * units)  # three rows packed at a time
+    per_piece = _bytes_per_piece(to_network(model).with_input_shape((2, 7, 7)).to(dtype=torch.float64), x0[None], True)
+    small = traverse(model, x0, x1, include_output=True, memory_budget=3 * per_piece)
+    assert whole.n_pieces > 6 and torch.equal(small.packed.words, whole.packed.words) and torch.equal(small.t, whole.t)
+    bits = torch.rand(5, 13) > 0.5  # a bool constructor argument is packed; patterns read back equal
+    tr = Traversal(torch.linspace(0, 1, 6, dtype=torch.float64), bits)
+    assert torch.equal(tr.patterns, bits) and tr.packed.words.shape == (5, 2) and tr.n_pieces == 5
+    with pytest.raises(TypeError, match="exactly one of patterns"):
+        Traversal(tr.t, bits, packed=tr.packed)
+
+
 def test_tolerance_is_a_keyword_with_the_module_default():
     """Two units crossing 1e-9 apart in t: resolved at the default 1e-12, one breakpoint at 1e-6."""
     net = nn.Sequential(nn.Linear(1, 2), nn.ReLU()).double()

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..patterns.bits import PackedPatterns, pack_patterns
+
 
 @dataclass
 class _Pieces:
@@ -152,12 +154,10 @@ def _near_zero(z: torch.Tensor, dz: torch.Tensor, half: torch.Tensor, dtol: floa
     return ((reach <= dtol * scale) & (reach > 0)).any(1)
 
 
-def _merge_equal(seg, ta, tb, patterns, uncertain):
-    """Merge adjacent pieces of one segment whose patterns (a bool tensor or `_Bits`) are equal."""
-    if isinstance(patterns, _Bits):
-        same = (seg[1:] == seg[:-1]) & patterns.same_as_previous(seg.shape[0], seg.device)
-    else:
-        same = (seg[1:] == seg[:-1]) & (patterns[1:] == patterns[:-1]).all(dim=1)
+def _merge_equal(seg, ta, tb, bits: _Bits, uncertain):
+    """Merge adjacent pieces of one segment whose patterns are equal; the merged pieces' patterns
+    come back packed (uint8 words [n, ceil(units / 8)], `PackedPatterns`' layout)."""
+    same = (seg[1:] == seg[:-1]) & bits.same_as_previous(seg.shape[0], seg.device)
     start = torch.ones_like(seg, dtype=torch.bool)
     start[1:] = ~same
     end = torch.ones_like(start)
@@ -166,6 +166,49 @@ def _merge_equal(seg, ta, tb, patterns, uncertain):
     group = torch.cumsum(start, 0) - 1  # merged piece of each piece
     merged = torch.zeros(first.shape[0], dtype=torch.bool, device=seg.device)
     merged.index_put_((group,), uncertain, accumulate=True)
-    rows = patterns.rows(first) if isinstance(patterns, _Bits) else patterns.index_select(0, first)
-    return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), rows, merged
+    return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), _pack_rows(bits, first), merged
 
+
+_PACK_CHUNK = 1 << 25  # bool bytes unpacked at once while packing (~4 copies of it live)
+
+
+def _pack_rows(bits: _Bits, rows: torch.Tensor) -> PackedPatterns:
+    """The patterns of pieces `rows`, packed a few thousand rows at a time, so the bool patterns
+    of a whole segment (1.9 GiB for the tangent CNN at width 64) never exist at once."""
+    units = sum(t.shape[1] for t, _ in bits.parts)
+    words = torch.empty(rows.shape[0], (units + 7) // 8, dtype=torch.uint8, device=rows.device)
+    step = max(1, _PACK_CHUNK // max(units, 1))
+    for a in range(0, rows.shape[0], step):
+        words[a:a + step] = pack_patterns(bits.rows(rows[a:a + step])).words
+    return PackedPatterns(words, units)
+
+
+def _join_leaves(leaves: list):
+    """The finished chunks (seg, ta, tb, packed patterns, uncertain), each merged within itself,
+    in order, as one: merged across chunk ends (only a chunk's first piece can have the pattern
+    of the piece before it) and copied once, each chunk freed as soon as it is copied."""
+    if len(leaves) == 1:
+        return leaves.pop()
+    starts, last = [0] * len(leaves), (0, leaves[0][0].shape[0] - 1)  # last kept piece: (leaf, row)
+    for i in range(1, len(leaves)):
+        seg, ta, tb, pat, unc = leaves[i]
+        if seg.shape[0] == 0:
+            continue
+        j, r = last
+        pseg, _, ptb, ppat, punc = leaves[j]
+        if r >= 0 and bool(pseg[r] == seg[0]) and torch.equal(ppat.words[r], pat.words[0]):
+            ptb[r] = tb[0]
+            punc[r] |= unc[0]
+            starts[i] = 1
+        if seg.shape[0] > starts[i]:
+            last = (i, seg.shape[0] - 1)
+    out = [torch.cat([leaf[k][a:] for leaf, a in zip(leaves, starts)]) for k in (0, 1, 2, 4)]
+    first = leaves[0][3]
+    words = first.words.new_empty((int(out[0].shape[0]), first.words.shape[1]))
+    row = 0
+    for i, a in enumerate(starts):
+        w = leaves[i][3].words[a:]
+        words[row:row + w.shape[0]] = w
+        row += w.shape[0]
+        leaves[i] = None  # free the chunk's patterns once copied
+    return out[0], out[1], out[2], PackedPatterns(words, first.n_units), out[3]

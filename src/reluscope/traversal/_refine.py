@@ -111,7 +111,7 @@ class _Walk:
     tol: float
     dtol: float
     max_pieces: int
-    leaves: list  # (seg, ta, tb, patterns, uncertain) per finished chunk, in order
+    leaves: list  # (seg, ta, tb, packed patterns, uncertain) per finished chunk, in order
     bar: object = None  # progress over nodes, advanced by the first chunk's path only
     memory_budget: int = DEFAULT_MEMORY_BUDGET  # bytes; bounds the convolutions' unfolded buffers
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .._types import ModelLike
 from .precision import Precision, PrecisionWarning, analysed_dtype, as_precision, decision_tolerance, dtype_name, t_tolerance
 from .results import TOLERANCE, Traversal, Traversals
-from ._pieces import _Bits, _merge_equal, _Pieces
+from ._pieces import _Bits, _join_leaves, _Pieces
 from ._refine import _bytes_per_piece, _descend, _plan, _Walk
 
 __all__ = ["Traversal", "Traversals", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
@@ -77,9 +77,7 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
     if bar is not None:
         bar.reset(total=len(plan))
     _descend(plan, 0, p, walk)
-    leaves = walk.leaves
-    parts = [torch.cat([leaf[i] for leaf in leaves]) for i in range(5)] if len(leaves) > 1 else list(leaves[0])
-    seg, ta, tb, patterns, uncertain = _merge_equal(*parts) if len(leaves) > 1 else parts
+    seg, ta, tb, patterns, uncertain = _join_leaves(walk.leaves)
     return Traversals.from_pieces(seg, ta, tb, patterns, uncertain, s, dtype_name(x0.dtype), walk.tol)
 
 
@@ -171,7 +169,7 @@ def traverse(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: 
     check fails: the float64 answer (same pieces and patterns, breakpoints within `tolerance`). Pieces whose bit
     was decided within rounding are marked in `Traversal.uncertain`, with a PrecisionWarning.
     `memory_budget` (bytes) bounds the working memory: pieces are refined depth first in chunks
-    that fit (the result itself, one pattern row per piece, is not counted).
+    that fit (the result itself, its patterns packed eight bits to a byte, is not counted).
     """
     memory_budget = check_memory_budget(memory_budget)
     tolerance = _check_tolerance(tolerance)
