@@ -154,10 +154,13 @@ def _near_zero(z: torch.Tensor, dz: torch.Tensor, half: torch.Tensor, dtol: floa
     return ((reach <= dtol * scale) & (reach > 0)).any(1)
 
 
-def _merge_equal(seg, ta, tb, bits: _Bits, uncertain):
-    """Merge adjacent pieces of one segment whose patterns are equal; the merged pieces' patterns
-    come back packed (uint8 words [n, ceil(units / 8)], `PackedPatterns`' layout)."""
-    same = (seg[1:] == seg[:-1]) & bits.same_as_previous(seg.shape[0], seg.device)
+def _merge_equal(seg, ta, tb, bits, uncertain):
+    """Merge adjacent pieces of one segment whose patterns are equal. `bits`: `_Bits` (the merged
+    pieces' patterns come back packed, `PackedPatterns`) or a bool tensor [n, units] (bool rows)."""
+    if isinstance(bits, _Bits):
+        same = (seg[1:] == seg[:-1]) & bits.same_as_previous(seg.shape[0], seg.device)
+    else:
+        same = (seg[1:] == seg[:-1]) & (bits[1:] == bits[:-1]).all(dim=1)
     start = torch.ones_like(seg, dtype=torch.bool)
     start[1:] = ~same
     end = torch.ones_like(start)
@@ -166,7 +169,8 @@ def _merge_equal(seg, ta, tb, bits: _Bits, uncertain):
     group = torch.cumsum(start, 0) - 1  # merged piece of each piece
     merged = torch.zeros(first.shape[0], dtype=torch.bool, device=seg.device)
     merged.index_put_((group,), uncertain, accumulate=True)
-    return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), _pack_rows(bits, first), merged
+    rows = _pack_rows(bits, first) if isinstance(bits, _Bits) else bits.index_select(0, first)
+    return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), rows, merged
 
 
 _PACK_CHUNK = 1 << 25  # bool bytes unpacked at once while packing (~4 copies of it live)
