@@ -2,7 +2,8 @@
 segment, against 1,000-point sampling of the same segment, in the same run.
 
 For each width, in a fresh (spawned) process: parameters, pieces, traversal time (float64,
-within `--memory-budget`), peak RSS growth during the traversal (VmHWM after resetting it), and
+within `--memory-budget`), peak RSS growth during the traversal (VmHWM after resetting it; it includes
+the result), the result's packed patterns, and
 the time of sampling the segment's patterns at 1,000 points with `Network.bits` in the model's
 float32 (the cheap way a user would do it; best of 3). A width whose traversal runs past
 `--timeout` seconds is reported as such.
@@ -72,7 +73,7 @@ def one_width(width: int, points: int, budget: int, fraction: float, queue) -> N
     tr = traverse(model, x0, x1, memory_budget=budget)
     sec = time.perf_counter() - start
     peak = max(_status_kib("VmHWM:") - base, 0) / 1024
-    queue.put(("exact", sec, tr.n_pieces, peak))
+    queue.put(("exact", sec, tr.n_pieces, peak, tr.packed.words.numel() / 2**20))
     del tr
     ts, runs = min(sample_time(net32, x0, x1, points) for _ in range(3))
     queue.put(("sample", ts, runs))
@@ -89,7 +90,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, memory_budget {args.memory_budget / 2**30:.1f} GiB; "
           f"one test digit 1 -> 4 segment{'' if args.fraction == 1 else f' (its first {args.fraction:g} only)'}; sampling in float32 at {args.points} points (best of 3); "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'width':>5} {'params':>8} {'pieces':>7} {'exact s':>8} {'peak MiB':>9} {'sample s':>9} {'runs':>5} {'exact/sample':>13}")
+    print(f"{'width':>5} {'params':>8} {'pieces':>7} {'exact s':>8} {'peak MiB':>9} {'result MiB':>10} {'sample s':>9} {'runs':>5} {'exact/sample':>13}")
     ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in OpenMP
     for width in args.widths:
         queue = ctx.Queue()
@@ -114,10 +115,11 @@ def main() -> None:
             why = "timeout" if time.perf_counter() - start > args.timeout else f"failed (exit {proc.exitcode})"
             print(f"{width:5d} {params:8d} {'-':>7} {why:>8}", flush=True)
             continue
-        sec, pieces, peak = got["exact"]
+        sec, pieces, peak, result = got["exact"]
         ts, runs = got.get("sample", (float("nan"), -1))
-        print(f"{width:5d} {params:8d} {pieces:7d} {sec:8.2f} {peak:9.0f} {ts:9.3f} {runs:5d} {sec / ts:13.1f}", flush=True)
-    print(f"exact/sample = traversal time / sampling time (target <= 1); runs = pattern changes the samples see; "
+        print(f"{width:5d} {params:8d} {pieces:7d} {sec:8.2f} {peak:9.0f} {result:10.1f} {ts:9.3f} {runs:5d} {sec / ts:13.1f}", flush=True)
+    print(f"exact/sample = traversal time / sampling time (target <= 1); result = the packed patterns (8 bits a byte); "
+          f"runs = pattern changes the samples see; "
           f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
