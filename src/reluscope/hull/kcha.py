@@ -182,18 +182,6 @@ def _step_np(C, KC, KUC, prune):
     return diff, total, keep, int(keep.sum())
 
 
-def _worker_lists(blocks, threads):
-    """Block indices split into <= threads lists of about equal work (|rows|^2: largest first,
-    each to the lightest list), each list in block order."""
-    lists = [[] for _ in range(max(1, min(threads, len(blocks))))]
-    load = [0] * len(lists)
-    for i in sorted(range(len(blocks)), key=lambda i: -blocks[i][1].shape[0]):
-        w = load.index(min(load))
-        lists[w].append(i)
-        load[w] += blocks[i][1].shape[0] ** 2
-    return [sorted(w) for w in lists if w]
-
-
 def _advance(blocks, sums, kw, kernels, thr, which):
     """One step of the blocks `which` (one thread's list): the product, the fused update and
     pruning, the cut-down; each block's (sum |C_new - C|, sum |C|) into its row of `sums`."""
@@ -246,7 +234,10 @@ def _blocked(x, k, rate, max_iter, prune, dtype, cache_bytes):
             if pool is None:
                 run(range(len(blocks)))
             else:
-                list(pool.map(run, _worker_lists(blocks, threads)))
+                # one task per block, largest first, taken by whichever thread is free: a thread
+                # descheduled on a busy machine does not hold the step up by a fixed share
+                by_size = sorted(range(len(blocks)), key=lambda i: -blocks[i][1].shape[0])
+                list(pool.map(run, ([i] for i in by_size)))
             diff = total = 0.0
             for d, t in sums.tolist():  # in block order whatever the threads: the same change, the same steps
                 diff += d
