@@ -31,7 +31,7 @@ class Precision(str, Enum):
     CHECKED_FLOAT32 (exact traversal only) traverses in float32, checks every piece and
     breakpoint in float64 and traverses again in float64 where a check fails, so it returns the
     float64 answer (docs/methods.md says what is checked). It is not the default because on a
-    CPU it is slower than float64 alone (2.7x on the MNIST MLP of bench/traverse.py): the
+    CPU it is slower than float64 alone (2.4-2.7x on the MNIST MLP of bench/traverse.py): the
     traversal is bound by elementwise passes, where float32 saves little, and the check is a
     float64 forward pass with jvp at every piece. It can pay only where float64 arithmetic is
     much slower than float32 (most GPUs). Networks with max-pooling run in float64.
