@@ -198,6 +198,25 @@ def test_chain_interface_and_graph_refusals():
     assert Network.chain(list(to_network(nn.Sequential(nn.Linear(2, 2), nn.ReLU())).layers)).is_chain
 
 
+def test_schedule_frees_each_value_once_after_its_last_reader():
+    """Network.schedule serves forward, regions_2d's sweep and its sizing: every node output but the
+    network's is freed exactly once, at its last reader (or at once when nobody reads it)."""
+    net = to_network(ResidualMLP(d=3).eval())
+    freed = {j: step.index for step in net.schedule for j in step.free}
+    assert sorted(freed) == list(range(len(net.nodes) - 1))
+    for j in range(len(net.nodes) - 1):
+        readers = [i for i, node in enumerate(net.nodes) if j in node.inputs]
+        assert freed[j] == max(readers, default=j)
+    x = torch.randn(4, 3)
+    live = {-1: x}
+    for step in net.schedule:  # a walk that frees as scheduled never reads a freed value
+        live[step.index] = step.layer.forward(*[live[j] for j in step.inputs])
+        for j in step.free:
+            del live[j]
+    assert set(live) == {-1, len(net.nodes) - 1}
+    torch.testing.assert_close(live[len(net.nodes) - 1], net.values(x)[-1])
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),

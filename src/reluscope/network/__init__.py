@@ -24,12 +24,12 @@ from .layers import (
     ReLU,
     Smooth,
 )
-from .network import LayerUnits, Network, Node
+from .network import LayerUnits, Network, Node, NodeStep
 from .whitelist import WHITELIST, check_hooks, whitelisted
 
 __all__ = [
-    "SUPPORTED_MODULES", "WHITELIST", "whitelisted", "check_hooks", "to_network", "Network", "Node", "LayerUnits",
-    "AdaptiveAvgPool2d", "Cat", "Reshape", "Sum", "Unflatten", "Index", "Split", "Stack", "Mean",
+    "SUPPORTED_MODULES", "WHITELIST", "whitelisted", "check_hooks", "to_network", "Network", "Node", "NodeStep",
+    "LayerUnits", "AdaptiveAvgPool2d", "Cat", "Reshape", "Sum", "Unflatten", "Index", "Split", "Stack", "Mean",
     "AbstractLayer", "AbstractAffine", "AbstractActivation",
     "Linear", "Conv2d", "ChannelAffine", "AvgPool2d", "Flatten",
     "ReLU", "LeakyReLU", "MaxPool2d", "Smooth",

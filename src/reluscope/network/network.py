@@ -20,7 +20,7 @@ import torch
 
 from .layers import AbstractActivation, AbstractLayer
 
-__all__ = ["Network", "Node", "LayerUnits"]
+__all__ = ["Network", "Node", "LayerUnits", "NodeStep"]
 
 INPUT = -1  # the index that stands for the network input in `Node.inputs`
 
@@ -53,6 +53,25 @@ class Node:
     @property
     def name(self) -> str:
         return self.layer.name
+
+
+@dataclass(frozen=True, eq=False)
+class NodeStep:
+    """One node of `Network.schedule`: its index, the node, and `free`, the values nobody reads
+    after it (its inputs whose last reader it is, and its own output if no later node reads it; never
+    the network input or the network output), so a walk over the graph drops them once it has run."""
+
+    index: int
+    node: Node
+    free: tuple[int, ...]
+
+    @property
+    def layer(self) -> AbstractLayer:
+        return self.node.layer
+
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        return self.node.inputs
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +138,18 @@ class Network:
         (len(nodes) for the output node, which is never freed)."""
         n = len(self.nodes)
         return tuple(n if j == n - 1 else max(c, default=j) for j, c in enumerate(self.consumers))
+
+    @cached_property
+    def schedule(self) -> tuple[NodeStep, ...]:
+        """Every node in topological order with the values to free after it (`NodeStep.free`): the
+        bookkeeping of every walk that keeps only live values (forward, regions_2d's sweep)."""
+        last, out = self.last_use, len(self.nodes) - 1
+        return tuple(
+            NodeStep(i, node, tuple(sorted(
+                {j for j in node.inputs if j != INPUT and last[j] == i} | ({i} if last[i] == i and i != out else set())
+            )))
+            for i, node in enumerate(self.nodes)
+        )
 
     @property
     def activations(self) -> tuple[AbstractActivation, ...]:
@@ -197,16 +228,14 @@ class Network:
     def _run(self, x: torch.Tensor, keep: bool):
         """Yield (index, node, inputs tuple, output); drops values after their last use unless keep."""
         values: dict[int, torch.Tensor] = {INPUT: x}
-        last = self.last_use
-        for i, node in enumerate(self.nodes):
-            inputs = tuple(values[j] for j in node.inputs)
-            out = node.layer.forward(*inputs)
-            yield i, node, inputs, out
-            values[i] = out
+        for step in self.schedule:
+            inputs = tuple(values[j] for j in step.inputs)
+            out = step.layer.forward(*inputs)
+            yield step.index, step.node, inputs, out
+            values[step.index] = out
             if not keep:
-                for j in set(node.inputs):
-                    if j != INPUT and last[j] <= i:
-                        del values[j]
+                for j in step.free:
+                    del values[j]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x

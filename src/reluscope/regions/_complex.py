@@ -111,11 +111,10 @@ def _push(net: Network, base: torch.Tensor, pat: torch.Tensor):
     """(offset [k, *out], directions [k, 2, *out]) of the output on k faces of given patterns."""
     k = pat.shape[0]
     vals = {INPUT: (base[:1].expand(k, *base.shape[1:]), base[1:].unsqueeze(0).expand(k, 2, *base.shape[1:]))}
-    last = net.last_use
     start = 0
-    for i, node in enumerate(net.nodes):
-        layer = node.layer
-        ins = [vals[j] for j in node.inputs]
+    for step in net.schedule:
+        layer = step.layer
+        ins = [vals[j] for j in step.inputs]
         if isinstance(layer, AbstractAffine):
             off = layer.forward(*[o for o, _ in ins])
             d = layer.linear(*[d.reshape(k * 2, *d.shape[2:]) for _, d in ins])
@@ -139,8 +138,7 @@ def _push(net: Network, base: torch.Tensor, pat: torch.Tensor):
             slope = torch.full(bits.shape, float(layer.negative_slope), dtype=torch.float64, device=bits.device).masked_fill_(bits, 1.0)
             off = (off.reshape(k, n) * slope).reshape(off.shape)
             dirs = (dirs.reshape(k, 2, n) * slope.unsqueeze(1)).reshape(dirs.shape)
-        vals[i] = (off, dirs)
-        for j in set(node.inputs):
-            if j != INPUT and last[j] <= i:
-                del vals[j]
+        vals[step.index] = (off, dirs)
+        for j in step.free:
+            del vals[j]
     return vals[len(net.nodes) - 1]

@@ -117,7 +117,6 @@ def walk(net: Network, plane_dev, st: State, rtol, check, bar) -> torch.Tensor:
     The input is recomputed from the plane coordinates whenever a node reads it.
     """
     live: dict[int, torch.Tensor] = {}
-    last = net.last_use
 
     def read(k):
         if k == INPUT:
@@ -125,15 +124,15 @@ def walk(net: Network, plane_dev, st: State, rtol, check, bar) -> torch.Tensor:
             return xy if plane_dev is None else plane_dev.to_input(xy)
         return live[k]
 
-    for i, node in enumerate(net.nodes):
-        layer = node.layer
+    for step in net.schedule:
+        i, layer = step.index, step.layer
         if isinstance(layer, AbstractAffine):
-            live[i] = layer.forward(*[read(k) for k in node.inputs])
+            live[i] = layer.forward(*[read(k) for k in step.inputs])
         else:
-            k0 = node.inputs[0]
+            k0 = step.inputs[0]
             z = read(k0)
             shape, n = z.shape[1:], z[0].numel()
-            keep = [k for k in live if k != k0 and last[k] > i]
+            keep = [k for k in live if k != k0]  # live values a later node reads
             carry = torch.cat([live[k].reshape(z.shape[0], -1) for k in keep], 1) if keep else None
             st.start_node(z.reshape(z.shape[0], -1), carry)
             if isinstance(layer, MaxPool2d):
@@ -142,7 +141,7 @@ def walk(net: Network, plane_dev, st: State, rtol, check, bar) -> torch.Tensor:
                 cut_relu(st, layer, n, rtol, check, bar)
             zv, cv = st.columns(n)
             v = zv.shape[0]
-            if k0 != INPUT and last[k0] > i:
+            if k0 != INPUT and k0 not in step.free:
                 live[k0] = zv.reshape(v, *shape)
             at = 0
             for k in keep:
@@ -150,9 +149,8 @@ def walk(net: Network, plane_dev, st: State, rtol, check, bar) -> torch.Tensor:
                 live[k] = cv[:, at:at + w].reshape(v, *live[k].shape[1:])
                 at += w
             live[i] = layer.forward(zv.reshape(v, *shape))
-        for k in set(node.inputs):
-            if k != INPUT and last[k] <= i:
-                del live[k]
+        for k in step.free:
+            del live[k]
     return live[len(net.nodes) - 1]
 
 

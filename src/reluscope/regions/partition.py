@@ -51,6 +51,7 @@ import torch
 from .._checks import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, single_thread
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
+from ..network.network import INPUT
 from ..results import Result
 from ..traversal.precision import Precision, analysed_dtype
 from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
@@ -322,26 +323,23 @@ def _sizes(net: Network, device):
     carries), and the lines it may cut with (a max-pool window of K entries: K(K-1)/2); the total
     pattern bits and progress steps (a unit, or a max-pool window)."""
     widths, lines, units, steps = [], [], 0, 0
-    last = net.last_use
-    sizes: dict[int, int] = {}
     with torch.no_grad():
         probe = torch.zeros((1, *net.input_shape), dtype=torch.float64, device=device)
-        for i, node, inputs, out in net._run(probe, keep=False):
-            sizes[i] = out[0].numel()
-            layer = node.layer
-            if isinstance(layer, AbstractActivation):
-                n = inputs[0][0].numel()
-                carried = sum(w for k, w in sizes.items() if k != i and k not in node.inputs and last[k] > i)
-                widths.append(n + carried)
-                if isinstance(layer, MaxPool2d):  # one-hot bits per window
-                    k, windows = layer.kernel_size[0] * layer.kernel_size[1], out[0].numel()
-                    units, steps = units + windows * k, steps + windows
-                    lines.append(windows * k * (k - 1) // 2)
-                else:
-                    units, steps = units + n, steps + n
-                    lines.append(n)
-            for k in [k for k in sizes if last[k] <= i]:
-                del sizes[k]
+        sizes = {INPUT: probe[0].numel(), **{i: v[0].numel() for i, v in enumerate(net.values(probe))}}
+    live: set[int] = set()  # node outputs held at this node (the input is recomputed, never carried)
+    for step in net.schedule:
+        layer = step.layer
+        if isinstance(layer, AbstractActivation):
+            n = sizes[step.inputs[0]]
+            widths.append(n + sum(sizes[k] for k in live if k not in step.inputs))
+            if isinstance(layer, MaxPool2d):  # one-hot bits per window
+                k, windows = layer.kernel_size[0] * layer.kernel_size[1], sizes[step.index]
+                units, steps = units + windows * k, steps + windows
+                lines.append(windows * k * (k - 1) // 2)
+            else:
+                units, steps = units + n, steps + n
+                lines.append(n)
+        live = (live | {step.index}) - set(step.free)
     return widths, lines, units, steps
 
 
