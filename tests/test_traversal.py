@@ -584,3 +584,21 @@ def test_batches_grow_with_the_memory_budget_not_a_fixed_64(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 10**9))
     assert exact._free_bytes(torch.device("cuda"), 10**6) == 800
     assert exact._free_bytes(torch.device("cpu"), 10**6) == 10**6
+
+
+def test_traverse_batches_yields_traverse_many_batch_by_batch():
+    """The public streaming entry (path_chi's): the batches, concatenated, are traverse_many's
+    result, and a small budget makes several batches; bad options are refused at the call."""
+    from reluscope.traversal import Traversals, traverse_batches
+
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1)).double()
+    g = torch.Generator().manual_seed(3)
+    x0, x1 = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
+    whole = traverse_many(model, x0, x1, include_output=True, batch_size=2)
+    parts = list(traverse_batches(model, x0, x1, include_output=True, batch_size=2))
+    assert len(parts) > 1 and [len(p) for p in parts][:2] == [1, 2]  # the first batch is one segment, then doubles
+    joined = Traversals.concat(parts)
+    for a, b in zip(joined, whole):
+        assert torch.equal(a.t, b.t) and torch.equal(a.patterns, b.patterns)
+    with pytest.raises(ValueError, match="pairs = 'given' needs as many rows"):
+        traverse_batches(model, x0, x1[:2])

@@ -28,10 +28,7 @@ from .._checks import (
 from ..network import Network, to_network
 from ..results import Result
 from ..patterns.walks import ragged_walk_extents
-from ..traversal import traverse_many
-from ..traversal.exact import _prepare as _prepare_traversal
-from ..traversal.exact import _stream, _warn_uncertain
-from ..traversal.precision import dtype_name
+from ..traversal import traverse_batches, traverse_many
 from .measure import FoldingProfile, chi_of_extents, folding_measures, folding_profile
 
 if TYPE_CHECKING:
@@ -213,15 +210,11 @@ def path_chi(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: 
 
 
 def _exact_chi(net, x0, x1, include_output, budget, progress) -> tuple[np.ndarray, np.ndarray]:
-    net, x0, x1 = _prepare_traversal(net, x0, x1, batched=True, what="path_chi")
-    chis, lengths, bad = [], [], 0
-    for batch in _stream(net, x0, x1, include_output=include_output, memory_budget=budget, progress=progress):
+    chis, lengths = [], []
+    for batch in traverse_batches(net, x0, x1, include_output=include_output, memory_budget=budget, progress=progress):
         n = batch.n_pieces
-        ext = ragged_walk_extents(batch.patterns, n)
-        chis.append(chi_of_extents(ext))
+        chis.append(chi_of_extents(ragged_walk_extents(batch.patterns, n)))
         lengths.append(n.numpy().astype(np.int64))
-        bad += int((batch.n_uncertain > 0).sum())
-    _warn_uncertain(bad, len(x0), dtype_name(x0.dtype), "path_chi")
     if not chis:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
     return np.concatenate(chis), np.concatenate(lengths)

@@ -28,6 +28,7 @@ bits) and `_refine` (the plan over the graph's nodes and the depth-first refinem
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -49,7 +50,7 @@ from .results import TOLERANCE, Traversal, Traversals
 from ._pieces import _Bits, _join_leaves, _Pieces
 from ._refine import _bytes_per_piece, _descend, _plan, _Walk
 
-__all__ = ["Traversal", "Traversals", "traverse", "traverse_many", "traverse_pairs", "TOLERANCE"]
+__all__ = ["Traversal", "Traversals", "traverse", "traverse_many", "traverse_batches", "traverse_pairs", "TOLERANCE"]
 _WHAT = "exact traversal (for smooth activations use reluscope.traverse_bisection)"
 
 
@@ -208,17 +209,8 @@ def traverse_many(
     retried; a single segment that does not fit raises MemoryBudgetError. Within a batch, pieces
     are refined depth first in chunks that fit the budget. `dtype`, `tolerance`: as for `traverse`.
     """
-    if pairs not in ("given", "all"):
-        raise ValueError(f"pairs: expected 'given' or 'all', got {pairs!r}")
-    batch_size = None if batch_size is None else check_int(batch_size, "batch_size", what="or None")
-    budget = check_memory_budget(memory_budget)
-    tolerance = _check_tolerance(tolerance)
-    net, x0, x1 = _prepare(model, x0, x1, batched=True, dtype=dtype, what="traverse_many")
-    a, b = x0.shape[0], x1.shape[0]
-    if pairs == "given" and a != b:
-        raise ValueError(f"x1: pairs = 'given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
-    parts = list(_stream(net, x0, x1, include_output=include_output, pairs=pairs, batch_size=batch_size,
-                         memory_budget=budget, tolerance=tolerance, progress=progress, checked=_checked(dtype)))
+    net, x0, x1, options = _stream_options(model, x0, x1, pairs, batch_size, memory_budget, dtype, tolerance, "traverse_many")
+    parts = list(_stream(net, x0, x1, include_output=include_output, progress=progress, **options))
     if not parts:
         empty = torch.zeros(0, dtype=torch.float64, device=x0.device)
         return Traversals(empty, torch.zeros(0, 0, dtype=torch.bool, device=x0.device), torch.zeros(1, dtype=torch.int64),
@@ -226,6 +218,41 @@ def traverse_many(
     out = Traversals.concat(parts)
     _warn_uncertain(int((out.n_uncertain > 0).sum()), len(out), out.dtype, "traverse_many")
     return out
+
+
+def traverse_batches(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, include_output: bool = False, pairs: str = "given",
+                     progress: bool = False, batch_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                     dtype: Precision | str = Precision.FLOAT64, tolerance: float = TOLERANCE) -> Iterator[Traversals]:
+    """`traverse_many` batch by batch: yields the `Traversals` of consecutive batches of segments,
+    in order, so a caller that keeps only a summary per segment (as `path_chi` keeps chi) never
+    holds more than one batch. Same arguments and batching; the inputs are checked at the call,
+    and one PrecisionWarning for uncertain pieces follows the last batch."""
+    net, x0, x1, options = _stream_options(model, x0, x1, pairs, batch_size, memory_budget, dtype, tolerance,
+                                           "traverse_batches")
+
+    def batches() -> Iterator[Traversals]:
+        bad, total = 0, 0
+        for part in _stream(net, x0, x1, include_output=include_output, progress=progress, **options):
+            bad, total = bad + int((part.n_uncertain > 0).sum()), total + len(part)
+            yield part
+        _warn_uncertain(bad, total, dtype_name(x0.dtype), "traverse_batches")
+
+    return batches()
+
+
+def _stream_options(model, x0, x1, pairs, batch_size, memory_budget, dtype, tolerance, what: str):
+    """traverse_many's and traverse_batches' checks: (net, x0, x1, the options of `_stream`)."""
+    if pairs not in ("given", "all"):
+        raise ValueError(f"pairs: expected 'given' or 'all', got {pairs!r}")
+    batch_size = None if batch_size is None else check_int(batch_size, "batch_size", what="or None")
+    budget = check_memory_budget(memory_budget)
+    tolerance = _check_tolerance(tolerance)
+    net, x0, x1 = _prepare(model, x0, x1, batched=True, dtype=dtype, what=what)
+    a, b = x0.shape[0], x1.shape[0]
+    if pairs == "given" and a != b:
+        raise ValueError(f"x1: pairs = 'given' needs as many rows as x0 ({a}), got {b}; use pairs='all' for every pair")
+    return net, x0, x1, dict(pairs=pairs, batch_size=batch_size, memory_budget=budget, tolerance=tolerance,
+                             checked=_checked(dtype))
 
 
 def _free_bytes(device: torch.device, budget: int) -> int:
