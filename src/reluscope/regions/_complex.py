@@ -10,7 +10,7 @@ from ..network import MaxPool2d, Network
 from ..network.layers import AbstractAffine
 from ..network.network import INPUT
 
-__all__ = ["polygon_edges", "polygon_moments", "order_faces", "fit_affine", "pushed_affine_maps"]
+__all__ = ["polygon_edges", "polygon_moments", "polygon_areas", "order_faces", "fit_affine", "pushed_affine_maps", "NUMPY_ASSEMBLY"]
 
 
 def polygon_edges(fv: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,6 +39,12 @@ def polygon_moments(V, fv, off):
     with np.errstate(invalid="ignore", divide="ignore"):
         cen = np.stack([cx, cy], 1) / (6 * area[:, None])
     return area, cen + V[fv[off[:-1]]]
+
+
+
+def polygon_areas(V, fv, off):
+    """Shoelace areas [F] of counter-clockwise polygons (`polygon_moments` without centroids)."""
+    return polygon_moments(V, fv, off)[0]
 
 
 def order_faces(X: np.ndarray, EV: np.ndarray, EF: np.ndarray, n_faces: int):
@@ -82,6 +88,11 @@ def fit_affine(X, out, fv, off):
         A = ((adj @ B) / det[:, None, None]).transpose(0, 2, 1)  # [F, out, 2]
     c = om - np.einsum("foi,fi->fo", A, pm)
     return A, c, np.sqrt(np.maximum(lam_min, 0) / counts)
+
+
+
+# The engines' `assembly` (see `partition._assemble`): the numba engine has compiled twins.
+NUMPY_ASSEMBLY = (order_faces, polygon_areas, fit_affine)
 
 
 def pushed_affine_maps(net: Network, plane, patterns: torch.Tensor, device, chunk_floats: int = 2**25):

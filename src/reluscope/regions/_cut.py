@@ -16,6 +16,8 @@ from operator import methodcaller
 import numpy as np
 import torch
 
+from ._complex import NUMPY_ASSEMBLY
+
 __all__ = ["Buf", "Cuts", "Complex", "degenerate_face"]
 
 
@@ -54,7 +56,11 @@ class Cuts:
     `n_faces`, `_interpolate(z, a, b, j)`, and the array operations `_nz` (indices of True), `_take`
     (rows), `_pairs` (values at an [k, 2] index), `_cols` (columns -> matrix), `_cat`, `_unique`,
     `_argsort`, `_sort_faces` (the fast path's sort by face), `_repeat2`, `_equal`, `_arange`,
-    `_zeros_bool`, `_zeros_int8`, `_int8`, `_int64` (conversions), `_count` (of True, an int)."""
+    `_zeros_bool`, `_zeros_int8`, `_int8`, `_int64` (conversions), `_count` (of True, an int).
+    `assembly`: the (order_faces, polygon_areas, fit_affine) that `partition._assemble` builds the
+    final complex with, on numpy arrays (numba's engine has compiled twins)."""
+
+    assembly = NUMPY_ASSEMBLY
 
     def cut(self, j: int, tol: float, origin: Buf) -> None:
         """Split every face crossed by the zero line of pre-activation j."""

@@ -267,8 +267,9 @@ def _reserve(buf: Buf, rows: int, factor: int = 2) -> None:
 
 
 class NbComplex(NpComplex):
-    """`NpComplex` with the cut and the face sums compiled (numba); same state, same results.
-    `assembly`: the compiled (order_faces, polygon_areas, fit_affine) for `partition._assemble`."""
+    """`NpComplex` with the cut, the face sums and the final assembly compiled (numba); same
+    state, same results. `assembly` (NpComplex's, overridden after the compiled functions below):
+    the compiled (order_faces, polygon_areas, fit_affine) for `partition._assemble`."""
 
     def start_layer(self, Z: np.ndarray, carry: np.ndarray | None = None) -> None:
         """R = [Z | carry | xy] as in `NpComplex.start_layer`, with as many spare rows again: the
@@ -446,5 +447,5 @@ def fit_affine(X, out, fv, off):
     return A, c, width
 
 
-NbComplex.assembly = (order_faces, polygon_areas, fit_affine)
+NbComplex.assembly = (order_faces, polygon_areas, fit_affine)  # overrides NpComplex.assembly (numpy's)
 NbComplex.cut_layer = staticmethod(cut_layer)  # a chain's activation node in one call (`_walk.walk_chain`)

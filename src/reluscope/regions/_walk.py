@@ -3,8 +3,8 @@ the cut of one activation node (ReLU/LeakyReLU: `cut_relu`; MaxPool2d: `cut_maxp
 which evaluates every node at the vertices and carries live values through the cuts.
 
 An engine (numba, numpy, torch) plugs in as `State.cx`: it needs `start_layer(Z, carry)`,
-`cut(j, tol, origin)`, `cut_where(z, tol, origin, allowed)`, `face_sums(Z)`, `R`, `E`, `n_faces`
-(and `to_torch(origin)` where `max_edges` is finite).
+`cut(j, tol, origin)`, `cut_where(z, tol, origin, allowed)`, `face_sums(Z)`, `R`, `E`, `n_faces`,
+`assembly` (for `partition._assemble`) and `to_torch(origin)` where `max_edges` is finite.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ from ..network.layers import AbstractActivation, AbstractAffine
 from ..network.network import INPUT
 from ..results import Result
 from ..traversal.precision import Precision, analysed_dtype
-from ._complex import fit_affine, order_faces, polygon_moments, pushed_affine_maps
+from ._complex import polygon_moments, pushed_affine_maps
 from ._cut import Complex
 from ._cut_np import NpComplex
 from ._mlp import chain_sizes, float64_mlp
@@ -394,8 +394,8 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lin
             out = walk(net, plane_dev, st, rtol, check, bar)
         out = out.reshape(out.shape[0], -1)  # network output at the vertices (the corners without activations)
         cx = st.cx
-        assembly = getattr(cx, "assembly", _NUMPY_ASSEMBLY)  # compiled with the numba engine
-        result = _assemble(net, plane, box, _np(cx.xy).copy(), _np(cx.E.view()), cx.n_faces, assembly, st.patterns[1:], rtol, out)
+        result = _assemble(net, plane, box, _np(cx.xy).copy(), _np(cx.E.view()), cx.n_faces, cx.assembly, st.patterns[1:],
+                           rtol, out)
     finally:
         if bar is not None:
             bar.close()
@@ -404,9 +404,6 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lin
 
 def _np(t) -> np.ndarray:
     return t if isinstance(t, np.ndarray) else t.cpu().numpy()
-
-
-_NUMPY_ASSEMBLY = (order_faces, lambda X, fv, off: polygon_moments(X, fv, off)[0], fit_affine)
 
 
 def _assemble(net, plane, box, X, Ev, n_f, assembly, patterns, rtol, out) -> RegionMap:
