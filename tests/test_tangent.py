@@ -416,8 +416,19 @@ def test_block_scores_of_a_resnet_in_groups_and_one_by_one(monkeypatch):
     assert ref.shape[1] == 20
     torch.testing.assert_close(tangent_scores(model, x), ref)
 
+    tries = []
+
     def no_vmap(*args):
+        tries.append(1)
         raise RuntimeError("no batching rule")
 
     monkeypatch.setattr(scores, "_group_scores", no_vmap)
     torch.testing.assert_close(tangent_scores(model, x), ref)
+    assert len(tries) == 1  # regression: every later group used to try vmap again
+
+    def out_of_memory(*args):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(scores, "_group_scores", out_of_memory)
+    with pytest.raises(RuntimeError, match="out of memory"):  # regression: was retried in the slow path
+        tangent_scores(model, x)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "as_float_tensor", "check_finite", "check_positive", "check_batch",
     "as_enum", "check_int", "as_batch", "as_single", "same_device",
-    "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError", "check_memory_budget", "rows_within_budget", "single_thread",
+    "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError", "check_memory_budget", "rows_within_budget", "out_of_memory",
+    "single_thread",
 ]
 
 
@@ -205,6 +206,15 @@ def check_memory_budget(memory_budget: float, name: str = "memory_budget") -> in
     if not np.isfinite(memory_budget) or memory_budget <= 0:
         raise ValueError(f"{name}: expected a positive number of bytes, got {memory_budget!r}")
     return int(memory_budget)
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether an exception is an allocation failure (MemoryError, torch's OutOfMemoryError or the
+    CPU allocator's RuntimeError), not an error of the computation itself."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    text = str(err)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def _mib(n: float) -> str:

@@ -14,7 +14,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch.func import functional_call, jvp, vmap
 
-from .._checks import as_enum
+from .._checks import as_enum, out_of_memory
 from ..network import layers as L
 from ..network import to_network
 from .features import (
@@ -149,13 +149,18 @@ def _func_jvp_scores(model, params: _Params, x: torch.Tensor, per_block: bool) -
 
     if not per_block:
         return jvp(f, (theta,), (theta,))[1].unsqueeze(1)
-    cols = []
+    cols, grouped = [], True
     for start in range(0, len(params.names), _JVP_GROUP):
         group = params.names[start:start + _JVP_GROUP]
-        try:
-            cols.append(_group_scores(f, theta, group))
-        except RuntimeError:  # an op without a vmap rule: one forward-AD pass per block
-            cols.append(torch.stack([_block_scores(f, theta, name) for name in group], dim=1))
+        if grouped:
+            try:
+                cols.append(_group_scores(f, theta, group))
+                continue
+            except RuntimeError as err:  # an op without a vmap rule: one forward-AD pass per block from now on
+                if out_of_memory(err):  # not a missing rule: the slow path would not help
+                    raise
+                grouped = False
+        cols.append(torch.stack([_block_scores(f, theta, name) for name in group], dim=1))
     return torch.cat(cols, dim=1)
 
 

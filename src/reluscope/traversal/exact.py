@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .._checks import (
     DEFAULT_MEMORY_BUDGET, MemoryBudgetError, as_float_tensor, as_single, check_batch, check_int, check_memory_budget,
-    rows_within_budget, same_device,
+    out_of_memory, rows_within_budget, same_device,
 )
 from ..network import Network, to_network
 from ..network.network import INPUT
@@ -282,7 +282,7 @@ def _stream(net: Network, x0: torch.Tensor, x1: torch.Tensor, *, include_output:
                 chunk = _traverse_chunk(net, x0.index_select(0, ia), x1.index_select(0, ib), include_output,
                                         memory_budget, None, tolerance, checked)
             except (MemoryError, RuntimeError) as err:  # the estimate was too low: halve the batch
-                if not _out_of_memory(err):
+                if not out_of_memory(err):
                     raise
                 if size == 1:
                     raise MemoryBudgetError(
@@ -300,13 +300,6 @@ def _stream(net: Network, x0: torch.Tensor, x1: torch.Tensor, *, include_output:
             # unseen segments may have more pieces than any so far, so the batch at most doubles
             fit = _free_bytes(x0.device, memory_budget) // (per_piece * pieces)
             size = max(1, min(2 * idx.shape[0], fit, batch_size or fit))
-
-
-def _out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
-        return True
-    text = str(err)
-    return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def traverse_pairs(model: ModelLike, x0: ArrayLike, x1: ArrayLike, **options) -> Traversals:
