@@ -131,7 +131,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def to_jsonable(obj):
+def to_jsonable(obj: object) -> object:
     """Plain JSON values from numpy/torch scalars and arrays, paths, enums and dataclasses.
 
     Non-finite floats become None: strict JSON has no NaN or Infinity, and a summary that other
@@ -163,7 +163,7 @@ def to_jsonable(obj):
     raise TypeError(f"obj: cannot write a value of type {type(obj).__name__} as JSON")
 
 
-def write_json_atomic(path: str | os.PathLike, obj, *, indent: int | None = 2) -> Path:
+def write_json_atomic(path: str | os.PathLike, obj: object, *, indent: int | None = 2) -> Path:
     """Write `obj` as strict JSON (see `to_jsonable`) to `path` atomically; returns the path."""
     text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False, sort_keys=False)
     return write_text_atomic(path, text + "\n")

@@ -47,7 +47,7 @@ class PlaneView:
     `images`, `labels`: the test split used to pick the three images (ignored for 2-D models).
     """
 
-    def __init__(self, model, *, name: str, images: torch.Tensor | None = None, labels: torch.Tensor | None = None):
+    def __init__(self, model: torch.nn.Module, *, name: str, images: torch.Tensor | None = None, labels: torch.Tensor | None = None):
         self.model = model.eval().double()
         self.name = name
         # the first Linear or Conv2d defined says what the model reads: flat vectors or images

@@ -23,8 +23,10 @@ the same bit, N > 0, is the output bit that `path_folding(..., include_output=Tr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +35,9 @@ from torch import nn
 from .._checks import check_int
 from ..results import Result
 from . import folding_profile, path_folding
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = [
     "cantornet", "CantorRegion", "cantor_region", "cantor_intervals", "cantor_boundary_vertices",
@@ -81,7 +86,7 @@ class CantorRegion(Result):
 
     k: int
 
-    def boundary(self, x) -> torch.Tensor:
+    def boundary(self, x: ArrayLike) -> torch.Tensor:
         x = torch.as_tensor(x)
         x = x if x.is_floating_point() else x.double()
         for _ in range(self.k):
@@ -104,7 +109,7 @@ def cantor_region(k: int) -> CantorRegion:
     return CantorRegion(_check_k(k))
 
 
-def cantor_path(dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+def cantor_path(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """The authors' folding path: (0, 3/4) -> (1, 3/4)."""
     return torch.tensor([0.0, 0.75], dtype=dtype), torch.tensor([1.0, 0.75], dtype=dtype)
 
@@ -220,7 +225,7 @@ def cantornet(k: int, representation: str = "A", *, dtype: torch.dtype | None = 
     return nn.Sequential(*mods[:-1]).eval()
 
 
-def rational_walk(spec: Spec, x0, x1) -> tuple[list[Fraction], list[tuple[bool, ...]]]:
+def rational_walk(spec: Spec, x0: Sequence[Fraction | int], x1: Sequence[Fraction | int]) -> tuple[list[Fraction], list[tuple[bool, ...]]]:
     """Exact traversal of x0 -> x1 (rational points) through a rational ReLU net: (t, patterns).
 
     Patterns include the output sign bit. A unit identically zero on a piece has bit 0, exactly as
@@ -255,7 +260,7 @@ def rational_walk(spec: Spec, x0, x1) -> tuple[list[Fraction], list[tuple[bool, 
 # ---------------------------------------------------------------- folding along the authors' path
 
 
-def rational_patterns(spec: Spec, points) -> list[tuple[bool, ...]]:
+def rational_patterns(spec: Spec, points: Iterable[Sequence[Fraction | int]]) -> list[tuple[bool, ...]]:
     """Exact patterns (hidden bits, then the output sign bit) of rational points."""
     out = []
     for p in points:
@@ -292,7 +297,7 @@ class CantorFolding(Result):
     t_exact: np.ndarray = field(repr=False)  # region boundaries of the exact walk
 
 
-def cantornet_folding(ks=(1, 2, 3, 4, 5), representations=REPRESENTATIONS, *,
+def cantornet_folding(ks: Sequence[int] = (1, 2, 3, 4, 5), representations: Sequence[str] = REPRESENTATIONS, *,
                       n_points: int = 11) -> list[CantorFolding]:
     """The CantorNet folding table: one row per (k, representation), exact vs `n_points` samples.
 

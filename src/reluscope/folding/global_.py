@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .._checks import DEFAULT_MEMORY_BUDGET, as_enum, as_float_tensor, check_finite, check_int
+from ..network import to_network
 from ..results import Result, frame
 from .path import path_chi
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike, ModelLike
 
 __all__ = ["PairStrategy", "Aggregator", "GlobalFolding", "global_folding", "aggregate_folding", "draw_pairs"]
 
@@ -55,7 +60,7 @@ class Aggregator(str, enum.Enum):
     SHARE_FOLDED = "share_folded"
 
 
-def aggregate_folding(chi, aggregator: Aggregator | str = Aggregator.MEDIAN_POSITIVE) -> float:
+def aggregate_folding(chi: ArrayLike, aggregator: Aggregator | str = Aggregator.MEDIAN_POSITIVE) -> float:
     """One number from many chi values (see `Aggregator`); 0 for an empty set."""
     agg = as_enum(aggregator, Aggregator, "aggregator")
     chi = np.asarray(chi, dtype=np.float64)
@@ -101,7 +106,7 @@ class GlobalFolding(Result):
                      "GlobalFolding")
 
 
-def draw_pairs(y, classes=(1, 4), *, pairs: PairStrategy | str = PairStrategy.RANDOM,
+def draw_pairs(y: ArrayLike, classes: tuple[int, int] = (1, 4), *, pairs: PairStrategy | str = PairStrategy.RANDOM,
                budget: int = 1000, seed: int = 0) -> np.ndarray:
     """int64 [P, 2] row indices (class a, class b) of the segments to evaluate; -1 = class mean."""
     strategy = as_enum(pairs, PairStrategy, "pairs")
@@ -139,7 +144,7 @@ def draw_pairs(y, classes=(1, 4), *, pairs: PairStrategy | str = PairStrategy.RA
     return np.concatenate([to_b, from_a]).astype(np.int64)
 
 
-def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = PairStrategy.RANDOM,
+def global_folding(model: ModelLike, x: ArrayLike, y: ArrayLike, *, classes: tuple[int, int] = (1, 4), pairs: PairStrategy | str = PairStrategy.RANDOM,
                    budget: int = 1000, aggregator: Aggregator | str = Aggregator.MEDIAN_POSITIVE,
                    include_output: bool = True, n_points: int | None = None, seed: int = 0,
                    progress: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> GlobalFolding:
@@ -165,8 +170,6 @@ def global_folding(model, x, y, *, classes=(1, 4), pairs: PairStrategy | str = P
     x0, x1 = ends
     chi, lengths = path_chi(model, x0, x1, include_output=include_output, n_points=n_points, progress=progress,
                             memory_budget=memory_budget)
-    from ..network import to_network
-
     exact = n_points is None and to_network(model).piecewise_linear  # bisection walks are not exact
     return GlobalFolding(
         aggregate_folding(chi, agg), chi, idx, lengths, tuple(classes), agg, strategy,

@@ -81,13 +81,13 @@ def soft_folding(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, *, tau: f
     return ((r2 - r1) / (r2 + denominator_offset)).clamp(0, 1)
 
 
-def folding_penalty(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, **options) -> torch.Tensor:
+def folding_penalty(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, **options: float | bool | None) -> torch.Tensor:
     """-mean soft chi over the segments (a scalar); add `lam * folding_penalty(...)` to the loss."""
     return -soft_folding(model, x0, x1, **options).mean()
 
 
 def folding_loss(lam: float, *, classes: tuple[int, int] | None = None, n_pairs: int = 16, seed: int = 0,
-                 **options) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+                 **options: float | bool | None) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
     """An `extra_loss(model, xb, yb)` for `train_classifier`: lam * folding_penalty on `n_pairs`
     segments between inputs of the batch with different labels (or of `classes[0]` -> `classes[1]`).
 

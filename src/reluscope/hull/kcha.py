@@ -34,12 +34,16 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .._checks import MemoryBudgetError, DEFAULT_MEMORY_BUDGET, as_enum, check_int, check_memory_budget, check_positive
 from .distance import prepare_points
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["kcha_scores", "kcha_memory", "KCHAPrecision"]
 
@@ -66,15 +70,15 @@ def kcha_memory(n: int) -> int:
 
 
 def kcha_scores(
-    points,
+    points: ArrayLike,
     *,
     sigma: float = 0.3,
     rate: float = 0.01,
     max_iter: int = 500,
     prune: float = 1e-6,
     precision: KCHAPrecision | str = KCHAPrecision.FLOAT32,
-    memory_budget=DEFAULT_MEMORY_BUDGET,
-    device=None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
     """diag(C) of the kernel convex-hull approximation on all `points` [N, D]; see the module docstring.
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,11 @@ from .._checks import as_enum, check_int
 from ..results import Result
 from ._decision import decision_segments, positive_class_area
 from .split import DEGENERATE_BELOW, SplitScore, StraightCut, best_straight_cut, score_areas, score_split
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .partition import RegionMap
 
 __all__ = [
     "DualGraph", "FiedlerPartition", "FiedlerSolver", "GraphVariant", "VariantScore", "FiedlerComparison",
@@ -92,7 +98,7 @@ class EdgeWeight(str, enum.Enum):
     UNIT = "unit"
 
 
-def dual_graph(region_map, *, weight: EdgeWeight | str = EdgeWeight.LENGTH) -> DualGraph:
+def dual_graph(region_map: RegionMap, *, weight: EdgeWeight | str = EdgeWeight.LENGTH) -> DualGraph:
     """The dual graph of `region_map`: faces sharing a boundary edge of positive length."""
     weight = as_enum(weight, EdgeWeight, "weight")
     F = region_map.n_regions
@@ -246,7 +252,7 @@ def _unique_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return patterns, node.ravel()
 
 
-def grid_points(box, n: int) -> np.ndarray:
+def grid_points(box: tuple[float, float, float, float], n: int) -> np.ndarray:
     """Centres [n * n, 2] of an n x n grid of equal cells over the box (row-major, y outer)."""
     x0, x1, y0, y1 = box
     s = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
@@ -278,7 +284,7 @@ def _grid_decision(region_map, n: int, output):
 
 
 def fiedler_partition(
-    region_map, *, variant: GraphVariant | str = GraphVariant.LENGTH_RW, solver: FiedlerSolver | str = FiedlerSolver.AUTO,
+    region_map: RegionMap, *, variant: GraphVariant | str = GraphVariant.LENGTH_RW, solver: FiedlerSolver | str = FiedlerSolver.AUTO,
     grid: int = DEFAULT_GRID, output: int | None = None,
 ) -> FiedlerPartition:
     """Split the nodes of `variant`'s graph (`GraphVariant`) by the sign of its Fiedler vector.
@@ -301,7 +307,7 @@ def fiedler_partition(
 
 
 def fiedler_score(
-    region_map, partition: FiedlerPartition | None = None, *, output: int | None = None,
+    region_map: RegionMap, partition: FiedlerPartition | None = None, *, output: int | None = None,
     degenerate_below: float = DEGENERATE_BELOW,
 ) -> SplitScore:
     """How well the Fiedler sides match the network's binary decision (`SplitScore`: agreement,
@@ -355,7 +361,7 @@ class FiedlerComparison(Result):
 
 
 def compare_variants(
-    region_map, *, variants=tuple(GraphVariant), output: int | None = None, grid: int = DEFAULT_GRID,
+    region_map: RegionMap, *, variants: Iterable[GraphVariant | str] = tuple(GraphVariant), output: int | None = None, grid: int = DEFAULT_GRID,
     degenerate_below: float = DEGENERATE_BELOW, n_directions: int = 360,
 ) -> FiedlerComparison:
     """Score the Fiedler split of each graph variant and the best straight cut (the baseline)."""

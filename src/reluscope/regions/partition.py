@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -60,6 +61,9 @@ from ._cut_np import NpComplex
 from ._mlp import chain_sizes, float64_mlp
 from ._walk import State, is_chain, walk, walk_chain
 from .plane import Plane
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike, ModelLike
 
 __all__ = ["RegionMap", "regions_2d", "RegionBudgetError", "DEFAULT_RTOL", "DEFAULT_MEMORY_BUDGET", "pattern_keys"]
 
@@ -161,7 +165,7 @@ class RegionMap(Result):
         a network with this unit layout (so colours stay put across training)."""
         return pattern_keys(self.patterns)
 
-    def outputs_at(self, points, faces) -> np.ndarray:
+    def outputs_at(self, points: ArrayLike, faces: ArrayLike) -> np.ndarray:
         """The network output at plane points [N, 2] lying in the given faces [N]."""
         p = np.asarray(points, dtype=np.float64)
         f = np.asarray(faces, dtype=np.int64)
@@ -275,13 +279,13 @@ def _grid_estimate(net: Network, plane, box, device, n: int = 48) -> int:
 
 
 def regions_2d(
-    model,
+    model: ModelLike,
     *,
-    box=None,
+    box: tuple[float, float, float, float] | None = None,
     plane: Plane | None = None,
     rtol: float = DEFAULT_RTOL,
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
-    device=None,
+    device: torch.device | str | None = None,
     progress: bool = False,
 ) -> RegionMap:
     """The exact linear regions of `model` on `box` (xmin, xmax, ymin, ymax) of a 2-D input space.

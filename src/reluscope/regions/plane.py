@@ -9,10 +9,14 @@ areas and lengths.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .._checks import as_float_tensor, check_finite
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
 
 __all__ = ["Plane"]
 
@@ -30,7 +34,7 @@ class Plane:
     v: torch.Tensor
     anchors: torch.Tensor | None = None
 
-    def __init__(self, origin, u, v, anchors=None):
+    def __init__(self, origin: ArrayLike, u: ArrayLike, v: ArrayLike, anchors: ArrayLike | None = None):
         o = check_finite(as_float_tensor(origin, "origin", dtype=torch.float64), "origin")
         du = check_finite(as_float_tensor(u, "u", dtype=torch.float64), "u")
         dv = check_finite(as_float_tensor(v, "v", dtype=torch.float64), "v")
@@ -55,7 +59,7 @@ class Plane:
         object.__setattr__(self, "anchors", a)
 
     @classmethod
-    def through_points(cls, a, b, c) -> "Plane":
+    def through_points(cls, a: ArrayLike, b: ArrayLike, c: ArrayLike) -> "Plane":
         """The plane through three inputs: origin at their centroid, orthonormal (u, v).
 
         u points from `a` to `b`; v is the part of c - a orthogonal to u. Raises if the three
@@ -96,7 +100,7 @@ class Plane:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.origin.shape)
 
-    def to_input(self, st) -> torch.Tensor:
+    def to_input(self, st: ArrayLike) -> torch.Tensor:
         """Plane coordinates [N, 2] -> inputs [N, *input_shape]."""
         st = as_float_tensor(st, "st", dtype=torch.float64)
         if st.dim() != 2 or st.shape[1] != 2:
@@ -105,7 +109,7 @@ class Plane:
         x = o + st[:, :1] * u + st[:, 1:] * v
         return x.reshape(st.shape[0], *self.input_shape)
 
-    def project(self, x) -> torch.Tensor:
+    def project(self, x: ArrayLike) -> torch.Tensor:
         """Inputs [N, *input_shape] -> least-squares plane coordinates [N, 2]."""
         x = as_float_tensor(x, "x", dtype=torch.float64).reshape(-1, self.origin.numel())
         basis = torch.stack([self.u.flatten(), self.v.flatten()], 1)  # [D, 2]

@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._checks import check_int
 from ..results import Result
 from ._decision import decision_function, positive_class_area
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from .partition import RegionMap
 
 __all__ = [
     "SplitScore", "StraightCut", "DEGENERATE_BELOW", "score_areas", "score_split", "best_straight_cut",
@@ -87,7 +92,7 @@ def score_areas(both: float, side: float, positive: float, total: float, *, dege
     )
 
 
-def score_split(region_map, side, *, output: int | None = None, degenerate_below: float = DEGENERATE_BELOW) -> SplitScore:
+def score_split(region_map: RegionMap, side: ArrayLike, *, output: int | None = None, degenerate_below: float = DEGENERATE_BELOW) -> SplitScore:
     """Scores of a split of the faces (`side` bool [F]) against the decision, exact areas."""
     side = np.asarray(side)
     if side.dtype != bool or side.shape != (region_map.n_regions,):
@@ -139,7 +144,7 @@ def _clip_triangles(tri: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 3, 2))
 
 
-def class_one_triangles(region_map, *, output: int | None = None) -> np.ndarray:
+def class_one_triangles(region_map: RegionMap, *, output: int | None = None) -> np.ndarray:
     """The region decided class 1, exactly, as triangles [m, 3, 2] (faces fan-triangulated, then
     clipped by each face's affine decision)."""
     a, b = decision_function(region_map, output)
@@ -220,7 +225,7 @@ def _best_offset(pos_tris, pos_area, box_tris, box_area, total, q, u, n_between)
 
 
 def best_straight_cut(
-    region_map, *, output: int | None = None, n_directions: int = 360, n_between: int = 3,
+    region_map: RegionMap, *, output: int | None = None, n_directions: int = 360, n_between: int = 3,
     degenerate_below: float = DEGENERATE_BELOW,
 ) -> StraightCut:
     """The straight line through the box whose two sides best match the decision (largest kappa).

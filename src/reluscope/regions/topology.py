@@ -19,10 +19,16 @@ it against gudhi.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._checks import check_int
 from ..results import Result, frame
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike
+    from .partition import RegionMap
 
 __all__ = [
     "CellCounts", "RandomSummary", "SublevelSummary", "Filtration", "Persistence", "cell_counts", "face_edges", "random_filtration",
@@ -41,13 +47,13 @@ class CellCounts(Result):
     euler: int
 
 
-def cell_counts(region_map) -> CellCounts:
+def cell_counts(region_map: RegionMap) -> CellCounts:
     """The cell counts of the region map's complex (`CellCounts`)."""
     V, E, F = region_map.n_vertices, region_map.n_edges, region_map.n_regions
     return CellCounts(V, E, F, V - E + F)
 
 
-def face_edges(region_map) -> tuple[np.ndarray, np.ndarray]:
+def face_edges(region_map: RegionMap) -> tuple[np.ndarray, np.ndarray]:
     """(edge ids grouped by face, offsets [F + 1]): the boundary edges of every face."""
     ef = region_map.edge_faces
     f = np.concatenate([ef[:, 0], ef[:, 1]])
@@ -100,7 +106,7 @@ def _build(region_map, v_time, e_time, f_time, v_key=None, e_key=None, f_key=Non
     return Filtration(dims[order], times[order], boundary, src[order])
 
 
-def random_filtration(region_map, *, seed: int = 0) -> Filtration:
+def random_filtration(region_map: RegionMap, *, seed: int = 0) -> Filtration:
     """Faces in a random order, each with its missing edges and vertices (values in (0, 1])."""
     F = region_map.n_regions
     rng = np.random.default_rng(seed)
@@ -118,7 +124,7 @@ def random_filtration(region_map, *, seed: int = 0) -> Filtration:
     return _build(region_map, (v_rank + 1) * scale, (e_rank + 1) * scale, (rank + 1) * scale)
 
 
-def vertex_outputs(region_map) -> np.ndarray:
+def vertex_outputs(region_map: RegionMap) -> np.ndarray:
     """Network outputs [V, out] at the vertices (from any face containing each vertex)."""
     fv, off = region_map.face_vertices, region_map.face_offsets
     face_of = np.repeat(np.arange(region_map.n_regions), np.diff(off))
@@ -127,7 +133,7 @@ def vertex_outputs(region_map) -> np.ndarray:
     return region_map.outputs_at(region_map.vertices, owner)
 
 
-def sublevel_filtration(region_map, *, output: int = 0) -> Filtration:
+def sublevel_filtration(region_map: RegionMap, *, output: int = 0) -> Filtration:
     """Lower-star filtration of network output `output` (values: output values)."""
     out = region_map.A.shape[1]
     if not 0 <= output < out:
@@ -202,7 +208,7 @@ def persistence(filtration: Filtration) -> Persistence:
     return Persistence(dims, births, deaths)
 
 
-def betti_curve(p: Persistence, dim: int, ts) -> np.ndarray:
+def betti_curve(p: Persistence, dim: int, ts: ArrayLike) -> np.ndarray:
     """beta_dim at each filtration value t in `ts` (classes with birth <= t < death)."""
     ts = np.asarray(ts, dtype=np.float64)
     keep = p.dims == dim
@@ -247,10 +253,8 @@ class RandomSummary(Result):
         }
 
 
-def random_summary(region_map, *, n_orders: int = 4, seed: int = 0, n_steps: int = 50) -> RandomSummary:
+def random_summary(region_map: RegionMap, *, n_orders: int = 4, seed: int = 0, n_steps: int = 50) -> RandomSummary:
     """Betti curves of `n_orders` random filtrations, averaged (`RandomSummary`)."""
-    from .._checks import check_int
-
     n_orders, n_steps = check_int(n_orders, "n_orders"), check_int(n_steps, "n_steps")
     ts = np.linspace(0, 1, n_steps + 1)[1:]
     b0, b1, mx1, tp0, tp1 = [], [], [], [], []
@@ -299,7 +303,7 @@ class SublevelSummary(Result):
         return {**row, "n_pairs0_per_face": self.n_pairs0_per_face, "n_pairs1_per_face": self.n_pairs1_per_face}
 
 
-def sublevel_summary(region_map, *, output: int = 0) -> SublevelSummary:
+def sublevel_summary(region_map: RegionMap, *, output: int = 0) -> SublevelSummary:
     """Counts and persistence of the sublevel filtration of one output (`SublevelSummary`)."""
     p = persistence(sublevel_filtration(region_map, output=output))
     out = {}

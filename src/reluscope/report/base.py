@@ -17,11 +17,15 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ..viz import figure_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Section", "DemoContext", "figure_html", "table_html", "build_report", "check_report_dir"]
 
@@ -72,7 +76,7 @@ class DemoContext:
 _IMG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
-def figure_html(fig, *, caption: str | None = None, alt: str | None = None, dpi: int = 100) -> str:
+def figure_html(fig: Figure, *, caption: str | None = None, alt: str | None = None, dpi: int = 100) -> str:
     """A `<figure>` with `fig` embedded as a base64 PNG; the figure is closed afterwards.
 
     Works with figures from pyplot or built as `matplotlib.figure.Figure()` directly.

@@ -95,7 +95,7 @@ class SweepSummary:
                                f"(tracebacks in {self.table}; a rerun into the same folder redoes only the failed ones)")
         return self
 
-    def results(self, as_type=None) -> list:
+    def results(self, as_type: type | None = None) -> list:
         """The results of the tasks that succeeded, in the order of the configs: their JSON form,
         or rebuilt as `as_type` (e.g. the task's annotated return dataclass, see `result_type`)."""
         rows = [r["result"] for r in self.rows(status="ok")]

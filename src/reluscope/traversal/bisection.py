@@ -16,6 +16,7 @@ walk. For ReLU nets use the exact `traverse`, which has neither limit.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,10 +25,13 @@ from .._checks import as_float_tensor, check_finite, check_int, check_positive
 from ..network import to_network
 from .exact import Traversal
 
+if TYPE_CHECKING:
+    from .._types import ArrayLike, ModelLike
+
 __all__ = ["traverse_bisection"]
 
 
-def traverse_bisection(model, x0, x1, *, tol: float = 1e-6, include_output: bool = False,
+def traverse_bisection(model: ModelLike, x0: ArrayLike, x1: ArrayLike, *, tol: float = 1e-6, include_output: bool = False,
                        max_depth: int | None = None, n_init: int = 64) -> Traversal:
     """Regions of constant pattern along x0 -> x1 (one pair, unbatched inputs), found by bisection.
 

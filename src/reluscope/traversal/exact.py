@@ -302,7 +302,7 @@ def _stream(net: Network, x0: torch.Tensor, x1: torch.Tensor, *, include_output:
             size = max(1, min(2 * idx.shape[0], fit, batch_size or fit))
 
 
-def traverse_pairs(model: ModelLike, x0: ArrayLike, x1: ArrayLike, **options) -> Traversals:
+def traverse_pairs(model: ModelLike, x0: ArrayLike, x1: ArrayLike, **options: object) -> Traversals:
     """Every segment x0[a] -> x1[b]: `traverse_many(..., pairs="all")`, index a * B + b (same
     options, `tolerance` included)."""
     return traverse_many(model, x0, x1, pairs="all", **options)

@@ -46,7 +46,7 @@ class PrecisionWarning(UserWarning):
     """The analysed precision differs from the model's, or a decision was within rounding."""
 
 
-def as_precision(value) -> Precision:
+def as_precision(value: Precision | str) -> Precision:
     return as_enum(value, Precision, "dtype")
 
 

@@ -26,7 +26,7 @@ class RGEDisplay(Display):
 
     _figsize = (3.2, 3.2)
 
-    def __init__(self, points, indices):
+    def __init__(self, points: ArrayLike, indices: ArrayLike):
         x = np.asarray(points, dtype=float)
         if x.ndim != 2 or x.shape[1] != 2:
             raise ValueError(f"points: expected a 2-D point set [N, 2], got shape {list(x.shape)}")
@@ -64,7 +64,7 @@ class NCHLayersDisplay(Display):
 
     _figsize = (4.5, 3.0)
 
-    def __init__(self, rows):
+    def __init__(self, rows: Sequence[OverfittingRow | dict]):
         self.rows = [r if isinstance(r, dict) else vars(r) for r in rows]
 
     @classmethod

@@ -57,7 +57,7 @@ class RegionMapDisplay(Display):
 
     _figsize = (5.0, 5.0)
 
-    def __init__(self, region_map, *, points=None, labels=None):
+    def __init__(self, region_map: RegionMap, *, points: ArrayLike | None = None, labels: ArrayLike | None = None):
         self.region_map, self.points, self.labels = region_map, points, labels
 
     @classmethod
@@ -94,7 +94,7 @@ class FiedlerDisplay(Display):
 
     _figsize = (5.0, 5.0)
 
-    def __init__(self, region_map, partition):
+    def __init__(self, region_map: RegionMap, partition: FiedlerPartition):
         self.region_map, self.partition = region_map, partition
 
     @classmethod
