@@ -18,7 +18,7 @@ it against gudhi.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -216,8 +216,23 @@ def betti_curve(p: Persistence, dim: int, ts: ArrayLike) -> np.ndarray:
     return ((b[None, :] <= ts[:, None]) & (ts[:, None] < d[None, :])).sum(1)
 
 
+def _per_face(name: str) -> property:
+    return property(lambda self: getattr(self, name) / self.faces, doc=f"`{name}` divided by `faces`.")
+
+
+class _PerFaceRow:
+    """The topology summaries' flat row: scalar fields but `faces`, then the `_PER_FACE` ratios."""
+
+    _PER_FACE: tuple[str, ...] = ()
+
+    def as_row(self) -> dict:
+        """The scalar fields and the per-face ratios, flat."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "faces" and np.ndim(getattr(self, f.name)) == 0}
+        return {**row, **{f"{name}_per_face": getattr(self, f"{name}_per_face") for name in self._PER_FACE}}
+
+
 @dataclass(frozen=True, eq=False)
-class RandomSummary(Result):
+class RandomSummary(_PerFaceRow, Result):
     """Betti curves of random filtrations, averaged over `n_orders` orders.
 
     `t` (fraction of faces added), mean `beta0` and `beta1` curves; the means over orders of the
@@ -236,21 +251,9 @@ class RandomSummary(Result):
     total_persistence1: float
     faces: int
 
-    @property
-    def max_beta0_per_face(self) -> float:
-        return self.max_beta0 / self.faces
-
-    @property
-    def max_beta1_per_face(self) -> float:
-        return self.max_beta1 / self.faces
-
-    def as_row(self) -> dict:
-        """The scalar fields and the per-face ratios, flat."""
-        return {
-            "max_beta0": self.max_beta0, "max_beta1": self.max_beta1, "total_persistence0": self.total_persistence0,
-            "total_persistence1": self.total_persistence1, "max_beta0_per_face": self.max_beta0_per_face,
-            "max_beta1_per_face": self.max_beta1_per_face,
-        }
+    _PER_FACE = ("max_beta0", "max_beta1")
+    max_beta0_per_face = _per_face("max_beta0")
+    max_beta1_per_face = _per_face("max_beta1")
 
 
 def random_summary(region_map: RegionMap, *, n_orders: int = 4, seed: int = 0, n_steps: int = 50) -> RandomSummary:
@@ -275,7 +278,7 @@ def random_summary(region_map: RegionMap, *, n_orders: int = 4, seed: int = 0, n
 
 
 @dataclass(frozen=True)
-class SublevelSummary(Result):
+class SublevelSummary(_PerFaceRow, Result):
     """The sublevel filtration of one output: per dimension 0 and 1, the number of finite pairs of
     positive lifetime, their total and largest lifetime; and the face count, for per-face ratios."""
 
@@ -287,20 +290,9 @@ class SublevelSummary(Result):
     max_persistence1: float
     faces: int
 
-    @property
-    def n_pairs0_per_face(self) -> float:
-        return self.n_pairs0 / self.faces
-
-    @property
-    def n_pairs1_per_face(self) -> float:
-        return self.n_pairs1 / self.faces
-
-    def as_row(self) -> dict:
-        from dataclasses import asdict
-
-        row = asdict(self)
-        row.pop("faces")
-        return {**row, "n_pairs0_per_face": self.n_pairs0_per_face, "n_pairs1_per_face": self.n_pairs1_per_face}
+    _PER_FACE = ("n_pairs0", "n_pairs1")
+    n_pairs0_per_face = _per_face("n_pairs0")
+    n_pairs1_per_face = _per_face("n_pairs1")
 
 
 def sublevel_summary(region_map: RegionMap, *, output: int = 0) -> SublevelSummary:
