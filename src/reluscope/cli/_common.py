@@ -25,7 +25,9 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from typer._click.exceptions import ClickException  # typer vendors its own click
@@ -35,7 +37,8 @@ from ..viz import save_figure as write_figure
 
 __all__ = [
     "user_errors", "emit_json", "save_figure", "check_writable", "check_figure_suffix", "exit_code_for",
-    "OutputNotWritable", "InputUnreadable", "EXIT_CODES", "load_user_model", "set_model_class",
+    "OutputNotWritable", "InputUnreadable", "EXIT_CODES", "load_user_model", "set_model_class", "check_workers",
+    "address_option", "workers_option", "add_commands",
 ]
 
 EXIT_CODES = {
@@ -204,6 +207,24 @@ def check_workers(workers: int | None) -> None:
     """--workers of the study commands: None (one per CPU) or an integer >= 0 (0: in process)."""
     if workers is not None and workers < 0:
         raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+
+
+def address_option(tasks: str):
+    """The type of a study command's --address, whose `tasks` ("nets", "seeds", ...) run on Ray."""
+    return Annotated[Optional[str], typer.Option(
+        help=f"Ray cluster to run the {tasks} on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")]
+
+
+def workers_option(tasks: str):
+    """The type of a study command's --workers (checked by `check_workers`)."""
+    return Annotated[Optional[int], typer.Option(
+        help=f"Most {tasks} in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")]
+
+
+def add_commands(group: typer.Typer, commands: Mapping[str, Callable]) -> None:
+    """Register each function of `commands` under its command name (a topic module's `register`)."""
+    for name, function in commands.items():
+        group.command(name)(function)
 
 
 def check_figure_suffix(*paths: Path | None) -> None:

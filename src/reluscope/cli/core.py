@@ -19,7 +19,7 @@ from ..patterns.summary import summarize_patterns
 from ..patterns.walks import walk_distances
 from ..report.demo import run_demo
 from ..train import mlp, train_classifier
-from ._common import InputUnreadable, check_writable, emit_json, load_user_model as load_model, user_errors
+from ._common import InputUnreadable, add_commands, check_writable, emit_json, load_user_model as load_model, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
 
@@ -223,8 +223,4 @@ def demo(
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:
     """Add the core commands to `app` (none of them are experiments)."""
-    app.command("train")(train)
-    app.command("patterns")(patterns)
-    app.command("traverse")(traverse)
-    app.command("data")(data)
-    app.command("demo")(demo)
+    add_commands(app, {"train": train, "patterns": patterns, "traverse": traverse, "data": data, "demo": demo})

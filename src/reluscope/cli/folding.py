@@ -15,7 +15,7 @@ from ..experiments.folding_training import (
 from ..folding import global_folding
 from ..folding.cantor import cantornet_folding
 from ..folding.global_ import Aggregator, PairStrategy
-from ._common import check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
 
@@ -115,8 +115,8 @@ def folding_depth(
     depths: Annotated[Optional[str], typer.Option(help="Hidden layer counts, comma-separated (default 3,4,5,6).")] = None,
     widths: Annotated[Optional[str], typer.Option(help="Widths, comma-separated (default 10,14,18; 10,12,14,16,18 with --full).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data split and the segments (each net's seed is its index).")] = 0,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the nets on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Most nets in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
+    address: address_option("nets") = None,
+    workers: workers_option("nets") = None,
 ):
     """Folding vs depth and folding vs generalisation error on MNIST (Lewandowski et al.): MLPs of
     3-6 hidden layers, each measured when its validation accuracy first reaches 0.7 / 0.8 / 0.9 and
@@ -186,9 +186,8 @@ def folding_adversarial(
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:
     """Add `fold`, `cantornet` and the folding experiments."""
-    app.command("fold")(fold)
-    app.command("cantornet")(cantornet)
-    experiment.command("folding-depth")(folding_depth)
-    experiment.command("folding-training")(folding_training)
-    experiment.command("folding-regulariser")(folding_regulariser)
-    experiment.command("folding-adversarial")(folding_adversarial)
+    add_commands(app, {"fold": fold, "cantornet": cantornet})
+    add_commands(experiment, {
+        "folding-depth": folding_depth, "folding-training": folding_training,
+        "folding-regulariser": folding_regulariser, "folding-adversarial": folding_adversarial,
+    })

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from ..hull import hull_distance, layer_hulls, revised_greedy_expansion
-from ._common import InputUnreadable, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import InputUnreadable, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
 
@@ -86,8 +86,8 @@ def hulls_experiment(
     full: Annotated[bool, typer.Option(help="Paper scale: 4 x 1024 ReLU and sigmoid MLPs, full data, hulls of up to 6,000 points per class, 3 seeds (hours).")] = False,
     datasets: Annotated[str, typer.Option(help="Comma-separated: mnist, fashion-mnist.")] = "mnist,fashion-mnist",
     seed: Annotated[int, typer.Option(help="Seed of data subsets and training (quick scale).")] = 0,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the nets on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Most nets in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
+    address: address_option("nets") = None,
+    workers: workers_option("nets") = None,
 ):
     """NCH accuracy per hidden layer vs the network's (Jia et al.), the layer chosen on a validation
     split held out of training, never on the test set."""
@@ -109,5 +109,5 @@ def hulls_experiment(
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:
     """Add `hull` and `experiment hulls`."""
-    app.command("hull")(hull)
-    experiment.command("hulls")(hulls_experiment)
+    add_commands(app, {"hull": hull})
+    add_commands(experiment, {"hulls": hulls_experiment})

@@ -14,7 +14,7 @@ from ..regions import Plane, fiedler_partition, regions_2d
 from ..regions.summary import summarize_regions
 from ..viz import report_figure
 from ..viz.regions import FiedlerDisplay, RegionMapDisplay
-from ._common import check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "regions", "topo_grok", "topo_regression"]
 
@@ -87,8 +87,8 @@ def topo_grok(
     seed: Annotated[int, typer.Option(help="Random seed of the first run.")] = 0,
     seeds: Annotated[int, typer.Option(help="Runs, with seeds seed, seed+1, ...: one sweep task each.")] = 1,
     maps: Annotated[bool, typer.Option(help="Also redo the first seed's run here and draw its region maps and Fiedler splits (one more run).")] = False,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the seeds on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Most runs in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
+    address: address_option("seeds") = None,
+    workers: workers_option("runs") = None,
 ):
     """Grokking (sparse parity, regions on the plane through three training inputs): every Fiedler
     graph variant and the best straight cut against the decision, over training, one run per seed."""
@@ -123,6 +123,5 @@ def topo_regression(
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:
     """Add `regions` to `app` and the two topology experiments to `experiment`."""
-    app.command("regions")(regions)
-    experiment.command("topo-grok")(topo_grok)
-    experiment.command("topo-regression")(topo_regression)
+    add_commands(app, {"regions": regions})
+    add_commands(experiment, {"topo-grok": topo_grok, "topo-regression": topo_regression})

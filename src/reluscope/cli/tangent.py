@@ -16,7 +16,7 @@ from ..tangent import (
 from ..tangent.features import Normalization
 from ..tangent.similarity import Metric
 from ..train import accuracy
-from ._common import check_workers, emit_json, load_user_model as load_model, save_figure, user_errors
+from ._common import add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "tangent", "tangent_experiment"]
 
@@ -92,8 +92,8 @@ def tangent_experiment(
     width: Annotated[Optional[int], typer.Option(help="Channels of the convolutions (64 in the paper).")] = None,
     normalize: Annotated[Normalization, typer.Option(help="Normalisation of the tangent vectors: none (default), per_input_minmax, per_parameter_minmax, l2 or value_scaling.")] = Normalization.NONE,
     seed: Annotated[int, typer.Option(help="Seed of data choice and training.")] = 0,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the data sets on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Most data sets in flight at once (default: one per CPU); 0 runs them here, one after another, without Ray.")] = None,
+    address: address_option("data sets") = None,
+    workers: workers_option("data sets") = None,
 ):
     """The authors' CNN on MNIST and Fashion-MNIST: gaps of the block and sparse similarities and
     classifier accuracies against the network's (is the similarity at least as good?)."""
@@ -114,5 +114,5 @@ def tangent_experiment(
 
 def register(app: typer.Typer, experiment: typer.Typer) -> None:
     """Add `reluscope tangent` and `reluscope experiment tangent`."""
-    app.command("tangent")(tangent)
-    experiment.command("tangent")(tangent_experiment)
+    add_commands(app, {"tangent": tangent})
+    add_commands(experiment, {"tangent": tangent_experiment})
