@@ -202,19 +202,28 @@ def test_schedule_frees_each_value_once_after_its_last_reader():
     """Network.schedule serves forward, regions_2d's sweep and its sizing: every node output but the
     network's is freed exactly once, at its last reader (or at once when nobody reads it)."""
     net = to_network(ResidualMLP(d=3).eval())
-    freed = {j: step.index for step in net.schedule for j in step.free}
+    freed = {j: step.index for step in net.schedule() for j in step.free}
     assert sorted(freed) == list(range(len(net.nodes) - 1))
     for j in range(len(net.nodes) - 1):
         readers = [i for i, node in enumerate(net.nodes) if j in node.inputs]
         assert freed[j] == max(readers, default=j)
     x = torch.randn(4, 3)
     live = {-1: x}
-    for step in net.schedule:  # a walk that frees as scheduled never reads a freed value
+    for step in net.schedule():  # a walk that frees as scheduled never reads a freed value
         live[step.index] = step.layer.forward(*[live[j] for j in step.inputs])
         for j in step.free:
             del live[j]
     assert set(live) == {-1, len(net.nodes) - 1}
     torch.testing.assert_close(live[len(net.nodes) - 1], net.values(x)[-1])
+    # the nodes a traversal needs (up to the last activation): its ancestors only, freed among them
+    last_act = max(i for i, n in enumerate(net.nodes) if isinstance(n.layer, L.AbstractActivation))
+
+    def ancestors(i):
+        return {i}.union(*[ancestors(j) for j in net.nodes[i].inputs if j >= 0])
+
+    part = net.schedule([last_act])
+    assert [step.index for step in part] == sorted(ancestors(last_act)) and last_act < len(net.nodes) - 1
+    assert sorted(j for step in part for j in step.free) == [step.index for step in part]
 
 
 @settings(max_examples=25, deadline=None)

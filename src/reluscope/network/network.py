@@ -12,7 +12,7 @@ the one before) is the common, fast special case: `Network.layers` gives its lay
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -57,7 +57,7 @@ class Node:
 
 @dataclass(frozen=True, eq=False)
 class NodeStep:
-    """One node of `Network.schedule`: its index, the node, and `free`, the values nobody reads
+    """One node of `Network.schedule()`: its index, the node, and `free`, the values nobody reads
     after it (its inputs whose last reader it is, and its own output if no later node reads it; never
     the network input or the network output), so a walk over the graph drops them once it has run."""
 
@@ -139,16 +139,35 @@ class Network:
         n = len(self.nodes)
         return tuple(n if j == n - 1 else max(c, default=j) for j, c in enumerate(self.consumers))
 
+    def schedule(self, targets: Iterable[int] | None = None) -> tuple[NodeStep, ...]:
+        """The nodes that compute `targets` (node indices, default: every node), in topological
+        order, each with the values to free after it (`NodeStep.free`, counting readers among these
+        nodes only): the bookkeeping of every walk that keeps only live values (forward,
+        regions_2d's sweep). A walk that needs a target's value after its step keeps it itself."""
+        if targets is None:
+            return self._schedule
+        return self._schedule_of(set(targets))
+
     @cached_property
-    def schedule(self) -> tuple[NodeStep, ...]:
-        """Every node in topological order with the values to free after it (`NodeStep.free`): the
-        bookkeeping of every walk that keeps only live values (forward, regions_2d's sweep)."""
-        last, out = self.last_use, len(self.nodes) - 1
+    def _schedule(self) -> tuple[NodeStep, ...]:
+        return self._schedule_of(set(range(len(self.nodes))))
+
+    def _schedule_of(self, targets: set[int]) -> tuple[NodeStep, ...]:
+        needed = set(targets)
+        for i in range(len(self.nodes) - 1, -1, -1):  # ancestors: inputs come before their readers
+            if i in needed:
+                needed.update(j for j in self.nodes[i].inputs if j != INPUT)
+        order = sorted(needed)
+        last = {i: i for i in order}  # a value nobody reads is dropped at once
+        for i in order:
+            for j in self.nodes[i].inputs:
+                if j != INPUT:
+                    last[j] = i
+        out = len(self.nodes) - 1  # the network output is never freed
         return tuple(
-            NodeStep(i, node, tuple(sorted(
-                {j for j in node.inputs if j != INPUT and last[j] == i} | ({i} if last[i] == i and i != out else set())
-            )))
-            for i, node in enumerate(self.nodes)
+            NodeStep(i, self.nodes[i], tuple(sorted(j for j in {*self.nodes[i].inputs, i} if j not in (INPUT, out)
+                                                    and last[j] == i)))
+            for i in order
         )
 
     @property
@@ -228,7 +247,7 @@ class Network:
     def _run(self, x: torch.Tensor, keep: bool):
         """Yield (index, node, inputs tuple, output); drops values after their last use unless keep."""
         values: dict[int, torch.Tensor] = {INPUT: x}
-        for step in self.schedule:
+        for step in self.schedule():
             inputs = tuple(values[j] for j in step.inputs)
             out = step.layer.forward(*inputs)
             yield step.index, step.node, inputs, out

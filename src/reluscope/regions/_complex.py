@@ -123,7 +123,7 @@ def _push(net: Network, base: torch.Tensor, pat: torch.Tensor):
     k = pat.shape[0]
     vals = {INPUT: (base[:1].expand(k, *base.shape[1:]), base[1:].unsqueeze(0).expand(k, 2, *base.shape[1:]))}
     start = 0
-    for step in net.schedule:
+    for step in net.schedule():
         layer = step.layer
         ins = [vals[j] for j in step.inputs]
         if isinstance(layer, AbstractAffine):

@@ -124,7 +124,7 @@ def walk(net: Network, plane_dev, st: State, rtol, check, bar) -> torch.Tensor:
             return xy if plane_dev is None else plane_dev.to_input(xy)
         return live[k]
 
-    for step in net.schedule:
+    for step in net.schedule():
         i, layer = step.index, step.layer
         if isinstance(layer, AbstractAffine):
             live[i] = layer.forward(*[read(k) for k in step.inputs])

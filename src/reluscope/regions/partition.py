@@ -331,7 +331,7 @@ def _sizes(net: Network, device):
         probe = torch.zeros((1, *net.input_shape), dtype=torch.float64, device=device)
         sizes = {INPUT: probe[0].numel(), **{i: v[0].numel() for i, v in enumerate(net.values(probe))}}
     live: set[int] = set()  # node outputs held at this node (the input is recomputed, never carried)
-    for step in net.schedule:
+    for step in net.schedule():
         layer = step.layer
         if isinstance(layer, AbstractActivation):
             n = sizes[step.inputs[0]]
