@@ -81,6 +81,17 @@ class HardtanhNet(nn.Module):
         return self.fc3(F.hardtanh(self.fc2(self.act(self.fc1(x))), -1.0, 0.25))
 
 
+class ClampNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(2, 5), nn.Linear(5, 4), nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = self.fc1(x).clamp(min=0)  # a ReLU written as a clamp
+        g = torch.clamp(self.fc2(h), -1.0, 2.0)
+        return self.fc3(torch.cat([g, g.clip(max=0.5)], 1))
+
+
 def _scaled(model, gain):
     with torch.no_grad():
         for m in model.modules():
@@ -97,6 +108,7 @@ CASES = {
     "mean": (GlobalAveragePool, (1, 4, 4), 1.0),
     "relu6": (lambda: _scaled(Relu6Net(), 4.0), (2,), 4.0),
     "hardtanh": (HardtanhNet, (2,), 2.0),
+    "clamp": (ClampNet, (2,), 2.0),
 }
 
 
@@ -137,6 +149,8 @@ def test_op_layers_and_relu6_names_in_the_layout():
     assert sum(isinstance(n.layer, L.Index) for n in to_network(Slicing()).nodes) == 5
     assert any(isinstance(n.layer, L.Stack) for n in to_network(Stacking()).nodes)
     assert sum(isinstance(n.layer, L.Mean) for n in to_network(GlobalAveragePool()).nodes) == 3
+    layout = to_network(ClampNet(), input_shape=(2,)).unit_layout()  # one bit per bound given
+    assert [(u.name, u.size) for u in layout] == [("clamp#lo", 5), ("clamp_1#lo", 4), ("clamp_1#hi", 4), ("clip#hi", 4)]
 
     model, _, _ = _make("relu6")
     net = to_network(model)
@@ -166,7 +180,7 @@ def test_hardtanh_bits_are_the_comparisons_and_a_plain_sequential_converts():
     torch.testing.assert_close(alone(x[:, :2]), F.relu6(x[:, :2]))
 
 
-@pytest.mark.parametrize("name", ["split-chunk", "slicing", "relu6", "mean"])
+@pytest.mark.parametrize("name", ["split-chunk", "slicing", "relu6", "mean", "clamp"])
 def test_op_models_save_and_load_as_graphs(tmp_path, name):
     model, shape, scale = _make(name)
     save_model(model, tmp_path / name)
@@ -224,6 +238,8 @@ def _bad(body):
     (lambda self, x: torch.mean(self.fc(x), 0), "mean over dim 0"),
     (lambda self, x: self.fc(x).mean(1, dtype=torch.float32), "dtype"),
     (lambda self, x: F.hardtanh(self.fc(x), 1.0, -1.0), "min_val 1.0 is above max_val -1.0"),
+    (lambda self, x: self.fc(x).clamp(min=x), "min must be a finite constant number"),
+    (lambda self, x: torch.clamp(self.fc(x), 2, 1), "min 2.0 is above max 1.0"),
 ])
 def test_fancy_indexing_and_batch_mixing_are_refused_naming_the_node(forward, message):
     with pytest.raises(TypeError, match=message) as info:
@@ -244,7 +260,7 @@ def test_index_reaching_the_batch_through_an_ellipsis_is_refused_at_run_time():
 @given(
     seed=st.integers(0, 10_000),
     width=st.sampled_from([2, 4, 6]),
-    ops=st.lists(st.sampled_from(["slice", "chunk", "split", "stack", "mean", "relu6", "hardtanh", "relu"]), min_size=1, max_size=3),
+    ops=st.lists(st.sampled_from(["slice", "chunk", "split", "stack", "mean", "relu6", "hardtanh", "clamp", "relu"]), min_size=1, max_size=3),
     lo=st.floats(-1, 0.5), span=st.floats(0.1, 2),
 )
 def test_random_nets_with_the_new_ops_match_the_region_key(seed, width, ops, lo, span):
@@ -277,6 +293,8 @@ def test_random_nets_with_the_new_ops_match_the_region_key(seed, width, ops, lo,
                     h = F.relu6(3 * h)
                 elif op == "hardtanh":
                     h = F.hardtanh(h, lo, lo + span)
+                elif op == "clamp":
+                    h = torch.clamp(h, max=lo + span) if seed % 2 else h.clamp(min=lo)
                 else:
                     h = F.relu(h)
                 h = mix(h)

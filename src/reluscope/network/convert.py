@@ -29,7 +29,7 @@ from .inplace import InPlace, InPlaceProxy
 from .modules import append_leaf, check_eval, fold_batchnorm, maxpool_layer, pair
 from .network import INPUT, Network, Node
 from .operations import (
-    _BATCH, _CAT, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _RELU, _SHAPE, _SMOOTH_FN,
+    _BATCH, _CAT, _CLAMP, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _RELU, _SHAPE, _SMOOTH_FN,
     _SMOOTH_METHOD, _SPLIT, _ADD, _DIV, _MUL, _SUB, FUNCTIONS, METHODS, Operations, _bind, _is_int, _Parts,
 )
 from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
@@ -221,6 +221,9 @@ class _Converter(Operations, InPlace):
         if t in _HARDTANH:
             a = _bind(args, kw, [("input", ...), ("min_val", -1.0), ("max_val", 1.0), ("inplace", False)], where)
             return self._hardtanh(n, a["input"], a["min_val"], a["max_val"], "hardtanh")
+        if t in _CLAMP:
+            a = _bind(args, kw, [("input", ...), ("min", None), ("max", None)], where)
+            return self._hardtanh(n, a["input"], a["min"], a["max"], t.__name__.rstrip("_"), ("min", "max"))
         if t in _SMOOTH_FN:
             return self._add(L.Smooth(self._name(n, _SMOOTH_FN[t]), _SMOOTH_FN[t]), (self._tensor(n, args[0]),))
         if t is F.gelu:
@@ -312,6 +315,9 @@ class _Converter(Operations, InPlace):
             return self._reshape(n, x, shape)
         if name in _IDENTITY_METHODS:
             return self._tensor(n, x)
+        if name in ("clamp", "clip", "clamp_", "clip_"):
+            a = _bind(args, kw, [("self", ...), ("min", None), ("max", None)], where)
+            return self._hardtanh(n, x, a["min"], a["max"], name.rstrip("_"), ("min", "max"))
         if name in ("split", "chunk"):
             size = "chunks" if name == "chunk" else "split_size"
             a = _bind(args, kw, [("self", ...), (size, ...), ("dim", 0)], where)

@@ -87,27 +87,32 @@ def append_leaf(nodes: list[Node], path: str, m: nn.Module, x: int) -> int:
     return len(nodes) - 1
 
 
-def hardtanh_nodes(nodes: list[Node], name: str, min_val: float, max_val: float, x: int) -> int:
+def hardtanh_nodes(nodes: list[Node], name: str, min_val: float | None, max_val: float | None, x: int) -> int:
     """Append hardtanh(value x) = min_val + relu(x - min_val) - relu(x - max_val) and return the
     index of its output (named `name`). Every engine then handles it as two ReLUs: the pattern has
-    two bits per unit, `name#lo` (x > min_val) and `name#hi` (x > max_val). ReLU6 is min 0, max 6.
+    two bits per unit, `name#lo` (x > min_val) and `name#hi` (x > max_val). ReLU6 is min 0, max 6;
+    a one-sided clamp has one of them (min only: min_val + relu(x - min_val); max only:
+    x - relu(x - max_val)).
 
     x - min_val rounds to 0 only when x == min_val, so the bits are exactly the comparisons; the
     output equals torch's clamp up to one rounding of the sum inside (min_val, max_val)."""
-    if not (math.isfinite(min_val) and math.isfinite(max_val)) or min_val > max_val:
+    given = [v for v in (min_val, max_val) if v is not None]
+    if not given or not all(math.isfinite(v) for v in given) or (len(given) == 2 and min_val > max_val):
         raise TypeError(
-            f"model: hardtanh {name or '<root>'!r} needs finite min_val <= max_val, got {min_val} and {max_val}"
+            f"model: hardtanh/clamp {name or '<root>'!r} needs finite bounds, min_val <= max_val, got {min_val} and {max_val}"
         )
 
     def add(layer: L.AbstractLayer, inputs: tuple[int, ...]) -> int:
         nodes.append(Node(layer, inputs))
         return len(nodes) - 1
 
-    bits = []
-    for end, value in (("lo", min_val), ("hi", max_val)):
-        z = x if value == 0.0 else add(L.Sum(f"{name}#{end}_in", (1.0,), -value), (x,))
-        bits.append(add(L.ReLU(f"{name}#{end}"), (z,)))
-    return add(L.Sum(name, (1.0, -1.0), min_val), tuple(bits))
+    ins, coeffs = ([], []) if min_val is not None else ([x], [1.0])
+    for end, value, sign in (("lo", min_val, 1.0), ("hi", max_val, -1.0)):
+        if value is not None:
+            z = x if value == 0.0 else add(L.Sum(f"{name}#{end}_in", (1.0,), -value), (x,))
+            ins.append(add(L.ReLU(f"{name}#{end}"), (z,)))
+            coeffs.append(sign)
+    return add(L.Sum(name, tuple(coeffs), min_val or 0.0), tuple(ins))
 
 
 def maxpool_layer(

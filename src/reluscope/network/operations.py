@@ -58,13 +58,14 @@ _MUL = {operator.mul, operator.imul, torch.mul}
 _DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
 _CAT = {torch.cat, torch.concat, torch.concatenate}
 _HARDTANH = {F.hardtanh, F.hardtanh_}
+_CLAMP = {torch.clamp, torch.clip, torch.clamp_, torch.clip_}
 _SPLIT = {torch.split: False, torch.chunk: True}
 _IDENTITY_METHODS = {"contiguous", "clone"}
 
 _METHOD_TABLE = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg}
 METHODS = frozenset({
     "relu", "relu_", *_SMOOTH_METHOD, "size", "flatten", "view", "reshape", *_IDENTITY_METHODS,
-    "split", "chunk", "mean",
+    "split", "chunk", "mean", "clamp", "clip", "clamp_", "clip_",
     *_METHOD_TABLE, *(m + "_" for m in _METHOD_TABLE if m != "neg"),
 })
 
@@ -73,7 +74,7 @@ def _function_table() -> dict[str, object]:
     """'namespace.name' -> function, for every function the converter accepts (save/load use it)."""
     fns = [
         *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
-        *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean,
+        *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP,
         operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
         torch.flatten, torch.reshape, F.dropout,
     ]
@@ -121,10 +122,14 @@ class Operations:
             return float(arg)
         raise self._refuse(n, f"only multiplication/division by a constant number is linear, got {arg!r}")
 
-    def _hardtanh(self, n, x, min_val, max_val, base: str) -> int:
-        lo, hi = self._constant(n, min_val, "min_val"), self._constant(n, max_val, "max_val")
-        if lo > hi:
-            raise self._refuse(n, f"min_val {lo} is above max_val {hi}", "give min_val <= max_val")
+    def _hardtanh(self, n, x, min_val, max_val, base: str, names: tuple[str, str] = ("min_val", "max_val")) -> int:
+        """hardtanh, relu6 and clamp/clip (a None bound: one-sided) as ReLUs, `hardtanh_nodes`."""
+        lo = None if min_val is None else self._constant(n, min_val, names[0])
+        hi = None if max_val is None else self._constant(n, max_val, names[1])
+        if lo is None and hi is None:
+            raise self._refuse(n, "a clamp needs a min or a max", "give min= and/or max= as constant numbers")
+        if lo is not None and hi is not None and lo > hi:
+            raise self._refuse(n, f"{names[0]} {lo} is above {names[1]} {hi}", f"give {names[0]} <= {names[1]}")
         return hardtanh_nodes(self.nodes, self._name(n, base), lo, hi, self._tensor(n, x))
 
     def _constant(self, n, value, what: str) -> float:

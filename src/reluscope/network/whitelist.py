@@ -29,7 +29,7 @@ SUPPORTED_MODULES = (
     "AdaptiveAvgPool2d", "MaxPool2d", "GELU/SiLU/Tanh/Sigmoid (patterns only)",
     "Sequential and custom modules traced with torch.fx: + - * / by constants, residual additions, "
     "torch.cat/stack, split/chunk, slicing (x[:, :k], x[..., 1:]), mean over non-batch dims, "
-    "flatten/view/reshape keeping the batch, F.relu/leaky_relu/relu6/hardtanh/max_pool2d/avg_pool2d/"
+    "flatten/view/reshape keeping the batch, F.relu/leaky_relu/relu6/hardtanh/max_pool2d/avg_pool2d/clamp/"
     "adaptive_avg_pool2d",
 )
 

@@ -112,13 +112,14 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
             if name in ("relu", "relu_", "leaky_relu", "leaky_relu_"):
                 z = args[0]
                 parts.append(z.reshape(z.shape[0], -1) > 0)
-            elif name in ("relu6", "hardtanh", "hardtanh_"):  # two bits per unit: z > min_val, z > max_val
+            elif name in ("relu6", "hardtanh", "hardtanh_", "clamp", "clip", "clamp_", "clip_"):
+                # a bit per bound and unit: z > min_val, then z > max_val (a clamp may have one)
                 z = args[0].reshape(args[0].shape[0], -1)
-                bounds = (0.0, 6.0) if name == "relu6" else (
-                    kwargs.get("min_val", args[1] if len(args) > 1 else -1.0),
-                    kwargs.get("max_val", args[2] if len(args) > 2 else 1.0),
+                keys, default = (("min", "max"), None) if name.startswith("cl") else (("min_val", "max_val"), (-1.0, 1.0))
+                bounds = (0.0, 6.0) if name == "relu6" else tuple(
+                    kwargs.get(k, args[i + 1] if len(args) > i + 1 else default and default[i]) for i, k in enumerate(keys)
                 )
-                parts.extend(z > bound for bound in bounds)
+                parts.extend(z > bound for bound in bounds if bound is not None)
             elif name == "max_pool2d":
                 names = ["kernel_size", "stride", "padding", "dilation"]
                 opts = dict(zip(names, args[1:5]), **{k: v for k, v in kwargs.items() if k in names})
