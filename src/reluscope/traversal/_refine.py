@@ -70,27 +70,20 @@ class _Step:
 def _plan(net: Network, include_output: bool) -> list[_Step]:
     """The nodes a traversal must run, in topological order: those that feed an activation (or
     the output, with include_output). Nothing after the last activation can change the pattern,
-    and a branch that only feeds the output is not computed at all."""
-    nodes = net.nodes
-    acts = [i for i, n in enumerate(nodes) if isinstance(n.layer, AbstractActivation)]
-    needed = set(acts)
-    if include_output:
-        needed.add(len(nodes) - 1)
-    for i in range(len(nodes) - 1, -1, -1):
-        if i in needed:
-            needed.update(j for j in nodes[i].inputs if j != INPUT)
-    order = sorted(needed)
-    steps = [(i, nodes[i].layer, nodes[i].inputs) for i in order]
-    if include_output:
-        steps.append((-2, _OutputSigns(), (len(nodes) - 1,)))
-    last: dict[int, int] = {}
-    for s, (_, _, inputs) in enumerate(steps):
-        for j in inputs:
-            last[j] = s
+    and a branch that only feeds the output is not computed at all. `Network.schedule` does the
+    bookkeeping; the plan also frees the input's pieces after their last reader and never keeps
+    a value nobody reads (`used`)."""
+    n = len(net.nodes)
+    acts = [i for i, node in enumerate(net.nodes) if isinstance(node.layer, AbstractActivation)]
+    steps = net.schedule(acts + [n - 1] if include_output else acts)
+    last_input = max((k for k, st in enumerate(steps) if INPUT in st.inputs), default=-1)
     plan = []
-    for s, (i, layer, inputs) in enumerate(steps):
-        free = tuple(sorted({j for j in inputs if last[j] == s}))
-        plan.append(_Step(i, layer, inputs, free, i in last))
+    for k, st in enumerate(steps):
+        free = {j for j in st.free if j != st.index} | ({INPUT} if k == last_input else set())
+        used = st.index not in st.free and (include_output or st.index != n - 1)  # the output: read by the signs
+        plan.append(_Step(st.index, st.layer, st.inputs, tuple(sorted(free)), used))
+    if include_output:
+        plan.append(_Step(-2, _OutputSigns(), (n - 1,), (n - 1,), False))
     return plan
 
 
