@@ -366,3 +366,22 @@ def test_augmented_assignment_changes_every_name_of_the_tensor():
 def test_inplace_on_a_view_of_a_tensor_read_again_is_refused(forward):
     with pytest.raises(TypeError, match="overwrites .* in place, which shares memory with 'fc', read again by"):
         to_network(_InPlace(forward))
+
+
+@pytest.mark.parametrize("forward", [
+    _keep_then(lambda self, h: (F.relu_(h[:, :2]), self.fc2(h))[1]),
+    _keep_then(lambda self, h: (F.relu_(h.chunk(2, 1)[0]), self.fc2(h))[1]),
+    _keep_then(lambda self, h: (lambda a, b: (F.relu_(a), self.fc2(torch.cat([b, b], 1)))[1])(h[:, 1:3], h[:, 2:4])),
+])
+def test_inplace_on_a_view_whose_result_is_unused_is_refused_not_dropped(forward):
+    # regression: the view was not live, so the in-place call on it was dropped with it and the
+    # graph read the old h (0.9 off), although forward saw the overwritten memory
+    with pytest.raises(TypeError, match="overwrites .* in place, which shares memory with"):
+        to_network(_InPlace(forward))
+
+
+def test_inplace_on_a_view_not_read_again_is_still_accepted():
+    model = _InPlace(_keep_then(lambda self, h: (lambda y: (F.relu_(h[:, :2]), y)[1])(self.fc2(h)))).double().eval()
+    x = torch.randn(10, 4, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(to_network(model)(x), model(x.clone()), rtol=1e-12, atol=1e-12)

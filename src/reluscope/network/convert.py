@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import layers as L
-from .inplace import InPlace, InPlaceProxy
+from .inplace import InPlace, InPlaceProxy, _storage_group
 from .modules import append_leaf, check_eval, fold_batchnorm, maxpool_layer, pair
 from .network import INPUT, Network, Node
 from .operations import (
@@ -171,7 +171,8 @@ class _Converter(Operations, InPlace):
 
     def _live(self) -> set:
         """fx nodes the output depends on (what forward computes and never uses is dropped), and
-        in-place operations on them (F.relu_(h) changes h even when its result is unused)."""
+        in-place operations on them (F.relu_(h) changes h even when its result is unused), and on
+        a view of them that a live node reads after (F.relu_(h[:, :2]) changes h: `_alias` refuses)."""
         live, stack = set(), [n for n in self.graph.nodes if n.op == "output"]
         while stack:
             while stack:
@@ -180,8 +181,15 @@ class _Converter(Operations, InPlace):
                     continue
                 live.add(n)
                 stack.extend(n.all_input_nodes)
-            stack = [n for n in self.graph.nodes if n not in live and self._inplace_input(n) in live]
+            stack = [n for n in self.graph.nodes if n not in live and self._overwrites_live(n, live)]
         return live
+
+    def _overwrites_live(self, n: torch.fx.Node, live: set) -> bool:
+        src = self._inplace_input(n)
+        if src is None or src in live:
+            return src is not None
+        order = self._order
+        return any(u in live and order[u] > order[n] for v in _storage_group(src, self._submodule) for u in v.users)
 
     def _module(self, n) -> int:
         path = n.target
