@@ -602,3 +602,29 @@ def test_traverse_batches_yields_traverse_many_batch_by_batch():
         assert torch.equal(a.t, b.t) and torch.equal(a.patterns, b.patterns)
     with pytest.raises(ValueError, match="pairs = 'given' needs as many rows"):
         traverse_batches(model, x0, x1[:2])
+
+
+@pytest.mark.parametrize("kind", ["Traversal", "Traversals"])
+def test_result_files_saved_with_bool_patterns_still_load(tmp_path, kind):
+    """Regression: files saved before patterns were packed hold a `patterns` field (bool) and no
+    `packed`; load dropped the field it did not know and the constructor refused ("expected exactly
+    one of patterns ... and packed"), although FORMAT_VERSION did not change."""
+    import json
+
+    import numpy as np
+
+    from reluscope.results import load_result
+
+    t = torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
+    bits = torch.tensor([[True, False, True], [False, False, True]])
+    fields = {"t": {"__tensor__": "a0", "dtype": "float64"}, "patterns": {"__tensor__": "a1", "dtype": "bool"},
+              "dtype": "float64", "tolerance": 1e-12, "uncertain": None}
+    arrays = {"a0": t.numpy(), "a1": bits.numpy()}
+    if kind == "Traversals":
+        fields["offsets"] = {"__tensor__": "a2", "dtype": "int64"}
+        arrays["a2"] = np.array([0, 2])
+    meta = {"format": 1, "value": {"__dataclass__": f"reluscope.traversal.results:{kind}", "fields": fields}}
+    path = tmp_path / "old.npz"
+    np.savez(path, **arrays, __result__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+    loaded = load_result(path)
+    assert type(loaded).__name__ == kind and torch.equal(loaded.patterns, bits) and torch.equal(loaded.t, t)

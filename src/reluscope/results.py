@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import inspect
 import json
 import math
 import os
@@ -216,6 +217,10 @@ def _decode(value, arrays: dict):
             raise ValueError(f"result file: {value['__dataclass__']!r} is not a dataclass")
         fields = {k: _decode(v, arrays) for k, v in value["fields"].items()}
         init = {f.name for f in dataclasses.fields(cls) if f.init}
+        # and keywords a hand-written __init__ still takes for an older field (Traversal's bool
+        # `patterns`, stored packed since): files saved before load as they were saved
+        init |= {k for k, p in inspect.signature(cls).parameters.items()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k in fields}
         obj = cls(**{k: v for k, v in fields.items() if k in init})
         for k, v in fields.items():  # fields computed in __post_init__ (init=False) come back as saved
             if k not in init:
