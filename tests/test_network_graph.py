@@ -226,6 +226,15 @@ def test_schedule_frees_each_value_once_after_its_last_reader():
     assert sorted(j for step in part for j in step.free) == [step.index for step in part]
 
 
+@pytest.mark.parametrize("targets", [[99], [-1], [1.0], [True]])
+def test_schedule_refuses_targets_that_are_not_node_indices(targets):
+    # regression: an index past the end raised a bare IndexError from inside, and -1 (the input's
+    # marker) gave a schedule with a step for node -1
+    net = to_network(ResidualMLP(d=3).eval())
+    with pytest.raises(ValueError, match=r"targets: expected node indices in \[0, "):
+        net.schedule(targets)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),

@@ -146,7 +146,12 @@ class Network:
         regions_2d's sweep). A walk that needs a target's value after its step keeps it itself."""
         if targets is None:
             return self._schedule
-        return self._schedule_of(set(targets))
+        targets = set(targets)
+        n = len(self.nodes)
+        bad = next((t for t in targets if type(t) is bool or not hasattr(t, "__index__") or not 0 <= t < n), None)
+        if bad is not None:
+            raise ValueError(f"targets: expected node indices in [0, {n}), got {bad!r}")
+        return self._schedule_of({int(t) for t in targets})
 
     @cached_property
     def _schedule(self) -> tuple[NodeStep, ...]:
