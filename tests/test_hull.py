@@ -306,6 +306,38 @@ def test_kcha_threads_give_the_same_scores_and_restore_the_thread_count():
         torch.set_num_threads(before)
 
 
+def test_kcha_restores_the_thread_count_when_a_step_raises(monkeypatch):
+    # the block workers set one torch thread each; an error mid-iteration (here a MemoryError in
+    # the fourth block step) must still leave the caller's count, in this thread and new ones
+    import threading
+
+    import reluscope.hull.kcha as kcha
+
+    x = load_toy("Moons")[::5]
+    advance, calls = kcha._advance, []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) > 3:
+            raise MemoryError("allocation failed")
+        return advance(*args)
+
+    monkeypatch.setattr(kcha, "_advance", failing)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        with pytest.raises(MemoryError, match="allocation failed"):
+            kcha._kcha(x, 0.3, 0.01, 500, 1e-6, "float32", 2**31, None)
+        assert len(calls) > 3 and torch.get_num_threads() == 3
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        worker.start()
+        worker.join()
+        assert seen == [3]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_rge_memory_budget_and_max_size_warning():
     from reluscope._checks import MemoryBudgetError
     from reluscope.hull import RGEStop
