@@ -544,6 +544,8 @@ def test_patterns_are_stored_packed_and_joined_across_chunks_unchanged(monkeypat
     assert torch.equal(tr.patterns, bits) and tr.packed.words.shape == (5, 2) and tr.n_pieces == 5
     with pytest.raises(TypeError, match="exactly one of patterns"):
         Traversal(tr.t, bits, packed=tr.packed)
+    with pytest.raises(TypeError, match=r"patterns: expected a bool tensor \[N, units\], got torch.uint8"):
+        Traversal(tr.t, bits.to(torch.uint8))  # regression: the error named `bits`, no argument of Traversal
 
 
 def test_tolerance_is_a_keyword_with_the_module_default():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..patterns.bits import PackedPatterns, pack_patterns, unpack_patterns
+from ..patterns.bits import PackedPatterns, _check_bits, pack_patterns, unpack_patterns
 from ..results import Result
 
 __all__ = ["Traversal", "Traversals", "TOLERANCE"]
@@ -37,7 +37,7 @@ def _packed(patterns, packed) -> PackedPatterns:
         return packed
     if isinstance(patterns, PackedPatterns):
         return patterns
-    return pack_patterns(patterns)
+    return pack_patterns(_check_bits(patterns, "patterns"))  # the error names the argument given
 
 
 @dataclass(frozen=True, eq=False, init=False)
