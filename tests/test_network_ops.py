@@ -328,6 +328,7 @@ def _keep_then(f):
     ("F.relu_ result unused", _keep_then(lambda self, h: (F.relu_(h), self.fc2(h))[1])),
     ("F.relu(inplace=True)", _keep_then(lambda self, h: F.relu(h, inplace=True) - 2 * h)),
     ("method relu_", _keep_then(lambda self, h: h.relu_() + self.fc2(h))),
+    ("chained in place, h read after", _keep_then(lambda self, h: (h.mul_(2).add_(1), self.fc2(h))[1])),
     ("one split part in place", lambda self, x: (lambda p: torch.cat([F.relu_(p[0]), p[1]], 1) - torch.cat([p[1], p[0]], 1))(
         self.fc(x).split(2, 1))),
 ])
@@ -380,8 +381,14 @@ def test_inplace_on_a_view_whose_result_is_unused_is_refused_not_dropped(forward
         to_network(_InPlace(forward))
 
 
-def test_inplace_on_a_view_not_read_again_is_still_accepted():
-    model = _InPlace(_keep_then(lambda self, h: (lambda y: (F.relu_(h[:, :2]), y)[1])(self.fc2(h)))).double().eval()
+@pytest.mark.parametrize("forward", [
+    _keep_then(lambda self, h: (lambda y: (F.relu_(h[:, :2]), y)[1])(self.fc2(h))),
+    # regression (this round): an in-place call after forward's last read of h made it live, and
+    # to_network refused with "forward returns its input or an intermediate value"
+    _keep_then(lambda self, h: (lambda y: (F.relu_(h), y)[1])(self.fc2(h))),
+])
+def test_inplace_on_a_tensor_not_read_again_is_still_accepted(forward):
+    model = _InPlace(forward).double().eval()
     x = torch.randn(10, 4, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(to_network(model)(x), model(x.clone()), rtol=1e-12, atol=1e-12)

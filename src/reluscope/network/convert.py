@@ -171,8 +171,9 @@ class _Converter(Operations, InPlace):
 
     def _live(self) -> set:
         """fx nodes the output depends on (what forward computes and never uses is dropped), and
-        in-place operations on them (F.relu_(h) changes h even when its result is unused), and on
-        a view of them that a live node reads after (F.relu_(h[:, :2]) changes h: `_alias` refuses)."""
+        in-place operations whose tensor, or memory shared with it, a live node reads after them
+        (F.relu_(h) changes h even when its result is unused; F.relu_(h[:, :2]) changes h too, which
+        `_alias` refuses). One that nothing reads after changes nothing forward returns: dropped."""
         live, stack = set(), [n for n in self.graph.nodes if n.op == "output"]
         while stack:
             while stack:
@@ -186,10 +187,12 @@ class _Converter(Operations, InPlace):
 
     def _overwrites_live(self, n: torch.fx.Node, live: set) -> bool:
         src = self._inplace_input(n)
-        if src is None or src in live:
-            return src is not None
-        order = self._order
-        return any(u in live and order[u] > order[n] for v in _storage_group(src, self._submodule) for u in v.users)
+        if src is None:
+            return False
+        order, obj = self._order, self._object(src)
+        names = [m for m in self.graph.nodes if self._object(m) is obj]  # h, and h.mul_(2) in h.mul_(2).add_(1)
+        return any(u in live and order[u] > order[n]
+                   for name in names for v in _storage_group(name, self._submodule) for u in v.users)
 
     def _module(self, n) -> int:
         path = n.target
