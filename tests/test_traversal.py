@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from reluscope.network import to_network
 from reluscope.patterns import activation_patterns
 from reluscope.testing.sampling import check_traversal
-from reluscope.traversal import TOLERANCE, Traversal, traverse, traverse_many, traverse_pairs
+from reluscope.traversal import TOLERANCE, Traversal, Traversals, traverse, traverse_many, traverse_pairs
 
 
 def random_mlp(seed, in_dim, widths, *, slope=0.0, out_dim=3):
@@ -494,7 +494,6 @@ def test_bytes_per_piece_counts_the_shortcut_held_across_a_block():
 
 
 def test_traversals_is_a_flat_sequence_of_per_segment_views():
-    from reluscope.traversal import Traversals
 
     model = random_mlp(5, 3, [8, 8])
     a, b = endpoints(5, (5, 3))
@@ -630,3 +629,15 @@ def test_result_files_saved_with_bool_patterns_still_load(tmp_path, kind):
     np.savez(path, **arrays, __result__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
     loaded = load_result(path)
     assert type(loaded).__name__ == kind and torch.equal(loaded.patterns, bits) and torch.equal(loaded.t, t)
+
+
+def test_concat_refuses_traversals_of_networks_with_different_unit_counts():
+    # regression: 10 and 12 units both pack into 2 bytes a row, so torch.cat joined them silently
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 2, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    small = nn.Sequential(nn.Linear(2, 10), nn.ReLU(), nn.Linear(10, 1)).double()
+    large = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 1)).double()
+    parts = [traverse_many(small, a, b), traverse_many(large, a, b)]
+    with pytest.raises(ValueError, match=r"parts: expected traversals of one network, got patterns of \[10, 12\] units"):
+        Traversals.concat(parts)
+    assert len(Traversals.concat([parts[0], traverse_many(small, b, a)])) == 4

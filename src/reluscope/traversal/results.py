@@ -182,6 +182,9 @@ class Traversals(Result, Sequence):
             return parts[0]
         if not parts:
             raise ValueError("parts: expected at least one Traversals to concatenate")
+        units = {p.packed.n_units for p in parts}
+        if len(units) > 1:  # packed rows of 10 and 12 units are both 2 bytes: cat would mix them silently
+            raise ValueError(f"parts: expected traversals of one network, got patterns of {sorted(units)} units")
         shift = torch.cumsum(torch.tensor([0] + [int(p.offsets[-1]) for p in parts[:-1]]), 0)
         offsets = torch.cat([parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shift.tolist())])
         unc = None if any(p.uncertain is None for p in parts) else torch.cat([p.uncertain for p in parts])
