@@ -18,7 +18,9 @@ user's own module. Tensors are stored as given; `Network.to` changes dtype and d
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -264,35 +266,41 @@ class Sum(AbstractAffine):
 
 
 @dataclass(frozen=True, eq=False)
-class Cat(AbstractAffine):
-    """Concatenation along a non-batch dimension."""
+class _Join(AbstractAffine):
+    """Joins any number of inputs along the non-batch dimension `dim` with `_join` (torch.cat or
+    torch.stack); `_new_dims` is 1 where the join adds `dim` (stack), which shifts the batch check."""
 
     name: str
     dim: int
     n_inputs: int = -1
+    _join: ClassVar[Callable[..., torch.Tensor]]
+    _new_dims: ClassVar[int]
+    _verb: ClassVar[str]
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        if self.dim % xs[0].dim() == 0:
-            raise ValueError(f"layer {self.name!r}: concatenation along the batch dimension is not supported")
-        return torch.cat(xs, dim=self.dim)
+        if self.dim % (xs[0].dim() + self._new_dims) == 0:
+            raise ValueError(f"layer {self.name!r}: {self._verb} along the batch dimension is not supported")
+        return type(self)._join(xs, dim=self.dim)
 
     linear = forward
 
 
 @dataclass(frozen=True, eq=False)
-class Stack(AbstractAffine):
+class Cat(_Join):
+    """Concatenation along a non-batch dimension."""
+
+    _join = torch.cat
+    _new_dims = 0
+    _verb = "concatenation"
+
+
+@dataclass(frozen=True, eq=False)
+class Stack(_Join):
     """torch.stack along a new non-batch dimension."""
 
-    name: str
-    dim: int
-    n_inputs: int = -1
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        if self.dim % (xs[0].dim() + 1) == 0:
-            raise ValueError(f"layer {self.name!r}: stacking along the batch dimension is not supported")
-        return torch.stack(xs, dim=self.dim)
-
-    linear = forward
+    _join = torch.stack
+    _new_dims = 1
+    _verb = "stacking"
 
 
 @dataclass(frozen=True, eq=False)
