@@ -53,14 +53,13 @@ def _labels(y, n, name="y"):
 
 def crucial_share(points: ArrayLike, *, inside_fraction: float = 1e-6, tol: float = 1e-9) -> float:
     """Share of points not within inside_fraction * radius of the hull of the other points (extreme points)."""
-    eps = inside_fraction
-    check_positive(float(eps), "inside_fraction")
+    check_positive(float(inside_fraction), "inside_fraction")
     x = prepare_points(points, "points", min_points=2)
     n = x.shape[0]
     allowed = ~torch.eye(n, dtype=torch.bool)
-    abs_eps = eps * max(_radius(x), 1e-300)
-    res = hull_distance_bounds(x, x, tol=tol, inside_distance=abs_eps, allowed=allowed)
-    return float((res.upper > abs_eps).mean())
+    inside_distance = inside_fraction * max(_radius(x), 1e-300)
+    res = hull_distance_bounds(x, x, tol=tol, inside_distance=inside_distance, allowed=allowed)
+    return float((res.upper > inside_distance).mean())
 
 
 def misinclusion(points: ArrayLike, others: ArrayLike, *, inside_fraction: float = MISINCLUSION_FRACTION, tol: float = 1e-9) -> float:
@@ -69,13 +68,13 @@ def misinclusion(points: ArrayLike, others: ArrayLike, *, inside_fraction: float
     return float(_inside(points, others, inside_fraction, tol).mean())
 
 
-def _inside(points, others, eps, tol) -> np.ndarray:
-    check_positive(float(eps), "inside_fraction")
+def _inside(points, others, inside_fraction, tol) -> np.ndarray:
+    check_positive(float(inside_fraction), "inside_fraction")
     x = prepare_points(points, "points")
     o = prepare_points(others, "others")
-    abs_eps = eps * max(_radius(x), 1e-300)
-    res = hull_distance_bounds(x, o, tol=tol, inside_distance=abs_eps)
-    return res.upper <= abs_eps
+    inside_distance = inside_fraction * max(_radius(x), 1e-300)
+    res = hull_distance_bounds(x, o, tol=tol, inside_distance=inside_distance)
+    return res.upper <= inside_distance
 
 
 def pairwise_distance_histogram(points: ArrayLike, *, bins: int = 40, max_pairs: int = 200_000, seed: int = 0):
@@ -149,7 +148,7 @@ def class_geometry(x: ArrayLike, y: ArrayLike, *, x_test: ArrayLike | None = Non
     return ClassGeometry(classes, crucial, mis, mis_test, flagged, flagged_test, hists, float(inside_fraction))
 
 
-def _misinclusion_matrix(parts, classes, xs, ys, eps):
+def _misinclusion_matrix(parts, classes, xs, ys, inside_fraction):
     """([C, C] shares, [M] bool inside-some-other-hull) for points xs with labels ys."""
     mis = np.zeros((len(classes), len(classes)))
     flagged = np.zeros(xs.shape[0], dtype=bool)
@@ -157,7 +156,7 @@ def _misinclusion_matrix(parts, classes, xs, ys, eps):
         other = ys != cb
         if not other.any():
             continue
-        inside = _inside(parts[cb], xs[torch.from_numpy(other)], eps, 1e-9)
+        inside = _inside(parts[cb], xs[torch.from_numpy(other)], inside_fraction, 1e-9)
         pos = np.flatnonzero(other)
         flagged[pos[inside]] = True
         for a, ca in enumerate(classes):
