@@ -6,13 +6,12 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .._checks import check_int
 from ..folding import draw_pairs
 
-__all__ = ["check_ints", "check_widths", "WrittenFiles", "phi", "segments"]
+__all__ = ["check_ints", "check_widths", "WrittenFiles", "segments"]
 
 
 def check_ints(config: object, names: Iterable[str], *, minimum: int = 1) -> None:
@@ -27,12 +26,6 @@ def check_widths(value: Iterable[int], name: str) -> tuple[int, ...]:
     if not widths:
         raise ValueError(f"{name}: expected a non-empty sequence of ints >= 1, got {value!r}")
     return tuple(check_int(w, name, what="each entry") for w in widths)
-
-
-def phi(chi: np.ndarray) -> float:
-    """The papers' folding measure Phi: the median of the positive chi values (0 when none is)."""
-    pos = chi[chi > 0]
-    return float(np.median(pos)) if pos.size else 0.0
 
 
 def segments(test: tuple[torch.Tensor, torch.Tensor], classes: tuple[int, int], pairs: int,

@@ -35,6 +35,7 @@ import numpy as np
 
 from .._checks import single_thread
 from ..data import split_mnist
+from ..folding import aggregate_folding
 from ..folding.path import path_chi
 from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
 from ..network import to_network
@@ -42,7 +43,7 @@ from ..results import Result
 from ..sweep import run_sweep
 from ..train import accuracy, mlp, train_classifier
 from ..traversal import bisection
-from ._common import WrittenFiles, check_ints, check_widths, phi, segments
+from ._common import WrittenFiles, check_ints, check_widths, segments
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -144,7 +145,7 @@ def _measure(model, stage, level, step, val_acc, xt, yt, x0, x1, config) -> Fold
     return FoldingSnapshot(
         stage=stage, level=level, step=step, val_accuracy=float(val_acc),
         test_error=1.0 - float(accuracy(model, xt, yt)),
-        phi_exact=phi(exact), phi_grid=phi(grid),
+        phi_exact=aggregate_folding(exact), phi_grid=aggregate_folding(grid),
         chi_mean_exact=float(exact.mean()), chi_mean_grid=float(grid.mean()),
         share_folded_exact=float((exact > 0).mean()), share_folded_grid=float((grid > 0).mean()),
         mean_regions=float(lengths.mean()),

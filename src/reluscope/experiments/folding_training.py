@@ -31,12 +31,12 @@ import torch
 
 from .._checks import check_int, single_thread
 from ..data import split_mnist
-from ..folding import draw_pairs, folding_loss, interaction_effect, path_folding_many, soft_folding
+from ..folding import aggregate_folding, draw_pairs, folding_loss, interaction_effect, path_folding_many, soft_folding
 from ..folding.path import path_chi
 from ..io_utils import write_json_atomic
 from ..results import Result
 from ..train import accuracy, mlp, train_classifier
-from ._common import WrittenFiles, check_ints, check_widths, phi, segments
+from ._common import WrittenFiles, check_ints, check_widths, segments
 
 __all__ = [
     "FoldingTrainingConfig", "FoldingTrainingResult", "FoldingTrainingFiles", "run_folding_training",
@@ -225,7 +225,7 @@ def _regularised(config: RegulariserConfig, data: Splits) -> RegulariserRow:
     chi, _ = path_chi(model, x0, x1)
     with torch.no_grad():
         soft = soft_folding(model, x0, x1, tau=config.tau, n_points=config.n_points)
-    return RegulariserRow(config, float(accuracy(model, *test)), phi(chi), float(chi.mean()),
+    return RegulariserRow(config, float(accuracy(model, *test)), aggregate_folding(chi), float(chi.mean()),
                           float((chi > 0).mean()), float(soft.mean()))
 
 
