@@ -44,6 +44,11 @@ class Buf:
         self.n = need
 
 
+def _np(t) -> np.ndarray:
+    """A numpy view of a sweep buffer's contents (numpy already, or a torch tensor on any device)."""
+    return t if isinstance(t, np.ndarray) else t.cpu().numpy()
+
+
 def degenerate_face() -> FloatingPointError:
     return FloatingPointError(
         "regions_2d: a face met a unit's zero line in other than two boundary points "

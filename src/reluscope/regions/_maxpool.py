@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..network import MaxPool2d
-from ._cut import Buf
+from ._cut import Buf, _np
 
 __all__ = ["window_columns", "maxpool_bits", "cut_windows", "merge_equal_faces"]
 
@@ -153,7 +153,3 @@ def _splice_straight_vertices(E: np.ndarray, n_vertices: int) -> np.ndarray:
         E[x, 0], E[x, 1] = ox, oy
         parent[y], dead[y] = x, True
     return E[~dead]
-
-
-def _np(t) -> np.ndarray:
-    return t if isinstance(t, np.ndarray) else t.cpu().numpy()

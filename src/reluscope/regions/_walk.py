@@ -15,14 +15,10 @@ import torch
 from ..network import MaxPool2d, Network
 from ..network.layers import AbstractAffine
 from ..network.network import INPUT
-from ._cut import Buf, Complex, degenerate_face
+from ._cut import Buf, Complex, _np, degenerate_face
 from ._maxpool import cut_windows, maxpool_bits, merge_equal_faces, window_columns
 
 __all__ = ["State", "walk", "cut_relu", "cut_maxpool", "is_chain", "walk_chain"]
-
-
-def _np(t) -> np.ndarray:
-    return t if isinstance(t, np.ndarray) else t.cpu().numpy()
 
 
 class State:

@@ -56,7 +56,7 @@ from ..network.network import INPUT
 from ..results import Result
 from ..traversal.precision import Precision, analysed_dtype
 from ._complex import polygon_moments, pushed_affine_maps
-from ._cut import Complex
+from ._cut import Complex, _np
 from ._cut_np import NpComplex
 from ._mlp import chain_sizes, float64_mlp
 from ._walk import State, is_chain, walk, walk_chain
@@ -404,10 +404,6 @@ def _sweep(net, plane, plane_dev, box, rtol, memory_budget, per_face, steps, lin
         if bar is not None:
             bar.close()
     return result
-
-
-def _np(t) -> np.ndarray:
-    return t if isinstance(t, np.ndarray) else t.cpu().numpy()
 
 
 def _assemble(net, plane, box, X, Ev, n_f, assembly, patterns, rtol, out) -> RegionMap:
