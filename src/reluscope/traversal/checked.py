@@ -95,7 +95,6 @@ def _check(net, plan, x0, x1, seg, mid, pats, change, first, last, include_outpu
         r = torch.arange(a, min(n, a + step), device=seg.device)
         s, m = seg.index_select(0, r), mid.index_select(0, r)
         d = dx.index_select(0, s)
-        shape = (-1,) + (1,) * (d.dim() - 1)
         layers = _pre_activations(plan, x0.index_select(0, s), d, m, s, pats.index_select(0, r))
         ends = []
         for units, edge, default in ((change, first, 0.0), (nxt, last, 1.0)):  # the roots at both ends
