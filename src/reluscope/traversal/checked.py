@@ -30,7 +30,7 @@ import torch
 
 from ..network.layers import AbstractAffine, LeakyReLU
 from ..network.network import INPUT, Network
-from ._pieces import _merge_equal
+from ._pieces import _merge_equal, _near_zero
 from ._refine import _OutputSigns, _bytes_per_piece, _plan
 from .exact import _traverse_chunk
 from .precision import decision_tolerance
@@ -116,11 +116,9 @@ def _check(net, plan, x0, x1, seg, mid, pats, change, first, last, include_outpu
         for z, dz in layers:
             k = z.shape[1]
             good &= ((z > 0) == p[:, at:at + k]).all(1)  # check 1 (these layers' bits are z > 0)
-            zc, adz = z.addcmul(dz, shift).abs_(), dz.abs()
-            good &= ~(zc < adz * inner).any(1)  # check 3: no root inside
-            reach = zc.addcmul_(adz, w[:, None])  # check 3: no unit within rounding of zero on the
-            top = reach.amax(1, keepdim=True)  # whole piece (as `_near_zero`, per layer's scale)
-            good &= ~((reach <= dtol * top) & (reach > 0)).any(1)
+            zc = z.addcmul(dz, shift)  # at the piece's centre c
+            good &= ~(zc.abs() < dz.abs() * inner).any(1)  # check 3: no root inside
+            good &= ~_near_zero(zc, dz, w, dtol)  # check 3: no unit within rounding of zero on the whole piece
             at += k
         lo.index_copy_(0, r, a_)
         hi.index_copy_(0, r, b_)
