@@ -29,7 +29,6 @@ def _floats(text: str, name: str, n: int) -> tuple[float, ...]:
     return vals
 
 
-
 @user_errors
 def regions(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],

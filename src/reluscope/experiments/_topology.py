@@ -27,7 +27,6 @@ def spearman(a, b) -> float:
 
 
 def _mlp(widths, seed, scale=1.0):
-
     model = mlp(widths[0], list(widths[1:-1]), widths[-1], seed=seed)
     if scale != 1.0:
         with torch.no_grad():
@@ -79,7 +78,6 @@ def _save(fig, path: Path) -> Path:
     from ..viz import save_figure  # the one figure -> atomic file writer (closes pyplot figures)
 
     return save_figure(fig, path, dpi=110)
-
 
 
 def _write_frames(frames, path: Path) -> Path:

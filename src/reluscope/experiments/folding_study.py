@@ -139,7 +139,6 @@ def _data(config: FoldingNetConfig):
 
 
 def _measure(model, stage, level, step, val_acc, xt, yt, x0, x1, config) -> FoldingSnapshot:
-
     exact, lengths = path_chi(model, x0, x1, include_output=config.include_output)
     grid, _ = path_chi(model, x0, x1, include_output=config.include_output, n_points=config.grid_points)
     return FoldingSnapshot(
@@ -163,7 +162,6 @@ def folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
 
 
 def _folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
-
     start = time.perf_counter()
     (x, y), (xv, yv), (xt, yt), (x0, x1) = _data(config)
     net_seed = config.seed * 100_003 + config.depth * 31 + config.width
@@ -192,7 +190,6 @@ def _folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
 
 
 def _bisection_tolerance() -> float:
-
     return float(getattr(bisection, "TOLERANCE", getattr(bisection, "DEFAULT_TOLERANCE", 1e-6)))
 
 
@@ -480,7 +477,6 @@ def __getattr__(name: str):
         import warnings
 
         from . import folding_training
-
 
         warnings.warn(f"reluscope.experiments.folding_study.{name} moved to reluscope.experiments.folding_training",
                       DeprecationWarning, stacklevel=2)

@@ -23,7 +23,6 @@ from ._common import WrittenFiles, check_ints
 from ._topology import RecordedFiles, _csv, _mlp, _pick, _save, _write_records, spearman
 
 
-
 @dataclass(frozen=True)
 class GrokConfig:
     """The grokking set-up (module docstring). `n_checkpoints` log-spaced steps are measured
@@ -140,7 +139,6 @@ def _tracks(records, fit_idx) -> tuple[VariantTrack, ...]:
 def run_grok(config: GrokConfig = GrokConfig(), *, progress: bool = False) -> GrokResult:
     """Train on sparse parity (module docstring) and track every Fiedler variant on the plane."""
     from tqdm.auto import tqdm
-
 
     cfg = config
 

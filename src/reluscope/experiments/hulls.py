@@ -130,7 +130,6 @@ def _subset(y: torch.Tensor, per_class: int, rng: np.random.Generator) -> np.nda
 
 
 def _loader(name: str):
-
     loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
     if name not in loaders:
         raise ValueError(f"dataset: expected 'mnist' or 'fashion-mnist', got {name!r}")

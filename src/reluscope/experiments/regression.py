@@ -20,7 +20,6 @@ from ._common import check_ints
 from ._topology import RecordedFiles, _mlp, _pick, _save, _write_records, spearman
 
 
-
 @dataclass(frozen=True)
 class RegressionConfig:
     """2-D regression with loss spikes: regions every `every` steps (and the step after), and

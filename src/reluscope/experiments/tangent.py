@@ -140,7 +140,6 @@ def _per_class(x, y, k, gen):
 
 
 def _load(name):
-
     loader = load_mnist if name == "mnist" else load_fashion_mnist
     return loader("train", flatten=False), loader("test", flatten=False)
 
@@ -157,7 +156,6 @@ def _split(x_train, y_train, config, gen):
 
 
 def run_dataset(name: str, config: TangentConfig, *, progress: bool = False) -> TangentDatasetResult:
-
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = _load(name)
     gen = torch.Generator().manual_seed(config.seed)

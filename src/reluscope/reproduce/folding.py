@@ -100,7 +100,6 @@ def _sig_pos(t) -> bool:
 
 
 def run(ctx: RunContext) -> PaperResult:
-
     cfg = settings(ctx.scale)
     study = study_config(ctx.scale, ctx.seed)
     rows = ctx.map(folding_net_task, study.nets(), desc="folding nets")
@@ -122,7 +121,6 @@ def run(ctx: RunContext) -> PaperResult:
 
 
 def _depth_claim(ctx, result) -> ClaimResult:
-
     nets = result.at_target()
     trends = result.depth_trends(seed=ctx.seed)
     verdict, why = depth_verdict(trends)
@@ -143,7 +141,6 @@ def _depth_claim(ctx, result) -> ClaimResult:
 
 
 def _error_claim(ctx, result) -> ClaimResult:
-
     per_depth = {t.depth: t.trend for t in result.error_trends(seed=ctx.seed)}
     chi_per_depth = {t.depth: t.trend for t in result.error_trends("chi_mean_exact", seed=ctx.seed)}
     points = [(r.config.depth, s) for d in result.config.depths for r in result.rows if r.config.depth == d
@@ -162,7 +159,6 @@ def _error_claim(ctx, result) -> ClaimResult:
 
 
 def _regulariser_claim(ctx, cfg) -> ClaimResult:
-
     config = FoldingRegulariserConfig(lams=cfg["reg_lams"], seeds=cfg["reg_seeds"], epochs=cfg["reg_epochs"],
                                       n_train=cfg["n_train"], pairs=cfg["pairs"], data_seed=ctx.seed)
     result = run_folding_regulariser(config, mapper=lambda task, nets: ctx.map(task, nets, desc="regulariser"))
@@ -182,7 +178,6 @@ def _regulariser_claim(ctx, cfg) -> ClaimResult:
 
 
 def _cantor_claim(ctx, cfg) -> ClaimResult:
-
     rows = cantornet_folding(range(1, cfg["cantor_k"] + 1))
     table = {(r.k, r.representation): r.chi_exact for r in rows}
     ks = sorted({r.k for r in rows})

@@ -26,7 +26,6 @@ SPARSE = Claim("sparse", "The sparse (sign-agreement) metric increases the simil
 def config_for(scale: Scale, seed: int):
     from dataclasses import replace
 
-
     if scale is Scale.PAPER:
         return TangentConfig(seed=seed)  # the fair scale: 20,000 training images, 100 + 100 per class, 2,000 held out
     return replace(TangentConfig.quick(), seed=seed)

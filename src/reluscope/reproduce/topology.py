@@ -138,7 +138,6 @@ def regression_claims(result: RegressionResult) -> tuple[ClaimResult, ...]:
 
 
 def run(ctx: RunContext) -> PaperResult:
-
     quick = ctx.quick
     grok_cfg = GrokConfig(n_checkpoints=8 if quick else 20, straight_directions=90 if quick else 180, seed=ctx.seed)
     grok = run_grok(grok_cfg, progress=ctx.progress)

@@ -15,7 +15,6 @@ def toy_training(config: dict) -> dict:
     """Train a small MLP on two moons (seeded) and report its accuracy and final loss."""
     import torch
 
-
     x, y = make_toy("moons", config.get("n", 200), seed=config["seed"])
     model = mlp(2, [config["width"]] * config["depth"], 2, seed=config["seed"])
     fit = train_classifier(model, x, y, epochs=config.get("epochs", 5), seed=config["seed"])
