@@ -36,13 +36,12 @@ import numpy as np
 from .._checks import single_thread
 from ..data import split_mnist
 from ..folding import aggregate_folding
-from ..folding.path import path_chi
+from ..folding.path import BISECTION_TOL, path_chi
 from ..io_utils import to_jsonable, write_json_atomic, write_text_atomic
 from ..network import to_network
 from ..results import Result
 from ..sweep import run_sweep
 from ..train import accuracy, mlp, train_classifier
-from ..traversal import bisection
 from ._common import WrittenFiles, check_ints, check_widths, segments
 
 if TYPE_CHECKING:
@@ -186,11 +185,7 @@ def _folding_net_task(config: FoldingNetConfig) -> FoldingNetRow:
 
     exact = bool(to_network(model).piecewise_linear)
     return FoldingNetRow(config, tuple(snaps), reached, time.perf_counter() - start,
-                         walks_exact=exact, walk_tolerance=None if exact else _bisection_tolerance())
-
-
-def _bisection_tolerance() -> float:
-    return float(getattr(bisection, "TOLERANCE", getattr(bisection, "DEFAULT_TOLERANCE", 1e-6)))
+                         walks_exact=exact, walk_tolerance=None if exact else BISECTION_TOL)
 
 
 def folding_study_configs(depths: Sequence[int], widths: Sequence[int], seeds: int, **common: object) -> list[FoldingNetConfig]:
