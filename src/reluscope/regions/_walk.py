@@ -62,6 +62,12 @@ class State:
         else:
             self.patterns = torch.cat([self.patterns[self.origin.view()], torch.as_tensor(bits, device=self.device)], 1)
 
+    def column_absmax(self, n: int):
+        """The largest |value| of each of the cut values' n columns over the vertices (numpy or torch,
+        as the engine): the scale of that column's cut tolerance."""
+        Z = self.cx.R.view()[:, :n]
+        return abs(Z).max(0) if self.on_cpu else Z.abs().amax(0)
+
     def columns(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The cut values (first n columns of R) and the carried ones, as torch views."""
         Rv = self.cx.R.view()
@@ -72,8 +78,7 @@ class State:
 def cut_relu(st: State, layer, n: int, rtol: float, check, bar) -> None:
     """Cut every face by the zero line of each of the node's n pre-activations (R's first n
     columns), then append the faces' bits."""
-    Z = st.cx.R.view()[:, :n]
-    tols = (rtol * (abs(Z).max(0) if st.on_cpu else Z.abs().amax(0))).tolist()
+    tols = (rtol * st.column_absmax(n)).tolist()
     f_start = st.cx.n_faces
     for j in range(n):
         st.maybe_to_torch()
@@ -89,8 +94,7 @@ def cut_relu(st: State, layer, n: int, rtol: float, check, bar) -> None:
 def cut_maxpool(st: State, layer, n: int, shape, rtol: float, check, bar) -> None:
     """Cut faces until every window's argmax is constant on each, merge faces of equal pattern,
     then append the faces' bits (see `_maxpool`)."""
-    Z = st.cx.R.view()[:, :n]
-    colmax = _np(abs(Z).max(0) if st.on_cpu else Z.abs().amax(0))
+    colmax = _np(st.column_absmax(n))
     cols = window_columns(layer, shape)
     f_start = st.cx.n_faces
 
