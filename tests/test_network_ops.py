@@ -256,6 +256,23 @@ def test_index_reaching_the_batch_through_an_ellipsis_is_refused_at_run_time():
         index.forward(torch.randn(3))
 
 
+@pytest.mark.parametrize("layer, inputs", [
+    (L.Split("s", 2, -2, 0), 1),
+    (L.Split("c", 2, 0, 0, chunks=True), 1),
+    (L.Mean("m", (1, -2)), 1),
+    (L.Cat("cat", -2), 2),
+    (L.Stack("stack", -3), 2),  # the stacked result has 3 dims: -3 is its batch
+])
+def test_layers_built_by_hand_refuse_the_batch_dimension_at_run_time(layer, inputs):
+    # the converter refuses these forms; the layers' own check (one helper) guards hand-built graphs
+    x = torch.randn(3, 4)
+    with pytest.raises(ValueError, match=rf"layer '{layer.name}': .* reaches the batch dimension of an input of shape \[3, 4\]"):
+        layer.forward(*[x] * inputs)
+    ok = {L.Split: lambda: L.Split("s", 2, -1, 0), L.Mean: lambda: L.Mean("m", (-1,)),
+          L.Cat: lambda: L.Cat("cat", -1), L.Stack: lambda: L.Stack("stack", -2)}[type(layer)]()
+    torch.testing.assert_close(ok.linear(*[x] * inputs), ok.forward(*[x] * inputs))  # no offset: linear is forward
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 10_000),

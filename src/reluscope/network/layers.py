@@ -80,6 +80,28 @@ class AbstractAffine(AbstractLayer):
     def linear(self, dx: torch.Tensor) -> torch.Tensor: ...
 
 
+class _NoOffset(AbstractAffine):
+    """An affine layer without offset (a selection, reshape, join or average: a linear map), so
+    its differential `linear` is `forward` itself."""
+
+    def linear(self, *dxs: torch.Tensor) -> torch.Tensor:
+        return self.forward(*dxs)
+
+
+def _batch_error(layer: AbstractLayer, what: str, x: torch.Tensor, fix: str) -> ValueError:
+    """The one error of a layer whose operation reaches the batch dimension (dim 0) at run time.
+    The converter refuses the forms it can see; this guards networks built by hand and inputs with
+    fewer dimensions than traced."""
+    return ValueError(f"layer {layer.name!r}: {what} reaches the batch dimension of an input of shape {list(x.shape)}; {fix}")
+
+
+def _check_not_batch(layer: AbstractLayer, dims: tuple[int, ...], x: torch.Tensor, what: str, fix: str, *, ndim: int | None = None) -> None:
+    """Refuse `dims` (of a result with `ndim` dimensions, default x's) that name dim 0, also as a negative index."""
+    ndim = x.dim() if ndim is None else ndim
+    if any(d % ndim == 0 for d in dims):
+        raise _batch_error(layer, what, x, fix)
+
+
 class AbstractActivation(AbstractLayer):
     """An elementwise or pooling nonlinearity; its `bits` are part of the activation pattern."""
 
@@ -154,7 +176,7 @@ class ChannelAffine(AbstractAffine):
 
 
 @dataclass(frozen=True, eq=False)
-class AvgPool2d(AbstractAffine):
+class AvgPool2d(_NoOffset):
     """x [B, C, H, W] -> the mean of each window [B, C, H', W'] (no offset: linear)."""
 
     name: str
@@ -171,11 +193,10 @@ class AvgPool2d(AbstractAffine):
             self.count_include_pad, self.divisor_override,
         )
 
-    linear = forward  # no offset
 
 
 @dataclass(frozen=True, eq=False)
-class Flatten(AbstractAffine):
+class Flatten(_NoOffset):
     """torch.flatten(x, start_dim, end_dim), start_dim >= 1 (the batch stays)."""
 
     name: str
@@ -185,11 +206,9 @@ class Flatten(AbstractAffine):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(x, self.start_dim, self.end_dim)
 
-    linear = forward
-
 
 @dataclass(frozen=True, eq=False)
-class Reshape(AbstractAffine):
+class Reshape(_NoOffset):
     """x [B, ...] -> x.reshape(B, *shape): a view that keeps the batch (one -1 allowed in shape)."""
 
     name: str
@@ -204,11 +223,9 @@ class Reshape(AbstractAffine):
                 f"[batch, {', '.join(map(str, self.shape))}]"
             ) from err
 
-    linear = forward
-
 
 @dataclass(frozen=True, eq=False)
-class Unflatten(AbstractAffine):
+class Unflatten(_NoOffset):
     """torch.unflatten(x, dim, sizes): dim `dim` (not the batch) becomes `sizes`."""
 
     name: str
@@ -218,11 +235,9 @@ class Unflatten(AbstractAffine):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.unflatten(x, self.dim, self.sizes)
 
-    linear = forward
-
 
 @dataclass(frozen=True, eq=False)
-class AdaptiveAvgPool2d(AbstractAffine):
+class AdaptiveAvgPool2d(_NoOffset):
     """Linear for every input size: each output cell averages a window fixed by the input size."""
 
     name: str
@@ -235,8 +250,6 @@ class AdaptiveAvgPool2d(AbstractAffine):
                 f"shape {list(x.shape)}; give the input shape (to_network(model, input_shape=...))"
             )
         return F.adaptive_avg_pool2d(x, self.output_size)
-
-    linear = forward
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,7 +279,7 @@ class Sum(AbstractAffine):
 
 
 @dataclass(frozen=True, eq=False)
-class _Join(AbstractAffine):
+class _Join(_NoOffset):
     """Joins any number of inputs along the non-batch dimension `dim` with `_join` (torch.cat or
     torch.stack); `_new_dims` is 1 where the join adds `dim` (stack), which shifts the batch check."""
 
@@ -278,11 +291,9 @@ class _Join(AbstractAffine):
     _verb: ClassVar[str]
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        if self.dim % (xs[0].dim() + self._new_dims) == 0:
-            raise ValueError(f"layer {self.name!r}: {self._verb} along the batch dimension is not supported")
+        _check_not_batch(self, (self.dim,), xs[0], f"{self._verb} along dim {self.dim}", "give dim=1 or later",
+                         ndim=xs[0].dim() + self._new_dims)
         return type(self)._join(xs, dim=self.dim)
-
-    linear = forward
 
 
 @dataclass(frozen=True, eq=False)
@@ -304,7 +315,7 @@ class Stack(_Join):
 
 
 @dataclass(frozen=True, eq=False)
-class Index(AbstractAffine):
+class Index(_NoOffset):
     """x[index]: basic indexing (slices with a positive step, integers, None, one Ellipsis) that
     keeps the batch dimension whole, e.g. x[:, :k] or x[..., 1:]. A selection: linear."""
 
@@ -319,13 +330,8 @@ class Index(AbstractAffine):
         else:
             ok = self.index[0] == slice(None)
         if not ok:
-            raise ValueError(
-                f"layer {self.name!r}: the index {_show_index(self.index)} reaches the batch dimension of "
-                f"an input of shape {list(x.shape)}; index the other dimensions only (x[:, ...])"
-            )
+            raise _batch_error(self, f"the index {_show_index(self.index)}", x, "index the other dimensions only (x[:, ...])")
         return x[self.index]
-
-    linear = forward
 
 
 def _show_index(index: tuple) -> str:
@@ -341,7 +347,7 @@ def _show_index(index: tuple) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class Split(AbstractAffine):
+class Split(_NoOffset):
     """Part `index` of torch.split(x, split, dim), or of torch.chunk(x, split, dim) with
     `chunks=True`: a slice along a non-batch dimension, computed by torch itself so the parts
     (and a last, shorter one) are exactly the user's."""
@@ -353,8 +359,8 @@ class Split(AbstractAffine):
     chunks: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dim % x.dim() == 0:
-            raise ValueError(f"layer {self.name!r}: splitting along the batch dimension is not supported")
+        _check_not_batch(self, (self.dim,), x, f"{'chunking' if self.chunks else 'splitting'} along dim {self.dim}",
+                         "give dim=1 or later")
         parts = torch.chunk(x, self.split, self.dim) if self.chunks else torch.split(x, self.split, self.dim)
         if not -len(parts) <= self.index < len(parts):
             raise ValueError(
@@ -363,11 +369,9 @@ class Split(AbstractAffine):
             )
         return parts[self.index]
 
-    linear = forward
-
 
 @dataclass(frozen=True, eq=False)
-class Mean(AbstractAffine):
+class Mean(_NoOffset):
     """torch.mean over non-batch dimensions `dim` (e.g. global average pooling, x.mean((2, 3)))."""
 
     name: str
@@ -375,14 +379,8 @@ class Mean(AbstractAffine):
     keepdim: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if any(d % x.dim() == 0 for d in self.dim):
-            raise ValueError(
-                f"layer {self.name!r}: a mean over dims {list(self.dim)} of an input of shape "
-                f"{list(x.shape)} averages over the batch; average the other dimensions only"
-            )
+        _check_not_batch(self, self.dim, x, f"a mean over dims {list(self.dim)}", "average the other dimensions only")
         return torch.mean(x, self.dim, self.keepdim)
-
-    linear = forward
 
 
 # ---------------------------------------------------------------- activations
