@@ -216,19 +216,23 @@ def betti_curve(p: Persistence, dim: int, ts: ArrayLike) -> np.ndarray:
     return ((b[None, :] <= ts[:, None]) & (ts[:, None] < d[None, :])).sum(1)
 
 
-def _per_face(name: str) -> property:
-    return property(lambda self: getattr(self, name) / self.faces, doc=f"`{name}` divided by `faces`.")
+class _PerFace(property):
+    """`<name>_per_face`: the field `name` divided by `faces`; `_PerFaceRow.as_row` lists every one
+    a class declares, in order, so each ratio is declared once."""
+
+    def __init__(self, name: str):
+        super().__init__(lambda self: getattr(self, name) / self.faces, doc=f"`{name}` divided by `faces`.")
+        self.field = name
 
 
 class _PerFaceRow:
-    """The topology summaries' flat row: scalar fields but `faces`, then the `_PER_FACE` ratios."""
-
-    _PER_FACE: tuple[str, ...] = ()
+    """The topology summaries' flat row: scalar fields but `faces`, then the `_PerFace` ratios."""
 
     def as_row(self) -> dict:
         """The scalar fields and the per-face ratios, flat."""
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "faces" and np.ndim(getattr(self, f.name)) == 0}
-        return {**row, **{f"{name}_per_face": getattr(self, f"{name}_per_face") for name in self._PER_FACE}}
+        ratios = [attr.field for attr in vars(type(self)).values() if isinstance(attr, _PerFace)]
+        return {**row, **{f"{name}_per_face": getattr(self, f"{name}_per_face") for name in ratios}}
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,9 +255,8 @@ class RandomSummary(_PerFaceRow, Result):
     total_persistence1: float
     faces: int
 
-    _PER_FACE = ("max_beta0", "max_beta1")
-    max_beta0_per_face = _per_face("max_beta0")
-    max_beta1_per_face = _per_face("max_beta1")
+    max_beta0_per_face = _PerFace("max_beta0")
+    max_beta1_per_face = _PerFace("max_beta1")
 
 
 def random_summary(region_map: RegionMap, *, n_orders: int = 4, seed: int = 0, n_steps: int = 50) -> RandomSummary:
@@ -290,9 +293,8 @@ class SublevelSummary(_PerFaceRow, Result):
     max_persistence1: float
     faces: int
 
-    _PER_FACE = ("n_pairs0", "n_pairs1")
-    n_pairs0_per_face = _per_face("n_pairs0")
-    n_pairs1_per_face = _per_face("n_pairs1")
+    n_pairs0_per_face = _PerFace("n_pairs0")
+    n_pairs1_per_face = _PerFace("n_pairs1")
 
 
 def sublevel_summary(region_map: RegionMap, *, output: int = 0) -> SublevelSummary:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .._checks import as_enum
 from .._estimator import Estimator
 from .features import DEFAULT_MEMORY_BUDGET
 from .similarity import Metric, tangent_similarity
@@ -68,7 +69,7 @@ class _SimilarityClassifier(Estimator):
 
     def _fit_landmarks(self, x, y) -> torch.Tensor:
         """Store landmarks (and the sparse mask) and return the training similarities."""
-        metric = Metric.parse(self.metric)
+        metric = as_enum(self.metric, Metric, "metric")
         n = x.shape[0] if hasattr(x, "shape") else len(x)
         labels = check_labels(y, n, "y")
         self.classes_, self.y_index_ = torch.unique(labels, return_inverse=True)

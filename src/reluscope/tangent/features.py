@@ -65,6 +65,8 @@ class Normalization(str, Enum):
 
     @classmethod
     def parse(cls, value: object) -> "Normalization":
+        """`as_enum` with this option's two special cases: False and None mean NONE (the old boolean
+        `normalize`), True and "minmax" are refused as ambiguous between the two min-max forms."""
         if isinstance(value, cls):
             return value
         if value is False or value is None:

@@ -1,9 +1,9 @@
 """Small models written the way users write them, for tests: torchvision-style residual blocks,
 a VGG-style net with adaptive pooling, a LeNet with a functional forward, a residual MLP.
 
-`BasicBlock` and `Bottleneck` follow torchvision.models.resnet line by line (in-place ReLU reused
-twice, `out += identity`, 1x1-conv downsample shortcut), so converting them exercises what
-converting torchvision's own ResNets does. torchvision itself is not a dependency: its PyPI
+`BasicBlock` and `Bottleneck` compute what torchvision.models.resnet's do, in the same order and
+with the same in-place forms (one in-place ReLU reused, `out += identity`, 1x1-conv downsample
+shortcut), so converting them exercises what converting torchvision's own ResNets does. torchvision itself is not a dependency: its PyPI
 wheels are built against CUDA torch and do not load next to the CPU wheel.
 """
 
@@ -27,26 +27,22 @@ def _conv1x1(i, o, stride=1):
     return nn.Conv2d(i, o, kernel_size=1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
-    expansion = 1
+class _ResidualBlock(nn.Module):
+    """torchvision's residual forward: `out = branch(x)`, then `out += identity` (x, or the 1x1-conv
+    `downsample` of x) and the block's one in-place ReLU, which the branch uses too."""
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(self, stride: int, downsample: nn.Module | None):
         super().__init__()
-        self.conv1 = _conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = _conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
         self.stride = stride
 
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
+        out = self._branch(x)
         if self.downsample is not None:
             identity = self.downsample(x)
         out += identity
@@ -54,31 +50,42 @@ class BasicBlock(nn.Module):
         return out
 
 
-class Bottleneck(nn.Module):
+class BasicBlock(_ResidualBlock):
+    """torchvision's BasicBlock: 3x3 conv-bn-relu, 3x3 conv-bn, shortcut, relu."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__(stride, downsample)
+        self.conv1 = _conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.bn2(self.conv2(out))
+
+
+class Bottleneck(_ResidualBlock):
+    """torchvision's Bottleneck: 1x1, 3x3 (strided) and 1x1 (x4 channels) convs with batch norms,
+    shortcut, relu."""
+
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
+        super().__init__(stride, downsample)
         self.conv1 = _conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = _conv3x3(planes, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = _conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.stride = stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        out = self.relu(out)
-        return out
+        return self.bn3(self.conv3(out))
 
 
 class TinyResNet(nn.Module):
