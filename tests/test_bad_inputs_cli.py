@@ -126,6 +126,24 @@ def test_runtime_errors_become_one_line(model, tmp_path, monkeypatch):
     _assert_one_error(result, lines, EXIT_CODES["runtime"], r"RuntimeError: mat1 and mat2 .* more torch detail")
 
 
+@pytest.mark.parametrize("err", [
+    MemoryError(),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),  # a RuntimeError (would be 6)
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 8e10 bytes"),
+], ids=["MemoryError", "torch.OutOfMemoryError", "cpu-allocator"])
+def test_out_of_memory_exits_with_the_memory_code(model, tmp_path, monkeypatch, err):
+    # exit_code_for's out-of-memory branch (`_checks.out_of_memory`): without it these give 70 or 6
+    import reluscope.traversal
+
+    def boom(*args, **kwargs):
+        raise err
+
+    assert exit_code_for(err) == EXIT_CODES["memory"]
+    monkeypatch.setattr(reluscope.traversal, "traverse", boom)
+    result, lines = _run(["traverse", model, "--data", "moons", "--out", tmp_path / "t.json"])
+    _assert_one_error(result, lines, EXIT_CODES["memory"], type(err).__name__)
+
+
 # ------------------------------------------------------------------ data cache (10.4)
 
 

@@ -32,13 +32,15 @@ from typing import Annotated, Optional
 import typer
 from typer._click.exceptions import ClickException  # typer vendors its own click
 
+from .._checks import out_of_memory
 from ..io_utils import to_jsonable, write_json_atomic
 from ..viz import save_figure as write_figure
 
 __all__ = [
     "user_errors", "emit_json", "save_figure", "check_writable", "check_figure_suffix", "exit_code_for",
     "OutputNotWritable", "InputUnreadable", "EXIT_CODES", "load_user_model", "set_model_class", "check_workers",
-    "address_option", "workers_option", "add_commands",
+    "address_option", "workers_option", "add_commands", "ModelArg", "OutJsonOpt", "DataNameOpt", "DeviceOpt",
+    "MemoryBudgetOpt", "EpochsOpt",
 ]
 
 EXIT_CODES = {
@@ -84,11 +86,9 @@ def _corrupt_input_errors() -> tuple[type[BaseException], ...]:
 
 def exit_code_for(err: BaseException) -> int:
     """The documented exit code of an exception escaping a command (see the module docstring)."""
-    import torch
-
     if isinstance(err, (OutputNotWritable, IsADirectoryError, NotADirectoryError, PermissionError)):
         return EXIT_CODES["output"]
-    if isinstance(err, MemoryError) or isinstance(err, torch.OutOfMemoryError):
+    if out_of_memory(err):  # MemoryError, torch's OutOfMemoryError and the CPU allocator's RuntimeError
         return EXIT_CODES["memory"]
     if isinstance(err, (FileNotFoundError, InputUnreadable, *_corrupt_input_errors())):
         return EXIT_CODES["input"]
@@ -207,6 +207,16 @@ def check_workers(workers: int | None) -> None:
     """--workers of the study commands: None (one per CPU) or an integer >= 0 (0: in process)."""
     if workers is not None and workers < 0:
         raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+
+
+# Options that several commands declare alike, declared once (each command keeps its default).
+ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")]
+OutJsonOpt = Annotated[Path, typer.Option(help="Output JSON file.")]
+DataNameOpt = Annotated[str, typer.Option("--data", help="Data set: mnist, fashion-mnist, digits or a toy set.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda.")]
+MemoryBudgetOpt = Annotated[float, typer.Option(
+    help="Bytes of working memory the computation may hold at once (it works in parts to stay under, and refuses what cannot).")]
+EpochsOpt = Annotated[int, typer.Option(help="Training epochs.")]
 
 
 def address_option(tasks: str):

@@ -19,7 +19,7 @@ from ..patterns.summary import summarize_patterns
 from ..patterns.walks import walk_distances
 from ..report.demo import run_demo
 from ..train import mlp, train_classifier
-from ._common import InputUnreadable, add_commands, check_writable, emit_json, load_user_model as load_model, user_errors
+from ._common import DeviceOpt, InputUnreadable, ModelArg, OutJsonOpt, add_commands, check_writable, emit_json, load_user_model as load_model, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
 
@@ -61,7 +61,7 @@ def train(
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
     n: Annotated[int, typer.Option(help="Number of points for toy data sets.")] = 1000,
     seed: SeedOpt = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
 ):
     """Train an MLP classifier and save it (safetensors + JSON architecture) with a JSON summary."""
 
@@ -94,7 +94,7 @@ def train(
 
 @user_errors
 def patterns(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
+    model_path: ModelArg,
     out: Annotated[Path, typer.Option(help="Output .npz with packed patterns (words uint8 [N, bytes], n_units).")],
     input_path: Annotated[Optional[Path], typer.Option("--input", help="Inputs as a .npy array [N, ...].")] = None,
     data_name: DataOpt = None,
@@ -146,8 +146,8 @@ def patterns(
 
 @user_errors
 def traverse(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model.")],
-    out: Annotated[Path, typer.Option(help="Output JSON file.")],
+    model_path: ModelArg,
+    out: OutJsonOpt,
     data_name: DataOpt = None,
     split: SplitOpt = Split.TEST,
     start: Annotated[int, typer.Option(help="Index of the start input in the data set.")] = 0,

@@ -15,9 +15,12 @@ from ..experiments.folding_training import (
 from ..folding import global_folding
 from ..folding.cantor import cantornet_folding
 from ..folding.global_ import Aggregator, PairStrategy
-from ._common import add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
+from ._common import DataNameOpt, EpochsOpt, MemoryBudgetOpt, ModelArg, OutJsonOpt, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
+
+
+_RunSeedOpt = Annotated[int, typer.Option(help="Seed of data split, pairs and net.")]  # the one-net experiments
 
 
 def _classes(text: str) -> tuple[int, int]:
@@ -30,9 +33,9 @@ def _classes(text: str) -> tuple[int, int]:
 
 @user_errors
 def fold(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
+    model_path: ModelArg,
     out: Annotated[Path, typer.Option(help="Output JSON file (all chi values, pairs, aggregate).")],
-    data_name: Annotated[str, typer.Option("--data", help="Data set: mnist, fashion-mnist, digits or a toy set.")] = "mnist",
+    data_name: DataNameOpt = "mnist",
     split: Annotated[str, typer.Option(help="Split of the data set: train or test.")] = "test",
     classes: Annotated[str, typer.Option(help="The two classes the segments join, comma-separated.")] = "1,4",
     budget: Annotated[int, typer.Option(help="Number of segments (pairs) to evaluate.")] = 1000,
@@ -42,7 +45,7 @@ def fold(
     include_output: Annotated[bool, typer.Option(help="Code the output units' sign bits too (the authors do).")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the pair choice.")] = 0,
     plot: Annotated[Optional[Path], typer.Option(help="Also write a histogram of chi (PNG).")] = None,
-    memory_budget: Annotated[float, typer.Option(help="Bytes of working memory the exact traversal may hold at once.")] = 2 * 1024**3,
+    memory_budget: MemoryBudgetOpt = 2 * 1024**3,
 ):
     """Global folding of a model between two classes: chi on many segments, aggregated (JSON)."""
 
@@ -144,10 +147,10 @@ def folding_depth(
 def folding_training(
     out: Annotated[Path, typer.Option(help="Output folder: folding_training.json and .png.")] = Path("out/folding-training"),
     hidden: Annotated[str, typer.Option(help="Hidden widths, comma-separated.")] = "16,16,16,16",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 6,
+    epochs: EpochsOpt = 6,
     every: Annotated[int, typer.Option(help="Measure every this many optimiser steps.")] = 40,
     pairs: Annotated[int, typer.Option(help="Digit-1 -> digit-4 test segments.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of data split, pairs and net.")] = 0,
+    seed: _RunSeedOpt = 0,
 ):
     """Exact folding (digits 1 -> 4) and validation error recorded during training on MNIST."""
 
@@ -158,10 +161,10 @@ def folding_training(
 
 @user_errors
 def folding_regulariser(
-    out: Annotated[Path, typer.Option(help="Output JSON file.")] = Path("out/folding-regulariser.json"),
+    out: OutJsonOpt = Path("out/folding-regulariser.json"),
     lam: Annotated[float, typer.Option(help="Weight of the folding penalty (> 0 rewards folding).")] = 0.05,
     seeds: Annotated[int, typer.Option(help="Nets per setting.")] = 2,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
+    epochs: EpochsOpt = 3,
     tau: Annotated[float, typer.Option(help="Soft-bit temperature of the surrogate.")] = 0.5,
 ):
     """Train with and without the smooth folding surrogate; compare exact chi and test accuracy
@@ -173,10 +176,10 @@ def folding_regulariser(
 
 @user_errors
 def folding_adversarial(
-    out: Annotated[Path, typer.Option(help="Output JSON file.")] = Path("out/folding-adversarial.json"),
+    out: OutJsonOpt = Path("out/folding-adversarial.json"),
     attack_size: Annotated[float, typer.Option(help="FGSM step: L-infinity distance of the perturbed endpoints (standardised input units).")] = 0.1,
     pairs: Annotated[int, typer.Option(help="Digit-5 -> digit-7 test segments.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of data split, pairs and net.")] = 0,
+    seed: _RunSeedOpt = 0,
 ):
     """Interaction effect I(k) and chi on MNIST 5 -> 7 segments, clean vs FGSM-perturbed endpoints."""
 

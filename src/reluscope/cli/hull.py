@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from ..hull import hull_distance, layer_hulls, revised_greedy_expansion
-from ._common import InputUnreadable, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
+from ._common import InputUnreadable, OutJsonOpt, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
 
@@ -35,7 +35,7 @@ def load_points(path: Path) -> np.ndarray:
 @user_errors
 def hull(
     source: Annotated[Path, typer.Argument(metavar="SOURCE", help="A point file (.npy, or .txt in the paper's format) or a model saved by save_model (with --layer).")],
-    out: Annotated[Path, typer.Option(help="Output JSON file.")],
+    out: OutJsonOpt,
     layer: Annotated[Optional[str], typer.Option(help="Model mode: the layer whose activations to use: a module name (e.g. 3, or 'features.3 input'), see reluscope.activations.")] = None,
     data_name: Annotated[str, typer.Option("--data", help="Model mode: data set (mnist or fashion-mnist).")] = "mnist",
     per_class: Annotated[int, typer.Option(help="Model mode: training points per class (test: half as many).")] = 100,

@@ -14,7 +14,7 @@ from ..regions import Plane, fiedler_partition, regions_2d
 from ..regions.summary import summarize_regions
 from ..viz import report_figure
 from ..viz.regions import FiedlerDisplay, RegionMapDisplay
-from ._common import add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
+from ._common import DeviceOpt, MemoryBudgetOpt, ModelArg, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "regions", "topo_grok", "topo_regression"]
 
@@ -31,7 +31,7 @@ def _floats(text: str, name: str, n: int) -> tuple[float, ...]:
 
 @user_errors
 def regions(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
+    model_path: ModelArg,
     out: Annotated[Path, typer.Option(help="Output JSON file (counts, areas, timing, Fiedler score, topology).")],
     box: Annotated[Optional[str], typer.Option(help="xmin,xmax,ymin,ymax (plane coordinates with --data). Default: -1,1,-1,1, or around the three points.")] = None,
     data_name: Annotated[Optional[str], typer.Option("--data", help="For inputs of more than 2 numbers: the data set whose three inputs span the plane (mnist, fashion-mnist, digits).")] = None,
@@ -39,8 +39,8 @@ def regions(
     figure: Annotated[list[Path], typer.Option(help="Figure path(s): .png, .svg or .pdf (repeatable).")] = [],  # noqa: B006
     fiedler: Annotated[bool, typer.Option(help="Fiedler partition of the dual graph and its agreement with the decision (1 or 2 outputs).")] = True,
     topology: Annotated[bool, typer.Option(help="Betti summaries of random and output-sublevel filtrations.")] = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    memory_budget: Annotated[float, typer.Option(help="Refuse when the estimated working memory exceeds this many bytes.")] = 2 * 1024**3,
+    device: DeviceOpt = "cpu",
+    memory_budget: MemoryBudgetOpt = 2 * 1024**3,
 ):
     """Exact linear regions of a 2-D slice of a model: JSON summary plus an optional PNG/SVG."""
     import numpy as np

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, user_errors
+from ._common import address_option, emit_json, user_errors
 
 __all__ = ["register", "reproduce"]
 
@@ -27,7 +27,7 @@ def reproduce(
     scale: Annotated[str, typer.Option(help="quick (default: all four papers in under 15 minutes on 2 CPU cores) or paper (the papers' own sizes, for the sweep engine).")] = "quick",
     out: Annotated[Path, typer.Option(help="Output folder: OUT/<paper>/report.html and results.json, OUT/summary.json.")] = Path("reproduce"),
     seed: Annotated[int, typer.Option(help="Seed of every random choice (data, initialisation, pairs).")] = 0,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to run the studies' tasks on (auto, ray://host:port); default: an embedded Ray on this machine's cores.")] = None,
+    address: address_option("studies' tasks") = None,
     workers: Annotated[Optional[int], typer.Option(help="Most tasks in flight at once (default: one per CPU).")] = None,
 ):
     """Reproduce a paper's claims: OUT/<paper>/report.html and results.json with a table claim /

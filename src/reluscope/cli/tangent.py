@@ -16,9 +16,12 @@ from ..tangent import (
 from ..tangent.features import Normalization
 from ..tangent.similarity import Metric
 from ..train import accuracy
-from ._common import add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
+from ._common import DataNameOpt, ModelArg, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "tangent", "tangent_experiment"]
+
+
+_NormalizeOpt = Annotated[Normalization, typer.Option(help="Normalisation of the tangent vectors: none (default: the Euler-identity form), per_input_minmax (degenerate, see docs/methods.md), per_parameter_minmax (over the landmarks), l2 or value_scaling.")]
 
 
 def _per_class(x, y, k: int, seed: int):
@@ -30,12 +33,12 @@ def _per_class(x, y, k: int, seed: int):
 
 @user_errors
 def tangent(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model saved by `reluscope train` / save_model (path without suffix).")],
+    model_path: ModelArg,
     out: Annotated[Path, typer.Option(help="Output JSON file (gap, goodness, accuracies).")],
-    data_name: Annotated[str, typer.Option("--data", help="Data set: mnist, fashion-mnist, digits or a toy set.")] = "mnist",
+    data_name: DataNameOpt = "mnist",
     metric: Annotated[Metric, typer.Option(help="Similarity: euclidean, full, block, sparse or hidden.")] = Metric.BLOCK,
     per_output: Annotated[bool, typer.Option(help="Per-output gradients summed over outputs (else the gradient of the summed outputs).")] = True,
-    normalize: Annotated[Normalization, typer.Option(help="Normalisation of the tangent vectors: none (default: the Euler-identity form), per_input_minmax (degenerate, see docs/methods.md), per_parameter_minmax (over the landmarks), l2 or value_scaling.")] = Normalization.NONE,
+    normalize: _NormalizeOpt = Normalization.NONE,
     per_class: Annotated[int, typer.Option(help="Test inputs per class to evaluate.")] = 20,
     landmarks_per_class: Annotated[int, typer.Option(help="Training inputs per class used as landmarks (and for the sparse mask).")] = 20,
     threshold: Annotated[float, typer.Option(help="Sign-agreement threshold of the sparse metric.")] = 1.15,
@@ -90,7 +93,7 @@ def tangent_experiment(
     n_train: Annotated[Optional[int], typer.Option(help="Training images for the CNN.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
     width: Annotated[Optional[int], typer.Option(help="Channels of the convolutions (64 in the paper).")] = None,
-    normalize: Annotated[Normalization, typer.Option(help="Normalisation of the tangent vectors: none (default), per_input_minmax, per_parameter_minmax, l2 or value_scaling.")] = Normalization.NONE,
+    normalize: _NormalizeOpt = Normalization.NONE,
     seed: Annotated[int, typer.Option(help="Seed of data choice and training.")] = 0,
     address: address_option("data sets") = None,
     workers: workers_option("data sets") = None,
