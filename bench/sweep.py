@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from reluscope.sweep import run_sweep
+from reluscope.sweep import result_type, run_sweep
 from reluscope.sweep._ray import connect, machine_cpus
 from reluscope.testing.sweep import depth_net
 
@@ -64,7 +64,7 @@ def main() -> None:
             s = run_sweep(depth_net, configs, out=os.path.join(tmp, f"w{workers}"), workers=workers, progress=False)
             if s.failed:
                 raise SystemExit(f"{s.failed} tasks failed: {s.rows(status='failed')[0]['error']}")
-            if s.results() != plain:
+            if s.results(result_type(depth_net)) != plain:
                 raise SystemExit("rows differ from the plain loop")
             times[workers] = s.seconds
             print(f"Ray, {s.workers} worker(s):     {s.seconds:7.1f} s  ({s.seconds / len(configs):.2f} s/net)  {uptime()}")

@@ -256,3 +256,12 @@ def test_split_mnist_is_the_one_seeded_split():
         data.split_mnist(60_000, 1)
     with pytest.raises(ValueError, match="n_train: expected an integer >= 1"):
         data.split_mnist(0, 1)
+
+
+def test_idx_streams_are_a_read_only_mapping(tmp_path):
+    for i, name in enumerate(mnist.IDX_FILES):
+        (tmp_path / name).write_bytes(data.encode_idx(np.full((1, 28, 28) if "images" in name else (1,), i, np.uint8)))
+    streams = mnist.fashion_mnist_idx_streams(tmp_path)
+    assert list(streams) == list(mnist.IDX_FILES)
+    with pytest.raises(TypeError):
+        streams["train-images-idx3-ubyte"] = b""

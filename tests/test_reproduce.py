@@ -202,3 +202,15 @@ def test_markdown_table_escapes_pipes():
     r = PaperResult("p", "t", "", Scale.QUICK, (ClaimResult(Claim("k", "a | b", "1"), "2", "partly"),))
     lines = r.to_markdown().splitlines()
     assert lines[0].startswith("| claim |") and lines[2] == "| a \\| b | 1 | 2 | partly |"
+
+
+def test_verdict_counts_are_a_dataclass_that_reads_as_the_old_mapping():
+    from reluscope.io_utils import to_jsonable
+    from reluscope.reproduce import VerdictCounts
+
+    counts = VerdictCounts.of([Verdict.PARTLY, "not reproduced", Verdict.PARTLY])
+    assert (counts.reproduced, counts.partly, counts.not_reproduced, counts.untestable) == (0, 2, 1, 0)
+    assert counts["partly"] == counts[Verdict.PARTLY] == 2
+    assert to_jsonable(counts) == {"reproduced": 0, "partly": 2, "not reproduced": 1, "untestable": 0} == counts
+    with pytest.raises(KeyError):
+        counts["maybe"]

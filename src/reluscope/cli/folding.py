@@ -134,11 +134,11 @@ def folding_depth(
     result = run_folding_study(config, out=out / "sweep", address=address, workers=workers, progress=True)
     files = write_folding_study(result, out)
     trends = result.depth_trends(seed=seed)
-    error_trends = {t.depth: t.trend for t in result.error_trends(seed=seed)}
+    error_trends = result.error_trends(seed=seed)
     for m, _ in MEASURES:
         typer.echo(f"depth vs {m}: {trends[m].text()}", err=True)
-    for d, t in error_trends.items():
-        typer.echo(f"depth {d}: test error vs phi_exact: {t.text()}", err=True)
+    for t in error_trends:
+        typer.echo(f"depth {t.depth}: test error vs phi_exact: {t.trend.text()}", err=True)
     emit_json({"out": out, "files": files, "nets": len(result.rows), "nets_at_target": len(result.at_target()),
                "depth_trends": trends, "error_trends": error_trends, "summary": result.summary()})
 

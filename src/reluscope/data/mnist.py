@@ -24,9 +24,10 @@ import os
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -190,8 +191,9 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled, leave=False)
 
 
-def mnist_idx_streams(source: str | os.PathLike | None = None, *, progress: bool = False) -> dict[str, bytes]:
-    """The four official MNIST IDX files, rebuilt byte for byte from the CSVs of `source`."""
+def mnist_idx_streams(source: str | os.PathLike | None = None, *, progress: bool = False) -> Mapping[str, bytes]:
+    """The four official MNIST IDX files, rebuilt byte for byte from the CSVs of `source`: a
+    read-only mapping official file name (`IDX_FILES`) -> its bytes."""
     src = find_mnist_source(source)
     streams = {}
     with _progress(sum(src.sizes.values()), "parsing MNIST CSV", progress) as bar:
@@ -201,11 +203,12 @@ def mnist_idx_streams(source: str | os.PathLike | None = None, *, progress: bool
             # The IDX files hold the rows in the CSV's order (checked by the MD5 sums below).
             streams[f"{prefix}-images-idx3-ubyte"] = encode_idx(table[:, 1:].reshape(-1, 28, 28))
             streams[f"{prefix}-labels-idx1-ubyte"] = encode_idx(np.ascontiguousarray(table[:, 0]))
-    return streams
+    return MappingProxyType(streams)
 
 
-def fashion_mnist_idx_streams(root: str | os.PathLike | None = None, *, progress: bool = False) -> dict[str, bytes]:
-    """The four Fashion-MNIST IDX files, decompressed from `root` (default: the Debian package)."""
+def fashion_mnist_idx_streams(root: str | os.PathLike | None = None, *, progress: bool = False) -> Mapping[str, bytes]:
+    """The four Fashion-MNIST IDX files, decompressed from `root` (default: the Debian package): a
+    read-only mapping official file name (`IDX_FILES`) -> its bytes."""
     folder = Path(root).expanduser() if root is not None else FASHION_MNIST_DIR
     paths = {}
     for name in IDX_FILES:
@@ -225,7 +228,7 @@ def fashion_mnist_idx_streams(root: str | os.PathLike | None = None, *, progress
                 raise gzip.BadGzipFile(
                     f"Fashion-MNIST: {path} is not a valid gzip file ({err}); {FASHION_INSTALL_HINT}"
                 ) from None
-    return streams
+    return MappingProxyType(streams)
 
 
 # ------------------------------------------------------------------ verified npz cache
@@ -235,7 +238,7 @@ def fashion_mnist_idx_streams(root: str | os.PathLike | None = None, *, progress
 class _Dataset:
     name: str
     md5: dict
-    streams: Callable[..., dict]
+    streams: Callable[..., Mapping[str, bytes]]
     hint: str
 
     @property

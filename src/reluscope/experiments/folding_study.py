@@ -352,7 +352,7 @@ def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingS
     writer.writerows(table)
     table_path = write_text_atomic(out / "folding_study.csv", buf.getvalue())
     doc = {"config": result.config, "seconds": result.seconds, "depth_trends": result.depth_trends(),
-           "error_trends": {m: {t.depth: t.trend for t in result.error_trends(m)} for m in ("phi_exact", "chi_mean_exact")},
+           "error_trends": {m: result.error_trends(m) for m in ("phi_exact", "chi_mean_exact")},
            "summary": result.summary(), "nets": len(result.rows),
            "nets_at_target": len(result.at_target())}
     return FoldingStudyFiles(

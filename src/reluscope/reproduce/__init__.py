@@ -13,6 +13,7 @@ from ._framework import (
     RunContext,
     Scale,
     Verdict,
+    VerdictCounts,
     paper_names,
     run_paper,
     run_reproduce,
@@ -20,6 +21,6 @@ from ._framework import (
 )
 
 __all__ = [
-    "PAPERS", "Claim", "ClaimResult", "PaperResult", "RunContext", "Scale", "Verdict",
+    "PAPERS", "Claim", "ClaimResult", "PaperResult", "RunContext", "Scale", "Verdict", "VerdictCounts",
     "paper_names", "run_paper", "run_reproduce", "write_paper_report",
 ]

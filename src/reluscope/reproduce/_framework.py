@@ -18,7 +18,7 @@ import platform
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -26,7 +26,7 @@ from pathlib import Path
 from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 __all__ = [
-    "Verdict", "Scale", "Claim", "ClaimResult", "PaperResult", "RunContext", "PAPERS",
+    "Verdict", "VerdictCounts", "Scale", "Claim", "ClaimResult", "PaperResult", "RunContext", "PAPERS",
     "run_paper", "run_reproduce", "write_paper_report", "paper_names",
 ]
 
@@ -71,6 +71,38 @@ class Claim:
     paper_figure: str
 
 
+@dataclass(frozen=True, eq=False)
+class VerdictCounts(Mapping):
+    """How many claims of a paper got each verdict.
+
+    Also reads as a read-only mapping verdict value -> count (`counts["not reproduced"]`,
+    `dict(counts)`), which is its JSON form in results.json and summary.json; it compares equal
+    to any mapping with the same items."""
+
+    reproduced: int = 0
+    partly: int = 0
+    not_reproduced: int = 0
+    untestable: int = 0
+
+    @classmethod
+    def of(cls, verdicts: Iterable[Verdict]) -> "VerdictCounts":
+        """Count `verdicts`."""
+        verdicts = [Verdict(v) for v in verdicts]
+        return cls(*(sum(v is w for v in verdicts) for w in Verdict))
+
+    def __getitem__(self, verdict: Verdict | str) -> int:
+        try:
+            return getattr(self, Verdict(verdict).name.lower())
+        except ValueError:
+            raise KeyError(verdict) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(v.value for v in Verdict)
+
+    def __len__(self) -> int:
+        return len(Verdict)
+
+
 @dataclass(frozen=True)
 class ClaimResult:
     """Our check of one claim: our figure, the verdict, the figures behind it and why.
@@ -109,9 +141,9 @@ class PaperResult:
     cpu_seconds: float | None = None  # this process and the sweep tasks (on Ray workers too), see run_paper
     load_average: tuple[float, ...] = ()  # the machine's 1-minute load at the start and at the end
 
-    def verdicts(self) -> dict[str, int]:
+    def verdicts(self) -> VerdictCounts:
         """How many claims got each verdict."""
-        return {v.value: sum(c.verdict is v for c in self.claims) for v in Verdict}
+        return VerdictCounts.of(c.verdict for c in self.claims)
 
     def to_dict(self) -> dict:
         return to_jsonable(self)

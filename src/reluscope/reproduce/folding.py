@@ -10,11 +10,14 @@ docs/methods.md, section 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from ..experiments.folding_study import (
-    MEASURES, FoldingNetRow, FoldingStudyConfig, FoldingStudyResult, depth_figure, error_figure, folding_net_task,
+    MEASURES, DepthTrend, FoldingNetRow, MeasureTrends, FoldingStudyConfig, FoldingStudyResult, Trend, depth_figure, error_figure,
+    folding_net_task,
 )
 from ..experiments.folding_training import FoldingRegulariserConfig, run_folding_regulariser
 from ..folding.cantor import cantornet_folding
@@ -35,27 +38,43 @@ CANTOR = Claim("cantor", "CantorNet: representation A (recursion) folds more tha
                "A folds most (along (0, 3/4) -> (1, 3/4))")
 
 
-def study_config(scale: Scale, seed: int = 0):
+def study_config(scale: Scale, seed: int = 0) -> FoldingStudyConfig:
     """The depth / error study's grid at this scale (`FoldingStudyConfig`; quick is its default)."""
 
     return FoldingStudyConfig.paper(data_seed=seed) if scale is Scale.PAPER else FoldingStudyConfig(data_seed=seed)
 
 
-def settings(scale: Scale) -> dict:
-    """The sizes of each scale (quick: smaller than the papers, stated in the report)."""
-    from dataclasses import asdict
+@dataclass(frozen=True)
+class FoldingSettings:
+    """The sizes of one scale (quick: smaller than the papers, stated in the report): the depth /
+    error study's grid, the regulariser runs and the CantorNet levels."""
 
-    study = asdict(study_config(scale))
-    study.pop("data_seed")
+    study: FoldingStudyConfig
+    reg_seeds: int
+    reg_epochs: int
+    reg_lams: tuple[float, ...]
+    cantor_k: int
+
+    def to_dict(self) -> dict:
+        """The report's settings JSON: the study's fields but its data seed (the run's seed is
+        reported beside), then the regulariser's and CantorNet's."""
+        study = asdict(self.study)
+        study.pop("data_seed")
+        return {**study, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "study"}}
+
+
+def settings(scale: Scale, seed: int = 0) -> FoldingSettings:
+    """The sizes of each scale; `seed` is the study's data seed."""
+    study = study_config(scale, seed)
     if scale is Scale.PAPER:
-        return dict(study, reg_seeds=10, reg_epochs=5, reg_lams=(0.0, 0.1, 1.0), cantor_k=5)
-    return dict(study, reg_seeds=2, reg_epochs=2, reg_lams=(0.0, 0.1, 1.0), cantor_k=4)
+        return FoldingSettings(study, reg_seeds=10, reg_epochs=5, reg_lams=(0.0, 0.1, 1.0), cantor_k=5)
+    return FoldingSettings(study, reg_seeds=2, reg_epochs=2, reg_lams=(0.0, 0.1, 1.0), cantor_k=4)
 
 
 # ----------------------------------------------------------------------------- claim logic (tested)
 
 
-def depth_verdict(trends: dict) -> tuple[Verdict, str]:
+def depth_verdict(trends: MeasureTrends | Mapping[str, Trend]) -> tuple[Verdict, str]:
     """Phi (exact) decides; the other measures can only make it "partly".
 
     reproduced: Phi rho > 0 with p < 0.05; partly: Phi not significant but mean chi or share of
@@ -73,11 +92,13 @@ def depth_verdict(trends: dict) -> tuple[Verdict, str]:
     return Verdict.NOT_REPRODUCED, f"No measure grows significantly with depth (Phi: {phi.text()})."
 
 
-def error_verdict(per_depth: dict) -> tuple[Verdict, str]:
-    """Per depth, Spearman's rho of (test error, Phi exact). reproduced: rho < 0 with p < 0.05 at
-    at least half the depths and rho > 0 significant at none; partly: negative at most depths but
-    significant at fewer than half; not reproduced otherwise."""
-    trends = [t for t in per_depth.values() if math.isfinite(t.rho)]
+def error_verdict(per_depth: Sequence[DepthTrend] | Mapping[int, Trend]) -> tuple[Verdict, str]:
+    """Per depth, Spearman's rho of (test error, Phi exact): the `DepthTrend`s of
+    `FoldingStudyResult.error_trends()` (or a mapping depth -> `Trend`). reproduced: rho < 0 with
+    p < 0.05 at at least half the depths and rho > 0 significant at none; partly: negative at most
+    depths but significant at fewer than half; not reproduced otherwise."""
+    every = per_depth.values() if isinstance(per_depth, Mapping) else (t.trend for t in per_depth)
+    trends = [t for t in every if math.isfinite(t.rho)]
     if not trends:
         return Verdict.UNTESTABLE, "Too few nets per depth to compute a trend."
     sig_neg = sum(t.rho < 0 and t.p_value < 0.05 for t in trends)
@@ -100,8 +121,8 @@ def _sig_pos(t) -> bool:
 
 
 def run(ctx: RunContext) -> PaperResult:
-    cfg = settings(ctx.scale)
-    study = study_config(ctx.scale, ctx.seed)
+    cfg = settings(ctx.scale, ctx.seed)
+    study = cfg.study
     rows = ctx.map(folding_net_task, study.nets(), desc="folding nets")
     result = FoldingStudyResult(study, tuple(r if isinstance(r, FoldingNetRow) else FoldingNetRow(**r) for r in rows))
     claims = [_depth_claim(ctx, result), _error_claim(ctx, result), _regulariser_claim(ctx, cfg),
@@ -117,7 +138,7 @@ def run(ctx: RunContext) -> PaperResult:
         "Output bits are included, as in the authors' code.",
     )
     return PaperResult(paper=ctx.paper, title=TITLE, citation=CITATION, scale=ctx.scale, claims=tuple(claims),
-                       settings={**cfg, "seed": ctx.seed}, notes=notes)
+                       settings={**cfg.to_dict(), "seed": ctx.seed}, notes=notes)
 
 
 def _depth_claim(ctx, result) -> ClaimResult:
@@ -141,16 +162,16 @@ def _depth_claim(ctx, result) -> ClaimResult:
 
 
 def _error_claim(ctx, result) -> ClaimResult:
-    per_depth = {t.depth: t.trend for t in result.error_trends(seed=ctx.seed)}
-    chi_per_depth = {t.depth: t.trend for t in result.error_trends("chi_mean_exact", seed=ctx.seed)}
+    per_depth = result.error_trends(seed=ctx.seed)
+    chi_per_depth = result.error_trends("chi_mean_exact", seed=ctx.seed)
     points = [(r.config.depth, s) for d in result.config.depths for r in result.rows if r.config.depth == d
               for s in r.snapshots]
     verdict, why = error_verdict(per_depth)
-    ours = "; ".join(f"depth {d}: {t.text()}" for d, t in per_depth.items())
+    ours = "; ".join(f"depth {t.depth}: {t.trend.text()}" for t in per_depth)
     stages = sorted({s.stage for _, s in points})
     notes = (why + f" Snapshots per net: {', '.join(stages)} (validation accuracy first reaching each level, and "
              f"after {result.config.epochs} epochs). Mean chi instead of Phi: "
-             + "; ".join(f"depth {d}: {t.text()}" for d, t in chi_per_depth.items()) + ".")
+             + "; ".join(f"depth {t.depth}: {t.trend.text()}" for t in chi_per_depth) + ".")
     return ClaimResult(ERROR, "Phi vs test error, " + ours, verdict,
                        figures=(ctx.save_figure(error_figure(points, result.config.depths), "folding_vs_error"),),
                        notes=notes,
@@ -158,9 +179,9 @@ def _error_claim(ctx, result) -> ClaimResult:
                                "snapshots": [{"depth": d, **vars(s)} for d, s in points]})
 
 
-def _regulariser_claim(ctx, cfg) -> ClaimResult:
-    config = FoldingRegulariserConfig(lams=cfg["reg_lams"], seeds=cfg["reg_seeds"], epochs=cfg["reg_epochs"],
-                                      n_train=cfg["n_train"], pairs=cfg["pairs"], data_seed=ctx.seed)
+def _regulariser_claim(ctx, cfg: FoldingSettings) -> ClaimResult:
+    config = FoldingRegulariserConfig(lams=cfg.reg_lams, seeds=cfg.reg_seeds, epochs=cfg.reg_epochs,
+                                      n_train=cfg.study.n_train, pairs=cfg.study.pairs, data_seed=ctx.seed)
     result = run_folding_regulariser(config, mapper=lambda task, nets: ctx.map(task, nets, desc="regulariser"))
     rows = list(result.runs)
     summary = {s.lam: {k: getattr(s, k) for k in ("test_accuracy", "phi_exact", "chi_mean_exact",
@@ -170,15 +191,15 @@ def _regulariser_claim(ctx, cfg) -> ClaimResult:
                      f"Phi {v['phi_exact']:.3f}, soft chi {v['soft_chi_mean']:.3f}" for lam, v in summary.items())
     notes = ("The papers' folding term is not published, so the claim cannot be checked; this row reports what our "
              "surrogate (soft bits sigmoid(z/tau), tau 0.5, soft distance sum |p - q|, 11-point grid, lambda > 0 "
-             f"rewards folding) does to exact chi and test accuracy: 4 x 16 MLPs, {cfg['reg_epochs']} epochs, "
-             f"{cfg['reg_seeds']} seeds per lambda; lambdas fixed in advance (0, 0.1, 1).")
+             f"rewards folding) does to exact chi and test accuracy: 4 x 16 MLPs, {cfg.reg_epochs} epochs, "
+             f"{cfg.reg_seeds} seeds per lambda; lambdas fixed in advance (0, 0.1, 1).")
     fig = _regulariser_figure(summary)
     return ClaimResult(REGULARISER, ours, Verdict.UNTESTABLE, figures=(ctx.save_figure(fig, "regulariser"),),
                        notes=notes, values={"per_lambda": summary, "runs": rows})
 
 
-def _cantor_claim(ctx, cfg) -> ClaimResult:
-    rows = cantornet_folding(range(1, cfg["cantor_k"] + 1))
+def _cantor_claim(ctx, cfg: FoldingSettings) -> ClaimResult:
+    rows = cantornet_folding(range(1, cfg.cantor_k + 1))
     table = {(r.k, r.representation): r.chi_exact for r in rows}
     ks = sorted({r.k for r in rows})
     a_most = [table[(k, "A")] > max(table[(k, "B")], table[(k, "C")]) for k in ks]

@@ -1,17 +1,35 @@
-"""Small tasks for testing and benchmarking sweeps; importable by Ray workers (tasks must be)."""
+"""Small tasks for testing and benchmarking sweeps; importable by Ray workers (tasks must be).
+
+Their configs are dicts on purpose: the sweep engine takes dict configs as well as dataclasses, and
+these tasks are how the tests and `bench/sweep.py` exercise that path. `flaky` and `sleepy` echo
+the config's seed as a plain JSON object and have no annotated result type, so they exercise the
+engine's untyped path too (rows stay JSON); `toy_training` and `depth_net` return frozen
+dataclasses, which `SweepSummary.results(result_type(task))` rebuilds from the rows.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+
 from ..data import make_toy, split_mnist
 from ..folding import draw_pairs
 from ..folding.path import path_chi
 from ..train import accuracy, mlp, train_classifier
 
-__all__ = ["toy_training", "flaky", "sleepy", "depth_net"]
+__all__ = ["toy_training", "ToyTrainingRow", "flaky", "sleepy", "depth_net", "DepthNetRow"]
 
 
-def toy_training(config: dict) -> dict:
+@dataclass(frozen=True)
+class ToyTrainingRow:
+    """What `toy_training` reports: training accuracy, the loss per epoch and the sum of the weights."""
+
+    accuracy: float
+    losses: tuple[float, ...]
+    weight_sum: float
+
+
+def toy_training(config: dict) -> ToyTrainingRow:
     """Train a small MLP on two moons (seeded) and report its accuracy and final loss."""
     import torch
 
@@ -20,7 +38,7 @@ def toy_training(config: dict) -> dict:
     fit = train_classifier(model, x, y, epochs=config.get("epochs", 5), seed=config["seed"])
     with torch.no_grad():
         weight_sum = float(sum(p.double().sum() for p in model.parameters()))
-    return {"accuracy": accuracy(model, x, y), "losses": [h.loss for h in fit.history], "weight_sum": weight_sum}
+    return ToyTrainingRow(accuracy(model, x, y), tuple(h.loss for h in fit.history), weight_sum)
 
 
 def flaky(config: dict) -> dict:
@@ -36,7 +54,17 @@ def sleepy(config: dict) -> dict:
     return {"seed": config["seed"]}
 
 
-def depth_net(config: dict) -> dict:
+@dataclass(frozen=True)
+class DepthNetRow:
+    """What `depth_net` reports for one net: accuracies, mean chi and mean regions per segment."""
+
+    val_accuracy: float
+    test_accuracy: float
+    chi_mean: float
+    mean_regions: float
+
+
+def depth_net(config: dict) -> DepthNetRow:
     """One net of the folding depth study: train a depth x width ReLU MLP on MNIST (seeded, fixed
     epochs), then chi on `pairs` segments between test digits 1 and 4. The benchmark's grid."""
 
@@ -46,5 +74,4 @@ def depth_net(config: dict) -> dict:
                            batch_size=64, seed=config["seed"])
     pairs = draw_pairs(yt, (1, 4), budget=config["pairs"], seed=config.get("data_seed", 0))
     chi, lengths = path_chi(model, xt[pairs[:, 0]], xt[pairs[:, 1]])
-    return {"val_accuracy": float(fit.final_accuracy), "test_accuracy": accuracy(model, xt, yt),
-            "chi_mean": float(chi.mean()), "mean_regions": float(lengths.mean())}
+    return DepthNetRow(float(fit.final_accuracy), accuracy(model, xt, yt), float(chi.mean()), float(lengths.mean()))
