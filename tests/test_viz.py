@@ -140,3 +140,75 @@ def test_a_display_without_axes_makes_a_pyplot_figure(small):
     d = FoldingHistogramDisplay.from_result(np.array([0.0, 0.2, 0.4])).plot()
     assert d.figure_ is d.ax_.figure and plt.fignum_exists(d.figure_.number)
     plt.close(d.figure_)
+
+
+# ---------------------------------------------------------------- the folding study's displays
+
+
+def _study():
+    from reluscope.experiments.folding_study import FoldingNetRow, FoldingSnapshot, FoldingStudyConfig, FoldingStudyResult
+
+    config = FoldingStudyConfig(depths=(1, 2, 3), widths=(6,), seeds=2)
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in config.nets():
+        reached = not (c.depth == 3 or (c.depth == 2 and c.seed == 1))  # depth 3: no net at the target
+        stages = [("level 0.7", 0.7)] + ([("level 0.9", 0.9)] if reached else []) + [("end", None)]
+        snaps = tuple(FoldingSnapshot(stage, level, 5, 0.9, *rng.random(8)) for stage, level in stages)
+        rows.append(FoldingNetRow(c, snaps, reached, 1.0))
+    return FoldingStudyResult(config, tuple(rows))
+
+
+def test_folding_depth_display_draws_each_measure_exact_and_grid_with_means():
+    from reluscope.viz.folding import FoldingDepthDisplay
+
+    res = _study()
+    nets = res.at_target()
+    fig = Figure()
+    axes = fig.subplots(1, 3)
+    d = FoldingDepthDisplay.from_result(res).plot(axes)
+    assert list(d.axes_) == list(axes) and d.ax_ is axes[0] and d.figure_ is fig
+    for ax, m in zip(axes, ("phi", "chi_mean", "share_folded")):
+        exact, grid = ax.collections
+        np.testing.assert_allclose(exact.get_offsets(), [(dd - 0.1, getattr(s, f"{m}_exact")) for dd, s in nets])
+        np.testing.assert_allclose(grid.get_offsets(), [(dd + 0.1, getattr(s, f"{m}_grid")) for dd, s in nets])
+        mean_exact, mean_grid = ax.lines
+        np.testing.assert_allclose(mean_exact.get_xdata(), [0.9, 1.9, 2.9])
+        expected = [np.mean([getattr(s, f"{m}_grid") for dd, s in nets if dd == depth]) for depth in (1, 2)]
+        np.testing.assert_allclose(mean_grid.get_ydata(), expected + [np.nan])  # depth 3: nobody at the target
+        assert list(ax.get_xticks()) == [1, 2, 3] and ax.get_xlabel() == "hidden layers"
+    assert [a.get_title() for a in axes] == ["Phi (median of positive chi)", "mean chi", "share of folded segments"]
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["exact", "grid"]
+
+
+def test_folding_error_display_draws_phi_against_test_error_per_depth_and_stage():
+    from reluscope.viz.folding import FoldingErrorDisplay
+
+    res = _study()
+    fig = FoldingErrorDisplay.from_result(res).to_figure()
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == ["1 hidden layers", "2 hidden layers", "3 hidden layers"]
+    for ax, depth in zip(axes, (1, 2, 3)):
+        snaps = [s for r in res.rows if r.config.depth == depth for s in r.snapshots]
+        stages = sorted({s.stage for s in snaps})
+        assert len(ax.collections) == len(stages)
+        for dots, stage in zip(ax.collections, stages):
+            np.testing.assert_allclose(dots.get_offsets(), [(s.test_error, s.phi_exact) for s in snaps if s.stage == stage])
+    assert axes[0].get_ylabel() == "Phi (exact)"
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["end", "level 0.7", "level 0.9"]
+
+
+def test_folding_study_displays_make_their_own_axes_and_check_the_given_ones():
+    import matplotlib.pyplot as plt
+
+    from reluscope.viz.folding import FoldingDepthDisplay, FoldingErrorDisplay
+
+    res = _study()
+    d = FoldingErrorDisplay.from_result(res).plot()
+    assert len(d.axes_) == 3 and plt.fignum_exists(d.figure_.number) and d.figure_.get_size_inches()[0] == 3.6 * 3
+    plt.close(d.figure_)
+    with pytest.raises(ValueError, match=r"ax: expected 3 Axes \(one per panel\) or None, got 1"):
+        FoldingDepthDisplay.from_result(res).plot(Figure().add_subplot())
+    with pytest.warns(DeprecationWarning, match="FoldingDepthDisplay"):
+        from reluscope.experiments.folding_study import depth_figure
+    assert len(depth_figure(res.at_target(), (1, 2, 3)).axes) == 3

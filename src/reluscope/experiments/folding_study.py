@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +41,9 @@ from ..network import to_network
 from ..results import Result
 from ..sweep import run_sweep
 from ..train import accuracy, mlp, train_classifier
+from ..viz import save_figure
+from ..viz.folding import FoldingDepthDisplay, FoldingErrorDisplay
 from ._common import WrittenFiles, check_ints, check_widths, segments
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 __all__ = [
     "FoldingNetConfig", "FoldingSnapshot", "FoldingNetRow", "folding_net_task", "folding_study_configs",
@@ -342,7 +340,6 @@ def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingS
     import csv
     import io
 
-    from ..viz import save_figure
 
     out = Path(out)
     table = _table(result)
@@ -357,46 +354,8 @@ def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingS
            "nets_at_target": len(result.at_target())}
     return FoldingStudyFiles(
         table_path, write_json_atomic(out / "folding_study.json", to_jsonable(doc)),
-        save_figure(depth_figure(result.at_target(), result.config.depths), out / "folding_vs_depth.png"),
-        save_figure(error_figure([(r.config.depth, s) for r in result.rows for s in r.snapshots], result.config.depths),
-                    out / "folding_vs_error.png"))
-
-
-def depth_figure(nets: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]) -> Figure:
-    """Phi, mean chi and share folded against depth, exact and on the grid: (depth, snapshot) pairs."""
-    from ..viz import report_figure
-
-    fig, axes = report_figure(1, 3, figsize=(13, 3.8))
-    for ax, (m, label) in zip(axes, (("phi", "Phi (median of positive chi)"), ("chi_mean", "mean chi"),
-                                     ("share_folded", "share of folded segments"))):
-        for off, kind, marker in ((-0.1, "exact", "o"), (0.1, "grid", "x")):
-            xs = [d + off for d, _ in nets]
-            ax.scatter(xs, [getattr(s, f"{m}_{kind}") for _, s in nets], marker=marker, alpha=0.6, label=kind)
-            means = [np.mean([getattr(s, f"{m}_{kind}") for dd, s in nets if dd == d]) if any(dd == d for dd, _ in nets)
-                     else np.nan for d in depths]
-            ax.plot(np.array(depths) + off, means, "-")
-        ax.set_xticks(list(depths))
-        ax.set_xlabel("hidden layers")
-        ax.set_title(label)
-    axes[0].legend()
-    return fig
-
-
-def error_figure(points: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]) -> Figure:
-    """Phi against test error per depth, one colour per snapshot stage: (depth, snapshot) pairs."""
-    from ..viz import report_figure
-
-    fig, axes = report_figure(1, len(depths), figsize=(3.6 * len(depths), 3.4), squeeze=False)
-    for ax, d in zip(axes[0], depths):
-        sel = [s for dd, s in points if dd == d]
-        for stage in sorted({s.stage for s in sel}):
-            pts = [s for s in sel if s.stage == stage]
-            ax.scatter([s.test_error for s in pts], [s.phi_exact for s in pts], label=stage, alpha=0.7)
-        ax.set_title(f"{d} hidden layers")
-        ax.set_xlabel("test error")
-    axes[0][0].set_ylabel("Phi (exact)")
-    axes[0][0].legend(fontsize=7)
-    return fig
+        save_figure(FoldingDepthDisplay.from_result(result).to_figure(), out / "folding_vs_depth.png"),
+        save_figure(FoldingErrorDisplay.from_result(result).to_figure(), out / "folding_vs_error.png"))
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -464,9 +423,19 @@ def spearman_trend(x: Sequence[float], y: Sequence[float], *, boot: int = 2000, 
 
 
 _MOVED = ("RegulariserConfig", "RegulariserRow", "regulariser_task")
+_FIGURES = {"depth_figure": "FoldingDepthDisplay", "error_figure": "FoldingErrorDisplay"}
 
 
 def __getattr__(name: str):
+    if name in _FIGURES:  # the study's figures are viz Displays now
+        import warnings
+
+        from ..viz import folding as viz_folding
+
+        display = getattr(viz_folding, _FIGURES[name])
+        warnings.warn(f"reluscope.experiments.folding_study.{name}(...) is now "
+                      f"reluscope.viz.folding.{display.__name__}(...).to_figure()", DeprecationWarning, stacklevel=2)
+        return lambda points, depths: display(points, depths).to_figure()
     # the regulariser moved to folding_training (one implementation for the CLI and reproduce)
     if name in _MOVED:
         import warnings

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..experiments.folding_study import (
-    MEASURES, DepthTrend, FoldingNetRow, MeasureTrends, FoldingStudyConfig, FoldingStudyResult, Trend, depth_figure, error_figure,
-    folding_net_task,
+    MEASURES, DepthTrend, FoldingNetRow, MeasureTrends, FoldingStudyConfig, FoldingStudyResult, Trend, folding_net_task,
 )
 from ..experiments.folding_training import FoldingRegulariserConfig, run_folding_regulariser
 from ..folding.cantor import cantornet_folding
+from ..viz.folding import FoldingDepthDisplay, FoldingErrorDisplay
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Scale, Verdict
 
 TITLE = "Space folding of ReLU networks (Lewandowski et al.)"
@@ -153,7 +153,7 @@ def _depth_claim(ctx, result) -> ClaimResult:
     notes = (why + " Grid rows: " + "; ".join(f"{label}: {trends[m].text()}" for m, label in MEASURES[1::2])
              + f". Nets that never reached {result.config.target:g} in {result.config.epochs} epochs are left out "
              f"({len(result.rows) - len(nets)}).")
-    return ClaimResult(DEPTH, ours, verdict, figures=(ctx.save_figure(depth_figure(nets, depths), "folding_vs_depth"),),
+    return ClaimResult(DEPTH, ours, verdict, figures=(ctx.save_figure(FoldingDepthDisplay.from_result(result).to_figure(), "folding_vs_depth"),),
                        notes=notes,
                        values={"trends": trends, "mean_by_depth": by_depth, "nets": len(nets), "trained": len(result.rows),
                                "per_net": [{"depth": r.config.depth, "width": r.config.width, "seed": r.config.seed,
@@ -173,7 +173,7 @@ def _error_claim(ctx, result) -> ClaimResult:
              f"after {result.config.epochs} epochs). Mean chi instead of Phi: "
              + "; ".join(f"depth {t.depth}: {t.trend.text()}" for t in chi_per_depth) + ".")
     return ClaimResult(ERROR, "Phi vs test error, " + ours, verdict,
-                       figures=(ctx.save_figure(error_figure(points, result.config.depths), "folding_vs_error"),),
+                       figures=(ctx.save_figure(FoldingErrorDisplay.from_result(result).to_figure(), "folding_vs_error"),),
                        notes=notes,
                        values={"phi_trend_per_depth": per_depth, "chi_mean_trend_per_depth": chi_per_depth,
                                "snapshots": [{"depth": d, **vars(s)} for d, s in points]})

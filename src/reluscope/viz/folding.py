@@ -1,6 +1,6 @@
-"""Displays for space folding: running chi curves, chi histograms; plots of CantorNet's curves
-(folding vs depth and vs error are the folding study's figures, `experiments.folding_study`).
-matplotlib is imported only when drawing."""
+"""Displays for space folding: running chi curves, chi histograms, the folding study's folding
+against depth and against test error; plots of CantorNet's curves. matplotlib is imported only
+when drawing."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from ._common import Display, axes_or_new
 
 if TYPE_CHECKING:
     from typing import Any
+    from ..experiments.folding_study import FoldingSnapshot, FoldingStudyResult
     from ..folding.path import PathFolding
     from matplotlib.axes import Axes
     from .._types import ArrayLike
     from .._types import ModelLike
 
 __all__ = [
-    "RunningChiDisplay", "FoldingHistogramDisplay",
+    "RunningChiDisplay", "FoldingHistogramDisplay", "FoldingDepthDisplay", "FoldingErrorDisplay",
     "plot_running_chi", "plot_folding_histogram", "plot_cantornet_curves",
 ]
 
@@ -93,6 +94,77 @@ class FoldingHistogramDisplay(Display):
         return self
 
 
+class FoldingDepthDisplay(Display):
+    """Folding against depth (the folding study's first claim): Phi, mean chi and the share of
+    folded segments, one panel each, exact walks (o, left of the depth) and the 11-point grid
+    (x, right), with the mean per depth as a line.
+
+    `nets`: (depth, snapshot at the target) pairs, as `FoldingStudyResult.at_target()` gives them;
+    `depths`: the depths on the x axis. Three panels: `plot(ax=None)` takes three Axes or none.
+    """
+
+    _figsize = (13.0, 3.8)
+    _panels = 3
+    _measures = (("phi", "Phi (median of positive chi)"), ("chi_mean", "mean chi"),
+              ("share_folded", "share of folded segments"))
+
+    def __init__(self, nets: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]):
+        self.nets, self.depths = list(nets), list(depths)
+
+    @classmethod
+    def from_result(cls, result: FoldingStudyResult) -> FoldingDepthDisplay:
+        """The nets of a study that reached its target, on the study's depths."""
+        return cls(result.at_target(), result.config.depths)
+
+    def plot(self, ax: Sequence[Axes] | None = None) -> FoldingDepthDisplay:
+        axes = self._axes_row(ax)
+        nets, depths = self.nets, self.depths
+        for a, (m, label) in zip(axes, self._measures):
+            for off, kind, marker in ((-0.1, "exact", "o"), (0.1, "grid", "x")):
+                xs = [d + off for d, _ in nets]
+                a.scatter(xs, [getattr(s, f"{m}_{kind}") for _, s in nets], marker=marker, alpha=0.6, label=kind)
+                means = [np.mean([getattr(s, f"{m}_{kind}") for dd, s in nets if dd == d])
+                         if any(dd == d for dd, _ in nets) else np.nan for d in depths]
+                a.plot(np.array(depths) + off, means, "-")
+            a.set_xticks(depths)
+            a.set_xlabel("hidden layers")
+            a.set_title(label)
+        axes[0].legend()
+        return self
+
+
+class FoldingErrorDisplay(Display):
+    """Folding against test error (the folding study's second claim): Phi (exact) against the test
+    error, one panel per depth, one colour per snapshot stage ('level 0.8', 'end').
+
+    `points`: (depth, snapshot) pairs, every snapshot of every net; `depths`: one panel each, in
+    that order, so `plot(ax=None)` takes `len(depths)` Axes or none.
+    """
+
+    def __init__(self, points: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]):
+        self.points, self.depths = list(points), list(depths)
+        self._panels = len(self.depths)
+        self._figsize = (3.6 * len(self.depths), 3.4)
+
+    @classmethod
+    def from_result(cls, result: FoldingStudyResult) -> FoldingErrorDisplay:
+        """Every snapshot of every net of a study, on the study's depths."""
+        return cls([(r.config.depth, s) for r in result.rows for s in r.snapshots], result.config.depths)
+
+    def plot(self, ax: Sequence[Axes] | None = None) -> FoldingErrorDisplay:
+        axes = self._axes_row(ax)
+        for a, d in zip(axes, self.depths):
+            sel = [s for dd, s in self.points if dd == d]
+            for stage in sorted({s.stage for s in sel}):
+                pts = [s for s in sel if s.stage == stage]
+                a.scatter([s.test_error for s in pts], [s.phi_exact for s in pts], label=stage, alpha=0.7)
+            a.set_title(f"{d} hidden layers")
+            a.set_xlabel("test error")
+        axes[0].set_ylabel("Phi (exact)")
+        axes[0].legend(fontsize=7)
+        return self
+
+
 def plot_running_chi(curves: Mapping[str, np.ndarray], *, ax: Axes | None = None, title: str | None = None):
     """`RunningChiDisplay(curves).plot(...)`; returns the Axes."""
     return RunningChiDisplay(curves).plot(ax, title=title).ax_
@@ -138,9 +210,7 @@ def plot_cantornet_curves(rows: Sequence, *, axes: Sequence[Axes] | None = None)
     solid, grid dashed). `rows`: `cantornet_folding(...)`. Returns the array of Axes."""
     reps = sorted({r.representation for r in rows})
     if axes is None:
-        import matplotlib.pyplot as plt  # the one way of making new axes: pyplot, as axes_or_new
-
-        axes = plt.subplots(1, len(reps), figsize=(4.2 * len(reps), 3.4), squeeze=False)[1][0]
+        axes = axes_or_new(None, figsize=(4.2 * len(reps), 3.4), panels=len(reps))
     for ax, rep in zip(axes, reps):
         for r in [r for r in rows if r.representation == rep]:
             # exact: region i starts at t_exact[i]; grid: sample i sits at i / (n - 1)
