@@ -5,22 +5,6 @@ One runner module per paper (`reluscope.reproduce.<paper>`, listed in `PAPERS`) 
 papers leave open.
 """
 
-from ._framework import (
-    PAPERS,
-    Claim,
-    ClaimResult,
-    PaperResult,
-    RunContext,
-    Scale,
-    Verdict,
-    VerdictCounts,
-    paper_names,
-    run_paper,
-    run_reproduce,
-    write_paper_report,
-)
-
-__all__ = [
-    "PAPERS", "Claim", "ClaimResult", "PaperResult", "RunContext", "Scale", "Verdict", "VerdictCounts",
-    "paper_names", "run_paper", "run_reproduce", "write_paper_report",
-]
+# The package's API is the framework's, listed once in `_framework.__all__`.
+from ._framework import *  # noqa: F403
+from ._framework import __all__  # noqa: F401

@@ -184,11 +184,9 @@ def _regulariser_claim(ctx, cfg: FoldingSettings) -> ClaimResult:
                                       n_train=cfg.study.n_train, pairs=cfg.study.pairs, data_seed=ctx.seed)
     result = run_folding_regulariser(config, mapper=lambda task, nets: ctx.map(task, nets, desc="regulariser"))
     rows = list(result.runs)
-    summary = {s.lam: {k: getattr(s, k) for k in ("test_accuracy", "phi_exact", "chi_mean_exact",
-                                                  "share_folded_exact", "soft_chi_mean")}
-               for s in result.by_lambda()}
-    ours = "; ".join(f"lambda {lam:g}: test acc {v['test_accuracy']:.3f}, mean chi {v['chi_mean_exact']:.3f}, "
-                     f"Phi {v['phi_exact']:.3f}, soft chi {v['soft_chi_mean']:.3f}" for lam, v in summary.items())
+    summary = result.by_lambda()
+    ours = "; ".join(f"lambda {v.lam:g}: test acc {v.test_accuracy:.3f}, mean chi {v.chi_mean_exact:.3f}, "
+                     f"Phi {v.phi_exact:.3f}, soft chi {v.soft_chi_mean:.3f}" for v in summary)
     notes = ("The papers' folding term is not published, so the claim cannot be checked; this row reports what our "
              "surrogate (soft bits sigmoid(z/tau), tau 0.5, soft distance sum |p - q|, 11-point grid, lambda > 0 "
              f"rewards folding) does to exact chi and test accuracy: 4 x 16 MLPs, {cfg.reg_epochs} epochs, "
@@ -221,12 +219,11 @@ def _regulariser_figure(summary):
     from ..viz import report_figure
 
     fig, axes = report_figure(1, 2, figsize=(9, 3.4))
-    lams = list(summary)
-    labels = [f"{lam:g}" for lam in lams]
-    axes[0].bar(labels, [summary[lam]["chi_mean_exact"] for lam in lams])
+    labels = [f"{v.lam:g}" for v in summary]
+    axes[0].bar(labels, [v.chi_mean_exact for v in summary])
     axes[0].set_title("mean exact chi")
-    axes[1].bar(labels, [summary[lam]["test_accuracy"] for lam in lams])
-    axes[1].set_ylim(min(summary[lam]["test_accuracy"] for lam in lams) - 0.05, 1)
+    axes[1].bar(labels, [v.test_accuracy for v in summary])
+    axes[1].set_ylim(min(v.test_accuracy for v in summary) - 0.05, 1)
     axes[1].set_title("test accuracy")
     for ax in axes:
         ax.set_xlabel("lambda")
