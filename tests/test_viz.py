@@ -212,3 +212,26 @@ def test_folding_study_displays_make_their_own_axes_and_check_the_given_ones():
     with pytest.warns(DeprecationWarning, match="FoldingDepthDisplay"):
         from reluscope.experiments.folding_study import depth_figure
     assert len(depth_figure(res.at_target(), (1, 2, 3)).axes) == 3
+
+
+def test_nch_layers_display_reads_reports_rows_and_a_hulls_run_alike():
+    from reluscope.experiments.hulls import HullsConfig, HullsRun, LayerRow
+    from reluscope.hull.classifier import OverfittingRow
+    from reluscope.viz.hull import NCHLayersDisplay
+
+    def drawn(display):
+        ax = Figure().add_subplot()
+        display.plot(ax, title="t")
+        train, test, net_train, net_test = ax.lines
+        return ([t.get_text() for t in ax.get_xticklabels()], list(train.get_ydata()), list(test.get_ydata()),
+                net_train.get_ydata()[0], net_test.get_ydata()[0], [t.get_text() for t in ax.get_legend().get_texts()])
+
+    rows = [OverfittingRow("a", 0.0, 0.1, 0.0, 0.9, 0.8, 1.1, 0.95, 0.85),
+            OverfittingRow("b", 0.0, 0.1, 0.0, 0.7, 0.6, 1.2, 0.95, 0.85)]
+    expected = (["a", "b"], [0.9, 0.7], [0.8, 0.6], 0.95, 0.85,
+                ["NCH train (LOO)", "NCH test", "net train", "net test"])
+    assert drawn(NCHLayersDisplay.from_result(rows)) == expected
+    assert drawn(NCHLayersDisplay.from_result([vars(r) for r in rows])) == expected
+    run = HullsRun(HullsConfig(), (LayerRow("a", 0.5, 0.8, 0.9, 0.0, 0.1), LayerRow("b", 0.5, 0.6, 0.7, 0.0, 0.1)),
+                   "a", 0.8, 0.95, 0.85, 10, 10, 1.0)
+    assert drawn(NCHLayersDisplay.from_result(run)) == expected  # LOO accuracy as train, validation as net train

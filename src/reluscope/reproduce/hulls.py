@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from ..data import load_hull_toy
 from ..experiments.hulls import QUICK, paper_configs, run_hulls_experiment
 from ..hull import revised_greedy_expansion
+from ..viz import report_figure
+from ..viz.hull import NCHLayersDisplay, RGEDisplay
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Verdict
 
 if TYPE_CHECKING:
@@ -70,16 +72,12 @@ def nch_claims(summary: Sequence[HullsSummary], quick: bool) -> tuple[ClaimResul
 
 
 def run(ctx: RunContext) -> PaperResult:
-    import matplotlib.pyplot as plt
-
-    from ..viz.hull import plot_nch_layers, plot_rge
-
     rows = []
-    fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
+    fig, axes = report_figure(1, 4, figsize=(12, 3.2))
     for ax, name in zip(axes, PAPER_ERROR):
         x = load_hull_toy(name)
         r = revised_greedy_expansion(x, seed=ctx.seed)
-        plot_rge(x, r.indices, ax=ax, title=f"{name}: |E|={r.size}, error {r.error:.3f}")
+        RGEDisplay.from_result(x, r).plot(ax, title=f"{name}: |E|={r.size}, error {r.error:.3f}")
         rows.append({"name": name, "n": int(len(x)), "size": r.size, "error": r.error, "seconds": r.seconds,
                      "stopped_by": r.stopped_by.value, "paper_error": PAPER_ERROR[name]})
     rge_fig = ctx.save_figure(fig, "rge_toy_sets")
@@ -89,10 +87,9 @@ def run(ctx: RunContext) -> PaperResult:
     exp = run_hulls_experiment(configs, mapper=lambda task, cs: ctx.map(task, cs, desc="nch"))
     figs = []
     for run_ in exp.runs:
-        layer_rows = [{"layer": row.layer, "nch_train": row.nch_train_loo, "nch_test": row.nch_test,
-                       "net_train": run_.net_val, "net_test": run_.net_test} for row in run_.layers]
-        f = plot_nch_layers(layer_rows, title=f"{run_.config.dataset} {run_.config.activation} seed {run_.config.seed}")
-        figs.append(ctx.save_figure(getattr(f, "figure", f), f"nch_{run_.config.dataset}_{run_.config.activation}_{run_.config.seed}"))
+        f = NCHLayersDisplay.from_result(run_).to_figure(
+            title=f"{run_.config.dataset} {run_.config.activation} seed {run_.config.seed}")
+        figs.append(ctx.save_figure(f, f"nch_{run_.config.dataset}_{run_.config.activation}_{run_.config.seed}"))
     c2, c3 = nch_claims(exp.summary(), ctx.quick)
     c2 = ClaimResult(c2.claim, c2.ours, c2.verdict, tuple(figs), c2.notes, c2.values)
     settings = {"configs": [asdict(c) for c in configs], "rge": {"eps": 0.03, "stop": 0.06, "kcha": "all points"}}

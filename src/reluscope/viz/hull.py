@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +12,7 @@ from ._common import Display
 
 if TYPE_CHECKING:
     from typing import Any
+    from ..experiments.hulls import HullsRun
     from ..hull.classifier import OverfittingReport
     from ..hull.classifier import OverfittingRow
     from ..hull.rge import RGEResult
@@ -64,23 +66,36 @@ class NCHLayersDisplay(Display):
 
     _figsize = (4.5, 3.0)
 
-    def __init__(self, rows: Sequence[OverfittingRow | dict]):
-        self.rows = [r if isinstance(r, dict) else vars(r) for r in rows]
+    def __init__(self, layers: Sequence[str], nch_train: ArrayLike, nch_test: ArrayLike, net_train: float,
+                 net_test: float):
+        self.layers = [str(name) for name in layers]
+        self.nch_train, self.nch_test = np.asarray(nch_train, dtype=float), np.asarray(nch_test, dtype=float)
+        self.net_train, self.net_test = float(net_train), float(net_test)
 
     @classmethod
-    def from_result(cls, report: OverfittingReport | Sequence[OverfittingRow]) -> NCHLayersDisplay:
-        """`report`: an `OverfittingReport` (or its rows, as `OverfittingRow` or dicts)."""
-        return cls(report)
+    def from_result(cls, report: OverfittingReport | Sequence[OverfittingRow | Mapping] | HullsRun) -> NCHLayersDisplay:
+        """`report`: an `OverfittingReport` (or its rows, as `OverfittingRow` or mappings with its
+        field names), or one run of the hulls experiment (`HullsRun`: its NCH train accuracy is the
+        leave-one-out one, and the network's validation accuracy stands for its train accuracy)."""
+        if hasattr(report, "chosen_layer"):  # a HullsRun
+            return cls([r.layer for r in report.layers], [r.nch_train_loo for r in report.layers],
+                       [r.nch_test for r in report.layers], report.net_val, report.net_test)
+        rows = list(report)
+
+        def column(name):
+            return [r[name] if isinstance(r, Mapping) else getattr(r, name) for r in rows]
+
+        return cls(column("layer"), column("nch_train"), column("nch_test"), column("net_train")[0],
+                   column("net_test")[0])
 
     def plot(self, ax: Axes | None = None, *, title: str | None = None) -> NCHLayersDisplay:
         ax = self._axes(ax)
-        rows = self.rows
-        pos = np.arange(len(rows))
-        ax.plot(pos, [r["nch_train"] for r in rows], "o-", label="NCH train (LOO)")
-        ax.plot(pos, [r["nch_test"] for r in rows], "s-", label="NCH test")
-        ax.axhline(rows[0]["net_train"], ls="--", c="tab:blue", lw=0.8, label="net train")
-        ax.axhline(rows[0]["net_test"], ls="--", c="tab:orange", lw=0.8, label="net test")
-        ax.set_xticks(pos, [r["layer"] for r in rows], rotation=30, fontsize=7)
+        pos = np.arange(len(self.layers))
+        ax.plot(pos, self.nch_train, "o-", label="NCH train (LOO)")
+        ax.plot(pos, self.nch_test, "s-", label="NCH test")
+        ax.axhline(self.net_train, ls="--", c="tab:blue", lw=0.8, label="net train")
+        ax.axhline(self.net_test, ls="--", c="tab:orange", lw=0.8, label="net test")
+        ax.set_xticks(pos, self.layers, rotation=30, fontsize=7)
         ax.set_ylabel("accuracy")
         ax.legend(fontsize=7)
         if title:
@@ -93,6 +108,6 @@ def plot_rge(points: ArrayLike, indices: ArrayLike, *, ax: Axes | None = None, t
     return RGEDisplay(points, indices).plot(ax, title=title).ax_
 
 
-def plot_nch_layers(rows: OverfittingReport | Sequence[OverfittingRow], *, ax: Axes | None = None, title: str | None = None):
+def plot_nch_layers(rows: OverfittingReport | Sequence[OverfittingRow | Mapping] | HullsRun, *, ax: Axes | None = None, title: str | None = None):
     """`NCHLayersDisplay.from_result(rows).plot(...)`; returns the Axes."""
     return NCHLayersDisplay.from_result(rows).plot(ax, title=title).ax_

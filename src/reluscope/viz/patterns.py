@@ -115,11 +115,11 @@ class UnitActivityDisplay(Display):
         return self
 
 
-def plot_hamming_along_path(traversal: Traversal, ax: Axes | None = None, *, normalize: bool = False, label: str | None = None, **stairs_kw: Any):
+def plot_hamming_along_path(traversal: Traversal, *, ax: Axes | None = None, normalize: bool = False, label: str | None = None, **stairs_kw: Any):
     """`HammingPathDisplay.from_result(traversal).plot(...)`; returns the Axes."""
     return HammingPathDisplay.from_result(traversal).plot(ax, normalize=normalize, label=label, **stairs_kw).ax_
 
 
-def plot_unit_activity(bits: torch.Tensor, layout: Sequence | None = None, ax: Axes | None = None, *, sort: bool = True, **bar_kw: Any):
+def plot_unit_activity(bits: torch.Tensor, layout: Sequence | None = None, *, ax: Axes | None = None, sort: bool = True, **bar_kw: Any):
     """`UnitActivityDisplay.from_result(bits, layout).plot(...)`; returns the Axes."""
     return UnitActivityDisplay.from_result(bits, layout).plot(ax, sort=sort, **bar_kw).ax_
