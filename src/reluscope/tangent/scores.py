@@ -7,6 +7,7 @@ directional derivative of f_k(x) along theta restricted to block l: a JVP. The "
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .features import ColumnScaling
     import torch.nn as nn
 
-__all__ = ["ScoreMethod", "tangent_scores", "gradient_statistics", "scores_from_gradients"]
+__all__ = ["ScoreMethod", "tangent_scores", "GradientStatistics", "gradient_statistics", "scores_from_gradients"]
 
 
 class ScoreMethod(str, Enum):
@@ -242,9 +243,19 @@ def tangent_scores(
 # ----------------------------------------------------------------------------- normalisation
 
 
+@dataclass(frozen=True)
+class GradientStatistics:
+    """Per input and output, over all P coordinates of its gradient: `min`, `max` and L2 `norm`,
+    each [N, K] (K = 1 for the summed outputs), on the model's device."""
+
+    min: torch.Tensor
+    max: torch.Tensor
+    norm: torch.Tensor
+
+
 def gradient_statistics(
     model: nn.Module, params: _Params, x: torch.Tensor, *, per_output: bool, memory_budget: int, progress: bool = False
-) -> dict[str, torch.Tensor]:
+) -> GradientStatistics:
     """min, max and L2 norm of each input's gradient over all P coordinates: [N, K] (K = 1 summed).
 
     The one place the rank-one metrics touch per-sample gradients: exact min-max normalisation
@@ -259,11 +270,11 @@ def gradient_statistics(
             lo.append(g.amin(-1))
             hi.append(g.amax(-1))
             norm.append(g.norm(dim=-1))
-    return {"min": torch.cat(lo), "max": torch.cat(hi), "norm": torch.cat(norm)}
+    return GradientStatistics(torch.cat(lo), torch.cat(hi), torch.cat(norm))
 
 
 def normalize_scores(
-    s: torch.Tensor, stats: dict[str, torch.Tensor], block_sums: torch.Tensor, mode: Normalization
+    s: torch.Tensor, stats: GradientStatistics, block_sums: torch.Tensor, mode: Normalization
 ) -> torch.Tensor:
     """Scores of the normalised gradient from those of the raw one, block by block.
 
@@ -274,11 +285,11 @@ def normalize_scores(
     if mode not in (Normalization.PER_INPUT_MINMAX, Normalization.L2):
         raise ValueError(f"normalize: {mode.value} has no closed form from the scores; use scores_from_gradients")
     if mode is Normalization.PER_INPUT_MINMAX:
-        lo, span = stats["min"], stats["max"] - stats["min"]
+        lo, span = stats.min, stats.max - stats.min
         num = s - lo[:, None, :] * block_sums[None, :, None]
         den = span[:, None, :]
     else:
-        num, den = s, stats["norm"][:, None, :]
+        num, den = s, stats.norm[:, None, :]
     return torch.where(den > 0, num / torch.where(den > 0, den, 1), torch.zeros_like(num))
 
 
