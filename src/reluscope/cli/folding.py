@@ -147,10 +147,10 @@ def folding_depth(
 def folding_training(
     out: Annotated[Path, typer.Option(help="Output folder: folding_training.json and .png.")] = Path("out/folding-training"),
     hidden: Annotated[str, typer.Option(help="Hidden widths, comma-separated.")] = "16,16,16,16",
-    epochs: EpochsOpt = 6,
-    every: Annotated[int, typer.Option(help="Measure every this many optimiser steps.")] = 40,
-    pairs: Annotated[int, typer.Option(help="Digit-1 -> digit-4 test segments.")] = 100,
-    seed: _RunSeedOpt = 0,
+    epochs: EpochsOpt = FoldingTrainingConfig.epochs,
+    every: Annotated[int, typer.Option(help="Measure every this many optimiser steps.")] = FoldingTrainingConfig.every,
+    pairs: Annotated[int, typer.Option(help="Digit-1 -> digit-4 test segments.")] = FoldingTrainingConfig.pairs,
+    seed: _RunSeedOpt = FoldingTrainingConfig.seed,
 ):
     """Exact folding (digits 1 -> 4) and validation error recorded during training on MNIST."""
 
@@ -163,9 +163,9 @@ def folding_training(
 def folding_regulariser(
     out: OutJsonOpt = Path("out/folding-regulariser.json"),
     lam: Annotated[float, typer.Option(help="Weight of the folding penalty (> 0 rewards folding).")] = 0.05,
-    seeds: Annotated[int, typer.Option(help="Nets per setting.")] = 2,
-    epochs: EpochsOpt = 3,
-    tau: Annotated[float, typer.Option(help="Soft-bit temperature of the surrogate.")] = 0.5,
+    seeds: Annotated[int, typer.Option(help="Nets per setting.")] = FoldingRegulariserConfig.seeds,
+    epochs: EpochsOpt = FoldingRegulariserConfig.epochs,
+    tau: Annotated[float, typer.Option(help="Soft-bit temperature of the surrogate.")] = FoldingRegulariserConfig.tau,
 ):
     """Train with and without the smooth folding surrogate; compare exact chi and test accuracy
     (raw pixels in [0, 1], as `reluscope reproduce folding`)."""
@@ -177,9 +177,9 @@ def folding_regulariser(
 @user_errors
 def folding_adversarial(
     out: OutJsonOpt = Path("out/folding-adversarial.json"),
-    attack_size: Annotated[float, typer.Option(help="FGSM step: L-infinity distance of the perturbed endpoints (standardised input units).")] = 0.1,
-    pairs: Annotated[int, typer.Option(help="Digit-5 -> digit-7 test segments.")] = 100,
-    seed: _RunSeedOpt = 0,
+    attack_size: Annotated[float, typer.Option(help="FGSM step: L-infinity distance of the perturbed endpoints (standardised input units).")] = FgsmConfig.attack_size,
+    pairs: Annotated[int, typer.Option(help="Digit-5 -> digit-7 test segments.")] = FgsmConfig.pairs,
+    seed: _RunSeedOpt = FgsmConfig.seed,
 ):
     """Interaction effect I(k) and chi on MNIST 5 -> 7 segments, clean vs FGSM-perturbed endpoints."""
 

@@ -78,12 +78,12 @@ def regions(
 @user_errors(out="folder")
 def topo_grok(
     out: Annotated[Path, typer.Option(help="Output folder: grok_seeds.json/.csv/.png, the sweep's rows in sweep/ (a rerun resumes from them), and with --maps grok.json/.csv and region-map figures.")] = Path("out/topo-grok"),
-    steps: Annotated[int, typer.Option(help="Full-batch AdamW steps.")] = 4000,
-    n_train: Annotated[int, typer.Option(help="Training inputs (sparse parity, 24 bits, parity of the first 3).")] = 400,
-    init_scale: Annotated[float, typer.Option(help="Factor on the initial weights.")] = 2.0,
-    weight_decay: Annotated[float, typer.Option(help="Decoupled (AdamW) weight decay.")] = 1.0,
-    checkpoints: Annotated[int, typer.Option(help="Log-spaced measured steps.")] = 16,
-    seed: Annotated[int, typer.Option(help="Random seed of the first run.")] = 0,
+    steps: Annotated[int, typer.Option(help="Full-batch AdamW steps.")] = GrokConfig.steps,
+    n_train: Annotated[int, typer.Option(help="Training inputs (sparse parity, 24 bits, parity of the first 3).")] = GrokConfig.n_train,
+    init_scale: Annotated[float, typer.Option(help="Factor on the initial weights.")] = GrokConfig.init_scale,
+    weight_decay: Annotated[float, typer.Option(help="Decoupled (AdamW) weight decay.")] = GrokConfig.weight_decay,
+    checkpoints: Annotated[int, typer.Option(help="Log-spaced measured steps.")] = GrokConfig.n_checkpoints,
+    seed: Annotated[int, typer.Option(help="Random seed of the first run.")] = GrokConfig.seed,
     seeds: Annotated[int, typer.Option(help="Runs, with seeds seed, seed+1, ...: one sweep task each.")] = 1,
     maps: Annotated[bool, typer.Option(help="Also redo the first seed's run here and draw its region maps and Fiedler splits (one more run).")] = False,
     address: address_option("seeds") = None,
@@ -108,11 +108,11 @@ def topo_grok(
 @user_errors(out="folder")
 def topo_regression(
     out: Annotated[Path, typer.Option(help="Output folder (regression.json/.csv and PNG figures).")] = Path("out/topo-regression"),
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 3000,
-    every: Annotated[int, typer.Option(help="Steps between regular measurements.")] = 50,
-    window: Annotated[int, typer.Option(help="Measure every step within this many steps of a loss spike.")] = 5,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (large enough for loss spikes).")] = 1e-2,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = RegressionConfig.steps,
+    every: Annotated[int, typer.Option(help="Steps between regular measurements.")] = RegressionConfig.every,
+    window: Annotated[int, typer.Option(help="Measure every step within this many steps of a loss spike.")] = RegressionConfig.window,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (large enough for loss spikes).")] = RegressionConfig.lr,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = RegressionConfig.seed,
 ):
     """2-D regression: cell counts and Betti summaries against the loss, every step around spikes."""
     cfg = RegressionConfig(steps=steps, every=every, window=window, lr=lr, seed=seed)
