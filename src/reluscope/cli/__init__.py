@@ -13,7 +13,10 @@ import signal
 from typing import Optional
 
 import typer
+from typer._click.exceptions import ClickException, UsageError  # typer vendors its own click
 from typer.core import TyperGroup
+
+from ._common import fail, set_model_class
 
 __all__ = ["app", "experiment", "main"]
 
@@ -23,10 +26,6 @@ class _Group(TyperGroup):
     with the documented exit code (see reluscope.cli._common)."""
 
     def invoke(self, ctx):
-        from typer._click.exceptions import ClickException, UsageError  # typer vendors its own click
-
-        from ._common import fail
-
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
@@ -66,8 +65,6 @@ def _global_options(
         "its state dict (.safetensors, or .pt read with weights_only=True). Importing PKG.MODULE runs it.",
     ),
 ) -> None:
-    from ._common import set_model_class
-
     set_model_class(model_class)
     ctx.call_on_close(lambda: set_model_class(None))  # never leaks into a later invocation
 

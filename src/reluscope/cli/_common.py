@@ -34,6 +34,7 @@ from typer._click.exceptions import ClickException  # typer vendors its own clic
 
 from .._checks import out_of_memory
 from ..io_utils import to_jsonable, write_json_atomic
+from ..network.io import load_model
 from ..viz import save_figure as write_figure
 
 __all__ = [
@@ -60,8 +61,6 @@ def set_model_class(spec: str | None) -> None:
 def load_user_model(path, **kwargs):
     """`load_model(path)`, or with `reluscope --model-class pkg.module:Class ...` the user's class
     and `path` its state dict."""
-    from ..network.io import load_model
-
     return load_model(path, model_class=_MODEL_CLASS, **kwargs)
 
 

@@ -10,7 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import user_errors
+from ..data import load_fashion_mnist, load_mnist
+from ..explore.plane_view import PlaneView
+from ..explore.server import bind_socket, create_app, serve
+from ._common import load_user_model as load_model, user_errors
 
 __all__ = ["register", "explore"]
 
@@ -30,15 +33,9 @@ def explore(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a browser, where one exists.")] = False,
 ) -> None:
     """Explore exact regions, traversals and folding live in the browser, served on 127.0.0.1 only."""
-    from ..explore.server import bind_socket, create_app, serve
-
     if model is None:
         app = create_app()
     else:
-        from ..data import load_fashion_mnist, load_mnist
-        from ..explore.plane_view import PlaneView
-        from ._common import load_user_model as load_model
-
         net = load_model(model)
         first = next((m for m in net.modules() if hasattr(m, "in_features")), None)
         images = labels = None

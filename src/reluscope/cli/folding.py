@@ -12,9 +12,11 @@ from ..experiments.folding_training import (
     FgsmConfig, FoldingRegulariserConfig, FoldingTrainingConfig, run_fgsm_interaction, run_folding_regulariser,
     run_folding_training, write_fgsm_interaction, write_folding_regulariser, write_folding_training,
 )
+from ..experiments.folding_study import MEASURES, FoldingStudyConfig, run_folding_study, write_folding_study
 from ..folding import global_folding
 from ..folding.cantor import cantornet_folding
 from ..folding.global_ import Aggregator, PairStrategy
+from ..viz.folding import plot_cantornet_curves, plot_folding_histogram
 from ._common import DataNameOpt, EpochsOpt, MemoryBudgetOpt, ModelArg, OutJsonOpt, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "fold", "cantornet", "folding_depth"]
@@ -56,8 +58,6 @@ def fold(
                          aggregator=aggregator.value, include_output=include_output, n_points=n_points,
                          seed=seed, progress=True, memory_budget=memory_budget)
     if plot is not None:
-        from ..viz.folding import plot_folding_histogram
-
         ax = plot_folding_histogram(res.chi, title=f"{model_path.name}: classes {res.classes[0]} vs {res.classes[1]}")
         save_figure(ax.figure, plot)
     emit_json({
@@ -88,8 +88,6 @@ def cantornet(
         typer.echo(f"{r.k:>2} {r.representation:>3} {r.hidden_units:>6} {r.regions:>7} {r.chi_exact:>10.4f} "
                    f"{r.chi_float:>11.4f} {r.chi_grid:>11.4f}", err=True)
     if plot is not None:
-        from ..viz.folding import plot_cantornet_curves
-
         axes = plot_cantornet_curves(rows)
         save_figure(axes[0].figure, plot)
     emit_json({"path": [[0, 0.75], [1, 0.75]], "n_points": n_points, "include_output": True, "rows": [
@@ -124,8 +122,6 @@ def folding_depth(
     """Folding vs depth and folding vs generalisation error on MNIST (Lewandowski et al.): MLPs of
     3-6 hidden layers, each measured when its validation accuracy first reaches 0.7 / 0.8 / 0.9 and
     at the end; Phi, mean chi and share folded, exact and on the 11-point grid. One sweep task per net."""
-    from ..experiments.folding_study import MEASURES, FoldingStudyConfig, run_folding_study, write_folding_study
-
     check_workers(workers)
     changes = {k: v for k, v in dict(seeds=seeds, pairs=pairs, epochs=epochs, n_train=n_train,
                                       depths=_ints(depths, "--depths"), widths=_ints(widths, "--widths")).items()

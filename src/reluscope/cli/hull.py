@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
+from ..data import read_point_file
+from ..experiments.hulls import QUICK, format_table, paper_configs, run_hulls_experiment, write_hulls_experiment
 from ..hull import hull_distance, layer_hulls, revised_greedy_expansion
+from ..viz.hull import plot_nch_layers, plot_rge
 from ._common import InputUnreadable, OutJsonOpt, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "hull", "hulls_experiment", "load_points"]
@@ -24,8 +28,6 @@ def load_points(path: Path) -> np.ndarray:
         except (ValueError, EOFError, OSError) as err:  # pickled, truncated, empty or not an array
             raise InputUnreadable(f"points: {path} is not a numeric .npy file ({err or type(err).__name__})") from None
     elif path.suffix == ".txt":
-        from ..data import read_point_file
-
         x = read_point_file(path)
     else:
         raise ValueError(f"points: expected a .npy or .txt file, got {path.name!r}")
@@ -59,8 +61,6 @@ def hull(
         if queries is not None:
             result["query_distances"] = hull_distance(x, load_points(queries))
         if plot is not None and x.shape[1] == 2:
-            from ..viz.hull import plot_rge
-
             save_figure(plot_rge(x, res.indices, title=source.stem).figure, plot)
         emit_json(result, out)
         return
@@ -74,8 +74,6 @@ def hull(
               "misinclusion_train": geo.misinclusion_train, "misinclusion_test": geo.misinclusion_test,
               "report": vars(rows[0])}
     if plot is not None:
-        from ..viz.hull import plot_nch_layers
-
         save_figure(plot_nch_layers(rows).figure, plot)
     emit_json(result, out)
 
@@ -91,10 +89,6 @@ def hulls_experiment(
 ):
     """NCH accuracy per hidden layer vs the network's (Jia et al.), the layer chosen on a validation
     split held out of training, never on the test set."""
-    from dataclasses import replace
-
-    from ..experiments.hulls import QUICK, format_table, paper_configs, run_hulls_experiment, write_hulls_experiment
-
     names = tuple(datasets.split(","))
     configs = paper_configs() if full else [replace(c, seed=seed) for c in QUICK]
     configs = [c for c in configs if c.dataset in names]

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..data import fit_to_model, load_dataset
-from ..experiments.topology import GrokConfig, RegressionConfig, run_grok, run_regression, write_grok, write_regression
+from ..experiments.topology import (
+    GrokConfig, RegressionConfig, run_grok, run_grok_seeds, run_regression, write_grok, write_grok_seeds, write_regression,
+)
 from ..regions import Plane, fiedler_partition, regions_2d
 from ..regions.summary import summarize_regions
 from ..viz import report_figure
@@ -91,8 +93,6 @@ def topo_grok(
 ):
     """Grokking (sparse parity, regions on the plane through three training inputs): every Fiedler
     graph variant and the best straight cut against the decision, over training, one run per seed."""
-    from ..experiments.topology import run_grok_seeds, write_grok_seeds
-
     if seeds < 1:
         raise ValueError(f"--seeds: expected an integer >= 1, got {seeds}")
     check_workers(workers)

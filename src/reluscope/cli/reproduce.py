@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..reproduce import Scale, run_reproduce
 from ._common import address_option, emit_json, user_errors
 
 __all__ = ["register", "reproduce"]
@@ -32,8 +33,6 @@ def reproduce(
 ):
     """Reproduce a paper's claims: OUT/<paper>/report.html and results.json with a table claim /
     paper's figure / ours / verdict (reproduced, partly, not reproduced, untestable)."""
-    from ..reproduce import Scale, run_reproduce
-
     try:
         scale_ = Scale(scale)
     except ValueError:

@@ -16,6 +16,7 @@ from ..tangent import (
 from ..tangent.features import Normalization
 from ..tangent.similarity import Metric
 from ..train import accuracy
+from ..viz.tangent import plot_gap_histograms
 from ._common import DataNameOpt, ModelArg, add_commands, address_option, check_workers, emit_json, load_user_model as load_model, save_figure, user_errors, workers_option
 
 __all__ = ["register", "tangent", "tangent_experiment"]
@@ -65,7 +66,6 @@ def tangent(
     gaps = per_input_gap(s, ys)
     curve = goodness_curve(s, ys)
     if plot is not None:
-        from ..viz.tangent import plot_gap_histograms
         ax = plot_gap_histograms({metric.value: gaps.numpy()}, title=f"{model_path.name}: per-input gaps")
         save_figure(ax.figure, plot)
     emit_json({

@@ -25,6 +25,7 @@ from .features import (
     check_inputs,
     chunk_size,
     chunks,
+    iter_features,
     output_size,
     per_sample_gradients,
     trainable_parameters,
@@ -301,7 +302,6 @@ def scores_from_gradients(
 
     For the normalisations that scale coordinates one by one (per-parameter min-max, value
     scaling), which no forward-mode product gives; chunked to the memory budget."""
-    from .features import iter_features
 
     theta = params.flat()
     owner = torch.repeat_interleave(torch.arange(len(params.sizes), device=theta.device),

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from .._checks import as_enum
+from ..network.named import activations
 from .features import (
     DEFAULT_MEMORY_BUDGET,
     ColumnScaling,
@@ -111,8 +112,6 @@ def hidden_features(model: nn.Module, x: ArrayLike, *, hidden_layer: str | None 
     "<module> input", or a node of the traced graph (e.g. a functional "relu"). Captured as a
     clone when the module runs, so an in-place ReLU after it cannot overwrite it.
     """
-    from ..network.named import activations
-
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if hidden_layer is None:
