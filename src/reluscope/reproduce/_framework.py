@@ -12,9 +12,12 @@ import base64
 import datetime as _dt
 import html
 import importlib
+import importlib.util
 import io
+import json
 import os
 import platform
+import sys
 import time
 import traceback
 import zlib
@@ -24,6 +27,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..io_utils import to_jsonable, write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..sweep import ray_session, result_type, run_sweep
 
 __all__ = [
     "Verdict", "VerdictCounts", "Scale", "Claim", "ClaimResult", "PaperResult", "RunContext", "PAPERS",
@@ -191,8 +195,6 @@ class RunContext:
         try:
             fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         finally:
-            import sys
-
             pyplot = sys.modules.get("matplotlib.pyplot")
             if pyplot is not None:
                 pyplot.close(fig)
@@ -211,10 +213,6 @@ class RunContext:
         Ray is installed, else one after another in this process (`workers=0` asks for that).
         A failed task raises once the others have finished; its traceback is in the table.
         """
-        import importlib.util
-
-        from ..sweep import result_type, run_sweep
-
         workers = self.workers
         if workers is None and self.address is None and self.quick and importlib.util.find_spec("ray") is None:
             workers = 0
@@ -320,8 +318,6 @@ def run_reproduce(
     names = list(PAPERS) if papers == "all" else ([papers] if isinstance(papers, str) else list(papers))
     for p in names:
         _runner_name_check(p)
-    from ..sweep import ray_session
-
     with ray_session():  # the papers' sweeps share one Ray start-up
         results = tuple(
             run_paper(p, scale=scale, out=out, seed=seed, address=address, workers=workers, progress=progress)
@@ -370,8 +366,6 @@ def _img(folder: Path, rel: str) -> str:
 
 
 def _html(result: PaperResult, folder: Path) -> str:
-    import json
-
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     rows = []
     for i, c in enumerate(result.claims, 1):

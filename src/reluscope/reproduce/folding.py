@@ -20,6 +20,7 @@ from ..experiments.folding_study import (
 )
 from ..experiments.folding_training import FoldingRegulariserConfig, run_folding_regulariser
 from ..folding.cantor import cantornet_folding
+from ..viz import report_figure
 from ..viz.folding import FoldingDepthDisplay, FoldingErrorDisplay
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Scale, Verdict
 
@@ -216,8 +217,6 @@ def _cantor_claim(ctx, cfg: FoldingSettings) -> ClaimResult:
 
 
 def _regulariser_figure(summary):
-    from ..viz import report_figure
-
     fig, axes = report_figure(1, 2, figsize=(9, 3.4))
     labels = [f"{v.lam:g}" for v in summary]
     axes[0].bar(labels, [v.chi_mean_exact for v in summary])
@@ -231,8 +230,6 @@ def _regulariser_figure(summary):
 
 
 def _cantor_figure(rows):
-    from ..viz import report_figure
-
     fig, ax = report_figure(figsize=(5, 3.4))
     for rep in sorted({r.representation for r in rows}):
         sel = [r for r in rows if r.representation == rep]

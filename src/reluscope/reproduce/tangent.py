@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 from ..experiments.tangent import TangentConfig, TangentDatasetResult, dataset_task  # noqa: F401 (the task and its types)
+from ..viz import report_figure
+from ..viz.tangent import plot_gap_histograms
 from ._framework import Claim, ClaimResult, PaperResult, RunContext, Scale, Verdict
 
 TITLE = "Gradient representations in ReLU networks as similarity functions (Racz & Daroczy)"
@@ -127,8 +129,6 @@ def _variants_text(results) -> str:
 
 
 def _figure(results):
-    from ..viz import report_figure
-
     fig, axes = report_figure(1, len(results), figsize=(6 * len(results), 3.6), squeeze=False)
     for ax, r in zip(axes[0], results):
         names = ["network"] + list(r.classifier_accuracy) + [f"block/{k} (landmark)" for k in r.variant_accuracy]
@@ -142,9 +142,6 @@ def _figure(results):
 
 
 def _gap_figure(results):
-    from ..viz import report_figure
-    from ..viz.tangent import plot_gap_histograms
-
     fig, axes = report_figure(len(results), 2, figsize=(10, 3.4 * len(results)), squeeze=False)
     for row, r in zip(axes, results):
         for ax, metric in zip(row, ("block", "sparse")):

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..io_utils import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -34,8 +36,6 @@ def axes_or_new(ax: Axes | Sequence[Axes] | None = None, *, figsize: tuple[float
     """
     if panels is not None:
         if ax is not None:
-            import numpy as np
-
             axes = np.asarray(ax, dtype=object).ravel()
             if len(axes) != panels:
                 raise ValueError(f"ax: expected {panels} Axes (one per panel) or None, got {len(axes)}")
