@@ -20,6 +20,7 @@ import torch
 
 from .._checks import as_enum, check_positive
 from .._estimator import Estimator
+from ..network.named import layer_features
 from ..results import Result, frame
 from .distance import hull_distance_bounds, prepare_points
 from .properties import MISINCLUSION_FRACTION, _radius
@@ -96,8 +97,6 @@ class NearestConvexHull(Estimator):
     def _features(self, X):
         if self.model is None and self.layer is None:
             return X
-        from ..network.named import layer_features
-
         return layer_features(self.model, X, self.layer)
 
     def _check_fitted(self):

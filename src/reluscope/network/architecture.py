@@ -15,6 +15,8 @@ import torch
 import torch.fx
 import torch.nn as nn
 
+from .convert import to_network, trace_graph
+from .operations import FUNCTIONS, METHODS
 from .whitelist import whitelisted
 
 __all__ = ["describe_model", "build_model", "MAX_DEPTH"]
@@ -102,10 +104,6 @@ def describe_model(model: nn.Module) -> dict:
 
 
 def _describe_graph(model: nn.Module) -> dict:
-    from .convert import to_network, trace_graph
-
-    from .operations import FUNCTIONS
-
     names = {fn: name for name, fn in FUNCTIONS.items()}
     to_network(model)  # refuses, naming the node, whatever reluscope cannot analyse
     graph = trace_graph(model)
@@ -224,8 +222,6 @@ _PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
 def _build_graph(description: dict, where: str) -> nn.Module:
-    from .operations import FUNCTIONS, METHODS
-
     modules, nodes = description.get("modules"), description.get("nodes")
     if not isinstance(modules, dict) or not isinstance(nodes, list) or not nodes:
         raise ValueError(f"{where}: expected a graph {{'type': 'Graph', 'modules': {{...}}, 'nodes': [...]}}")

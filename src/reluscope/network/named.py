@@ -26,6 +26,8 @@ import torch.nn as nn
 
 from .._checks import DEFAULT_MEMORY_BUDGET, as_float_tensor, check_int, rows_within_budget
 from ..results import Result
+from .convert import to_network
+from .network import Network
 
 if TYPE_CHECKING:
     from .._types import ArrayLike
@@ -146,8 +148,6 @@ def _rows(model, x, parsed, memory_budget: int) -> int:
     """Inputs per forward pass within `memory_budget` bytes. A module: the asked-for points of one
     input plus twice the widest module output (what forward holds at once besides them); a
     `Network`: every node's value of one input (`Network.values` keeps them all)."""
-    from .network import Network
-
     with torch.no_grad():
         if isinstance(model, Network):
             net = model if model.input_shape is not None else model.with_input_shape(x.shape[1:])
@@ -181,8 +181,6 @@ def activations(
     forward never reaches raises a ValueError naming it. Inputs go through forward in batches
     sized to `memory_budget` bytes (`batch_size`, a number of inputs, is deprecated).
     """
-    from .network import Network
-
     single = isinstance(layer, str)
     names = [layer] if single else list(layer)
     if not names:
@@ -227,8 +225,6 @@ def activations(
             points[i] = f"{p[0]}{'' if p[2] is None else f'#{p[2]}'} {p[1]}"
     rest = [i for i in range(len(names)) if i not in results]
     if rest:
-        from .convert import to_network
-
         try:
             net = to_network(model)
         except (TypeError, ValueError) as err:

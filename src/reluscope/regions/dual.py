@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from .._checks import as_enum, check_int
 from ..results import Result
 from ._decision import decision_segments, positive_class_area
+from .partition import pattern_keys
 from .split import DEGENERATE_BELOW, SplitScore, StraightCut, best_straight_cut, score_areas, score_split
 
 if TYPE_CHECKING:
@@ -243,8 +245,6 @@ def _partition(graph: DualGraph, solver, laplacian):
 def _unique_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct rows, row index of each input row), by 64-bit pattern hashes (np.unique on
     bool rows sorts them as bytes, 10x slower); the rows sharing a hash are checked equal."""
-    from .partition import pattern_keys
-
     keys, first, node = np.unique(pattern_keys(bits), return_index=True, return_inverse=True)
     patterns = bits[first]
     if (patterns[node] != bits).any():  # a hash collision: fall back to the exact sort
@@ -261,8 +261,6 @@ def grid_points(box: tuple[float, float, float, float], n: int) -> np.ndarray:
 
 
 def _grid_decision(region_map, n: int, output):
-    import torch
-
     net = region_map.network
     if net is None:
         raise ValueError("region_map: the authors' grid construction needs the network (region_map.network is None)")
