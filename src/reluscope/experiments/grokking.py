@@ -19,6 +19,8 @@ from ..regions.recorder import TopologyRecorder
 from ..results import Result
 from ..sweep import run_sweep
 from ..train import accuracy
+from ..viz import report_figure
+from ..viz.regions import plot_fiedler, plot_regions
 from ._common import WrittenFiles, check_ints
 from ._topology import RecordedFiles, _csv, _mlp, _pick, _save, _write_records, spearman
 
@@ -255,8 +257,6 @@ class GrokSeedsFiles(WrittenFiles):
 def write_grok_seeds(result: GrokSeedsResult, out: str | Path) -> GrokSeedsFiles:
     """grok_seeds.json (config, rows with their checkpoints), grok_seeds.csv (one summary row per
     seed) and grok_seeds.png (accuracies and the default split's and the straight cut's kappa per seed)."""
-    from ..viz import report_figure
-
     out, rows, config = Path(out), list(result.rows), result.config
     json = write_json_atomic(out / "grok_seeds.json", {"config": asdict(config), "runs": [
         {**_flat(r), "records": r.records} for r in rows]})
@@ -289,9 +289,6 @@ class GrokFiles(RecordedFiles):
 
 def write_grok(result: GrokResult, out: str | Path, *, name: str = "grok") -> GrokFiles:
     """Write `name`.json (config, summary, records), `name`.csv and PNG figures; returns paths."""
-    from ..viz import report_figure
-    from ..viz.regions import plot_fiedler, plot_regions
-
     _, files = _write_records(result, out, name)
     out = Path(out)
     steps = np.maximum([r.step for r in result.records], 0.5)
