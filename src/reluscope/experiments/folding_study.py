@@ -25,6 +25,8 @@ kept in `out/sweep.jsonl` so that a rerun resumes. `reluscope experiment folding
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -337,9 +339,6 @@ class FoldingStudyFiles(WrittenFiles):
 def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingStudyFiles:
     """Write folding_study.json (config, trends, per-depth summary), folding_study.csv (one row per
     net) and the figures folding_vs_depth.png and folding_vs_error.png into `out`."""
-    import csv
-    import io
-
 
     out = Path(out)
     table = _table(result)

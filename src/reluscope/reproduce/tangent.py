@@ -8,6 +8,7 @@ with the network on the same test images. Protocol and verdict rules: docs/metho
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from ..experiments.tangent import TangentConfig, TangentDatasetResult, dataset_task  # noqa: F401 (the task and its types)
 from ..viz import report_figure
@@ -26,8 +27,6 @@ SPARSE = Claim("sparse", "The sparse (sign-agreement) metric increases the simil
 
 
 def config_for(scale: Scale, seed: int):
-    from dataclasses import replace
-
     if scale is Scale.PAPER:
         return TangentConfig(seed=seed)  # the fair scale: 20,000 training images, 100 + 100 per class, 2,000 held out
     return replace(TangentConfig.quick(), seed=seed)
@@ -71,8 +70,6 @@ def sparse_verdict(rows: list[dict]) -> tuple[Verdict, str]:
 
 def run(ctx: RunContext) -> PaperResult:
     config = config_for(ctx.scale, ctx.seed)
-    from dataclasses import replace
-
     results = ctx.map(dataset_task, [replace(config, datasets=(name,)) for name in config.datasets],
                       desc="tangent datasets")
     rows_good, rows_acc, rows_sparse = [], [], []

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._decode import decode, result_type
+from ._ray import connect, machine_cpus
 from ._table import TABLE_NAME, SweepLockedError, SweepTable, read_rows
 from ._task import config_json, config_key, execute, task_id
 
@@ -236,8 +237,6 @@ def run_sweep(task: Callable, configs: Iterable, *, out: str | os.PathLike, addr
 
 
 def _run_on_ray(task, todo, record, bar, address, workers, res):
-    from ._ray import connect, machine_cpus
-
     local_cpus = max(machine_cpus(), math.ceil((workers or 0) * res.cpus))
     ray, started, joined = connect(address, num_cpus=local_cpus)
     try:

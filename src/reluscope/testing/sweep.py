@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import torch
+
 from ..data import make_toy, split_mnist
 from ..folding import draw_pairs
 from ..folding.path import path_chi
@@ -31,8 +33,6 @@ class ToyTrainingRow:
 
 def toy_training(config: dict) -> ToyTrainingRow:
     """Train a small MLP on two moons (seeded) and report its accuracy and final loss."""
-    import torch
-
     x, y = make_toy("moons", config.get("n", 200), seed=config["seed"])
     model = mlp(2, [config["width"]] * config["depth"], 2, seed=config["seed"])
     fit = train_classifier(model, x, y, epochs=config.get("epochs", 5), seed=config["seed"])
