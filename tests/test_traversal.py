@@ -523,7 +523,10 @@ def test_patterns_are_stored_packed_and_joined_across_chunks_unchanged(monkeypat
     with one copy: the same patterns as bool (read through `patterns`), with or without chunks."""
     import reluscope.traversal._pieces as pieces
     from reluscope.patterns import PackedPatterns
+    from reluscope.traversal import _front
     from reluscope.traversal.exact import _bytes_per_piece
+
+    monkeypatch.setattr(_front, "ENABLED", False)  # the dense engine's chunks (the front's: test_traversal_front)
 
     model = random_cnn(3, pool_padding=1)
     x0, x1 = endpoints(3, (2, 7, 7), scale=3.0)

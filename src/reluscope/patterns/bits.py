@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -161,6 +162,9 @@ def pack_patterns(bits: torch.Tensor) -> PackedPatterns:
     """Pack bool [N, units] into `PackedPatterns` (1/8 of the memory)."""
     bits = _check_bits(bits, "bits")
     n, units = bits.shape
+    if bits.device.type == "cpu":  # numpy's packbits: one C pass (the torch route below makes four copies)
+        words = np.packbits(bits.numpy(), axis=1, bitorder="little")
+        return PackedPatterns(torch.from_numpy(words).reshape(n, (units + 7) // 8), units)
     pad = (-units) % 8
     padded = torch.nn.functional.pad(bits.to(torch.uint8), (0, pad)).reshape(n, (units + pad) // 8, 8)
     words = (padded * _bit_weights(bits.device)).sum(dim=2, dtype=torch.uint8)
@@ -172,6 +176,9 @@ def unpack_patterns(packed: PackedPatterns) -> torch.Tensor:
     if not isinstance(packed, PackedPatterns):
         raise TypeError(f"packed: expected PackedPatterns, got {type(packed).__name__}")
     w = packed.words
+    if w.device.type == "cpu":
+        bits = np.unpackbits(w.numpy(), axis=1, count=packed.n_units, bitorder="little")
+        return torch.from_numpy(bits.view(np.bool_)).reshape(w.shape[0], packed.n_units)
     bits = (w.unsqueeze(2) & _bit_weights(w.device)) != 0
     return bits.reshape(w.shape[0], w.shape[1] * 8)[:, : packed.n_units]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..patterns.bits import PackedPatterns, pack_patterns
+from ..patterns.bits import PackedPatterns, pack_patterns, unpack_patterns
 
 
 @dataclass
@@ -30,11 +30,26 @@ class _Pieces:
     def tm(self) -> torch.Tensor:
         return (self.ta + self.tb) / 2
 
+@dataclass(frozen=True)
+class _PackedTable:
+    """A layer's patterns packed as `pack_patterns` packs them, one row per distinct moment
+    (the sparse front's tables, `_front`), with a hash per row: rows whose hashes differ differ."""
+
+    words: torch.Tensor  # uint8 [R, ceil(units / 8)]
+    n_units: int
+    hashes: torch.Tensor  # int64 [R]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.words.shape[0], self.n_units
+
+
 class _Bits:
     """The pattern bits of every activation layer so far: each layer's bits are stored once, as
-    computed (a table [R, units_l]), with the table row of every current piece (None: row i).
-    Splitting a piece copies one index per layer, not its bits (97k bits per piece on the
-    tangent CNN at width 64), and adjacent pieces that share a row need no comparison."""
+    computed (a table [R, units_l]: bool, or a `_PackedTable`), with the table row of every
+    current piece (None: row i). Splitting a piece copies one index per layer, not its bits (97k
+    bits per piece on the tangent CNN at width 64), and adjacent pieces that share a row need no
+    comparison."""
 
     def __init__(self, parts=()):
         self.parts = list(parts)
@@ -48,11 +63,32 @@ class _Bits:
     def index_select(self, rows: torch.Tensor) -> _Bits:
         return _Bits([(t, rows if i is None else i.index_select(0, rows)) for t, i in self.parts])
 
+    @staticmethod
+    def _rows_of(t, i, rows: torch.Tensor) -> torch.Tensor:
+        idx = rows if i is None else i.index_select(0, rows)
+        if isinstance(t, _PackedTable):
+            return unpack_patterns(PackedPatterns(t.words.index_select(0, idx), t.n_units))
+        return t.index_select(0, idx)
+
     def rows(self, rows: torch.Tensor) -> torch.Tensor:
         """bool [len(rows), units]: the patterns of the pieces `rows`."""
         if not self.parts:
             return torch.zeros(rows.shape[0], 0, dtype=torch.bool, device=rows.device)
-        return torch.cat([t.index_select(0, rows if i is None else i.index_select(0, rows)) for t, i in self.parts], 1)
+        return torch.cat([self._rows_of(t, i, rows) for t, i in self.parts], 1)
+
+    def packed_rows(self, rows: torch.Tensor) -> PackedPatterns:
+        """The patterns of the pieces `rows`, packed. Packed tables are copied as bytes and bool
+        ones packed on their own, when every part but the last fills whole bytes; otherwise
+        the bool rows are packed together."""
+        units = sum(t.shape[1] for t, _ in self.parts)
+        if any(t.shape[1] % 8 for t, _ in self.parts[:-1]) or not self.parts:
+            return pack_patterns(self.rows(rows))
+        words = []
+        for t, i in self.parts:
+            idx = rows if i is None else i.index_select(0, rows)
+            words.append(t.words.index_select(0, idx) if isinstance(t, _PackedTable)
+                         else pack_patterns(t.index_select(0, idx)).words)
+        return PackedPatterns(torch.cat(words, 1), units)
 
     def same_as_previous(self, n: int, device) -> torch.Tensor:
         """bool [n - 1]: piece j has the pattern of piece j - 1."""
@@ -62,6 +98,16 @@ class _Bits:
                 same &= (t[1:] == t[:-1]).all(dim=1)
                 continue
             differ = (i[1:] != i[:-1]).nonzero().squeeze(1)
+            if isinstance(t, _PackedTable) and differ.numel():
+                a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
+                hashed = t.hashes.index_select(0, a) == t.hashes.index_select(0, b)
+                same.index_fill_(0, differ.masked_select(~hashed), False)
+                differ = differ.masked_select(hashed)  # equal hashes: compare the rows themselves
+                if differ.numel():
+                    a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
+                    equal = (t.words.index_select(0, a) == t.words.index_select(0, b)).all(dim=1)
+                    same.index_copy_(0, differ, same.index_select(0, differ) & equal)
+                continue
             if differ.numel():
                 a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
                 equal = (t.index_select(0, a) == t.index_select(0, b)).all(dim=1)
@@ -183,7 +229,7 @@ def _pack_rows(bits: _Bits, rows: torch.Tensor) -> PackedPatterns:
     words = torch.empty(rows.shape[0], (units + 7) // 8, dtype=torch.uint8, device=rows.device)
     step = max(1, _PACK_CHUNK // max(units, 1))
     for a in range(0, rows.shape[0], step):
-        words[a:a + step] = pack_patterns(bits.rows(rows[a:a + step])).words
+        words[a:a + step] = bits.packed_rows(rows[a:a + step]).words
     return PackedPatterns(words, units)
 
 

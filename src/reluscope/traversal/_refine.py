@@ -199,7 +199,7 @@ def _descend(plan: list, s0: int, p: _Pieces, walk: _Walk, post_split: bool = Fa
     _finish(p, walk)
 
 
-def _bytes_per_piece(net: Network, probe: torch.Tensor, include_output: bool) -> int:
+def _bytes_per_piece(net: Network, probe: torch.Tensor, include_output: bool, start: int = 0) -> int:
     """Working bytes of one interval in `_traverse_chunk` (an estimate, used to size chunks and
     batches), the busiest node of the plan counted: at an activation, while a split is applied,
     the old and the new pieces' h and dh of every live value (its input, values kept for later
@@ -207,19 +207,23 @@ def _bytes_per_piece(net: Network, probe: torch.Tensor, include_output: bool) ->
     unit in a chain); at an affine node, h and dh of the live values and of its output. Plus the
     pattern bits of every layer, copied once. Convolutions' unfolded buffers are bounded apart
     (`_affine_pieces`). Measured on the tangent CNN (width 16, float64): peak growth of the
-    process within the budget."""
+    process within the budget. `start`: the walk begins at that step of the plan (after the
+    sparse front, `_front`), holding only the value the step before it computed."""
     values = net.values(probe)
     size = {INPUT: probe[0].numel(), **{i: v[0].numel() for i, v in enumerate(values)}}
-    live, peak, units = {INPUT}, 0, 0
-    for step in _plan(net, include_output):
+    plan = _plan(net, include_output)
+    live, peak, units = ({INPUT} if start == 0 else {plan[start - 1].node}), 0, 0
+    for k, step in enumerate(plan):
+        if isinstance(step.layer, AbstractActivation):
+            units += step.layer.bits(values[step.inputs[0]] if step.inputs[0] >= 0 else probe).shape[1]
+        elif isinstance(step.layer, _OutputSigns):
+            units += size[step.inputs[0]]
+        if k < start:
+            continue
         held = sum(size[j] for j in live)
         if isinstance(step.layer, AbstractAffine):
             peak = max(peak, 2 * (held + size[step.node]))
         else:
             peak = max(peak, 4 * held + 2 * size[step.inputs[0]])
-        if isinstance(step.layer, AbstractActivation):
-            units += step.layer.bits(values[step.inputs[0]] if step.inputs[0] >= 0 else probe).shape[1]
-        elif isinstance(step.layer, _OutputSigns):
-            units += size[step.inputs[0]]
         live = (live - set(step.free)) | ({step.node} if step.used else set())
     return 8 * peak + 2 * units + 64

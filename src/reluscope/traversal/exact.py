@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 from .precision import Precision, PrecisionWarning, analysed_dtype, as_precision, decision_tolerance, dtype_name, t_tolerance
 from .results import TOLERANCE, Traversal, Traversals
 from ._pieces import _Bits, _join_leaves, _Pieces
+from ._front import front_segments
 from ._refine import _bytes_per_piece, _descend, _plan, _Walk
 
 __all__ = ["Traversal", "Traversals", "traverse", "traverse_many", "traverse_batches", "traverse_pairs", "TOLERANCE"]
@@ -77,7 +78,17 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
             net.require_piecewise_linear(_WHAT)
     if bar is not None:
         bar.reset(total=len(plan))
-    _descend(plan, 0, p, walk)
+    front = front_segments(net, plan, x0, x1, walk.tol, walk.dtol, memory_budget, include_output)
+    if front is None:
+        _descend(plan, 0, p, walk)
+    else:  # convolutional chains: the first layers unit by unit (`_front`), the rest dense, chunk by chunk
+        whole = walk.max_pieces
+        for s0, chunk, max_pieces in front:
+            walk.max_pieces = max_pieces or whole  # the rest of the plan holds less per piece
+            _descend(plan, s0, chunk, walk, top=False)
+        walk.max_pieces = whole
+        if bar is not None:
+            bar.update(len(plan))
     seg, ta, tb, patterns, uncertain = _join_leaves(walk.leaves)
     return Traversals.from_pieces(seg, ta, tb, patterns, uncertain, s, dtype_name(x0.dtype), walk.tol)
 

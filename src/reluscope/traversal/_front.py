@@ -1,0 +1,376 @@
+"""The sparse front of exact traversal: the first convolutional layers of a chain, unit by unit.
+
+The dense engine (`_refine`) carries every feature map at every piece's midpoint. On a CNN most
+pieces differ from their neighbour by one unit of the first layer, yet each costs a full
+convolution of the next layer and passes over its whole map: the tangent paper's CNN at width 64
+has 7,081 pieces after its first ReLU and 18,346 after its first max-pool, and the dense engine
+spent ~75 s there. Here each unit of a layer is the list of the affine functions of t it takes
+along the segment (`_sparse_nb`): a (Leaky)ReLU cuts a unit's functions at their roots, a
+convolution adds its inputs' changes (each change of an input touches only the outputs it
+feeds), a max-pool follows the upper envelope of its window. The work is proportional to the
+changes, not to pieces x map size.
+
+The breakpoints are those of the dense engine, layer by layer: each layer's roots split the
+pieces of the layers before it with the same rule (`_pieces._split_at`: within `tol` of a piece's
+end or of each other is one breakpoint). Bits are each layer's pattern after each of its events
+(`build_table`), shared by the pieces between two events (`_Bits` with row indices). The
+rounding check of the dense engine (`_near_zero`, `_maxpool_near_tie`) runs on the few pieces
+where a unit or a window's gap can stay within rounding (`act_candidates`, `pool_candidates`).
+
+The front stops before the first layer it does not handle (anything but Conv2d, ChannelAffine,
+(Leaky)ReLU and MaxPool2d after the first activation) or before a convolution whose sparse work
+would cost more than running it densely on the pieces so far (`_SPARSE_RECORD_COST`); the dense
+engine takes over from there, from the front's last value at each piece's midpoint, in chunks
+that fit the memory budget. Chains in float64 on the CPU only; anything else is the dense engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from ..network import Network
+from ..network.layers import AbstractAffine, ChannelAffine, Conv2d, LeakyReLU, MaxPool2d
+from ._maxpool import _maxpool_near_tie
+from ._refine import _bytes_per_piece
+from ..network.network import INPUT
+from ._pieces import _Bits, _near_zero, _PackedTable, _Pieces, _split_at
+
+try:  # numba is optional (the `fast` extra): without it the dense engine runs alone
+    from . import _sparse_nb as nb
+except (ImportError, RuntimeError):  # RuntimeError: numba cannot cache its kernels here
+    nb = None
+
+__all__ = ["front_segments"]
+
+ENABLED = True  # tests switch the front off to compare with the dense engine alone
+# One record of a sparse convolution (gather, sort, compensated sums) costs about as much as this
+# many multiply-adds of torch's float64 convolution over all pieces (measured on the 2-core CPU:
+# bench/traverse_cnn.py, see the module docstring of that script). Only speed depends on it.
+_SPARSE_RECORD_COST = 40.0
+_RECORD_BYTES = 24 * 3  # T, A, B of a convolution's record, and up to two records of the activation after it
+TRACE = None  # a list to collect (convolution, sparse records, dense multiply-adds, pieces) (bench/traverse_cnn.py)
+
+
+@dataclass
+class _Lists:
+    """Every unit's records (see `_sparse_nb`), units in the layer's flattened (C, H, W) order."""
+
+    start: np.ndarray
+    count: np.ndarray
+    T: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    shape: tuple[int, ...]  # the layer's value shape without the batch
+
+    @property
+    def records(self) -> int:
+        return int(self.count.sum())
+
+
+@dataclass
+class _Layer:
+    """One activation layer's bits: the pattern table (one row per event, in time order) and the
+    events' times, so a piece's row is the number of events before its midpoint."""
+
+    table: _PackedTable
+    times: np.ndarray
+
+
+@dataclass
+class _Front:
+    ta: torch.Tensor
+    tb: torch.Tensor
+    uncertain: torch.Tensor
+    layers: list
+    out: _Lists
+    node: int  # the last node the front computed
+
+    @property
+    def bytes(self) -> int:
+        """What it holds while the dense engine refines its pieces: tables, lists, pieces."""
+        tables = sum(layer.table.words.numel() + 16 * layer.times.size for layer in self.layers)
+        return tables + 40 * self.out.T.size + 32 * self.ta.shape[0]
+
+
+def _keys(n: int) -> np.ndarray:
+    """Random 64-bit keys of the table hashes (`build_table`); fixed, so runs repeat exactly."""
+    return np.random.default_rng(0).integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n, dtype=np.int64)
+
+
+def _empty(n: int, dtype=np.float64) -> np.ndarray:
+    return np.empty(n, dtype)
+
+
+def _offsets(count: np.ndarray) -> np.ndarray:
+    return (np.cumsum(count) - count).astype(np.int64)
+
+
+def _act(x: _Lists, slope: float):
+    """(output lists, events (time, unit, bit on, at a root), first bits) of a (Leaky)ReLU."""
+    n = x.start.shape[0]
+    ocount, fcount = np.empty(n, np.int64), np.empty(n, np.int64)
+    z, zi, zb = _empty(0), np.empty(0, np.int64), np.empty(0, np.bool_)
+    bit0 = np.zeros(n, np.bool_)
+    nb.act_pass(x.start, x.count, x.T, x.A, x.B, slope, False, zi, ocount, z, z, z, zi, fcount, z, zb, zb, bit0)
+    ostart, fstart = _offsets(ocount), _offsets(fcount)
+    oT, oA, oB = _empty(int(ocount.sum())), _empty(int(ocount.sum())), _empty(int(ocount.sum()))
+    fT, fOn, fRoot = _empty(int(fcount.sum())), np.empty(int(fcount.sum()), np.bool_), np.empty(int(fcount.sum()), np.bool_)
+    nb.act_pass(x.start, x.count, x.T, x.A, x.B, slope, True, ostart, ocount, oT, oA, oB, fstart, fcount, fT, fOn,
+                fRoot, bit0)
+    t, unit, slot, root = nb.flat_events(fstart, fcount, fT, fRoot)
+    on = fOn[slot]
+    clear, set_ = np.where(on, -1, unit), np.where(on, unit, -1)
+    return _Lists(ostart, ocount, oT, oA, oB, x.shape), (t, clear, set_, root), bit0
+
+
+def _pool(x: _Lists, layer: MaxPool2d):
+    """(output lists, events (time, bit cleared, bit set, at a crossing), first bits) of a max-pool."""
+    c, h, w = x.shape
+    ho, wo = layer.output_hw(h, w)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
+    n, k = c * ho * wo, kh * kw
+    ocount, fcount = np.empty(n, np.int64), np.empty(n, np.int64)
+    z, zi, zb = _empty(0), np.empty(0, np.int64), np.empty(0, np.bool_)
+    pos0 = np.zeros(n, np.int64)
+    geometry = (c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw)
+    nb.pool_pass(x.start, x.count, x.T, x.A, x.B, *geometry, False, zi, ocount, z, z, z, zi, fcount, z, zi, zb, pos0)
+    ostart, fstart = _offsets(ocount), _offsets(fcount)
+    m, e = int(ocount.sum()), int(fcount.sum())
+    oT, oA, oB = _empty(m), _empty(m), _empty(m)
+    fT, fPos, fRoot = _empty(e), np.empty(e, np.int64), np.empty(e, np.bool_)
+    nb.pool_pass(x.start, x.count, x.T, x.A, x.B, *geometry, True, ostart, ocount, oT, oA, oB, fstart, fcount, fT,
+                 fPos, fRoot, pos0)
+    t, unit, slot, root = nb.flat_events(fstart, fcount, fT, fRoot)
+    new = fPos[slot]
+    old = np.empty_like(new)  # the position before each event: the window's previous event's, or its first
+    if new.size:
+        old[1:] = new[:-1]
+        first = np.ones(new.size, np.bool_)
+        first[1:] = unit[1:] != unit[:-1]
+        old[first] = pos0[unit[first]]
+    bit0 = np.zeros(n * k, np.bool_)
+    bit0[np.arange(n) * k + pos0] = True
+    out = _Lists(ostart, ocount, oT, oA, oB, (c, ho, wo))
+    return out, (t, unit * k + old, unit * k + new, root), bit0
+
+
+def _conv_geometry(x: _Lists, layer: Conv2d):
+    if isinstance(layer.padding, str):
+        return None  # "same"/"valid": left to the dense engine
+    c, h, w = x.shape
+    co, _, kh, kw = layer.weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return c, h, w, co, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, layer.groups
+
+
+def _conv(x: _Lists, layer: Conv2d, geometry, bound: np.ndarray) -> _Lists:
+    c, h, w, co, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, groups = geometry
+    first = x.start  # every unit's first record: the dense convolution gives the outputs' first records
+    a0 = layer.forward(torch.from_numpy(x.A[first]).reshape((1,) + x.shape)).reshape(-1).numpy()
+    b0 = layer.linear(torch.from_numpy(x.B[first]).reshape((1,) + x.shape)).reshape(-1).numpy()
+    t, unit, slot = nb.changes(x.start, x.count, x.T)
+    order = np.argsort(t, kind="stable")
+    ostart = _offsets(bound)
+    m = int(bound.sum())
+    oT, oA, oB, ocount = _empty(m), _empty(m), _empty(m), np.empty(co * ho * wo, np.int64)
+    weight = layer.weight.detach().cpu().numpy()
+    nb.conv_fill(x.A, x.B, t[order], unit[order], slot[order], weight, a0, b0, c, h, w, co, ho, wo, sh, sw, ph, pw,
+                 dh, dw, groups, ostart, ocount, oT, oA, oB)
+    return _Lists(ostart, ocount, oT, oA, oB, (co, ho, wo))
+
+
+def _channel_affine(x: _Lists, layer: ChannelAffine) -> _Lists:
+    """Scale and shift per channel, on every record (each is a whole affine function of t)."""
+    c = x.shape[0]
+    per_unit = int(np.prod(x.shape[1:]))
+    unit = np.repeat(np.arange(c * per_unit), x.count)
+    rows = np.repeat(x.start, x.count) + (np.arange(unit.size) - np.repeat(_offsets(x.count), x.count))
+    ch = unit // per_unit
+    scale = layer.scale.detach().to(torch.float64).cpu().numpy()[ch]
+    shift = layer.shift.detach().to(torch.float64).cpu().numpy()[ch]
+    A, B = x.A.copy(), x.B.copy()
+    A[rows] = x.A[rows] * scale + shift
+    B[rows] = x.B[rows] * scale
+    return _Lists(x.start, x.count, x.T, A, B, x.shape)
+
+
+# ---------------------------------------------------------------- pieces and the rounding check
+
+
+def _split(ta, tb, uncertain, roots: np.ndarray, tol: float):
+    """The pieces after splitting at `roots` with the dense engine's rule (`_split_at`)."""
+    if roots.size == 0:
+        return ta, tb, uncertain
+    v = torch.from_numpy(roots)
+    row = torch.searchsorted(tb, v).clamp_(max=tb.shape[0] - 1)
+    split = _split_at(ta, tb, row, v, tol)
+    if split is None:
+        return ta, tb, uncertain
+    parent, left, right = split
+    return left, right, uncertain.index_select(0, parent)
+
+
+def _dense_values(net: Network, node: int, x0: torch.Tensor, dx: torch.Tensor, tm: torch.Tensor):
+    """(h, dh) of node `node`'s input at the times tm, by the dense forward (jvp) of the chain."""
+    shape = (-1,) + (1,) * x0.dim()  # x0: one input [C, H, W]
+    h, dh = x0[None] + tm.reshape(shape).to(x0.dtype) * dx[None], dx[None].expand((tm.shape[0],) + dx.shape)
+    for i in range(node):
+        layer = net.nodes[i].layer
+        h, dh = (layer.forward(h), layer.linear(dh)) if isinstance(layer, AbstractAffine) else layer.jvp(h, dh)
+    return h, dh
+
+
+def _check(net, node, x0, dx, ta, tb, uncertain, marks: np.ndarray, dtol: float):
+    """The dense engine's rounding test of node `node` on the marked pieces; flags them in place."""
+    rows = torch.from_numpy(np.flatnonzero(marks))
+    if rows.numel() == 0:
+        return
+    a, b = ta.index_select(0, rows), tb.index_select(0, rows)
+    h, dh = _dense_values(net, node, x0, dx, (a + b) / 2)
+    layer = net.nodes[node].layer
+    n = rows.shape[0]
+    if isinstance(layer, MaxPool2d):
+        top, index = layer.pool(h)
+        near = _maxpool_near_tie(layer, SimpleNamespace(ta=a, tb=b), h, dh, dtol, top, layer.take(dh, index))
+    else:
+        near = _near_zero(h.reshape(n, -1), dh.reshape(n, -1), (b - a) / 2, dtol)
+    uncertain.index_copy_(0, rows, uncertain.index_select(0, rows) | near)
+
+
+# ---------------------------------------------------------------- the front
+
+
+def _usable(net: Network, x0: torch.Tensor) -> int:
+    """The index of the first activation node when the front may run (a chain, float64, CPU,
+    numba, image inputs, a convolution after the first activation), else -1."""
+    if not ENABLED or nb is None or not net.is_chain or x0.dtype != torch.float64 or x0.device.type != "cpu":
+        return -1
+    if x0.dim() != 4:  # a batch of [C, H, W] images
+        return -1
+    first = next((i for i, node in enumerate(net.nodes) if not isinstance(node.layer, AbstractAffine)), None)
+    if first is None or not isinstance(net.nodes[first].layer, (LeakyReLU, MaxPool2d)):
+        return -1
+    rest = [node.layer for node in net.nodes[first + 1:]]
+    for layer in rest:
+        if isinstance(layer, Conv2d):
+            return first
+        if not isinstance(layer, (LeakyReLU, MaxPool2d, ChannelAffine)):
+            return -1
+    return -1
+
+
+def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch.Tensor, tol: float, dtol: float,
+         budget: int) -> _Front | None:
+    """The front on one segment x0 -> x1 ([C, H, W] each): None when its first convolution would
+    run densely anyway (then the front gains nothing)."""
+    dx = x1 - x0
+    h, dh = x0[None], dx[None]
+    for i in range(first):
+        layer = net.nodes[i].layer
+        h, dh = layer.forward(h), layer.linear(dh)
+    if h.dim() != 4:
+        return None
+    n = h[0].numel()
+    lists = _Lists(np.arange(n, dtype=np.int64), np.ones(n, np.int64), np.zeros(n), h[0].reshape(-1).cpu().numpy().copy(),
+                   dh[0].reshape(-1).cpu().numpy().copy(), tuple(h.shape[1:]))
+    ta = torch.zeros(1, dtype=torch.float64)
+    tb = torch.ones(1, dtype=torch.float64)
+    uncertain = torch.zeros(1, dtype=torch.bool)
+    layers, node, sparse_conv = [], first - 1, False
+    for i in range(first, last_needed + 1):
+        layer = net.nodes[i].layer
+        if isinstance(layer, Conv2d):
+            geometry = _conv_geometry(lists, layer)
+            if geometry is None:
+                break
+            bound = nb.conv_bound(lists.count, *geometry)
+            records = int(bound.sum())
+            co, _, kh, kw = layer.weight.shape
+            macs = 2 * ta.shape[0] * bound.shape[0] * (lists.shape[0] // layer.groups) * kh * kw
+            if TRACE is not None:
+                TRACE.append((layer.name, records, macs, ta.shape[0]))
+            if records * _SPARSE_RECORD_COST > macs or records * _RECORD_BYTES > budget // 2:
+                break
+            lists, sparse_conv = _conv(lists, layer, geometry, bound), True
+        elif isinstance(layer, ChannelAffine):
+            lists = _channel_affine(lists, layer)
+        elif isinstance(layer, (LeakyReLU, MaxPool2d)):
+            if isinstance(layer, LeakyReLU):
+                out, (t, clear, set_, root), bit0 = _act(lists, float(layer.negative_slope))
+            else:
+                out, (t, clear, set_, root), bit0 = _pool(lists, layer)
+            ta, tb, uncertain = _split(ta, tb, uncertain, t[root], tol)
+            if isinstance(layer, LeakyReLU):
+                marks = nb.act_candidates(lists.start, lists.count, lists.T, lists.A, lists.B, ta.numpy(), tb.numpy(), dtol)
+            else:
+                c, hh, ww = lists.shape
+                ho, wo = out.shape[1:]
+                (kh, kw), (sh, sw), (ph, pw), (dh_, dw_) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
+                marks = nb.pool_candidates(lists.start, lists.count, lists.T, lists.A, lists.B, out.start, out.count,
+                                           out.T, out.A, out.B, c, hh, ww, ho, wo, kh, kw, sh, sw, ph, pw, dh_, dw_,
+                                           ta.numpy(), tb.numpy(), dtol)
+            _check(net, i, x0, dx, ta, tb, uncertain, marks, dtol)
+            order = np.argsort(t, kind="stable")
+            words, hashes = nb.build_table(bit0, clear[order], set_[order], _keys(bit0.shape[0]))
+            table = _PackedTable(torch.from_numpy(words), bit0.shape[0], torch.from_numpy(hashes))
+            layers.append(_Layer(table, t[order]))
+            lists = out
+        else:
+            break
+        node = i
+    if not sparse_conv:
+        return None
+    return _Front(ta, tb, uncertain, layers, lists, node)
+
+
+def front_segments(net: Network, plan: list, x0: torch.Tensor, x1: torch.Tensor, tol: float, dtol: float,
+                   budget: int, include_output: bool):
+    """None when the front does not apply to this network; else an iterator over the segments'
+    pieces after the front, in chunks that fit the budget: (plan step to continue from,
+    `_Pieces` holding the front's last value at each midpoint). A segment on which the front
+    would gain nothing (`_run` returns None) comes as its one piece [0, 1] from step 0. The third
+    item is the chunk size the rest of the plan affords (None: the walk's own)."""
+    first = _usable(net, x0)
+    if first < 0:
+        return None
+    return _segments(net, plan, first, x0, x1, tol, dtol, budget, include_output)
+
+
+def _segments(net, plan, first, x0, x1, tol, dtol, budget, include_output):
+    last_needed = max(step.node for step in plan)
+    for s in range(x0.shape[0]):
+        front = _run(net, first, last_needed, x0[s], x1[s], tol, dtol, budget)
+        if front is None:
+            ones = torch.ones(1, dtype=torch.float64)
+            yield 0, _Pieces(torch.full((1,), s, dtype=torch.long), 0 * ones, ones,
+                             {INPUT: (x0[s:s + 1] + 0.5 * (x1[s:s + 1] - x0[s:s + 1]), x1[s:s + 1] - x0[s:s + 1])},
+                             _Bits(), torch.zeros(1, dtype=torch.bool)), None
+            continue
+        step = next((k for k, st in enumerate(plan) if st.node > front.node), len(plan))
+        rest = budget - front.bytes
+        per_piece = _bytes_per_piece(net, x0[:1], include_output, start=step)
+        yield from _chunks(s, step, front, max(2, rest // per_piece))
+
+
+def _chunks(s: int, step: int, front: _Front, max_pieces: int):
+    tm = ((front.ta + front.tb) / 2).numpy()
+    rows = [torch.from_numpy(np.searchsorted(layer.times, tm, side="right")) for layer in front.layers]
+    out = front.out
+    n_units = out.start.shape[0]
+    t, unit, slot = nb.changes(out.start, out.count, out.T)
+    order = np.argsort(t, kind="stable")
+    t, unit, slot = t[order], unit[order], slot[order]
+    for a in range(0, tm.shape[0], max_pieces):
+        b = min(tm.shape[0], a + max_pieces)
+        h, dh = np.empty((b - a, n_units)), np.empty((b - a, n_units))
+        nb.materialize(out.start, out.count, out.T, out.A, out.B, t, unit, slot, tm[a:b], h, dh)
+        shape = (b - a,) + out.shape
+        vals = {front.node: (torch.from_numpy(h).reshape(shape), torch.from_numpy(dh).reshape(shape))}
+        bits = _Bits([(layer.table, r[a:b]) for layer, r in zip(front.layers, rows)])
+        seg = torch.full((b - a,), s, dtype=torch.long)
+        yield step, _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b]), max_pieces

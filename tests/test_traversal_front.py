@@ -1,0 +1,249 @@
+"""The sparse front of exact traversal (`traversal._front`): the first convolutional layers unit by
+unit, against the dense engine alone and against dense sampling of the independent hook key."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reluscope.network import Network, to_network
+from reluscope.network.layers import ChannelAffine, Conv2d, Flatten, Linear, ReLU
+from reluscope.testing.sampling import check_traversal
+from reluscope.traversal import _front, traverse, traverse_many
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture
+def always_sparse(monkeypatch):
+    """Every convolution the front can take goes sparse (small nets would otherwise run dense)."""
+    monkeypatch.setattr(_front, "_SPARSE_RECORD_COST", 0.0)
+
+
+def dense(model, x0, x1, **options):
+    """The dense engine alone: the reference the front must reproduce."""
+    enabled = _front.ENABLED
+    _front.ENABLED = False
+    try:
+        return traverse(model, x0, x1, **options)
+    finally:
+        _front.ENABLED = enabled
+
+
+def used_front(model, x0, x1, **options):
+    _front.TRACE = []
+    try:
+        out = traverse(model, x0, x1, **options)
+        took = len(_front.TRACE) > 0
+    finally:
+        _front.TRACE = None
+    return out, took
+
+
+def assert_same(a, b, tol=1e-9):
+    assert a.n_pieces == b.n_pieces
+    assert float((a.t - b.t).abs().max()) < tol
+    assert torch.equal(a.packed.words, b.packed.words)
+    assert torch.equal(a.uncertain, b.uncertain)
+
+
+def cnn(seed, *, c=2, widths=(4, 3), k=(3, 2), stride=1, padding=(1, 0), dilation=1, groups=1, pool=True,
+        pool_padding=0, slope=0.0, batchnorm=False):
+    torch.manual_seed(seed)
+    act = (lambda: nn.LeakyReLU(slope)) if slope else nn.ReLU
+    layers = [nn.Conv2d(c, widths[0], k[0], padding=padding[0]), act()]
+    if pool:
+        layers.append(nn.MaxPool2d(2, padding=pool_padding))
+    layers += [nn.Conv2d(widths[0], widths[1], k[1], stride=stride, padding=padding[1], dilation=dilation,
+                         groups=groups)]
+    if batchnorm:
+        bn = nn.BatchNorm2d(widths[1])
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(-2, 2)
+        layers.append(bn)
+    layers.append(act())
+    side = nn.Sequential(*layers).double()(torch.zeros(1, c, 12, 12, dtype=torch.float64)).shape[-1]
+    if side >= 2:  # a second max-pool where the map allows it
+        layers.append(nn.MaxPool2d(2, stride=1))
+    layers += [nn.Flatten(), nn.LazyLinear(5), nn.ReLU(), nn.Linear(5, 3)]
+    return nn.Sequential(*layers).double()
+
+
+def endpoints(seed, shape, scale=2.0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale,
+            torch.randn(*shape, generator=g, dtype=torch.float64) * scale)
+
+
+def ready(model, x0):
+    model(x0.unsqueeze(0))  # materialise LazyLinear
+    return model.eval()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    k=st.sampled_from([(3, 2), (3, 3), (2, 3)]),
+    stride=st.sampled_from([1, 2]),
+    padding=st.sampled_from([(1, 0), (0, 1)]),
+    dilation=st.sampled_from([1, 2]),
+    pool=st.booleans(),
+    pool_padding=st.sampled_from([0, 1]),
+    slope=st.sampled_from([0.0, 0.0, 0.1]),
+    include_output=st.booleans(),
+)
+def test_front_gives_the_dense_engines_answer_on_random_cnns(seed, k, stride, padding, dilation, pool, pool_padding,
+                                                             slope, include_output):
+    """Same breakpoints (to rounding), same packed patterns, same uncertain flags as the dense
+    engine, and consistent with dense sampling of the independent hook key."""
+    _front._SPARSE_RECORD_COST, saved = 0.0, _front._SPARSE_RECORD_COST
+    try:
+        model = cnn(seed, k=k, stride=stride, padding=padding, dilation=dilation, pool=pool, pool_padding=pool_padding,
+                    slope=slope)
+        x0, x1 = endpoints(seed, (2, 12, 12))
+        ready(model, x0)
+        got, took = used_front(model, x0, x1, include_output=include_output)
+        assert took
+        assert_same(got, dense(model, x0, x1, include_output=include_output))
+        check_traversal(got, model, x0, x1, n=3000, include_output=include_output)
+    finally:
+        _front._SPARSE_RECORD_COST = saved
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_grouped_convolution_and_unfolded_batchnorm(seed, always_sparse):
+    """groups > 1, and a BatchNorm after a convolution on the front's path."""
+    model = cnn(seed, widths=(4, 4), groups=2, batchnorm=True)
+    x0, x1 = endpoints(seed, (2, 12, 12))
+    ready(model, x0)
+    got, took = used_front(model, x0, x1)
+    assert took
+    assert_same(got, dense(model, x0, x1))
+    check_traversal(got, model, x0, x1, n=3000)
+
+
+def test_channel_affine_between_convolution_and_relu(always_sparse):
+    """An unfolded per-channel affine (`ChannelAffine`) is applied to every record."""
+    torch.manual_seed(4)
+    c1 = nn.Conv2d(1, 3, 3)
+    c2 = nn.Conv2d(3, 2, 2)
+    lin = nn.Linear(2 * 5 * 5, 2)
+    net = Network.chain([
+        Conv2d("c1", c1.weight.double(), c1.bias.double()), ReLU("r1"),
+        Conv2d("c2", c2.weight.double(), c2.bias.double()),
+        ChannelAffine("bn", torch.tensor([1.5, -0.7], dtype=torch.float64), torch.tensor([0.2, -0.1], dtype=torch.float64)),
+        ReLU("r2"), Flatten("flat"), Linear("fc", lin.weight.double(), lin.bias.double()), ReLU("r3"),
+    ], input_shape=(1, 8, 8))
+    x0, x1 = endpoints(4, (1, 8, 8))
+    got, took = used_front(net, x0, x1)
+    assert took
+    assert_same(got, dense(net, x0, x1))
+
+
+def test_zero_pixels_make_exact_ties_in_the_pools(always_sparse):
+    """Images that are zero on a border (as MNIST's): units there are identical along the segment,
+    so max-pool windows tie exactly (not a rounding decision, the first position wins)."""
+    model = cnn(7, c=1, widths=(3, 3))
+    x0, x1 = endpoints(7, (1, 12, 12))
+    x0[:, :4], x1[:, :4] = 0.0, 0.0
+    ready(model, x0)
+    got, took = used_front(model, x0, x1)
+    assert took
+    assert_same(got, dense(model, x0, x1))
+    check_traversal(got, model, x0, x1, n=3000)
+
+
+def test_segment_from_a_point_on_a_boundary(always_sparse):
+    """x0 on a first-layer unit's zero: the first piece takes the open piece's pattern."""
+    model = cnn(3)
+    x0, x1 = endpoints(3, (2, 12, 12))
+    ready(model, x0)
+    conv = model[0]
+    z = conv(x0[None])[0, 0, 2, 2] - conv.bias[0]  # move the bias so unit (0, 2, 2) is exactly 0 at x0
+    with torch.no_grad():
+        conv.bias[0] = -z
+    got, _ = used_front(model, x0, x1)
+    assert_same(got, dense(model, x0, x1))
+
+
+def test_many_segments_and_a_small_memory_budget(always_sparse):
+    model = cnn(11)
+    x0, _ = endpoints(11, (2, 12, 12))
+    ready(model, x0)
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randn(3, 2, 12, 12, generator=g, dtype=torch.float64), torch.randn(3, 2, 12, 12, generator=g, dtype=torch.float64)
+    many = traverse_many(model, a, b)
+    small = traverse_many(model, a, b, memory_budget=200_000)
+    for i in range(3):
+        ref = dense(model, a[i], b[i])
+        assert_same(many[i], ref)
+        assert_same(small[i], ref)
+
+
+def test_mnist_segment_of_the_tangent_cnn():
+    """The paper's CNN shape (width 4) on an MNIST-like 1 -> 4 style segment with zero borders,
+    at the default cost setting: the front runs and gives the dense engine's answer."""
+    from reluscope.experiments.tangent import tangent_cnn
+
+    model = tangent_cnn((1, 28, 28), width=4, seed=0).double().eval()
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.zeros(2, 1, 28, 28, dtype=torch.float64)
+    x0[0, 6:22, 12:16] = torch.rand(16, 4, generator=g, dtype=torch.float64)
+    x1[0, 8:20, 6:22] = torch.rand(12, 16, generator=g, dtype=torch.float64)
+    x1 = x0 + 0.3 * (x1 - x0)
+    got, took = used_front(model, x0, x1)
+    assert took and got.n_pieces > 50
+    assert_same(got, dense(model, x0, x1))
+
+
+def test_front_is_not_used_where_it_cannot_help():
+    """MLPs, float32 analysis and graphs go to the dense engine (nothing traced)."""
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).double().eval()
+    x0, x1 = endpoints(0, (4,))
+    assert not used_front(mlp, x0, x1)[1]
+    model = cnn(2)
+    x0, x1 = endpoints(2, (2, 12, 12))
+    ready(model, x0)
+    assert not used_front(model.float(), x0.float(), x1.float(), dtype="model")[1]
+    assert to_network(model.double()).is_chain
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_rounding_decisions_are_flagged_as_the_dense_engine_flags_them(pool, always_sparse):
+    """Two first-layer channels equal up to rounding (weights 1 + 2e-15 apart) and a second layer
+    taking their difference: that unit stays within rounding of zero where both are on, so its
+    bit (or a window's tie, after a max-pool) follows rounding. The front finds these pieces
+    (`act_candidates`, `pool_candidates`) and flags them, as the dense engine does. Where a bit
+    follows rounding the two engines may cut differently (each rounds its own way), so the check
+    is: both flag, and away from those near-zero bits the front agrees with sampling."""
+    torch.manual_seed(1)
+    c1 = nn.Conv2d(1, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        c1.bias[0] = -2.0  # off at x0 = 0: exact zeros there, no rounding decision on the first pieces
+        c1.weight[1] = c1.weight[0] * (1 + 2e-15)
+        c1.bias[1] = c1.bias[0] * (1 + 2e-15)
+    c2 = nn.Conv2d(2, 2, 1, dtype=torch.float64)
+    with torch.no_grad():
+        c2.weight.zero_()
+        c2.bias.zero_()
+        c2.weight[0, 0], c2.weight[0, 1] = 1.0, -1.0  # the difference: zero up to rounding
+        c2.weight[1, 0] = 1.0  # and the channel itself, so a pool sees a near tie
+    layers = [c1, nn.ReLU(), c2, nn.ReLU()] + ([nn.MaxPool2d((1, 2), stride=(1, 2))] if pool else [])
+    model = nn.Sequential(*layers, nn.Flatten(), nn.LazyLinear(3)).double()
+    x0, x1 = torch.zeros(1, 6, 6, dtype=torch.float64), 3 * endpoints(1, (1, 6, 6))[1]
+    ready(model, x0)
+    got, took = used_front(model, x0, x1)
+    ref = dense(model, x0, x1)
+    assert took and ref.n_uncertain > 0 and got.n_uncertain > 0
+    # where both engines are certain, they agree: the midpoints of the front's certain pieces
+    mid = ((got.t[1:] + got.t[:-1]) / 2)[~got.uncertain]
+    at = torch.searchsorted(ref.t, mid, right=True) - 1
+    sure = ~ref.uncertain[at]
+    assert int(sure.sum()) > 0
+    assert torch.equal(got.patterns[~got.uncertain][sure], ref.patterns[at[sure]])
+    if not pool:  # sign bits within rounding are what the hook key's zero_tol leaves out
+        check_traversal(got, model, x0, x1, n=3000, zero_tol=1e-12)
