@@ -6,7 +6,9 @@ within `--memory-budget`), peak RSS growth during the traversal (VmHWM after res
 the result), the result's packed patterns, and
 the time of sampling the segment's patterns at 1,000 points with `Network.bits` in the model's
 float32 (the cheap way a user would do it; best of 3). A width whose traversal runs past
-`--timeout` seconds is reported as such.
+`--timeout` seconds is reported as such. Then the dense engine alone (the sparse front of
+`traversal._front` switched off: the engine before it) on the same segment in the same process,
+its time, peak and whether both give the same pieces and patterns (skip it with --no-dense).
 Target (issue 11.5): the paper's width 64 within the default memory budget, in no more time than
 the sampling. Run: python bench/traverse_cnn.py [--widths 4 8 16 32 64] [--memory-budget BYTES]
 """
@@ -50,7 +52,20 @@ def sample_time(net, x0, x1, n_points: int) -> tuple[float, int]:
     return time.perf_counter() - start, runs
 
 
-def one_width(width: int, points: int, budget: int, fraction: float, queue) -> None:
+def _agreement(a, b) -> str:
+    """'same' when both traversals have the same pieces (breakpoints within 1e-9) and patterns;
+    otherwise how they differ (the dense engine's rounding slivers flagged uncertain are listed)."""
+    if a.n_pieces == b.n_pieces and float((a.t - b.t).abs().max()) < 1e-9 and torch.equal(a.packed.words, b.packed.words):
+        return f"same (|dt| <= {float((a.t - b.t).abs().max()):.0e})"
+    mid = (b.t[1:] + b.t[:-1]) / 2
+    at = torch.searchsorted(a.t, mid, right=True) - 1
+    differ = (a.packed.words.index_select(0, at) != b.packed.words).any(dim=1)
+    flagged = int((differ & b.uncertain).sum()) if b.uncertain is not None else 0
+    return (f"{a.n_pieces} vs {b.n_pieces} pieces; {int(differ.sum())} dense pieces differ, "
+            f"{flagged} of them flagged uncertain by the dense engine")
+
+
+def one_width(width: int, points: int, budget: int, fraction: float, queue, dense: bool = True) -> None:
     from reluscope.data import load_mnist
     from reluscope.experiments.tangent import tangent_cnn
     from reluscope.network import to_network
@@ -74,6 +89,19 @@ def one_width(width: int, points: int, budget: int, fraction: float, queue) -> N
     sec = time.perf_counter() - start
     peak = max(_status_kib("VmHWM:") - base, 0) / 1024
     queue.put(("exact", sec, tr.n_pieces, peak, tr.packed.words.numel() / 2**20))
+    if dense:  # the dense engine alone (the engine before the sparse front), same segment, same process
+        from reluscope.traversal import _front
+
+        _front.ENABLED = False
+        base = _status_kib("VmRSS:")
+        _reset_peak()
+        start = time.perf_counter()
+        ref = traverse(model, x0, x1, memory_budget=budget)
+        dsec = time.perf_counter() - start
+        dpeak = max(_status_kib("VmHWM:") - base, 0) / 1024
+        _front.ENABLED = True
+        queue.put(("dense", dsec, dpeak, _agreement(tr, ref)))
+        del ref
     del tr
     ts, runs = min(sample_time(net32, x0, x1, points) for _ in range(3))
     queue.put(("sample", ts, runs))
@@ -86,15 +114,17 @@ def main() -> None:
     ap.add_argument("--memory-budget", type=float, default=DEFAULT_MEMORY_BUDGET)
     ap.add_argument("--fraction", type=float, default=1.0, help="traverse (and sample) x0 -> x0 + f (x1 - x0) only")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per width")
+    ap.add_argument("--no-dense", action="store_true", help="skip the dense engine's run (the baseline before the front)")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, memory_budget {args.memory_budget / 2**30:.1f} GiB; "
           f"one test digit 1 -> 4 segment{'' if args.fraction == 1 else f' (its first {args.fraction:g} only)'}; sampling in float32 at {args.points} points (best of 3); "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'width':>5} {'params':>8} {'pieces':>7} {'exact s':>8} {'peak MiB':>9} {'result MiB':>10} {'sample s':>9} {'runs':>5} {'exact/sample':>13}")
+    print(f"{'width':>5} {'params':>8} {'pieces':>7} {'exact s':>8} {'peak MiB':>9} {'result MiB':>10} {'sample s':>9} {'runs':>5} "
+          f"{'exact/sample':>13} {'dense s':>8} {'dense MiB':>9} {'dense/exact':>11}  agreement")
     ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in OpenMP
     for width in args.widths:
         queue = ctx.Queue()
-        proc = ctx.Process(target=one_width, args=(width, args.points, int(args.memory_budget), args.fraction, queue))
+        proc = ctx.Process(target=one_width, args=(width, args.points, int(args.memory_budget), args.fraction, queue, not args.no_dense))
         start = time.perf_counter()
         proc.start()
         got = {}
@@ -117,8 +147,11 @@ def main() -> None:
             continue
         sec, pieces, peak, result = got["exact"]
         ts, runs = got.get("sample", (float("nan"), -1))
-        print(f"{width:5d} {params:8d} {pieces:7d} {sec:8.2f} {peak:9.0f} {result:10.1f} {ts:9.3f} {runs:5d} {sec / ts:13.1f}", flush=True)
-    print(f"exact/sample = traversal time / sampling time (target <= 1); result = the packed patterns (8 bits a byte); "
+        dsec, dpeak, agree = got.get("dense", (float("nan"), float("nan"), "-"))
+        print(f"{width:5d} {params:8d} {pieces:7d} {sec:8.2f} {peak:9.0f} {result:10.1f} {ts:9.3f} {runs:5d} {sec / ts:13.1f} "
+              f"{dsec:8.2f} {dpeak:9.0f} {dsec / sec:11.1f}  {agree}", flush=True)
+    print(f"exact/sample = traversal time / sampling time (target <= 1); dense = the dense engine alone (no sparse front), "
+          f"same segment and process; result = the packed patterns (8 bits a byte); "
           f"runs = pattern changes the samples see; "
           f"load average at the end {os.getloadavg()[0]:.1f}")
 
