@@ -39,10 +39,18 @@ from ._refine import _bytes_per_piece
 from ..network.network import INPUT
 from ._pieces import _Bits, _near_zero, _PackedTable, _Pieces, _split_at
 
-try:  # numba is optional (the `fast` extra): without it the dense engine runs alone
-    from . import _sparse_nb as nb
-except (ImportError, RuntimeError):  # RuntimeError: numba cannot cache its kernels here
-    nb = None
+nb = None  # the kernels (`_sparse_nb`), imported on first use: numba takes a second to import
+
+
+def _kernels():
+    """The compiled kernels, or False when numba is missing (the `fast` extra is optional)."""
+    global nb
+    if nb is None:
+        try:
+            from . import _sparse_nb as nb
+        except (ImportError, RuntimeError):  # RuntimeError: numba cannot cache its kernels here
+            nb = False
+    return nb
 
 __all__ = ["front_segments"]
 
@@ -248,7 +256,7 @@ def _check(net, node, x0, dx, ta, tb, uncertain, marks: np.ndarray, dtol: float)
 def _usable(net: Network, x0: torch.Tensor) -> int:
     """The index of the first activation node when the front may run (a chain, float64, CPU,
     numba, image inputs, a convolution after the first activation), else -1."""
-    if not ENABLED or nb is None or not net.is_chain or x0.dtype != torch.float64 or x0.device.type != "cpu":
+    if not ENABLED or not net.is_chain or x0.dtype != torch.float64 or x0.device.type != "cpu" or not _kernels():
         return -1
     if x0.dim() != 4:  # a batch of [C, H, W] images
         return -1
