@@ -48,8 +48,8 @@ def _kernels():
     if nb is None:
         try:
             from . import _sparse_nb as nb
-        except (ImportError, RuntimeError):  # RuntimeError: numba cannot cache its kernels here
-            nb = False
+        except (ImportError, RuntimeError, OSError):  # RuntimeError: numba cannot cache its kernels here;
+            nb = False  # OSError: llvmlite's library does not load (e.g. under a tight address-space rlimit)
     return nb
 
 __all__ = ["front_segments"]
