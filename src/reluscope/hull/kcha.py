@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .._compiled import load_kernels
 from .._checks import MemoryBudgetError, DEFAULT_MEMORY_BUDGET, as_enum, check_int, check_memory_budget, check_positive
 from .distance import prepare_points
 
@@ -147,12 +148,10 @@ def spatial_blocks(x: np.ndarray, leaf: int) -> list[np.ndarray]:
 
 def _kernels():
     """(first_step, gather, compact, step): numba's fused versions when numba imports, else numpy's."""
-    try:
-        from ._kcha_nb import compact, first_step, gather, step
-    except (ImportError, RuntimeError):  # numba is optional (the `fast` extra); RuntimeError: it
-        # cannot cache its kernels (no writable folder), which it says when the module is imported
+    nb = load_kernels("reluscope.hull._kcha_nb")
+    if nb is None:
         return _first_step_np, _gather_np, _compact_np, _step_np
-    return first_step, gather, compact, step
+    return nb.first_step, nb.gather, nb.compact, nb.step
 
 
 def _first_step_np(K, inv, cols, prune, dtype_like):

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .._compiled import load_kernels
 from .._checks import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, single_thread
 from ..network import LeakyReLU, MaxPool2d, Network, to_network
 from ..network.layers import AbstractActivation, AbstractAffine
@@ -79,11 +80,8 @@ def _compiled_engine():
     """NbComplex (numba's compiled cut, `_cut_nb`) when numba imports and `_COMPILED_ON_CPU`, else None."""
     global _compiled
     if _compiled is None:
-        try:
-            from ._cut_nb import NbComplex as _compiled
-        except (ImportError, RuntimeError):  # numba is optional (the `fast` extra); RuntimeError: it
-            # cannot cache its kernels (no writable folder), which it says when the module is imported
-            _compiled = False
+        nb = load_kernels("reluscope.regions._cut_nb")
+        _compiled = False if nb is None else nb.NbComplex
     return _compiled if _COMPILED_ON_CPU and _compiled else None
 
 

@@ -32,6 +32,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from .._compiled import load_kernels
 from ..network import Network
 from ..network.layers import AbstractAffine, ChannelAffine, Conv2d, LeakyReLU, MaxPool2d
 from ._maxpool import _maxpool_near_tie
@@ -46,10 +47,7 @@ def _kernels():
     """The compiled kernels, or False when numba is missing (the `fast` extra is optional)."""
     global nb
     if nb is None:
-        try:
-            from . import _sparse_nb as nb
-        except (ImportError, RuntimeError, OSError):  # RuntimeError: numba cannot cache its kernels here;
-            nb = False  # OSError: llvmlite's library does not load (e.g. under a tight address-space rlimit)
+        nb = load_kernels("reluscope.traversal._sparse_nb") or False
     return nb
 
 __all__ = ["front_segments"]
