@@ -49,6 +49,18 @@ def test_graph_models_reproduce_torch_and_the_independent_region_key(name):
     assert [u.node for u in layout] == sorted(u.node for u in layout)  # topological order
 
 
+@pytest.mark.parametrize("block, layers", [
+    (BasicBlock, ["conv1", "bn1", "conv2", "bn2", "downsample"]),
+    (Bottleneck, ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "downsample"]),
+])
+def test_residual_blocks_register_the_shortcut_last_like_torchvision(block, layers):
+    # regression: the shared residual base once registered `downsample` first, which reordered the state
+    # dict and made randomise_batchnorm draw other statistics for the same seed (other test models)
+    down = nn.Sequential(nn.Conv2d(4, 8 * block.expansion, 1, bias=False), nn.BatchNorm2d(8 * block.expansion))
+    keys = list(block(4, 8, 2, down).state_dict())
+    assert list(dict.fromkeys(k.split(".")[0] for k in keys)) == layers
+
+
 def test_resnet_structure_folds_batchnorm_and_names_reused_relu_calls():
     net = to_network(tiny_resnet(BasicBlock, layers=(1, 1)), input_shape=(3, 8, 8))
     kinds = [type(n.layer).__name__ for n in net.nodes]

@@ -31,8 +31,9 @@ class _ResidualBlock(nn.Module):
     """torchvision's residual forward: `out = branch(x)`, then `out += identity` (x, or the 1x1-conv
     `downsample` of x) and the block's one in-place ReLU, which the branch uses too."""
 
-    def __init__(self, stride: int, downsample: nn.Module | None):
-        super().__init__()
+    def _shortcut(self, stride: int, downsample: nn.Module | None) -> None:
+        # registered after the branch's layers, as torchvision does: the same state-dict order, so
+        # `randomise_batchnorm` draws the same statistics for the same seed
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
@@ -56,11 +57,12 @@ class BasicBlock(_ResidualBlock):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__(stride, downsample)
+        super().__init__()
         self.conv1 = _conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = _conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
+        self._shortcut(stride, downsample)
 
     def _branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -74,13 +76,14 @@ class Bottleneck(_ResidualBlock):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__(stride, downsample)
+        super().__init__()
         self.conv1 = _conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = _conv3x3(planes, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = _conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self._shortcut(stride, downsample)
 
     def _branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
