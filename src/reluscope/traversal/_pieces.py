@@ -76,12 +76,17 @@ class _Bits:
             return torch.zeros(rows.shape[0], 0, dtype=torch.bool, device=rows.device)
         return torch.cat([self._rows_of(t, i, rows) for t, i in self.parts], 1)
 
+    @property
+    def byte_aligned(self) -> bool:
+        """Every part but the last fills whole bytes: packed rows are the parts' bytes side by side."""
+        return bool(self.parts) and not any(t.shape[1] % 8 for t, _ in self.parts[:-1])
+
     def packed_rows(self, rows: torch.Tensor) -> PackedPatterns:
         """The patterns of the pieces `rows`, packed. Packed tables are copied as bytes and bool
         ones packed on their own, when every part but the last fills whole bytes; otherwise
         the bool rows are packed together."""
         units = sum(t.shape[1] for t, _ in self.parts)
-        if any(t.shape[1] % 8 for t, _ in self.parts[:-1]) or not self.parts:
+        if not self.byte_aligned:
             return pack_patterns(self.rows(rows))
         words = []
         for t, i in self.parts:
@@ -227,7 +232,10 @@ def _pack_rows(bits: _Bits, rows: torch.Tensor) -> PackedPatterns:
     of a whole segment (1.9 GiB for the tangent CNN at width 64) never exist at once."""
     units = sum(t.shape[1] for t, _ in bits.parts)
     words = torch.empty(rows.shape[0], (units + 7) // 8, dtype=torch.uint8, device=rows.device)
-    step = max(1, _PACK_CHUNK // max(units, 1))
+    # bytes a row takes while packing: packed tables are copied as they are (an eighth)
+    row_bytes = (sum(t.shape[1] // 8 if isinstance(t, _PackedTable) else t.shape[1] for t, _ in bits.parts)
+                 if bits.byte_aligned else units)
+    step = max(1, _PACK_CHUNK // max(row_bytes, 1))
     for a in range(0, rows.shape[0], step):
         words[a:a + step] = bits.packed_rows(rows[a:a + step]).words
     return PackedPatterns(words, units)
