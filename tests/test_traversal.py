@@ -648,3 +648,32 @@ def test_concat_refuses_traversals_of_networks_with_different_unit_counts():
     with pytest.raises(ValueError, match=r"parts: expected traversals of one network, got patterns of \[10, 12\] units"):
         Traversals.concat(parts)
     assert len(Traversals.concat([parts[0], traverse_many(small, b, a)])) == 4
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), pool_padding=st.sampled_from([0, 1]), dilation=st.sampled_from([1, 2]),
+       stride=st.sampled_from([1, 2, 3]), include_output=st.booleans())
+def test_compiled_max_pool_passes_equal_torchs_bit_for_bit(seed, pool_padding, dilation, stride, include_output):
+    """The max-pool passes compiled with numba (`_maxpool_nb`) against the torch passes, on the
+    dense engine: the same breakpoints, patterns and uncertain flags, bit for bit."""
+    pytest.importorskip("numba")
+    from reluscope.traversal import _front, _maxpool
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(),
+                          nn.MaxPool2d(3, stride=stride, padding=pool_padding, dilation=dilation),
+                          nn.Flatten(), nn.LazyLinear(4)).double()
+    x0, x1 = endpoints(seed, (2, 9, 9), scale=3.0)
+    x0[:, :2] = x1[:, :2] = 0.0  # zero rows: exact ties after the ReLU
+    model(x0.unsqueeze(0))
+    model.eval()
+    enabled = _front.ENABLED
+    try:
+        _front.ENABLED = False
+        compiled = traverse(model, x0, x1, include_output=include_output)
+        _maxpool.COMPILED = False
+        plain = traverse(model, x0, x1, include_output=include_output)
+    finally:
+        _maxpool.COMPILED, _front.ENABLED = True, enabled
+    assert torch.equal(compiled.t, plain.t) and torch.equal(compiled.packed.words, plain.packed.words)
+    assert torch.equal(compiled.uncertain, plain.uncertain)

@@ -3,11 +3,16 @@ the near-tie check, the one-hot bits and the jvp from one pooling pass."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._compiled import load_kernels
 from ..network.layers import MaxPool2d
 from ._pieces import _Pieces, _apply_split, _flat_nonzero, _split_at
+
+COMPILED = True  # the compiled passes where they apply (tests compare both)
+
 
 def _window_elements(layer: MaxPool2d, z: torch.Tensor, fill: float) -> list:
     """The kh * kw elements of every window, row-major, as strided views [B, C, Ho, Wo] (no copy
@@ -21,10 +26,36 @@ def _window_elements(layer: MaxPool2d, z: torch.Tensor, fill: float) -> list:
             for i in range(kh) for j in range(kw)]
 
 
+def _compiled(h: torch.Tensor):
+    """The compiled passes (`_maxpool_nb`) for float64 values on the CPU when numba loads, else None."""
+    if h.dtype != torch.float64 or h.device.type != "cpu" or not COMPILED:
+        return None
+    return load_kernels("reluscope.traversal._maxpool_nb")
+
+
+def _geometry(layer: MaxPool2d) -> tuple:
+    (kh, kw), (sh, sw), (ph, pw), (dy, dx) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
+    return kh, kw, sh, sw, ph, pw, dy, dx
+
+
 def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: torch.Tensor, half: torch.Tensor):
     """(row, t) of the points where a window element meets its window's max at the midpoint, for
     the elements that can (interval bound: gap < half * |slope difference|, as in `_sign_split`;
     the argmax itself and elements that stay below it on the whole piece need no division)."""
+    nb = _compiled(h)
+    if nb is not None:
+        h, dh = h.contiguous().numpy(), dh.contiguous().numpy()
+        tm_, half_ = tm.numpy(), half.numpy()
+        ho, wo = layer.output_hw(h.shape[2], h.shape[3])
+        count = np.empty(h.shape[0], np.int64)
+        z, zi = np.empty(0), np.empty(0, np.int64)
+        nb.crossings(h, dh, tm_, half_, *_geometry(layer), ho, wo, False, count, zi, zi, z)
+        if not count.any():
+            return None
+        start = np.cumsum(count) - count
+        rows, roots = np.empty(int(count.sum()), np.int64), np.empty(int(count.sum()))
+        nb.crossings(h, dh, tm_, half_, *_geometry(layer), ho, wo, True, count, start, rows, roots)
+        return torch.from_numpy(rows), torch.from_numpy(roots)
     top, index = layer.pool(h)
     dtop = layer.take(dh, index)
     rows, roots = [], []
@@ -107,6 +138,18 @@ def _maxpool_near_tie(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.T
 def _maxpool_jvp(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.Tensor, dtol: float):
     """Max pooling on settled pieces with one pooling pass: marks near ties in p.uncertain,
     appends the one-hot argmax bits to p.bits and returns (h, dh) after the layer."""
+    nb = _compiled(h)
+    if nb is not None:
+        n, c = h.shape[:2]
+        ho, wo = layer.output_hw(h.shape[2], h.shape[3])
+        k = layer.kernel_size[0] * layer.kernel_size[1]
+        out, dout = np.empty((n, c, ho, wo)), np.empty((n, c, ho, wo))
+        bits, near = np.zeros((n, c * ho * wo * k), np.bool_), np.empty(n, np.bool_)
+        half = ((p.tb - p.ta) / 2).numpy()
+        nb.pool_jvp(h.contiguous().numpy(), dh.contiguous().numpy(), half, dtol, *_geometry(layer), out, dout, bits, near)
+        p.uncertain |= torch.from_numpy(near)
+        p.bits.append(torch.from_numpy(bits))
+        return torch.from_numpy(out), torch.from_numpy(dout)
     top, index = layer.pool(h)
     dtop = layer.take(dh, index)
     p.uncertain |= _maxpool_near_tie(layer, p, h, dh, dtol, top, dtop)
