@@ -44,17 +44,18 @@ def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: 
     the argmax itself and elements that stay below it on the whole piece need no division)."""
     nb = _compiled(h)
     if nb is not None:
-        h, dh = h.contiguous().numpy(), dh.contiguous().numpy()
-        tm_, half_ = tm.numpy(), half.numpy()
         ho, wo = layer.output_hw(h.shape[2], h.shape[3])
+        w = h.shape[3]
+        h, dh = h.contiguous().flatten(2).numpy(), dh.contiguous().flatten(2).numpy()
+        tm_, half_ = tm.numpy(), half.numpy()
         count = np.empty(h.shape[0], np.int64)
         z, zi = np.empty(0), np.empty(0, np.int64)
-        nb.crossings(h, dh, tm_, half_, *_geometry(layer), ho, wo, False, count, zi, zi, z)
+        nb.crossings(h, dh, w, tm_, half_, *_geometry(layer), ho, wo, False, count, zi, zi, z)
         if not count.any():
             return None
         start = np.cumsum(count) - count
         rows, roots = np.empty(int(count.sum()), np.int64), np.empty(int(count.sum()))
-        nb.crossings(h, dh, tm_, half_, *_geometry(layer), ho, wo, True, count, start, rows, roots)
+        nb.crossings(h, dh, w, tm_, half_, *_geometry(layer), ho, wo, True, count, start, rows, roots)
         return torch.from_numpy(rows), torch.from_numpy(roots)
     top, index = layer.pool(h)
     dtop = layer.take(dh, index)
@@ -143,13 +144,14 @@ def _maxpool_jvp(layer: MaxPool2d, p: _Pieces, h: torch.Tensor, dh: torch.Tensor
         n, c = h.shape[:2]
         ho, wo = layer.output_hw(h.shape[2], h.shape[3])
         k = layer.kernel_size[0] * layer.kernel_size[1]
-        out, dout = np.empty((n, c, ho, wo)), np.empty((n, c, ho, wo))
+        out, dout = np.empty((n, c, ho * wo)), np.empty((n, c, ho * wo))
         bits, near = np.zeros((n, c * ho * wo * k), np.bool_), np.empty(n, np.bool_)
         half = ((p.tb - p.ta) / 2).numpy()
-        nb.pool_jvp(h.contiguous().numpy(), dh.contiguous().numpy(), half, dtol, *_geometry(layer), out, dout, bits, near)
+        nb.pool_jvp(h.contiguous().flatten(2).numpy(), dh.contiguous().flatten(2).numpy(), h.shape[3], wo, half, dtol,
+                    *_geometry(layer), out, dout, bits, near)
         p.uncertain |= torch.from_numpy(near)
         p.bits.append(torch.from_numpy(bits))
-        return torch.from_numpy(out), torch.from_numpy(dout)
+        return torch.from_numpy(out).reshape(n, c, ho, wo), torch.from_numpy(dout).reshape(n, c, ho, wo)
     top, index = layer.pool(h)
     dtop = layer.take(dh, index)
     p.uncertain |= _maxpool_near_tie(layer, p, h, dh, dtol, top, dtop)

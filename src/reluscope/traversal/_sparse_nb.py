@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._grid_nb import window
+
 __all__ = ["act_pass", "conv_bound", "changes", "conv_fill", "pool_pass", "build_table", "materialize", "flat_events",
            "act_candidates", "pool_candidates"]
 
@@ -114,16 +116,12 @@ def conv_bound(count, C, H, W, Co, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, group
     for v in prange(Co * Ho * Wo):
         co, oy, ox = _unit_of_output(v, Ho, Wo)
         g = co // cog
+        cells, pos = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
+        ne = window(oy, ox, H, W, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)
         tot = 1
         for ci in range(g * cig, (g + 1) * cig):
-            for ky in range(kh):
-                iy = oy * sh - ph + ky * dh
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(kw):
-                    ix = ox * sw - pw + kx * dw
-                    if 0 <= ix < W:
-                        tot += count[(ci * H + iy) * W + ix] - 1
+            for e in range(ne):
+                tot += count[ci * H * W + cells[e]] - 1
         out[v] = tot
     return out
 
@@ -227,17 +225,9 @@ def pool_pass(start, count, T, A, B, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh
         units = np.empty(k_max, np.int64)
         pos = np.empty(k_max, np.int64)
         ptr = np.zeros(k_max, np.int64)
-        ne = 0
-        for ky in range(kh):
-            iy = oy * sh - ph + ky * dh
-            if iy < 0 or iy >= H:
-                continue
-            for kx in range(kw):
-                ix = ox * sw - pw + kx * dw
-                if 0 <= ix < W:
-                    units[ne] = (c * H + iy) * W + ix
-                    pos[ne] = ky * kw + kx
-                    ne += 1
+        ne = window(oy, ox, H, W, kh, kw, sh, sw, ph, pw, dh, dw, units, pos)
+        for e in range(ne):
+            units[e] += c * H * W
         k = 0
         f = 0
         cur_pos = -1
@@ -457,37 +447,31 @@ def pool_candidates(start, count, T, A, B, ostart, ocount, oT, oA, oB, C, H, W, 
     if ta.shape[0] == 0:
         return marks
     shortest = np.min(tb - ta)
+    cells, pos = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
     for v in range(C * Ho * Wo):
         ch, oy, ox = _unit_of_output(v, Ho, Wo)
-        for ky in range(kh):
-            iy = oy * sh - ph + ky * dh
-            if iy < 0 or iy >= H:
-                continue
-            for kx in range(kw):
-                ix = ox * sw - pw + kx * dw
-                if ix < 0 or ix >= W:
-                    continue
-                u = (ch * H + iy) * W + ix
-                i, q = 0, 0  # walk the element's records and the max's together
-                s = 0.0
-                while True:
-                    je, jm = start[u] + i, ostart[v] + q
-                    e1 = _end(T, start, count, u, i)
-                    e2 = _end(oT, ostart, ocount, v, q)
-                    e = min(e1, e2)
-                    ga, gb = oA[jm] - A[je], oB[jm] - B[je]  # max - element
-                    if not (ga == 0.0 and gb == 0.0) and abs(gb) * shortest <= 2.0 * c:
-                        if gb == 0.0:
-                            if abs(ga) <= c:
-                                _mark_within(ta, tb, s, e, s, e, marks)
-                        else:
-                            r, w = -ga / gb, c / abs(gb)
-                            _mark_within(ta, tb, r - w, r + w, s, e, marks)
-                    if e >= 1.0:
-                        break
-                    if e1 == e:
-                        i += 1
-                    if e2 == e:
-                        q += 1
-                    s = e
+        for k in range(window(oy, ox, H, W, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)):
+            u = ch * H * W + cells[k]
+            i, q = 0, 0  # walk the element's records and the max's together
+            s = 0.0
+            while True:
+                je, jm = start[u] + i, ostart[v] + q
+                e1 = _end(T, start, count, u, i)
+                e2 = _end(oT, ostart, ocount, v, q)
+                e = min(e1, e2)
+                ga, gb = oA[jm] - A[je], oB[jm] - B[je]  # max - element
+                if not (ga == 0.0 and gb == 0.0) and abs(gb) * shortest <= 2.0 * c:
+                    if gb == 0.0:
+                        if abs(ga) <= c:
+                            _mark_within(ta, tb, s, e, s, e, marks)
+                    else:
+                        r, w = -ga / gb, c / abs(gb)
+                        _mark_within(ta, tb, r - w, r + w, s, e, marks)
+                if e >= 1.0:
+                    break
+                if e1 == e:
+                    i += 1
+                if e2 == e:
+                    q += 1
+                s = e
     return marks
