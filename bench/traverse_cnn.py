@@ -85,7 +85,9 @@ def one_width(width: int, points: int, budget: int, fraction: float, queue, dens
         warnings.simplefilter("ignore")
         cost, _front._SPARSE_RECORD_COST = _front._SPARSE_RECORD_COST, 0.0  # the front's kernels load (numba cache)
         traverse(model, x0, x0 + 1e-3 * (x1 - x0), memory_budget=budget)  # warm-up (short)
-        _front._SPARSE_RECORD_COST = cost
+        _front._SPARSE_RECORD_COST, _front.ENABLED = cost, False  # and the dense engine's (its max-pool kernels)
+        traverse(model, x0, x0 + 1e-2 * (x1 - x0), memory_budget=budget)
+        _front.ENABLED = True
     base = _status_kib("VmRSS:")
     _reset_peak()
     start = time.perf_counter()
