@@ -247,3 +247,17 @@ def test_rounding_decisions_are_flagged_as_the_dense_engine_flags_them(pool, alw
     assert torch.equal(got.patterns[~got.uncertain][sure], ref.patterns[at[sure]])
     if not pool:  # sign bits within rounding are what the hook key's zero_tol leaves out
         check_traversal(got, model, x0, x1, n=3000, zero_tol=1e-12)
+
+
+def test_progress_bar_reaches_its_total_through_the_front(always_sparse, capsys):
+    """traverse(progress=True) on a convolutional chain: the bar counts the plan's steps (the
+    front's at once, the rest chunk by chunk) and ends full, not stuck at 0."""
+    model = cnn(5)
+    x0, x1 = endpoints(5, (2, 12, 12))
+    ready(model, x0)
+    got, took = used_front(model, x0, x1, progress=True, memory_budget=400_000)
+    assert took
+    err = capsys.readouterr().err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    done, total = last.split("|")[2].split()[0].split("/")
+    assert float(done) == pytest.approx(float(total)) and float(total) > 0

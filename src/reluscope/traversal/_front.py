@@ -340,7 +340,8 @@ def front_segments(net: Network, plan: list, x0: torch.Tensor, x1: torch.Tensor,
     pieces after the front, in chunks that fit the budget: (plan step to continue from,
     `_Pieces` holding the front's last value at each midpoint). A segment on which the front
     would gain nothing (`_run` returns None) comes as its one piece [0, 1] from step 0. The third
-    item is the chunk size the rest of the plan affords (None: the walk's own)."""
+    item is the chunk size the rest of the plan affords (None: the walk's own), the fourth the
+    chunk's share of its segment's pieces (for progress bars)."""
     first = _usable(net, x0)
     if first < 0:
         return None
@@ -355,7 +356,7 @@ def _segments(net, plan, first, x0, x1, tol, dtol, budget, include_output):
             ones = torch.ones(1, dtype=torch.float64)
             yield 0, _Pieces(torch.full((1,), s, dtype=torch.long), 0 * ones, ones,
                              {INPUT: (x0[s:s + 1] + 0.5 * (x1[s:s + 1] - x0[s:s + 1]), x1[s:s + 1] - x0[s:s + 1])},
-                             _Bits(), torch.zeros(1, dtype=torch.bool)), None
+                             _Bits(), torch.zeros(1, dtype=torch.bool)), None, 1.0
             continue
         step = next((k for k, st in enumerate(plan) if st.node > front.node), len(plan))
         rest = budget - front.bytes
@@ -379,4 +380,4 @@ def _chunks(s: int, step: int, front: _Front, max_pieces: int):
         vals = {front.node: (torch.from_numpy(h).reshape(shape), torch.from_numpy(dh).reshape(shape))}
         bits = _Bits([(layer.table, r[a:b]) for layer, r in zip(front.layers, rows)])
         seg = torch.full((b - a,), s, dtype=torch.long)
-        yield step, _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b]), max_pieces
+        yield step, _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b]), max_pieces, (b - a) / tm.shape[0]

@@ -82,13 +82,17 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
     if front is None:
         _descend(plan, 0, p, walk)
     else:  # convolutional chains: the first layers unit by unit (`_front`), the rest dense, chunk by chunk
-        whole = walk.max_pieces
-        for s0, chunk, max_pieces in front:
+        whole, seen, done = walk.max_pieces, set(), 0.0
+        if bar is not None:
+            bar.reset(total=len(plan) * s)  # steps of the plan, per segment
+        for s0, chunk, max_pieces, share in front:
             walk.max_pieces = max_pieces or whole  # the rest of the plan holds less per piece
             _descend(plan, s0, chunk, walk, top=False)
+            if bar is not None:  # the front's steps once per segment, the rest by the chunk's share of its pieces
+                done += (s0 if int(chunk.seg[0]) not in seen else 0) + (len(plan) - s0) * share
+                seen.add(int(chunk.seg[0]))
+                bar.update(round(done) - bar.n)
         walk.max_pieces = whole
-        if bar is not None:
-            bar.update(len(plan))
     seg, ta, tb, patterns, uncertain = _join_leaves(walk.leaves)
     return Traversals.from_pieces(seg, ta, tb, patterns, uncertain, s, dtype_name(x0.dtype), walk.tol)
 
