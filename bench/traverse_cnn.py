@@ -91,10 +91,14 @@ def one_width(width: int, points: int, budget: int, fraction: float, queue, dens
     base = _status_kib("VmRSS:")
     _reset_peak()
     start = time.perf_counter()
+    _front.TRACE = []
     tr = traverse(model, x0, x1, memory_budget=budget)
     sec = time.perf_counter() - start
     peak = max(_status_kib("VmHWM:") - base, 0) / 1024
+    taken = [f"{name}:{'sparse' if sparse else 'dense'}" for name, *_, sparse in _front.TRACE]
+    _front.TRACE = None
     queue.put(("exact", sec, tr.n_pieces, peak, tr.packed.words.numel() / 2**20))
+    queue.put(("front", " ".join(taken) or "not used"))
     if dense:  # the dense engine alone (the engine before the sparse front), same segment, same process
         _front.ENABLED = False
         base = _status_kib("VmRSS:")
@@ -152,6 +156,7 @@ def main() -> None:
         sec, pieces, peak, result = got["exact"]
         ts, runs = got.get("sample", (float("nan"), -1))
         dsec, dpeak, agree = got.get("dense", (float("nan"), float("nan"), "-"))
+        agree = f"{agree}; front convolutions {got.get('front', ('?',))[0]}"
         print(f"{width:5d} {params:8d} {pieces:7d} {sec:8.2f} {peak:9.0f} {result:10.1f} {ts:9.3f} {runs:5d} {sec / ts:13.1f} "
               f"{dsec:8.2f} {dpeak:9.0f} {dsec / sec:11.1f}  {agree}", flush=True)
     print(f"exact/sample = traversal time / sampling time (target <= 1); dense = the dense engine alone (no sparse front), "

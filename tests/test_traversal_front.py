@@ -37,7 +37,7 @@ def used_front(model, x0, x1, **options):
     _front.TRACE = []
     try:
         out = traverse(model, x0, x1, **options)
-        took = len(_front.TRACE) > 0
+        took = any(sparse for *_, sparse in _front.TRACE)
     finally:
         _front.TRACE = None
     return out, took

@@ -58,7 +58,7 @@ ENABLED = True  # tests switch the front off to compare with the dense engine al
 # bench/traverse_cnn.py, see the module docstring of that script). Only speed depends on it.
 _SPARSE_RECORD_COST = 40.0
 _RECORD_BYTES = 24 * 3  # T, A, B of a convolution's record, and up to two records of the activation after it
-TRACE = None  # a list to collect (convolution, sparse records, dense multiply-adds, pieces) (bench/traverse_cnn.py)
+TRACE = None  # a list: collects (convolution, records, dense multiply-adds, pieces, taken sparse) (tests, bench)
 
 
 @dataclass
@@ -298,9 +298,10 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
             records = int(bound.sum())
             co, _, kh, kw = layer.weight.shape
             macs = 2 * ta.shape[0] * bound.shape[0] * (lists.shape[0] // layer.groups) * kh * kw
+            sparse = records * _SPARSE_RECORD_COST <= macs and records * _RECORD_BYTES <= budget // 2
             if TRACE is not None:
-                TRACE.append((layer.name, records, macs, ta.shape[0]))
-            if records * _SPARSE_RECORD_COST > macs or records * _RECORD_BYTES > budget // 2:
+                TRACE.append((layer.name, records, macs, ta.shape[0], sparse))
+            if not sparse:
                 break
             lists, sparse_conv = _conv(lists, layer, geometry, bound), True
         elif isinstance(layer, ChannelAffine):
