@@ -261,3 +261,32 @@ def test_progress_bar_reaches_its_total_through_the_front(always_sparse, capsys)
     last = err.replace("\r", "\n").strip().splitlines()[-1]
     done, total = last.split("|")[2].split()[0].split("/")
     assert float(done) == pytest.approx(float(total)) and float(total) > 0
+
+
+@pytest.mark.parametrize("last", ["relu", "pool"])
+def test_output_signs_after_a_front_that_computed_the_last_node(last, always_sparse):
+    """Regression (review): with include_output=True on a network the front computes to its last
+    node (fully convolutional, ending in a ReLU or a max-pool), the output signs were skipped:
+    the patterns lacked the output bits."""
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.ReLU()] + ([nn.MaxPool2d(2)] if last == "pool" else [])
+    model = nn.Sequential(*layers).double().eval()
+    x0, x1 = torch.randn(1, 8, 8, dtype=torch.float64), torch.randn(1, 8, 8, dtype=torch.float64)
+    got, took = used_front(model, x0, x1, include_output=True)
+    assert took
+    assert_same(got, dense(model, x0, x1, include_output=True))
+    check_traversal(got, model, x0, x1, n=2000, include_output=True)
+
+
+@pytest.mark.parametrize("engine", ["front", "dense"])
+def test_max_pool_window_reading_only_padding_is_refused(engine, always_sparse):
+    """Regression (review): a window that reads only padding (torch returns -inf there) crashed
+    the front's compiled pool (it read an empty window) and made the dense engine's compiled pool
+    write another window's bit. Both engines now refuse it in one line naming the layer."""
+    torch.manual_seed(0)
+    pool = nn.MaxPool2d((3, 2), stride=2, padding=(0, 1), dilation=(1, 2))
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), pool, nn.Conv2d(2, 2, 1), nn.ReLU()).double().eval()
+    x0, x1 = torch.randn(1, 4, 1, dtype=torch.float64), torch.randn(1, 4, 1, dtype=torch.float64)
+    run = dense if engine == "dense" else traverse
+    with pytest.raises(ValueError, match=r"layer '2': the max-pool window of output column 0 reads only padding"):
+        run(model, x0, x1)

@@ -35,7 +35,7 @@ import torch
 from .._compiled import load_kernels
 from ..network import Network
 from ..network.layers import AbstractAffine, ChannelAffine, Conv2d, LeakyReLU, MaxPool2d
-from ._maxpool import _maxpool_near_tie
+from ._maxpool import _maxpool_near_tie, require_windows
 from ._refine import _bytes_per_piece
 from ..network.network import INPUT
 from ._pieces import _Bits, _near_zero, _PackedTable, _Pieces, _split_at
@@ -136,6 +136,7 @@ def _act(x: _Lists, slope: float):
 def _pool(x: _Lists, layer: MaxPool2d):
     """(output lists, events (time, bit cleared, bit set, at a crossing), first bits) of a max-pool."""
     c, h, w = x.shape
+    require_windows(layer, h, w)
     ho, wo = layer.output_hw(h, w)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
     n, k = c * ho * wo, kh * kw
@@ -359,7 +360,8 @@ def _segments(net, plan, first, x0, x1, tol, dtol, budget, include_output):
                              {INPUT: (x0[s:s + 1] + 0.5 * (x1[s:s + 1] - x0[s:s + 1]), x1[s:s + 1] - x0[s:s + 1])},
                              _Bits(), torch.zeros(1, dtype=torch.bool)), None, 1.0
             continue
-        step = next((k for k, st in enumerate(plan) if st.node > front.node), len(plan))
+        # the next node after the front's, or the output signs (node -2) when the front computed the last node
+        step = next((k for k, st in enumerate(plan) if st.node > front.node or st.node < 0), len(plan))
         rest = budget - front.bytes
         per_piece = _bytes_per_piece(net, x0[:1], include_output, start=step)
         yield from _chunks(s, step, front, max(2, rest // per_piece))

@@ -26,6 +26,21 @@ def _window_elements(layer: MaxPool2d, z: torch.Tensor, fill: float) -> list:
             for i in range(kh) for j in range(kw)]
 
 
+def require_windows(layer: MaxPool2d, h: int, w: int) -> None:
+    """Refuse a max-pool with a window that reads only padding on an [h, w] map (torch returns
+    -inf there, and the network's output becomes inf or NaN): one line naming the layer."""
+    (kh, kw), (sh, sw), (ph, pw), (dy, dx) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
+    ho, wo = layer.output_hw(h, w)
+    for size, k, s, p, d, n, axis in ((h, kh, sh, ph, dy, ho, "row"), (w, kw, sw, pw, dx, wo, "column")):
+        for o in range(n):
+            if not any(0 <= o * s - p + j * d < size for j in range(k)):
+                raise ValueError(
+                    f"layer {layer.name!r}: the max-pool window of output {axis} {o} reads only padding on a "
+                    f"{h}x{w} input (kernel {layer.kernel_size}, stride {layer.stride}, padding {layer.padding}, "
+                    f"dilation {layer.dilation}), so its max is -inf; reduce the padding or the dilation"
+                )
+
+
 def _compiled(h: torch.Tensor):
     """The compiled passes (`_maxpool_nb`) for float64 values on the CPU when numba loads, else None."""
     if h.dtype != torch.float64 or h.device.type != "cpu" or not COMPILED:
@@ -79,6 +94,7 @@ def _split_maxpool(layer: MaxPool2d, p: _Pieces, j: int, tol: float, max_pieces:
     only the pieces still unsettled. Returns (pieces, settled); settled is False (and p is
     returned unchanged) when the result would outgrow `max_pieces`: the caller refines p in chunks."""
     n = p.seg.shape[0]
+    require_windows(layer, *p.vals[j][0].shape[2:])
     src, ta, tb = torch.arange(n, device=p.seg.device), p.ta, p.tb
     active = src  # indices into (src, ta, tb) still to examine
     hj_h, hj_dh = p.vals[j]
