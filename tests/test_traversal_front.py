@@ -3,6 +3,8 @@ unit, against the dense engine alone and against dense sampling of the independe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn as nn
@@ -290,3 +292,37 @@ def test_max_pool_window_reading_only_padding_is_refused(engine, always_sparse):
     run = dense if engine == "dense" else traverse
     with pytest.raises(ValueError, match=r"layer '2': the max-pool window of output column 0 reads only padding"):
         run(model, x0, x1)
+
+
+def test_a_conv_whose_inputs_all_switch_off_is_exactly_its_bias(always_sparse):
+    """Regression (review): a convolution's running sums kept a ~1e-17 residue when all its
+    inputs switched off, where the dense engine computes exactly the bias (0 here): the next ReLU
+    got bit 1 and a spurious breakpoint, not flagged. Outputs with no live input restart at the bias."""
+    c1, c2 = nn.Conv2d(1, 1, 1, dtype=torch.float64), nn.Conv2d(1, 1, (1, 3), bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        c1.weight.fill_(1.0)
+        c1.bias.zero_()
+        c2.weight.copy_(torch.tensor([0.9, 0.8, 0.4], dtype=torch.float64).reshape(1, 1, 1, 3))
+    model = nn.Sequential(c1, nn.ReLU(), c2, nn.ReLU()).eval()
+    x0 = torch.tensor([[[1.0, 0.7, 0.3]]], dtype=torch.float64)
+    x1 = torch.tensor([[[-0.9, -1.3, -0.2]]], dtype=torch.float64)
+    got, took = used_front(model, x0, x1)
+    assert took and got.n_pieces == 4 and not bool(got.patterns[-1].any())
+    assert_same(got, dense(model, x0, x1))
+
+
+def test_window_elements_equal_up_to_rounding_tie_as_in_the_dense_engine(always_sparse):
+    """Regression (review's fuzz, seed 84): two max-pool elements that the dense engine computes
+    as the same number (one direct, one after its inputs settled on the same constant) came out
+    1 ulp apart from the front's sums, so the front's argmax differed, unflagged. Elements within
+    a few ulps are one line (`_sparse_nb._same_line`): the first position keeps it."""
+    case = torch.load(Path(__file__).parent / "data" / "front_same_line_tie.pt", weights_only=True)
+    model = nn.Sequential(
+        nn.Conv2d(2, 2, (3, 2), padding=(1, 2), dilation=(2, 1)), nn.ReLU(), nn.MaxPool2d((1, 2), stride=1),
+        nn.Conv2d(2, 1, (1, 2), padding=(2, 2)), nn.LeakyReLU(0.01), nn.MaxPool2d((2, 1), stride=(2, 1), padding=(1, 0), dilation=(1, 2)),
+        nn.Conv2d(1, 1, (1, 3), stride=(2, 1), padding=(1, 2), dilation=(1, 2)), nn.LeakyReLU(-0.2),
+        nn.Flatten(), nn.Linear(44, 3)).double().eval()
+    model.load_state_dict(case["state"])
+    got, took = used_front(model, case["x0"], case["x1"])
+    assert took
+    assert_same(got, dense(model, case["x0"], case["x1"]))

@@ -186,8 +186,9 @@ def _conv(x: _Lists, layer: Conv2d, geometry, bound: np.ndarray) -> _Lists:
     m = int(bound.sum())
     oT, oA, oB, ocount = _empty(m), _empty(m), _empty(m), np.empty(co * ho * wo, np.int64)
     weight = layer.weight.detach().cpu().numpy()
-    nb.conv_fill(x.A, x.B, t[order], unit[order], slot[order], weight, a0, b0, c, h, w, co, ho, wo, sh, sw, ph, pw,
-                 dh, dw, groups, ostart, ocount, oT, oA, oB)
+    bias = np.zeros(co) if layer.bias is None else layer.bias.detach().cpu().numpy()
+    nb.conv_fill(x.start, x.A, x.B, t[order], unit[order], slot[order], weight, bias, a0, b0, c, h, w, co, ho, wo, sh,
+                 sw, ph, pw, dh, dw, groups, ostart, ocount, oT, oA, oB)
     return _Lists(ostart, ocount, oT, oA, oB, (co, ho, wo))
 
 

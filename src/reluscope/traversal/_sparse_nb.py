@@ -144,13 +144,16 @@ def changes(start, count, T):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def conv_fill(A, B, ev_t, ev_unit, ev_slot, weight, a0, b0, C, H, W, Co, Ho, Wo, sh, sw, ph, pw, dh, dw, groups,
-              ostart, ocount, oT, oA, oB):
+def conv_fill(start, A, B, ev_t, ev_unit, ev_slot, weight, bias, a0, b0, C, H, W, Co, Ho, Wo, sh, sw, ph, pw, dh, dw,
+              groups, ostart, ocount, oT, oA, oB):
     """Each output unit's list: its function at t = 0 (a0, b0: the dense convolution of the
     inputs' first records), then, for every change of an input in time order (ev_*, sorted by
     time), the weighted change added to the outputs that input feeds (a record per output and
     time; equal times are one record), with compensated sums. One thread per output channel
-    walks all changes, so each output's records are written in time order by one thread."""
+    walks all changes, so each output's records are written in time order by one thread.
+    Each output counts its inputs that are not exactly 0 (0 + 0 t): when none is left, its sums
+    restart at exactly (bias, 0), the dense convolution's value of a window of zeros, not the
+    rounding residue of the changes that led there (zeros after a ReLU tie exactly downstream)."""
     kh, kw = weight.shape[2], weight.shape[3]
     cig, cog = C // groups, Co // groups
     hw = Ho * Wo
@@ -160,12 +163,20 @@ def conv_fill(A, B, ev_t, ev_unit, ev_slot, weight, a0, b0, C, H, W, Co, Ho, Wo,
         ca = np.zeros(hw)
         sb = np.empty(hw)
         cb = np.zeros(hw)
+        live = np.zeros(hw, np.int64)
+        cells, pos = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
         for q in range(hw):
             v = co * hw + q
             sa[q], sb[q] = a0[v], b0[v]
             o = ostart[v]
             oT[o], oA[o], oB[o] = 0.0, a0[v], b0[v]
             ocount[v] = 1
+            ne = window(q // Wo, q % Wo, H, W, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)
+            for ci in range(g * cig, (g + 1) * cig):
+                for k in range(ne):
+                    j0 = start[ci * H * W + cells[k]]
+                    if A[j0] != 0.0 or B[j0] != 0.0:
+                        live[q] += 1
         for e in range(ev_t.shape[0]):
             u = ev_unit[e]
             ci = u // (H * W)
@@ -177,6 +188,8 @@ def conv_fill(A, B, ev_t, ev_unit, ev_slot, weight, a0, b0, C, H, W, Co, Ho, Wo,
             j = ev_slot[e]
             t = ev_t[e]
             dA, dB = A[j] - A[j - 1], B[j] - B[j - 1]
+            was = 1 if (A[j - 1] != 0.0 or B[j - 1] != 0.0) else 0
+            now = 1 if (A[j] != 0.0 or B[j] != 0.0) else 0
             for ky in range(kh):
                 ny = iy + ph - ky * dh
                 if ny < 0 or ny % sh != 0:
@@ -193,8 +206,12 @@ def conv_fill(A, B, ev_t, ev_unit, ev_slot, weight, a0, b0, C, H, W, Co, Ho, Wo,
                         continue
                     w = weight[co, ci - g * cig, ky, kx]
                     q = oy * Wo + ox
-                    sa[q], ca[q] = _add(sa[q], ca[q], w * dA)
-                    sb[q], cb[q] = _add(sb[q], cb[q], w * dB)
+                    live[q] += now - was
+                    if live[q] == 0:
+                        sa[q], ca[q], sb[q], cb[q] = bias[co], 0.0, 0.0, 0.0
+                    else:
+                        sa[q], ca[q] = _add(sa[q], ca[q], w * dA)
+                        sb[q], cb[q] = _add(sb[q], cb[q], w * dB)
                     v = co * hw + q
                     last = ostart[v] + ocount[v] - 1
                     na, nb = sa[q] + ca[q], sb[q] + cb[q]
@@ -208,6 +225,20 @@ def conv_fill(A, B, ev_t, ev_unit, ev_slot, weight, a0, b0, C, H, W, Co, Ho, Wo,
 # ---------------------------------------------------------------- max pooling
 
 
+_LINE_ULPS = 4 * np.finfo(np.float64).eps
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same_line(a1, b1, a2, b2):
+    """Two window elements are one line up to rounding: their functions differ by a few ulps of
+    their size. The dense engine computes such elements (equal inputs and weights, zeros after a
+    ReLU) as the same number and the first position wins; here their histories of changes may
+    round apart, and a 1-ulp gap must not decide the argmax (the rounding check flags the piece
+    where the dense engine's values differ within rounding)."""
+    scale = max(abs(a1) + abs(b1), abs(a2) + abs(b2))
+    return abs(a1 - a2) <= _LINE_ULPS * scale and abs(b1 - b2) <= _LINE_ULPS * scale
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def pool_pass(start, count, T, A, B, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, write,
               ostart, ocount, oT, oA, oB, fstart, fcount, fT, fPos, fRoot, pos0):
@@ -216,7 +247,8 @@ def pool_pass(start, count, T, A, B, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh
     value, then largest slope, then first position: the tie rule of `MaxPool2d.bits`), then each
     time an element with a larger slope overtakes it (earliest first; at equal times the largest
     slope, then the first position). Each switch strictly raises the slope, so an interval has
-    fewer than k switches. The output is the argmax's function (a record where it changes); the
+    fewer than k switches. Elements whose functions agree within a few ulps count as one line
+    (`_same_line`): they never switch. The output is the argmax's function (a record where it changes); the
     argmax position's changes are events (time, position, whether at a crossing strictly inside
     an interval). Padding never wins (it is -inf)."""
     k_max = kh * kw
@@ -244,6 +276,8 @@ def pool_pass(start, count, T, A, B, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh
             best = 0
             for e in range(1, ne):
                 j, jb = start[units[e]] + ptr[e], start[units[best]] + ptr[best]
+                if _same_line(A[j], B[j], A[jb], B[jb]):
+                    continue  # one line, up to rounding: the first position keeps it
                 ve, vb = A[j] + B[j] * a, A[jb] + B[jb] * a
                 if ve > vb or (ve == vb and B[j] > B[jb]):
                     best = e
@@ -279,7 +313,7 @@ def pool_pass(start, count, T, A, B, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh
                     if e == best:
                         continue
                     j = start[units[e]] + ptr[e]
-                    if B[j] > cb_:
+                    if B[j] > cb_ and not _same_line(A[j], B[j], ca_, cb_):
                         tc = (ca_ - A[j]) / (B[j] - cb_)
                         if tc < t:
                             tc = t  # rounding: it is above already, switch now
