@@ -35,9 +35,9 @@ import torch
 from .._compiled import load_kernels
 from ..network import Network
 from ..network.layers import AbstractAffine, ChannelAffine, Conv2d, LeakyReLU, MaxPool2d
+from ..network.network import INPUT
 from ._maxpool import _maxpool_near_tie, require_windows
 from ._refine import _bytes_per_piece
-from ..network.network import INPUT
 from ._pieces import _Bits, _near_zero, _PackedTable, _Pieces, _split_at
 
 nb = None  # the kernels (`_sparse_nb`), imported on first use: numba takes a second to import
@@ -233,7 +233,7 @@ def _dense_values(net: Network, node: int, x0: torch.Tensor, dx: torch.Tensor, t
     return h, dh
 
 
-def _check(net, node, x0, dx, ta, tb, uncertain, marks: np.ndarray, dtol: float):
+def _flag_rounding(net, node, x0, dx, ta, tb, uncertain, marks: np.ndarray, dtol: float):
     """The dense engine's rounding test of node `node` on the marked pieces; flags them in place."""
     rows = torch.from_numpy(np.flatnonzero(marks))
     if rows.numel() == 0:
@@ -323,7 +323,7 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
                 marks = nb.pool_candidates(lists.start, lists.count, lists.T, lists.A, lists.B, out.start, out.count,
                                            out.T, out.A, out.B, c, hh, ww, ho, wo, kh, kw, sh, sw, ph, pw, dh_, dw_,
                                            ta.numpy(), tb.numpy(), dtol)
-            _check(net, i, x0, dx, ta, tb, uncertain, marks, dtol)
+            _flag_rounding(net, i, x0, dx, ta, tb, uncertain, marks, dtol)
             order = np.argsort(t, kind="stable")
             words, hashes = nb.build_table(bit0, clear[order], set_[order], _keys(bit0.shape[0]))
             table = _PackedTable(torch.from_numpy(words), bit0.shape[0], torch.from_numpy(hashes))
