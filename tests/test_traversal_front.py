@@ -326,3 +326,19 @@ def test_window_elements_equal_up_to_rounding_tie_as_in_the_dense_engine(always_
     got, took = used_front(model, case["x0"], case["x1"])
     assert took
     assert_same(got, dense(model, case["x0"], case["x1"]))
+
+
+def test_a_decision_within_rounding_that_differs_sends_the_segment_to_the_dense_engine(always_sparse):
+    """Regression (review's fuzz, seed 704; about 1% of random chains with every convolution
+    sparse): two pool elements equal in the dense engine's arithmetic came out apart in the
+    front's (a bias-free convolution after a ReLU, padding and dilation), beyond the one-line rule.
+    The rounding check recomputes these pieces densely anyway: where its bits differ from the
+    front's, the segment goes to the dense engine, so the answer is the dense engine's."""
+    case = torch.load(Path(__file__).parent / "data" / "front_rounding_fallback.pt", weights_only=True)
+    model = nn.Sequential(
+        nn.Conv2d(2, 2, (1, 3), stride=(1, 2), padding=(2, 0)), nn.ReLU(),
+        nn.MaxPool2d((2, 2), stride=(2, 1), padding=(1, 1), dilation=(2, 2)),
+        nn.Conv2d(2, 3, (2, 1), stride=(2, 1), padding=(0, 2), bias=False), nn.LeakyReLU(-0.2),
+        nn.MaxPool2d((2, 2), stride=(1, 2), padding=(1, 1), dilation=(1, 2)), nn.Flatten(), nn.Linear(48, 3)).double().eval()
+    model.load_state_dict(case["state"])
+    assert_same(traverse(model, case["x0"], case["x1"]), dense(model, case["x0"], case["x1"]))

@@ -36,6 +36,7 @@ from .._compiled import load_kernels
 from ..network import Network
 from ..network.layers import AbstractAffine, ChannelAffine, Conv2d, LeakyReLU, MaxPool2d
 from ..network.network import INPUT
+from ..patterns.bits import PackedPatterns, unpack_patterns
 from ._maxpool import _maxpool_near_tie, require_windows
 from ._refine import _bytes_per_piece
 from ._pieces import _Bits, _near_zero, _PackedTable, _Pieces, _split_at
@@ -233,13 +234,17 @@ def _dense_values(net: Network, node: int, x0: torch.Tensor, dx: torch.Tensor, t
     return h, dh
 
 
-def _flag_rounding(net, node, x0, dx, ta, tb, uncertain, marks: np.ndarray, dtol: float):
-    """The dense engine's rounding test of node `node` on the marked pieces; flags them in place."""
+def _flag_rounding(net, node, x0, dx, ta, tb, uncertain, marks: np.ndarray, dtol: float, bits: _Layer) -> bool:
+    """The dense engine's rounding test of node `node` on the marked pieces, flagging them in
+    place; and whether the front's bits there (`bits`) are the dense ones. On these pieces a unit
+    or a window's gap is within rounding, where the front's sums (other additions than a
+    convolution's) may decide otherwise than the dense engine: False sends the segment to it."""
     rows = torch.from_numpy(np.flatnonzero(marks))
     if rows.numel() == 0:
-        return
+        return True
     a, b = ta.index_select(0, rows), tb.index_select(0, rows)
-    h, dh = _dense_values(net, node, x0, dx, (a + b) / 2)
+    tm = (a + b) / 2
+    h, dh = _dense_values(net, node, x0, dx, tm)
     layer = net.nodes[node].layer
     n = rows.shape[0]
     if isinstance(layer, MaxPool2d):
@@ -248,6 +253,9 @@ def _flag_rounding(net, node, x0, dx, ta, tb, uncertain, marks: np.ndarray, dtol
     else:
         near = _near_zero(h.reshape(n, -1), dh.reshape(n, -1), (b - a) / 2, dtol)
     uncertain.index_copy_(0, rows, uncertain.index_select(0, rows) | near)
+    at = torch.from_numpy(np.searchsorted(bits.times, tm.numpy(), side="right"))
+    front = unpack_patterns(PackedPatterns(bits.table.words.index_select(0, at), bits.table.n_units))
+    return torch.equal(front, layer.bits(h))
 
 
 # ---------------------------------------------------------------- the front
@@ -275,7 +283,8 @@ def _usable(net: Network, x0: torch.Tensor) -> int:
 def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch.Tensor, tol: float, dtol: float,
          budget: int) -> _Front | None:
     """The front on one segment x0 -> x1 ([C, H, W] each): None when its first convolution would
-    run densely anyway (then the front gains nothing)."""
+    run densely anyway (then the front gains nothing), or when a bit decided within rounding came
+    out otherwise than the dense engine's (`_flag_rounding`): the dense engine takes the segment."""
     dx = x1 - x0
     h, dh = x0[None], dx[None]
     for i in range(first):
@@ -323,11 +332,12 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
                 marks = nb.pool_candidates(lists.start, lists.count, lists.T, lists.A, lists.B, out.start, out.count,
                                            out.T, out.A, out.B, c, hh, ww, ho, wo, kh, kw, sh, sw, ph, pw, dh_, dw_,
                                            ta.numpy(), tb.numpy(), dtol)
-            _flag_rounding(net, i, x0, dx, ta, tb, uncertain, marks, dtol)
             order = np.argsort(t, kind="stable")
             words, hashes = nb.build_table(bit0, clear[order], set_[order], _keys(bit0.shape[0]))
             table = _PackedTable(torch.from_numpy(words), bit0.shape[0], torch.from_numpy(hashes))
             layers.append(_Layer(table, t[order]))
+            if not _flag_rounding(net, i, x0, dx, ta, tb, uncertain, marks, dtol, layers[-1]):
+                return None  # a decision within rounding went otherwise than the dense engine's
             lists = out
         else:
             break
