@@ -45,6 +45,15 @@ def used_front(model, x0, x1, **options):
     return out, took
 
 
+def assert_front_matches(model, x0, x1, *, n=3000, **options):
+    """The front runs, gives the dense engine's answer and agrees with dense sampling."""
+    got, took = used_front(model, x0, x1, **options)
+    assert took
+    assert_same(got, dense(model, x0, x1, **options))
+    check_traversal(got, model, x0, x1, n=n, include_output=options.get("include_output", False))
+    return got
+
+
 def assert_same(a, b, tol=1e-9):
     assert a.n_pieces == b.n_pieces
     assert float((a.t - b.t).abs().max()) < tol
@@ -121,11 +130,7 @@ def test_grouped_convolution_and_unfolded_batchnorm(seed, always_sparse):
     """groups > 1, and a BatchNorm after a convolution on the front's path."""
     model = cnn(seed, widths=(4, 4), groups=2, batchnorm=True)
     x0, x1 = endpoints(seed, (2, 12, 12))
-    ready(model, x0)
-    got, took = used_front(model, x0, x1)
-    assert took
-    assert_same(got, dense(model, x0, x1))
-    check_traversal(got, model, x0, x1, n=3000)
+    assert_front_matches(ready(model, x0), x0, x1)
 
 
 def test_channel_affine_between_convolution_and_relu(always_sparse):
@@ -152,11 +157,7 @@ def test_zero_pixels_make_exact_ties_in_the_pools(always_sparse):
     model = cnn(7, c=1, widths=(3, 3))
     x0, x1 = endpoints(7, (1, 12, 12))
     x0[:, :4], x1[:, :4] = 0.0, 0.0
-    ready(model, x0)
-    got, took = used_front(model, x0, x1)
-    assert took
-    assert_same(got, dense(model, x0, x1))
-    check_traversal(got, model, x0, x1, n=3000)
+    assert_front_matches(ready(model, x0), x0, x1)
 
 
 def test_segment_from_a_point_on_a_boundary(always_sparse):
@@ -274,10 +275,7 @@ def test_output_signs_after_a_front_that_computed_the_last_node(last, always_spa
     layers = [nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.ReLU()] + ([nn.MaxPool2d(2)] if last == "pool" else [])
     model = nn.Sequential(*layers).double().eval()
     x0, x1 = torch.randn(1, 8, 8, dtype=torch.float64), torch.randn(1, 8, 8, dtype=torch.float64)
-    got, took = used_front(model, x0, x1, include_output=True)
-    assert took
-    assert_same(got, dense(model, x0, x1, include_output=True))
-    check_traversal(got, model, x0, x1, n=2000, include_output=True)
+    assert_front_matches(model, x0, x1, n=2000, include_output=True)
 
 
 @pytest.mark.parametrize("engine", ["front", "dense"])

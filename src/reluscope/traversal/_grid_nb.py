@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from numba import njit
 
-__all__ = ["window"]
+__all__ = ["window", "tap"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -25,3 +25,14 @@ def window(oy, ox, H, W, kh, kw, sh, sw, ph, pw, dy, dx, cells, pos):
                 pos[n] = ky * kw + kx
                 n += 1
     return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def tap(i, pad, k, dil, stride, n):
+    """Along one axis: the output whose window reads input index i through tap k, or -1 (the
+    inverse of `window`, for pushing an input's change to the outputs it feeds)."""
+    m = i + pad - k * dil
+    if m < 0 or m % stride != 0:
+        return -1
+    o = m // stride
+    return o if o < n else -1

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._grid_nb import window
+from ._grid_nb import tap, window
 
 __all__ = ["act_pass", "conv_bound", "changes", "conv_fill", "pool_pass", "build_table", "materialize", "flat_events",
            "act_candidates", "pool_candidates"]
@@ -191,18 +191,12 @@ def conv_fill(start, A, B, ev_t, ev_unit, ev_slot, weight, bias, a0, b0, C, H, W
             was = 1 if (A[j - 1] != 0.0 or B[j - 1] != 0.0) else 0
             now = 1 if (A[j] != 0.0 or B[j] != 0.0) else 0
             for ky in range(kh):
-                ny = iy + ph - ky * dh
-                if ny < 0 or ny % sh != 0:
-                    continue
-                oy = ny // sh
-                if oy >= Ho:
+                oy = tap(iy, ph, ky, dh, sh, Ho)
+                if oy < 0:
                     continue
                 for kx in range(kw):
-                    nx = ix + pw - kx * dw
-                    if nx < 0 or nx % sw != 0:
-                        continue
-                    ox = nx // sw
-                    if ox >= Wo:
+                    ox = tap(ix, pw, kx, dw, sw, Wo)
+                    if ox < 0:
                         continue
                     w = weight[co, ci - g * cig, ky, kx]
                     q = oy * Wo + ox
