@@ -142,6 +142,7 @@ class _Converter(Operations, InPlace):
                 if any(isinstance(i, (torch.fx.Node, list)) for i in index):
                     self._check_index(n, index)
         out = None
+        handler = {"call_module": self._module, "call_function": self._function, "call_method": self._method}
         for n in self.graph.nodes:
             if n.op == "placeholder":
                 if n in self.env or any(v == INPUT for v in self.env.values()):
@@ -158,8 +159,7 @@ class _Converter(Operations, InPlace):
                 continue
             elif n.op == "call_function" and n.target is operator.getitem and (obj := self._object(n)) is not n:
                 self.env[n] = self.env[obj]  # the same part of a split again: the same (maybe overwritten) tensor
-            elif n.op in ("call_module", "call_function", "call_method"):
-                handler = {"call_module": self._module, "call_function": self._function, "call_method": self._method}
+            elif n.op in handler:
                 self.env[n] = handler[n.op](n)
                 if (src := self._inplace_input(n)) is not None:
                     self._alias(n, src)
