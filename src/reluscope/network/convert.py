@@ -189,10 +189,9 @@ class _Converter(Operations, InPlace):
         src = self._inplace_input(n)
         if src is None:
             return False
-        order, obj = self._order, self._object(src)
-        names = [m for m in self.graph.nodes if self._object(m) is obj]  # h, and h.mul_(2) in h.mul_(2).add_(1)
+        order = self._order
         return any(u in live and order[u] > order[n]
-                   for name in names for v in _storage_group(name, self._submodule) for u in v.users)
+                   for name in self._names(src) for v in _storage_group(name, self._submodule) for u in v.users)
 
     def _module(self, n) -> int:
         path = n.target

@@ -10,6 +10,7 @@ value. Memory shared with a view that forward reads again cannot be expressed in
 from __future__ import annotations
 
 import operator
+from functools import cached_property
 
 import torch
 import torch.fx
@@ -111,8 +112,7 @@ class InPlace:
         which the graph cannot express: refused when forward reads one after n."""
         if self.env[n] == self.env[src]:
             return  # an identity (Dropout(inplace=True) in eval mode)
-        order, obj = self._order, self._object(src)
-        same = {m for m in self.graph.nodes if self._object(m) is obj}  # every name of the tensor (ident = h; h += 1)
+        order, same = self._order, self._names(src)
         for name in same:
             for other in _storage_group(name, self._submodule) - same:
                 if isinstance(self.env.get(other), _Parts) or order[other] > order[n]:
@@ -145,8 +145,11 @@ class InPlace:
                 return n
             n = src
 
-    @property
+    def _names(self, n: torch.fx.Node) -> set:
+        """Every node naming the tensor object n refers to (ident = h; h += 1; h.mul_(2).add_(1))."""
+        obj = self._object(n)
+        return {m for m in self.graph.nodes if self._object(m) is obj}
+
+    @cached_property
     def _order(self) -> dict:
-        if not hasattr(self, "_order_cache"):
-            self._order_cache = {n: i for i, n in enumerate(self.graph.nodes)}
-        return self._order_cache
+        return {n: i for i, n in enumerate(self.graph.nodes)}
