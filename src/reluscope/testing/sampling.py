@@ -115,9 +115,9 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
             elif name in ("relu6", "hardtanh", "hardtanh_", "clamp", "clip", "clamp_", "clip_"):
                 # a bit per bound and unit: z > min_val, then z > max_val (a clamp may have one)
                 z = args[0].reshape(args[0].shape[0], -1)
-                keys, default = (("min", "max"), None) if name.startswith("cl") else (("min_val", "max_val"), (-1.0, 1.0))
+                keys, defaults = (("min", "max"), (None, None)) if name.startswith("cl") else (("min_val", "max_val"), (-1.0, 1.0))
                 bounds = (0.0, 6.0) if name == "relu6" else tuple(
-                    kwargs.get(k, args[i + 1] if len(args) > i + 1 else default and default[i]) for i, k in enumerate(keys)
+                    kwargs.get(k, args[i + 1] if len(args) > i + 1 else defaults[i]) for i, k in enumerate(keys)
                 )
                 parts.extend(z > bound for bound in bounds if bound is not None)
             elif name == "max_pool2d":
