@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import torch
 from .._checks import check_int
 from ..folding import draw_pairs
 
-__all__ = ["check_ints", "check_widths", "WrittenFiles", "segments"]
+__all__ = ["check_ints", "check_widths", "WrittenFiles", "segments", "csv_text"]
 
 
 def check_ints(config: object, names: Iterable[str], *, minimum: int = 1) -> None:
@@ -34,6 +36,16 @@ def segments(test: tuple[torch.Tensor, torch.Tensor], classes: tuple[int, int], 
     xt, yt = test
     idx = draw_pairs(yt, classes, budget=pairs, seed=seed)
     return xt[torch.as_tensor(idx[:, 0])], xt[torch.as_tensor(idx[:, 1])]
+
+
+def csv_text(rows: Iterable[Mapping]) -> str:
+    """`rows` as CSV text: a header of every key in order of first appearance, one line per row."""
+    rows = list(rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,8 +3,6 @@ the CSV / JSON / figure writers."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,7 +11,9 @@ import torch
 
 from ..io_utils import write_json_atomic, write_text_atomic
 from ..train import mlp
-from ._common import WrittenFiles
+from ._common import WrittenFiles, csv_text
+
+_csv = csv_text  # the name grokking imports
 
 
 def spearman(a, b) -> float:
@@ -42,16 +42,6 @@ def _pick(frames, k):
     return [frames[i] for i in idx]
 
 
-def _csv(rows) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
-    return buf.getvalue()
-
-
 @dataclass(frozen=True)
 class RecordedFiles(WrittenFiles):
     """The files every topology run writes: `name`.json (config, summary, records), `name`.csv
@@ -70,7 +60,7 @@ def _write_records(result, out: Path, name: str) -> tuple[list[dict], dict[str, 
     rows = [r.as_row() for r in result.records]
     doc = {"config": asdict(result.config), "summary": asdict(result.summary), "records": rows}
     return rows, {"json": write_json_atomic(out / f"{name}.json", doc),
-                  "csv": write_text_atomic(out / f"{name}.csv", _csv(rows)),
+                  "csv": write_text_atomic(out / f"{name}.csv", csv_text(rows)),
                   "frames": _write_frames(result.frames, out / f"{name}_frames.png")}
 
 

@@ -25,8 +25,6 @@ kept in `out/sweep.jsonl` so that a rerun resumes. `reluscope experiment folding
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -45,7 +43,7 @@ from ..sweep import run_sweep
 from ..train import accuracy, mlp, train_classifier
 from ..viz import save_figure
 from ..viz.folding import FoldingDepthDisplay, FoldingErrorDisplay
-from ._common import WrittenFiles, check_ints, check_widths, segments
+from ._common import WrittenFiles, check_ints, check_widths, csv_text, segments
 
 __all__ = [
     "FoldingNetConfig", "FoldingSnapshot", "FoldingNetRow", "folding_net_task", "folding_study_configs",
@@ -341,12 +339,7 @@ def write_folding_study(result: FoldingStudyResult, out: str | Path) -> FoldingS
     net) and the figures folding_vs_depth.png and folding_vs_error.png into `out`."""
 
     out = Path(out)
-    table = _table(result)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(table[0]))
-    writer.writeheader()
-    writer.writerows(table)
-    table_path = write_text_atomic(out / "folding_study.csv", buf.getvalue())
+    table_path = write_text_atomic(out / "folding_study.csv", csv_text(_table(result)))
     doc = {"config": result.config, "seconds": result.seconds, "depth_trends": result.depth_trends(),
            "error_trends": {m: result.error_trends(m) for m in ("phi_exact", "chi_mean_exact")},
            "summary": result.summary(), "nets": len(result.rows),
