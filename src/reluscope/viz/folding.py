@@ -106,7 +106,7 @@ class FoldingDepthDisplay(Display):
     _figsize = (13.0, 3.8)
     _panels = 3
     _measures = (("phi", "Phi (median of positive chi)"), ("chi_mean", "mean chi"),
-              ("share_folded", "share of folded segments"))
+                 ("share_folded", "share of folded segments"))
 
     def __init__(self, nets: Sequence[tuple[int, FoldingSnapshot]], depths: Sequence[int]):
         self.nets, self.depths = list(nets), list(depths)
@@ -119,12 +119,13 @@ class FoldingDepthDisplay(Display):
     def plot(self, ax: Sequence[Axes] | None = None) -> FoldingDepthDisplay:
         axes = self._axes_row(ax)
         nets, depths = self.nets, self.depths
+        by_depth = {d: [s for dd, s in nets if dd == d] for d in depths}  # grouped once, not per measure
         for a, (m, label) in zip(axes, self._measures):
             for off, kind, marker in ((-0.1, "exact", "o"), (0.1, "grid", "x")):
                 xs = [d + off for d, _ in nets]
                 a.scatter(xs, [getattr(s, f"{m}_{kind}") for _, s in nets], marker=marker, alpha=0.6, label=kind)
-                means = [np.mean([getattr(s, f"{m}_{kind}") for dd, s in nets if dd == d])
-                         if any(dd == d for dd, _ in nets) else np.nan for d in depths]
+                means = [np.mean([getattr(s, f"{m}_{kind}") for s in by_depth[d]]) if by_depth[d] else np.nan
+                         for d in depths]
                 a.plot(np.array(depths) + off, means, "-")
             a.set_xticks(depths)
             a.set_xlabel("hidden layers")
