@@ -116,6 +116,14 @@ def _offsets(count: np.ndarray) -> np.ndarray:
     return (np.cumsum(count) - count).astype(np.int64)
 
 
+def _changes_in_time_order(x: _Lists):
+    """Every unit's changes (records after its first) as (time, unit, record), sorted by time
+    (stable: equal times keep unit order, so sums over them run in one fixed order)."""
+    t, unit, slot = nb.changes(x.start, x.count, x.T)
+    order = np.argsort(t, kind="stable")
+    return t[order], unit[order], slot[order]
+
+
 def _act(x: _Lists, slope: float):
     """(output lists, events (time, unit, bit on, at a root), first bits) of a (Leaky)ReLU."""
     n = x.start.shape[0]
@@ -134,17 +142,22 @@ def _act(x: _Lists, slope: float):
     return _Lists(ostart, ocount, oT, oA, oB, x.shape), (t, clear, set_, root), bit0
 
 
+def _pool_geometry(x: _Lists, layer: MaxPool2d) -> tuple:
+    """(C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw): the max-pool kernels' geometry arguments."""
+    c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
+    return (c, h, w, *layer.output_hw(h, w), kh, kw, sh, sw, ph, pw, dh, dw)
+
+
 def _pool(x: _Lists, layer: MaxPool2d):
     """(output lists, events (time, bit cleared, bit set, at a crossing), first bits) of a max-pool."""
-    c, h, w = x.shape
-    require_windows(layer, h, w)
-    ho, wo = layer.output_hw(h, w)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
+    require_windows(layer, *x.shape[1:])
+    geometry = _pool_geometry(x, layer)
+    c, _, _, ho, wo, kh, kw = geometry[:7]
     n, k = c * ho * wo, kh * kw
     ocount, fcount = np.empty(n, np.int64), np.empty(n, np.int64)
     z, zi, zb = _empty(0), np.empty(0, np.int64), np.empty(0, np.bool_)
     pos0 = np.zeros(n, np.int64)
-    geometry = (c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw)
     nb.pool_pass(x.start, x.count, x.T, x.A, x.B, *geometry, False, zi, ocount, z, z, z, zi, fcount, z, zi, zb, pos0)
     ostart, fstart = _offsets(ocount), _offsets(fcount)
     m, e = int(ocount.sum()), int(fcount.sum())
@@ -166,6 +179,13 @@ def _pool(x: _Lists, layer: MaxPool2d):
     return out, (t, unit * k + old, unit * k + new, root), bit0
 
 
+def _table(t: np.ndarray, clear: np.ndarray, set_: np.ndarray, bit0: np.ndarray) -> _Layer:
+    """A layer's bits: its pattern after each of its events, in time order (`build_table`)."""
+    order = np.argsort(t, kind="stable")
+    words, hashes = nb.build_table(bit0, clear[order], set_[order], _keys(bit0.shape[0]))
+    return _Layer(_PackedTable(torch.from_numpy(words), bit0.shape[0], torch.from_numpy(hashes)), t[order])
+
+
 def _conv_geometry(x: _Lists, layer: Conv2d):
     if isinstance(layer.padding, str):
         return None  # "same"/"valid": left to the dense engine
@@ -181,14 +201,13 @@ def _conv(x: _Lists, layer: Conv2d, geometry, bound: np.ndarray) -> _Lists:
     first = x.start  # every unit's first record: the dense convolution gives the outputs' first records
     a0 = layer.forward(torch.from_numpy(x.A[first]).reshape((1,) + x.shape)).reshape(-1).numpy()
     b0 = layer.linear(torch.from_numpy(x.B[first]).reshape((1,) + x.shape)).reshape(-1).numpy()
-    t, unit, slot = nb.changes(x.start, x.count, x.T)
-    order = np.argsort(t, kind="stable")
+    t, unit, slot = _changes_in_time_order(x)
     ostart = _offsets(bound)
     m = int(bound.sum())
     oT, oA, oB, ocount = _empty(m), _empty(m), _empty(m), np.empty(co * ho * wo, np.int64)
     weight = layer.weight.detach().cpu().numpy()
     bias = np.zeros(co) if layer.bias is None else layer.bias.detach().cpu().numpy()
-    nb.conv_fill(x.start, x.A, x.B, t[order], unit[order], slot[order], weight, bias, a0, b0, c, h, w, co, ho, wo, sh,
+    nb.conv_fill(x.start, x.A, x.B, t, unit, slot, weight, bias, a0, b0, c, h, w, co, ho, wo, sh,
                  sw, ph, pw, dh, dw, groups, ostart, ocount, oT, oA, oB)
     return _Lists(ostart, ocount, oT, oA, oB, (co, ho, wo))
 
@@ -318,24 +337,14 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
         elif isinstance(layer, ChannelAffine):
             lists = _channel_affine(lists, layer)
         elif isinstance(layer, (LeakyReLU, MaxPool2d)):
-            if isinstance(layer, LeakyReLU):
-                out, (t, clear, set_, root), bit0 = _act(lists, float(layer.negative_slope))
-            else:
-                out, (t, clear, set_, root), bit0 = _pool(lists, layer)
+            relu = isinstance(layer, LeakyReLU)
+            out, (t, clear, set_, root), bit0 = _act(lists, float(layer.negative_slope)) if relu else _pool(lists, layer)
             ta, tb, uncertain = _split(ta, tb, uncertain, t[root], tol)
-            if isinstance(layer, LeakyReLU):
-                marks = nb.act_candidates(lists.start, lists.count, lists.T, lists.A, lists.B, ta.numpy(), tb.numpy(), dtol)
-            else:
-                c, hh, ww = lists.shape
-                ho, wo = out.shape[1:]
-                (kh, kw), (sh, sw), (ph, pw), (dh_, dw_) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
-                marks = nb.pool_candidates(lists.start, lists.count, lists.T, lists.A, lists.B, out.start, out.count,
-                                           out.T, out.A, out.B, c, hh, ww, ho, wo, kh, kw, sh, sw, ph, pw, dh_, dw_,
-                                           ta.numpy(), tb.numpy(), dtol)
-            order = np.argsort(t, kind="stable")
-            words, hashes = nb.build_table(bit0, clear[order], set_[order], _keys(bit0.shape[0]))
-            table = _PackedTable(torch.from_numpy(words), bit0.shape[0], torch.from_numpy(hashes))
-            layers.append(_Layer(table, t[order]))
+            layers.append(_table(t, clear, set_, bit0))
+            inp = (lists.start, lists.count, lists.T, lists.A, lists.B)
+            marks = (nb.act_candidates(*inp, ta.numpy(), tb.numpy(), dtol) if relu else
+                     nb.pool_candidates(*inp, out.start, out.count, out.T, out.A, out.B, *_pool_geometry(lists, layer),
+                                        ta.numpy(), tb.numpy(), dtol))
             if not _flag_rounding(net, i, x0, dx, ta, tb, uncertain, marks, dtol, layers[-1]):
                 return None  # a decision within rounding went otherwise than the dense engine's
             lists = out
@@ -383,9 +392,7 @@ def _chunks(s: int, step: int, front: _Front, max_pieces: int):
     rows = [torch.from_numpy(np.searchsorted(layer.times, tm, side="right")) for layer in front.layers]
     out = front.out
     n_units = out.start.shape[0]
-    t, unit, slot = nb.changes(out.start, out.count, out.T)
-    order = np.argsort(t, kind="stable")
-    t, unit, slot = t[order], unit[order], slot[order]
+    t, unit, slot = _changes_in_time_order(out)
     for a in range(0, tm.shape[0], max_pieces):
         b = min(tm.shape[0], a + max_pieces)
         h, dh = np.empty((b - a, n_units)), np.empty((b - a, n_units))

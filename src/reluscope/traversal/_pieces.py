@@ -103,19 +103,16 @@ class _Bits:
                 same &= (t[1:] == t[:-1]).all(dim=1)
                 continue
             differ = (i[1:] != i[:-1]).nonzero().squeeze(1)
-            if isinstance(t, _PackedTable) and differ.numel():
-                a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
-                hashed = t.hashes.index_select(0, a) == t.hashes.index_select(0, b)
+            rows = t
+            if isinstance(t, _PackedTable):  # different hashes: different rows, no look needed
+                rows = t.words
+                hashed = t.hashes.index_select(0, i.index_select(0, differ + 1)) == t.hashes.index_select(
+                    0, i.index_select(0, differ))
                 same.index_fill_(0, differ.masked_select(~hashed), False)
-                differ = differ.masked_select(hashed)  # equal hashes: compare the rows themselves
-                if differ.numel():
-                    a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
-                    equal = (t.words.index_select(0, a) == t.words.index_select(0, b)).all(dim=1)
-                    same.index_copy_(0, differ, same.index_select(0, differ) & equal)
-                continue
+                differ = differ.masked_select(hashed)
             if differ.numel():
                 a, b = i.index_select(0, differ + 1), i.index_select(0, differ)
-                equal = (t.index_select(0, a) == t.index_select(0, b)).all(dim=1)
+                equal = (rows.index_select(0, a) == rows.index_select(0, b)).all(dim=1)
                 same.index_copy_(0, differ, same.index_select(0, differ) & equal)
         return same
 

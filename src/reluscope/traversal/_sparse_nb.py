@@ -423,6 +423,22 @@ def _mark_within(ta, tb, lo, hi, s, e, marks):
         i += 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _mark_near_zero(a, b, s, e, c, shortest, ta, tb, marks):
+    """Mark the pieces (midpoint in [s, e)) on which f = a + b t may stay within c of zero. The
+    reach of f on a piece is max |f| at its ends, so reach <= c holds only within c / |b| of the
+    root: a slope too steep for the shortest piece to fit there marks nothing. f exactly 0 is
+    not counted (the dense engine's rule: an exact zero or tie decides nothing by rounding)."""
+    if (a == 0.0 and b == 0.0) or abs(b) * shortest > 2.0 * c:
+        return
+    if b == 0.0:
+        if abs(a) <= c:
+            _mark_within(ta, tb, s, e, s, e, marks)
+        return
+    r, w = -a / b, c / abs(b)
+    _mark_within(ta, tb, r - w, r + w, s, e, marks)
+
+
 @njit(cache=True, nogil=True)
 def _scale_bound(start, count, T, A, B):
     """The largest |f| at any record's ends: at least the layer's scale on every piece."""
@@ -438,9 +454,8 @@ def _scale_bound(start, count, T, A, B):
 @njit(cache=True, nogil=True)
 def act_candidates(start, count, T, A, B, ta, tb, dtol):
     """bool [pieces]: the pieces on which some unit may stay within dtol of the layer's scale
-    (the `_near_zero` test of the dense engine, which then decides on these pieces only). On a
-    piece the reach of f is max |f| at its ends; reach <= c holds only within c / |beta| of a
-    root, so records whose slope is too steep for any piece to fit there are skipped."""
+    (the `_near_zero` test of the dense engine, which then decides on these pieces only), from
+    every record (`_mark_near_zero`)."""
     marks = np.zeros(ta.shape[0], np.bool_)
     c = dtol * _scale_bound(start, count, T, A, B)
     if ta.shape[0] == 0:
@@ -449,18 +464,7 @@ def act_candidates(start, count, T, A, B, ta, tb, dtol):
     for u in range(start.shape[0]):
         for i in range(count[u]):
             j = start[u] + i
-            a, b = A[j], B[j]
-            if a == 0.0 and b == 0.0:
-                continue
-            if abs(b) * shortest > 2.0 * c:
-                continue
-            s, e = T[j], _end(T, start, count, u, i)
-            if b == 0.0:
-                if abs(a) <= c:
-                    _mark_within(ta, tb, s, e, s, e, marks)
-                continue
-            r, w = -a / b, c / abs(b)
-            _mark_within(ta, tb, r - w, r + w, s, e, marks)
+            _mark_near_zero(A[j], B[j], T[j], _end(T, start, count, u, i), c, shortest, ta, tb, marks)
     return marks
 
 
@@ -487,14 +491,7 @@ def pool_candidates(start, count, T, A, B, ostart, ocount, oT, oA, oB, C, H, W, 
                 e1 = _end(T, start, count, u, i)
                 e2 = _end(oT, ostart, ocount, v, q)
                 e = min(e1, e2)
-                ga, gb = oA[jm] - A[je], oB[jm] - B[je]  # max - element
-                if not (ga == 0.0 and gb == 0.0) and abs(gb) * shortest <= 2.0 * c:
-                    if gb == 0.0:
-                        if abs(ga) <= c:
-                            _mark_within(ta, tb, s, e, s, e, marks)
-                    else:
-                        r, w = -ga / gb, c / abs(gb)
-                        _mark_within(ta, tb, r - w, r + w, s, e, marks)
+                _mark_near_zero(oA[jm] - A[je], oB[jm] - B[je], s, e, c, shortest, ta, tb, marks)  # max - element
                 if e >= 1.0:
                     break
                 if e1 == e:
