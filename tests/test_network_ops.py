@@ -268,9 +268,12 @@ def test_layers_built_by_hand_refuse_the_batch_dimension_at_run_time(layer, inpu
     x = torch.randn(3, 4)
     with pytest.raises(ValueError, match=rf"layer '{layer.name}': .* reaches the batch dimension of an input of shape \[3, 4\]"):
         layer.forward(*[x] * inputs)
-    ok = {L.Split: lambda: L.Split("s", 2, -1, 0), L.Mean: lambda: L.Mean("m", (-1,)),
-          L.Cat: lambda: L.Cat("cat", -1), L.Stack: lambda: L.Stack("stack", -2)}[type(layer)]()
-    torch.testing.assert_close(ok.linear(*[x] * inputs), ok.forward(*[x] * inputs))  # no offset: linear is forward
+    # the same layers along a non-batch dimension compute what torch does
+    ok, expected = {
+        L.Split: (L.Split("s", 2, -1, 0), torch.split(x, 2, -1)[0]), L.Mean: (L.Mean("m", (-1,)), x.mean(-1)),
+        L.Cat: (L.Cat("cat", -1), torch.cat([x, x], -1)), L.Stack: (L.Stack("stack", -2), torch.stack([x, x], -2)),
+    }[type(layer)]
+    assert torch.equal(ok.forward(*[x] * inputs), expected)
 
 
 @settings(max_examples=15, deadline=None)
@@ -409,3 +412,58 @@ def test_inplace_on_a_tensor_not_read_again_is_still_accepted(forward):
     x = torch.randn(10, 4, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(to_network(model)(x), model(x.clone()), rtol=1e-12, atol=1e-12)
+
+
+def _live_fixpoint(conv):
+    """The converter's live set as first written (quadratic: one rescan of the graph per round)."""
+    from reluscope.network.inplace import _storage_group
+
+    def overwrites(n, live):
+        src = conv._inplace_input(n)
+        return src is not None and any(
+            u in live and conv._order[u] > conv._order[n]
+            for name in conv._names(src) for v in _storage_group(name, conv._submodule) for u in v.users)
+
+    live, stack = set(), [n for n in conv.graph.nodes if n.op == "output"]
+    while stack:
+        while stack:
+            n = stack.pop()
+            if n not in live:
+                live.add(n)
+                stack.extend(n.all_input_nodes)
+        stack = [n for n in conv.graph.nodes if n not in live and overwrites(n, live)]
+    return live
+
+
+def test_live_nodes_of_a_long_chain_of_inplace_calls_in_one_walk():
+    # regression: `_live` rescanned the graph per round and `_names` scanned it per in-place call,
+    # O(N^2) in the node count (8.5 s for 400 blocks); one walk gives the same set
+    from reluscope.network.convert import _Converter, trace_graph
+
+    class Chain(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.fcs = nn.ModuleList(nn.Linear(3, 3) for _ in range(n))
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            for i, fc in enumerate(self.fcs):
+                h = fc(x)
+                if i % 3 == 0:
+                    F.relu_(h)  # result unused, h read after: live
+                    x = h + x
+                elif i % 3 == 1:
+                    h.mul_(0.5).add_(1.0)
+                    x = self.act(h)
+                else:
+                    a, b = h.chunk(3, dim=1)[0], h.chunk(3, dim=1)[0]  # one part read twice
+                    torch.cat([a, b, h[:, :1]], 1).mul_(2.0)  # overwrites nothing forward reads: dropped
+                    x = torch.cat([F.relu(a), b, h[:, 1:2]], 1)
+            return x
+
+    model = Chain(60).double().eval()
+    conv = _Converter(model, trace_graph(model))
+    assert conv._live() == _live_fixpoint(conv)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(to_network(model)(x), model(x.clone()), rtol=1e-12, atol=1e-12)
+    assert torch.equal(activation_patterns(model, x), function_patterns(model, x.clone()))

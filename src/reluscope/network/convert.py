@@ -173,25 +173,26 @@ class _Converter(Operations, InPlace):
         """fx nodes the output depends on (what forward computes and never uses is dropped), and
         in-place operations whose tensor, or memory shared with it, a live node reads after them
         (F.relu_(h) changes h even when its result is unused; F.relu_(h[:, :2]) changes h too, which
-        `_alias` refuses). One that nothing reads after changes nothing forward returns: dropped."""
+        `_alias` refuses). One that nothing reads after changes nothing forward returns: dropped.
+
+        One walk back from the output: an in-place node is reached from each later reader of its
+        tensor (under any name, or a view of it), as if that reader took it as an input."""
+        order, watchers = self._order, {}
+        for n in self.graph.nodes:
+            if (src := self._inplace_input(n)) is not None:
+                for name in self._names(src):
+                    for v in _storage_group(name, self._submodule):
+                        for u in v.users:
+                            if order[u] > order[n]:
+                                watchers.setdefault(u, []).append(n)
         live, stack = set(), [n for n in self.graph.nodes if n.op == "output"]
         while stack:
-            while stack:
-                n = stack.pop()
-                if n in live:
-                    continue
+            n = stack.pop()
+            if n not in live:
                 live.add(n)
                 stack.extend(n.all_input_nodes)
-            stack = [n for n in self.graph.nodes if n not in live and self._overwrites_live(n, live)]
+                stack.extend(watchers.get(n, ()))
         return live
-
-    def _overwrites_live(self, n: torch.fx.Node, live: set) -> bool:
-        src = self._inplace_input(n)
-        if src is None:
-            return False
-        order = self._order
-        return any(u in live and order[u] > order[n]
-                   for name in self._names(src) for v in _storage_group(name, self._submodule) for u in v.users)
 
     def _module(self, n) -> int:
         path = n.target

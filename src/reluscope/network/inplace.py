@@ -130,26 +130,47 @@ class InPlace:
         """The node that created the tensor object n refers to: in-place operations and identities
         (Identity, Dropout in eval mode, contiguous) return their input itself, and the same part
         of a split read twice is one tensor."""
-        while True:
+        return self._objects[n]
+
+    def _names(self, n: torch.fx.Node) -> set:
+        """Every node naming the tensor object n refers to (ident = h; h += 1; h.mul_(2).add_(1))."""
+        return self._groups[self._object(n)]
+
+    @cached_property
+    def _objects(self) -> dict:
+        """node -> `_object(node)` for every node, built once in graph order (each node's source
+        comes before it), so the bookkeeping of in-place calls stays linear in the graph's size."""
+        objects: dict = {}
+        for n in self.graph.nodes:
             src = self._inplace_input(n)
             if src is None and n.args and isinstance(n.args[0], torch.fx.Node) and (
                 (n.op == "call_module" and whitelisted(self._submodule(n.target)) in (nn.Identity, *DROPOUT))
                 or (n.op == "call_method" and n.target == "contiguous") or (n.op == "call_function" and n.target is F.dropout)
             ):
                 src = n.args[0]
-            if src is None and n.op == "call_function" and n.target is operator.getitem and isinstance(
-                    self.env.get(n.args[0]), _Parts):
-                return min((u for u in n.args[0].users if u.target is operator.getitem and u.args[1] == n.args[1]),
-                           key=self._order.__getitem__)
-            if src is None:
-                return n
-            n = src
+            if src is None and n.op == "call_function" and n.target is operator.getitem and _is_split(n.args[0]):
+                src = min((u for u in n.args[0].users if u.target is operator.getitem and u.args[1] == n.args[1]),
+                          key=self._order.__getitem__)
+                if src is n:
+                    src = None
+            objects[n] = n if src is None else objects[src]
+        return objects
 
-    def _names(self, n: torch.fx.Node) -> set:
-        """Every node naming the tensor object n refers to (ident = h; h += 1; h.mul_(2).add_(1))."""
-        obj = self._object(n)
-        return {m for m in self.graph.nodes if self._object(m) is obj}
+    @cached_property
+    def _groups(self) -> dict:
+        """tensor object (its creating node) -> every node naming it."""
+        groups: dict = {}
+        for n, obj in self._objects.items():
+            groups.setdefault(obj, set()).add(n)
+        return groups
 
     @cached_property
     def _order(self) -> dict:
         return {n: i for i, n in enumerate(self.graph.nodes)}
+
+
+def _is_split(v: object) -> bool:
+    """Whether v is a torch.split / torch.chunk call (its value is a tuple of parts)."""
+    return isinstance(v, torch.fx.Node) and (
+        (v.op == "call_function" and v.target in (torch.split, torch.chunk))
+        or (v.op == "call_method" and v.target in ("split", "chunk")))

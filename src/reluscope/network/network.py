@@ -122,23 +122,6 @@ class Network:
     def _describe_inputs(self, node: Node) -> str:
         return ", ".join("the input" if j == INPUT else repr(self.nodes[j].name) for j in node.inputs)
 
-    @cached_property
-    def consumers(self) -> tuple[tuple[int, ...], ...]:
-        """consumers[j]: the nodes reading node j's output (the last node also feeds the output)."""
-        out: list[list[int]] = [[] for _ in self.nodes]
-        for i, node in enumerate(self.nodes):
-            for j in node.inputs:
-                if j != INPUT:
-                    out[j].append(i)
-        return tuple(tuple(c) for c in out)
-
-    @cached_property
-    def last_use(self) -> tuple[int, ...]:
-        """last_use[j]: the last node reading node j's output, so it can be freed after it runs
-        (len(nodes) for the output node, which is never freed)."""
-        n = len(self.nodes)
-        return tuple(n if j == n - 1 else max(c, default=j) for j, c in enumerate(self.consumers))
-
     def schedule(self, targets: Iterable[int] | None = None) -> tuple[NodeStep, ...]:
         """The nodes that compute `targets` (node indices, default: every node), in topological
         order, each with the values to free after it (`NodeStep.free`, counting readers among these
