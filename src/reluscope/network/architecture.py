@@ -54,6 +54,11 @@ _LAYERS: dict[str, tuple[type[nn.Module], dict[str, tuple]]] = {
     "BatchNorm2d": (nn.BatchNorm2d, {"num_features": _INT, "eps": _FLOAT, "momentum": (int, float, type(None)), "affine": _BOOL, "track_running_stats": _BOOL}),
     "AvgPool2d": (nn.AvgPool2d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "ceil_mode": _BOOL, "count_include_pad": _BOOL, "divisor_override": (int, type(None))}),
     "MaxPool2d": (nn.MaxPool2d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "dilation": _PAIR, "ceil_mode": _BOOL}),
+    "ZeroPad2d": (nn.ZeroPad2d, {"padding": _PAIR}),
+    "ConstantPad2d": (nn.ConstantPad2d, {"padding": _PAIR, "value": _FLOAT}),
+    "ReflectionPad2d": (nn.ReflectionPad2d, {"padding": _PAIR}),
+    "ReplicationPad2d": (nn.ReplicationPad2d, {"padding": _PAIR}),
+    "CircularPad2d": (nn.CircularPad2d, {"padding": _PAIR}),
 }
 
 

@@ -200,7 +200,7 @@ class _Converter(Operations, InPlace):
         if whitelisted(m) is None:
             raise TypeError(
                 f"model: module {path!r} of type {type(m).__name__} is not supported by reluscope; "
-                f"use a whitelisted module instead. Supported: {', '.join(SUPPORTED_MODULES)}"
+                f"{_hint(m)}. Supported: {', '.join(SUPPORTED_MODULES)}"
             )
         if len(n.args) != 1 or n.kwargs:
             raise self._refuse(n, "a layer must be called on one tensor")
@@ -255,6 +255,9 @@ class _Converter(Operations, InPlace):
             size = a["output_size"]
             size = (size, size) if isinstance(size, int) or size is None else tuple(size)
             return self._add(L.AdaptiveAvgPool2d(self._name(n, "adaptive_avg_pool2d"), size), (self._tensor(n, a["input"]),))
+        if t is F.pad:
+            a = _bind(args, kw, [("input", ...), ("pad", ...), ("mode", "constant"), ("value", None)], where)
+            return self._pad(n, a)
         if t is torch.flatten:
             a = _bind(args, kw, [("input", ...), ("start_dim", 0), ("end_dim", -1)], where)
             return self._flatten(n, a)
@@ -341,6 +344,30 @@ class _Converter(Operations, InPlace):
         raise self._refuse(n, "this tensor method is not on the whitelist")
 
 
+_NOT_PL = (
+    "it is not piecewise linear, so no exact method applies; analyse the layers before it "
+    "(reluscope.activations(model, x, layer=...)) or replace it"
+)
+_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
+    ((nn.AdaptiveMaxPool2d,), "use nn.MaxPool2d(kernel_size=k, stride=k) with k = input size // output size "
+                              "(the same windows when it divides), or nn.AdaptiveAvgPool2d"),
+    ((nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LocalResponseNorm),
+     "it divides by statistics of each input, " + _NOT_PL + "; BatchNorm in eval mode is supported (folded)"),
+    ((nn.Softmax, nn.LogSoftmax, nn.Softmin),
+     "softmax is not piecewise linear; return the logits (their argmax and signs are what reluscope reads)"),
+    ((nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d),
+     "only 2-D convolutions and pools are supported; write a 1-D signal as an image x[:, :, None] of height 1 "
+     "with nn.Conv2d/nn.MaxPool2d of kernel (1, k)"),
+    ((nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Softsign, nn.LogSigmoid,
+      nn.Tanhshrink), _NOT_PL + " with ReLU, LeakyReLU, ReLU6 or Hardtanh"),
+)
+
+
+def _hint(m: nn.Module) -> str:
+    """What to change for a torch module off the whitelist."""
+    return next((hint for types, hint in _HINTS if isinstance(m, types)), "use a whitelisted module instead")
+
+
 def _user_frame(err: BaseException) -> str:
     """'file:line' of the innermost frame outside torch, to point at the user's forward."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if "/torch/" not in f.filename and "/reluscope/" not in f.filename]
@@ -375,6 +402,11 @@ def to_network(model: nn.Module | Network, *, input_shape: Sequence[int] | None 
         return model if input_shape is None else model.with_input_shape(input_shape)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module or reluscope.Network, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            f"model: a TorchScript module ({type(model).__name__}, from torch.jit.script or torch.jit.trace) has no "
+            "Python forward to trace; pass the original nn.Module (load the same state dict into it)"
+        )
     check_eval(model)
     check_hooks(model)
     if whitelisted(model) is not None:  # a single leaf module

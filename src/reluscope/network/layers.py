@@ -2,7 +2,7 @@
 
 A network is a graph (see `network.py`) of two kinds of layer:
 
-* affine layers (`Linear`, `Conv2d`, `ChannelAffine`, `AvgPool2d`, `AdaptiveAvgPool2d`, `Flatten`,
+* affine layers (`Linear`, `Conv2d`, `ChannelAffine`, `AvgPool2d`, `AdaptiveAvgPool2d`, `Pad`, `Flatten`,
   `Reshape`, `Unflatten`, `Index`, `Split`, `Mean`, and the multi-input `Sum`, `Cat` and `Stack`)
   with `forward(*x)` and `linear(*dx)`,
   the same map without its offset (its differential), so a direction can be pushed through next to
@@ -37,6 +37,7 @@ __all__ = [
     "Reshape",
     "Unflatten",
     "AdaptiveAvgPool2d",
+    "Pad",
     "Sum",
     "Cat",
     "Stack",
@@ -250,6 +251,27 @@ class AdaptiveAvgPool2d(_NoOffset):
                 f"shape {list(x.shape)}; give the input shape (to_network(model, input_shape=...))"
             )
         return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+@dataclass(frozen=True, eq=False)
+class Pad(AbstractAffine):
+    """F.pad(x, pad, mode, value) over the last len(pad) // 2 dimensions: ZeroPad2d, ConstantPad2d,
+    ReflectionPad2d, ReplicationPad2d, CircularPad2d, F.pad and a convolution's non-zero
+    `padding_mode`. Each output entry copies an input entry or is the constant `value` (mode
+    "constant" only): affine, and its differential pads with zeros (other modes copy dx alike)."""
+
+    name: str
+    pad: tuple[int, ...]
+    mode: str = "constant"
+    value: float = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.pad) // 2 >= x.dim():
+            raise _batch_error(self, f"padding {len(self.pad) // 2} dimensions", x, "pad the dimensions after the batch only")
+        return F.pad(x, self.pad, self.mode, self.value) if self.mode == "constant" else F.pad(x, self.pad, self.mode)
+
+    def linear(self, dx: torch.Tensor) -> torch.Tensor:
+        return F.pad(dx, self.pad, self.mode, 0.0) if self.mode == "constant" else F.pad(dx, self.pad, self.mode)
 
 
 @dataclass(frozen=True, eq=False)

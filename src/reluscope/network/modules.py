@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from . import layers as L
 from .network import INPUT, Node
-from .whitelist import DROPOUT, SMOOTH, SUPPORTED_MODULES, whitelisted
+from .whitelist import DROPOUT, PADS, SMOOTH, SUPPORTED_MODULES, whitelisted
 
 __all__ = ["leaf_layer", "append_leaf", "hardtanh_nodes", "maxpool_layer", "fold_batchnorm", "check_eval", "pair"]
 
@@ -35,10 +35,9 @@ def leaf_layer(path: str, m: nn.Module) -> L.AbstractLayer | None:
         bias = m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype, device=m.weight.device)
         return L.Linear(path, m.weight.detach().clone(), bias.detach().clone())
     if cls is nn.Conv2d:
-        if m.padding_mode != "zeros":
-            raise TypeError(f"module {path!r}: Conv2d padding_mode must be 'zeros', got {m.padding_mode!r}")
         bias = m.bias if m.bias is not None else torch.zeros(m.out_channels, dtype=m.weight.dtype, device=m.weight.device)
-        padding = m.padding if isinstance(m.padding, str) else pair(m.padding)
+        # another padding_mode pads first, as nn.Conv2d does (`append_leaf` adds that Pad node)
+        padding = (0, 0) if m.padding_mode != "zeros" else m.padding if isinstance(m.padding, str) else pair(m.padding)
         return L.Conv2d(path, m.weight.detach().clone(), bias.detach().clone(), pair(m.stride), padding, pair(m.dilation), m.groups)
     if cls is nn.ReLU:
         return L.ReLU(path)
@@ -69,6 +68,8 @@ def leaf_layer(path: str, m: nn.Module) -> L.AbstractLayer | None:
         return L.AvgPool2d(path, pair(m.kernel_size), pair(stride), pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override)
     if cls is nn.MaxPool2d:
         return maxpool_layer(path, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
+    if cls in PADS:
+        return L.Pad(path, tuple(int(p) for p in m.padding), PADS[cls], float(getattr(m, "value", 0.0)))
     if cls is nn.AdaptiveAvgPool2d:
         size = m.output_size
         return L.AdaptiveAvgPool2d(path, (size, size) if isinstance(size, int) or size is None else tuple(size))
@@ -80,6 +81,10 @@ def append_leaf(nodes: list[Node], path: str, m: nn.Module, x: int) -> int:
     (`x` itself for the identities). Hardtanh and ReLU6 take several nodes (`hardtanh_nodes`)."""
     if whitelisted(m) in (nn.Hardtanh, nn.ReLU6):
         return hardtanh_nodes(nodes, path, float(m.min_val), float(m.max_val), x)
+    if whitelisted(m) is nn.Conv2d and m.padding_mode != "zeros":  # nn.Conv2d pads with F.pad, then convolves
+        pads = tuple(int(p) for p in m._reversed_padding_repeated_twice)
+        nodes.append(Node(L.Pad(f"{path}#pad", pads, m.padding_mode), (x,)))
+        x = len(nodes) - 1
     layer = leaf_layer(path, m)
     if layer is None:
         return x
@@ -120,8 +125,17 @@ def maxpool_layer(
     dilation: int | Sequence[int], ceil_mode: bool, return_indices: bool,
 ) -> L.MaxPool2d:
     """nn.MaxPool2d's / F.max_pool2d's arguments -> a `MaxPool2d` layer (stride None: the kernel)."""
-    if ceil_mode or return_indices:
-        raise TypeError(f"module {path!r}: MaxPool2d with ceil_mode=True or return_indices=True is not supported")
+    if ceil_mode:
+        raise TypeError(
+            f"model: module {path!r}: MaxPool2d(ceil_mode=True) is not supported (its last windows may hang over the "
+            "input); use ceil_mode=False, the same windows when H + 2 * padding - dilation * (kernel_size - 1) - 1 "
+            "is a multiple of the stride"
+        )
+    if return_indices:
+        raise TypeError(
+            f"model: module {path!r}: MaxPool2d(return_indices=True) also returns the argmax indices, which "
+            "reluscope cannot follow; use return_indices=False"
+        )
     stride = stride if stride not in (None, [], ()) else kernel_size
     return L.MaxPool2d(path, pair(kernel_size), pair(stride), pair(padding), pair(dilation))
 

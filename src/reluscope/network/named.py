@@ -27,6 +27,7 @@ import torch.nn as nn
 from .._checks import DEFAULT_MEMORY_BUDGET, as_float_tensor, check_int, rows_within_budget
 from ..results import Result
 from .convert import to_network
+from .modules import check_eval
 from .network import Network
 
 if TYPE_CHECKING:
@@ -189,6 +190,8 @@ def activations(
     if x.dim() < 2:
         raise ValueError(f"x: expected a batch [N, ...] of inputs, got shape {list(x.shape)}")
     parsed = [_parse(n) for n in names]
+    if isinstance(model, nn.Module):  # train-mode BatchNorm would use batch statistics (and update its own)
+        check_eval(model)
     if batch_size is not None:
         warnings.warn("activations(batch_size=) is deprecated; pass memory_budget= (bytes)", DeprecationWarning, stacklevel=2)
         rows = check_int(batch_size, "batch_size")

@@ -75,7 +75,7 @@ def _function_table() -> dict[str, object]:
     fns = [
         *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
         *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP,
-        operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+        operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.pad,
         torch.flatten, torch.reshape, F.dropout,
     ]
     table = {"builtins.getattr": getattr}
@@ -191,6 +191,18 @@ class Operations:
         if a["dtype"] is not None or not isinstance(a["keepdim"], bool):
             raise self._refuse(n, "mean takes only dim and keepdim=True/False here", "convert the model's dtype instead of passing dtype=")
         return self._add(L.Mean(self._name(n, "mean"), dims, a["keepdim"]), (self._tensor(n, a["input"]),))
+
+    def _pad(self, n, a) -> int:
+        pad, mode, value = a["pad"], a["mode"], a["value"]
+        fix = "give F.pad a constant tuple of ints, mode 'constant', 'reflect', 'replicate' or 'circular' and a constant value"
+        if not isinstance(pad, (list, tuple)) or not pad or len(pad) % 2 or not all(_is_int(p) for p in pad):
+            raise self._refuse(n, f"the padding must be an even number of constant integers, got {pad!r:.60}", fix)
+        if mode not in ("constant", "reflect", "replicate", "circular"):
+            raise self._refuse(n, f"padding mode {mode!r:.40}", fix)
+        if mode != "constant" and value not in (None, 0, 0.0):
+            raise self._refuse(n, f"a value is only used by mode 'constant', got mode {mode!r} and value {value!r:.40}", fix)
+        value = 0.0 if value is None else self._constant(n, value, "the padding value")
+        return self._add(L.Pad(self._name(n, "pad"), tuple(pad), mode, value), (self._tensor(n, a["input"]),))
 
     def _flatten(self, n, a) -> int:
         if a["start_dim"] == 0:

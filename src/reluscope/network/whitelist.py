@@ -11,26 +11,31 @@ from __future__ import annotations
 
 import torch.nn as nn
 from torch.nn.modules import module as _module
+from torch.nn.modules.lazy import LazyModuleMixin
 
-__all__ = ["WHITELIST", "SUPPORTED_MODULES", "whitelisted", "check_hooks", "DROPOUT", "SMOOTH"]
+__all__ = ["WHITELIST", "SUPPORTED_MODULES", "whitelisted", "check_hooks", "DROPOUT", "SMOOTH", "PADS"]
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 SMOOTH = {nn.GELU: "gelu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+# padding modules -> F.pad's mode (ZeroPad2d is a ConstantPad2d with value 0)
+PADS = {nn.ZeroPad2d: "constant", nn.ConstantPad2d: "constant", nn.ReflectionPad2d: "reflect",
+        nn.ReplicationPad2d: "replicate", nn.CircularPad2d: "circular"}
 
 # Leaf modules, by exact class; Sequential is traced through like any container.
 WHITELIST: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.Hardtanh, *SMOOTH, nn.Identity, nn.Flatten, nn.Unflatten,
-    *DROPOUT, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d,
+    *DROPOUT, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, *PADS,
 )
 
 SUPPORTED_MODULES = (
     "Linear", "Conv2d", "ReLU", "LeakyReLU", "ReLU6", "Hardtanh", "Identity", "Flatten", "Unflatten",
     "Dropout/Dropout1d/Dropout2d/AlphaDropout (eval)", "BatchNorm1d/2d (eval, folded)", "AvgPool2d",
-    "AdaptiveAvgPool2d", "MaxPool2d", "GELU/SiLU/Tanh/Sigmoid (patterns only)",
+    "AdaptiveAvgPool2d", "MaxPool2d", "ZeroPad2d/ConstantPad2d/ReflectionPad2d/ReplicationPad2d/CircularPad2d",
+    "GELU/SiLU/Tanh/Sigmoid (patterns only)",
     "Sequential and custom modules traced with torch.fx: + - * / by constants, residual additions, "
     "torch.cat/stack, split/chunk, slicing (x[:, :k], x[..., 1:]), mean over non-batch dims, "
     "flatten/view/reshape keeping the batch, F.relu/leaky_relu/relu6/hardtanh/max_pool2d/avg_pool2d/clamp/"
-    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d/pad",
 )
 
 
@@ -51,6 +56,11 @@ def check_hooks(model: nn.Module) -> None:
             "reluscope refuses to analyse the model; remove them first"
         )
     for name, m in model.named_modules():
+        if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params():  # its pre-hook sizes it on the first call
+            raise ValueError(
+                f"model: module {name or '<root>'!r} ({type(m).__name__}) has uninitialized parameters; run the "
+                "model once on an input (model(x)) before passing it to reluscope"
+            )
         if m._forward_hooks or m._forward_pre_hooks:
             raise ValueError(
                 f"model: module {name or '<root>'!r} ({type(m).__name__}) has forward hooks or "

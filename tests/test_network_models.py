@@ -1,0 +1,132 @@
+"""Models written the usual ways, through every method: the converted forward against the model's
+own, activation patterns and exact traversal against the region key read from the user's forward
+(`function_patterns`: signs of every activation input, argmax of every max-pool window), regions_2d
+areas against a grid keyed the same way, save/load; and forms reluscope refuses, each in one line
+naming the node and what to change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from reluscope import activation_patterns, load_model, save_model, traverse
+from reluscope.network import layers as L
+from reluscope.network import to_network
+from reluscope.regions import Plane, regions_2d
+from reluscope.testing.regions import check_areas_against_key, check_region_map
+from reluscope.testing.sampling import check_traversal, function_patterns
+
+
+def every_method(model: nn.Module, shape: tuple[int, ...], tmp_path=None, *, seed: int = 0, n: int = 400, grid: int = 50):
+    """Run `model` through conversion, patterns, traversal and regions_2d against the references."""
+    torch.manual_seed(seed)
+    model = model.double().eval()
+    x = torch.randn(6, *shape, dtype=torch.float64)
+    net = to_network(model, input_shape=shape)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), model(x.clone()), rtol=1e-12, atol=1e-12)
+    assert torch.equal(activation_patterns(model, x), function_patterns(model, x))
+    tr = traverse(model, x[0:1], x[1:2])
+    check_traversal(tr, model, x[0], x[1], n=n, key="functions")
+    rm = regions_2d(model, plane=Plane.through_points(x[2], x[3], x[4]))
+    check_region_map(rm)
+    assert check_areas_against_key(rm, model, n=grid) > 1
+    if tmp_path is not None:
+        save_model(model, tmp_path / "m")
+        loaded = load_model(tmp_path / "m").double()
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), model(x), rtol=1e-12, atol=1e-12)
+    return net
+
+
+class PaddedCnn(nn.Module):
+    """A convolution with a padding mode or a padding layer / F.pad before the next one."""
+
+    def __init__(self, pad: str):
+        super().__init__()
+        self.pad = pad
+        mode = pad if pad in ("reflect", "replicate", "circular") else "zeros"
+        self.conv1 = nn.Conv2d(1, 2, 3, padding="same" if pad == "circular" else 1, padding_mode=mode)
+        self.padding = {"ZeroPad2d": nn.ZeroPad2d((1, 0, 2, 0)), "ConstantPad2d": nn.ConstantPad2d(1, 0.5),
+                        "ReflectionPad2d": nn.ReflectionPad2d(1), "ReplicationPad2d": nn.ReplicationPad2d((0, 1, 1, 0)),
+                        "CircularPad2d": nn.CircularPad2d(1)}.get(pad, nn.Identity())
+        self.conv2 = nn.Conv2d(2, 2, 3)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        if self.pad == "F.pad":
+            h = F.pad(h, (1, 0, 0, 1), value=-0.25)
+        elif self.pad == "F.pad reflect":
+            h = F.pad(h, [1, 1, 1, 1], mode="reflect")
+        h = F.relu(self.conv2(self.padding(h)))
+        return self.fc(F.adaptive_avg_pool2d(h, 2).flatten(1))
+
+
+@pytest.mark.parametrize("pad", [
+    "reflect", "replicate", "circular", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d",
+    "CircularPad2d", "F.pad", "F.pad reflect",
+])
+def test_padding_modes_and_padding_layers_work_with_every_method(pad, tmp_path):
+    # regression: padding_mode='reflect'/'replicate'/'circular', nn.*Pad2d and F.pad were refused
+    net = every_method(PaddedCnn(pad), (1, 5, 5), tmp_path)
+    assert sum(isinstance(node.layer, L.Pad) for node in net.nodes) == 1
+
+
+def test_pad_reaching_the_batch_is_refused_at_run_time():
+    net = to_network(nn.Sequential(nn.Linear(3, 3), nn.ZeroPad2d(1)))  # 4 padded dims of a [B, 3] value
+    with pytest.raises(ValueError, match=r"layer '1': padding 2 dimensions reaches the batch dimension"):
+        net(torch.randn(2, 3))
+
+
+def _mlp(*middle: nn.Module) -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 4), *middle, nn.Linear(4, 2))
+
+
+def _cnn(*middle: nn.Module) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), *middle, nn.Flatten(), nn.Linear(8, 2))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.parametrize("make, message", [
+    (lambda: _cnn(nn.MaxPool2d(2, ceil_mode=True)), r"module '2': MaxPool2d\(ceil_mode=True\) .* use ceil_mode=False"),
+    (lambda: _cnn(nn.MaxPool2d(2, return_indices=True)), r"MaxPool2d\(return_indices=True\) .* use return_indices=False"),
+    (lambda: _cnn(nn.AdaptiveMaxPool2d(2)), r"module '2' of type AdaptiveMaxPool2d .*use nn.MaxPool2d\(kernel_size=k, stride=k\)"),
+    (lambda: _mlp(nn.LayerNorm(4)), r"module '1' of type LayerNorm .*statistics of each input.*BatchNorm in eval mode"),
+    (lambda: _cnn(nn.GroupNorm(1, 2)), r"module '2' of type GroupNorm .*not piecewise linear"),
+    (lambda: nn.Sequential(_mlp(), nn.Softmax(dim=1)), r"module '1' of type Softmax .*return the logits"),
+    (lambda: nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU()), r"module '0' of type Conv1d .*kernel \(1, k\)"),
+    (lambda: _mlp(nn.ELU()), r"module '1' of type ELU .*not piecewise linear.*ReLU, LeakyReLU"),
+    (lambda: torch.jit.script(_mlp(nn.ReLU())), r"TorchScript module .* pass the original nn.Module"),
+    (lambda: torch.jit.trace(_mlp(nn.ReLU()), torch.randn(2, 4)), r"TorchScript module .* pass the original nn.Module"),
+])
+def test_refused_models_get_one_line_naming_the_module_and_the_fix(make, message):
+    # regression: these said only "not supported" (or, for TorchScript, an fx AssertionError)
+    with pytest.raises(TypeError, match=message) as info:
+        to_network(make())
+    assert "\n" not in str(info.value)
+
+
+def test_uninitialized_lazy_modules_are_refused_with_the_fix():
+    # regression: an uninitialized LazyLinear was refused for "forward hooks" (its sizing pre-hook)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.LazyLinear(2))
+    with pytest.raises(ValueError, match=r"module '2' \(LazyLinear\) has uninitialized parameters; run the model once"):
+        to_network(model)
+    model(torch.randn(1, 3))  # now an nn.Linear
+    assert isinstance(to_network(model).layers[-1], L.Linear)
+
+
+@pytest.mark.parametrize("module", [nn.BatchNorm1d(4), nn.Dropout(0.5)])
+def test_activations_refuse_a_model_in_training_mode(module):
+    # regression: activations() (and the hull functions by layer name) ran a train-mode model as is:
+    # BatchNorm used the batch's statistics and overwrote its running ones, dropout drew at random
+    from reluscope import activations
+
+    model = _mlp(module, nn.ReLU()).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"module '1' \(\w+\) is in training mode.*call model.eval\(\) first"):
+        activations(model, torch.randn(8, 4), layer="2")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert activations(model.eval(), torch.randn(8, 4), layer="2").value.shape == (8, 4)
