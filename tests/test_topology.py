@@ -123,6 +123,8 @@ def test_sublevel_filtration_of_a_two_well_function_has_one_finite_class():
     p = T.persistence(T.sublevel_filtration(rm))
     np.testing.assert_allclose(p.diagram(0), [[0.0, 1.0]], atol=1e-12)
     assert p.diagram(1).shape == (0, 2)
+    np.testing.assert_allclose(p.lifetimes(0), [1.0], atol=1e-12)  # death - birth of the pairs diagram keeps
+    assert p.lifetimes(1).shape == (0,)
 
 
 def test_recorder_records_counts_scores_and_betti():

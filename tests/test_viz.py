@@ -235,3 +235,5 @@ def test_nch_layers_display_reads_reports_rows_and_a_hulls_run_alike():
     run = HullsRun(HullsConfig(), (LayerRow("a", 0.5, 0.8, 0.9, 0.0, 0.1), LayerRow("b", 0.5, 0.6, 0.7, 0.0, 0.1)),
                    "a", 0.8, 0.95, 0.85, 10, 10, 1.0)
     assert drawn(NCHLayersDisplay.from_result(run)) == expected  # LOO accuracy as train, validation as net train
+    with pytest.raises(TypeError, match="report: expected an OverfittingReport, a sequence of its rows or a HullsRun, got int"):
+        NCHLayersDisplay.from_result(3)

@@ -37,7 +37,7 @@ from ..hull.classifier import NearestConvexHull
 from ..hull.properties import MISINCLUSION_FRACTION
 from ..io_utils import write_json_atomic
 from ..results import Result
-from ..sweep import run_sweep
+from ..sweep import decode, run_sweep
 from ..train import accuracy, mlp, train_classifier
 
 __all__ = [
@@ -90,9 +90,8 @@ class HullsRun(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> HullsRun:
-        """The run of its `to_dict()` (a sweep row's JSON form)."""
-        return cls(**{**d, "config": HullsConfig(**d["config"]),
-                      "layers": tuple(LayerRow(**r) for r in d["layers"])})
+        """The run of its `to_dict()` (a sweep row's JSON form), read as the sweep engine reads it."""
+        return decode(cls, d)
 
 
 QUICK = (

@@ -33,7 +33,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .._checks import check_int
 from ..data import load_fashion_mnist, load_mnist, sample_per_class
 from ..io_utils import write_json_atomic
 from ..results import Result
@@ -49,7 +48,7 @@ from ..tangent import (
     tangent_similarity,
 )
 from ..train import accuracy, train_classifier
-from ._common import WrittenFiles
+from ._common import WrittenFiles, check_ints
 
 __all__ = ["TangentConfig", "TangentDatasetResult", "TangentExperimentResult", "TangentFiles", "tangent_cnn",
            "run_tangent_experiment", "write_tangent_experiment", "run_dataset", "dataset_task", "with_overrides",
@@ -107,8 +106,7 @@ class TangentConfig:
         for v in self.variants:
             if v not in VARIANTS:
                 raise ValueError(f"variants: expected names from {list(VARIANTS)}, got {v!r}")
-        for name in ("width", "n_train", "epochs", "per_class", "landmarks_per_class", "n_heldout"):
-            check_int(getattr(self, name), name)
+        check_ints(self, ("width", "n_train", "epochs", "per_class", "landmarks_per_class", "n_heldout"))
         Normalization.parse(self.normalize)
         for d in self.datasets:
             if d not in DATASETS:

@@ -193,6 +193,12 @@ class Persistence(Result):
             keep &= np.isfinite(self.deaths) & (self.deaths > self.births)
         return np.stack([self.births[keep], self.deaths[keep]], 1)
 
+    def lifetimes(self, dim: int) -> np.ndarray:
+        """[k] death - birth of the finite classes of positive lifetime in dimension `dim` (the
+        pairs `diagram(dim)` keeps); their sum is the total persistence the summaries report."""
+        dg = self.diagram(dim)
+        return dg[:, 1] - dg[:, 0]
+
     def to_frame(self):
         """pandas.DataFrame with columns dim, birth and death, one row per pair (pandas is optional)."""
         return frame({"dim": self.dims, "birth": self.births, "death": self.deaths}, "Persistence")
@@ -271,8 +277,7 @@ def random_summary(region_map: RegionMap, *, n_orders: int = 4, seed: int = 0, n
         b1.append(c1)
         mx1.append(c1.max() if c1.size else 0)
         for dim, acc in ((0, tp0), (1, tp1)):
-            dg = p.diagram(dim)
-            acc.append(float((dg[:, 1] - dg[:, 0]).sum()))
+            acc.append(float(p.lifetimes(dim).sum()))
     return RandomSummary(
         t=ts, beta0=np.mean(b0, 0), beta1=np.mean(b1, 0), max_beta0=float(np.mean([c.max() for c in b0])),
         max_beta1=float(np.mean(mx1)), total_persistence0=float(np.mean(tp0)), total_persistence1=float(np.mean(tp1)),
@@ -302,8 +307,7 @@ def sublevel_summary(region_map: RegionMap, *, output: int = 0) -> SublevelSumma
     p = persistence(sublevel_filtration(region_map, output=output))
     out = {}
     for dim in (0, 1):
-        dg = p.diagram(dim)
-        life = dg[:, 1] - dg[:, 0]
+        life = p.lifetimes(dim)
         out[f"n_pairs{dim}"] = int(life.shape[0])
         out[f"total_persistence{dim}"] = float(life.sum())
         out[f"max_persistence{dim}"] = float(life.max()) if life.size else 0.0

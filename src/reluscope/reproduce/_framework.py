@@ -243,8 +243,7 @@ def paper_names() -> tuple[str, ...]:
 
 
 def _runner(paper: str):
-    if paper not in PAPERS:
-        raise ValueError(f"paper: expected one of {', '.join(PAPERS)} or 'all', got {paper!r}")
+    _runner_name_check(paper)
     name = PAPERS[paper]
     try:
         return importlib.import_module(name)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..hull import revised_greedy_expansion
+from ..hull.classifier import OverfittingReport
+from ..results import Result
 from ._common import Display
 
 if TYPE_CHECKING:
     from typing import Any
     from ..experiments.hulls import HullsRun
-    from ..hull.classifier import OverfittingReport
     from ..hull.classifier import OverfittingRow
     from ..hull.rge import RGEResult
-    from collections.abc import Sequence
     from matplotlib.axes import Axes
     from .._types import ArrayLike
 
@@ -77,10 +77,16 @@ class NCHLayersDisplay(Display):
         """`report`: an `OverfittingReport` (or its rows, as `OverfittingRow` or mappings with its
         field names), or one run of the hulls experiment (`HullsRun`: its NCH train accuracy is the
         leave-one-out one, and the network's validation accuracy stands for its train accuracy)."""
-        if hasattr(report, "chosen_layer"):  # a HullsRun
+        if isinstance(report, OverfittingReport):
+            rows = report.rows
+        elif isinstance(report, Sequence):
+            rows = report
+        elif isinstance(report, Result):  # a HullsRun: experiments sit above viz, so it is named only for type checkers
             return cls([r.layer for r in report.layers], [r.nch_train_loo for r in report.layers],
                        [r.nch_test for r in report.layers], report.net_val, report.net_test)
-        rows = list(report)
+        else:
+            raise TypeError(f"report: expected an OverfittingReport, a sequence of its rows or a HullsRun, "
+                            f"got {type(report).__name__}")
 
         def column(name):
             return [r[name] if isinstance(r, Mapping) else getattr(r, name) for r in rows]
