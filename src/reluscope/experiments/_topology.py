@@ -11,6 +11,8 @@ import torch
 
 from ..io_utils import write_json_atomic, write_text_atomic
 from ..train import mlp
+from ..viz import report_figure, save_figure
+from ..viz.regions import plot_region_frames
 from ._common import WrittenFiles, csv_text
 
 _csv = csv_text  # the name grokking imports
@@ -65,16 +67,11 @@ def _write_records(result, out: Path, name: str) -> tuple[list[dict], dict[str, 
 
 
 def _save(fig, path: Path) -> Path:
-    from ..viz import save_figure  # the one figure -> atomic file writer (closes pyplot figures)
-
     return save_figure(fig, path, dpi=110)
 
 
 def _write_frames(frames, path: Path) -> Path:
     """The region maps of the recorded frames side by side, as one PNG."""
-    from ..viz import report_figure
-    from ..viz.regions import plot_region_frames
-
     fig, axes = report_figure(1, len(frames), figsize=(2.6 * len(frames), 2.8))
     plot_region_frames(frames, axes=np.atleast_1d(axes))
     return _save(fig, path)

@@ -26,6 +26,7 @@ kept in `out/sweep.jsonl` so that a rerun resumes. `reluscope experiment folding
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -43,6 +44,7 @@ from ..sweep import run_sweep
 from ..train import accuracy, mlp, train_classifier
 from ..viz import save_figure
 from ..viz.folding import FoldingDepthDisplay, FoldingErrorDisplay
+from . import folding_training
 from ._common import WrittenFiles, check_ints, check_widths, csv_text, segments
 
 __all__ = [
@@ -415,25 +417,17 @@ def spearman_trend(x: Sequence[float], y: Sequence[float], *, boot: int = 2000, 
 
 
 _MOVED = ("RegulariserConfig", "RegulariserRow", "regulariser_task")
-_FIGURES = {"depth_figure": "FoldingDepthDisplay", "error_figure": "FoldingErrorDisplay"}
+_FIGURES = {"depth_figure": FoldingDepthDisplay, "error_figure": FoldingErrorDisplay}
 
 
 def __getattr__(name: str):
     if name in _FIGURES:  # the study's figures are viz Displays now
-        import warnings
-
-        from ..viz import folding as viz_folding
-
-        display = getattr(viz_folding, _FIGURES[name])
+        display = _FIGURES[name]
         warnings.warn(f"reluscope.experiments.folding_study.{name}(...) is now "
                       f"reluscope.viz.folding.{display.__name__}(...).to_figure()", DeprecationWarning, stacklevel=2)
         return lambda points, depths: display(points, depths).to_figure()
     # the regulariser moved to folding_training (one implementation for the CLI and reproduce)
     if name in _MOVED:
-        import warnings
-
-        from . import folding_training
-
         warnings.warn(f"reluscope.experiments.folding_study.{name} moved to reluscope.experiments.folding_training",
                       DeprecationWarning, stacklevel=2)
         return getattr(folding_training, name)

@@ -36,6 +36,7 @@ from ..folding.path import path_chi
 from ..io_utils import write_json_atomic
 from ..results import Result
 from ..train import accuracy, mlp, train_classifier
+from ..viz import save_figure
 from ._common import WrittenFiles, check_ints, check_widths, segments
 
 __all__ = [
@@ -135,9 +136,7 @@ def run_folding_training(config: FoldingTrainingConfig = FoldingTrainingConfig()
 def write_folding_training(curve: FoldingTrainingResult, out: str | Path) -> FoldingTrainingFiles:
     """Write folding_training.json (the curve's fields) and folding_training.png (mean chi and
     validation error against the optimiser step) into the folder `out`, atomically."""
-    from matplotlib.figure import Figure
-
-    from ..viz import save_figure
+    from matplotlib.figure import Figure  # drawing only: importing the module stays free of matplotlib
 
     out = Path(out)
     ax = Figure(figsize=(6, 3.6)).subplots()

@@ -16,6 +16,8 @@ import torch.nn as nn
 from .._checks import single_thread
 from ..results import Result
 from ..regions.recorder import TopologyRecord, TopologyRecorder
+from ..viz import report_figure
+from ..viz.regions import plot_counts_vs_loss
 from ._common import check_ints
 from ._topology import RecordedFiles, _mlp, _pick, _save, _write_records, spearman
 
@@ -177,9 +179,6 @@ class RegressionFiles(RecordedFiles):
 
 def write_regression(result: RegressionResult, out: str | Path, *, name: str = "regression") -> RegressionFiles:
     """Write `name`.json, `name`.csv and PNG figures (loss with the measured steps, counts)."""
-    from ..viz import report_figure
-    from ..viz.regions import plot_counts_vs_loss
-
     rows, files = _write_records(result, out, name)
     out = Path(out)
     fig, ax = report_figure(figsize=(8, 4))

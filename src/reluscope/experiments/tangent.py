@@ -48,6 +48,8 @@ from ..tangent import (
     tangent_similarity,
 )
 from ..train import accuracy, train_classifier
+from ..viz import report_figure, save_figure
+from ..viz.tangent import plot_gap_histograms
 from ._common import WrittenFiles, check_ints
 
 __all__ = ["TangentConfig", "TangentDatasetResult", "TangentExperimentResult", "TangentFiles", "tangent_cnn",
@@ -263,9 +265,6 @@ def write_tangent_experiment(result: TangentExperimentResult, out: str | Path) -
     """Write tangent.json (config, and per data set every result but the per-input gaps, which
     are summarised by their 5/25/50/75/95% quantiles) and tangent_gaps.png (per data set, the
     per-input gap histograms of the block and sparse metrics) into the folder `out`, atomically."""
-    from ..viz import report_figure, save_figure
-    from ..viz.tangent import plot_gap_histograms
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = len(result.datasets)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..io_utils import write_bytes_atomic
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -66,6 +68,4 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 60.0, interval
 
 def save_screenshot(driver: Any, path: str | Path) -> Path:
     """PNG of the page, written atomically."""
-    from ..io_utils import write_bytes_atomic
-
     return write_bytes_atomic(path, driver.get_screenshot_as_png())

@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from .._checks import as_enum
+
 __all__ = ["ExploreConfig", "ToyData", "Activation", "OptimizerName", "LIMITS"]
 
 
@@ -79,11 +81,11 @@ class ExploreConfig:
         v = dict(body)
         out = {}
         if "data" in v:
-            out["data"] = _enum(ToyData, v["data"], "data")
+            out["data"] = as_enum(v["data"], ToyData, "data")
         if "activation" in v:
-            out["activation"] = _enum(Activation, v["activation"], "activation")
+            out["activation"] = as_enum(v["activation"], Activation, "activation")
         if "optimizer" in v:
-            out["optimizer"] = _enum(OptimizerName, v["optimizer"], "optimizer")
+            out["optimizer"] = as_enum(v["optimizer"], OptimizerName, "optimizer")
         if "n_points" in v:
             out["n_points"] = _int(v["n_points"], "n_points", 4, LIMITS["max_points"])
         if "batch_size" in v:
@@ -106,13 +108,6 @@ class ExploreConfig:
         if "noise" in v and v["noise"] is not None:
             out["noise"] = _float(v["noise"], "noise", 0.0, 1.0)
         return cls(**out)
-
-
-def _enum(cls, value, name):
-    try:
-        return cls(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected one of {[m.value for m in cls]}, got {value!r}") from None
 
 
 def _int(value, name: str, lo: int, hi: int) -> int:

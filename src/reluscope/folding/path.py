@@ -29,6 +29,7 @@ from ..network import Network, to_network
 from ..results import Result
 from ..patterns.walks import ragged_walk_extents
 from ..traversal import traverse_batches, traverse_many
+from ..traversal.bisection import traverse_bisection
 from .measure import FoldingProfile, chi_of_extents, folding_measures, folding_profile
 
 if TYPE_CHECKING:
@@ -128,8 +129,6 @@ def _walks(net, x0, x1, *, include_output, n_points, progress, memory_budget=DEF
         n_points = check_int(n_points, "n_points", minimum=2, what="or None for exact traversal")
         return _sampled(net, x0, x1, n_points, include_output)
     if not net.piecewise_linear:  # smooth activations: pattern changes by bisection, to 1e-6 in t
-        from ..traversal.bisection import traverse_bisection
-
         travs = [traverse_bisection(net, a, b, tol=BISECTION_TOL, include_output=include_output) for a, b in zip(x0, x1)]
         return [(tr.patterns, tr.t.numpy()) for tr in travs]
 

@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from .._checks import check_positive
 from .._types import ArrayLike
+from ..network.named import layer_features
 from ..results import Result
 from .distance import hull_distance_bounds, prepare_points
 
@@ -129,8 +130,6 @@ def class_geometry(x: ArrayLike, y: ArrayLike, *, x_test: ArrayLike | None = Non
     With `model` and `layer` (see reluscope.activations), x and x_test are the model's inputs and
     the geometry is that of the named layer's activations."""
     if model is not None or layer is not None:
-        from ..network.named import layer_features
-
         x = layer_features(model, x, layer)
         x_test = None if x_test is None else layer_features(model, x_test, layer)
     xt = prepare_points(x, "x", min_points=2)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import __version__
 from ._decode import decode, result_type
 from ._ray import connect, machine_cpus
 from ._table import TABLE_NAME, SweepLockedError, SweepTable, read_rows
@@ -201,7 +202,6 @@ def run_sweep(task: Callable, configs: Iterable, *, out: str | os.PathLike, addr
         if retry_failed:
             table.drop({k for k in keys if existing.get(k, {}).get("status") == "failed"})
             existing = table.rows()
-        from .. import __version__
 
         old = sorted({existing[k].get("version") for k in keys if k in existing} - {__version__}, key=str)
         if old:

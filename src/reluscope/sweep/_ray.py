@@ -6,6 +6,8 @@ import logging
 import os
 from pathlib import Path
 
+import reluscope
+
 __all__ = ["RAY_PIN", "import_ray", "connect", "machine_cpus"]
 
 RAY_PIN = "ray==2.60.0"  # the version the Makefile installs and the tests run on
@@ -30,8 +32,6 @@ def machine_cpus() -> int:
 
 
 def _package_root() -> str:
-    import reluscope
-
     return str(Path(reluscope.__file__).resolve().parent.parent)
 
 

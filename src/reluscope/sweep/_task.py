@@ -12,6 +12,7 @@ import time
 import traceback
 from collections.abc import Mapping
 
+from .. import __version__
 from ..io_utils import to_jsonable
 
 __all__ = ["config_key", "config_json", "task_id", "execute"]
@@ -50,7 +51,6 @@ def execute(task, config, cpus: float | None = None) -> dict:
             torch.set_num_threads(threads)
         else:  # read by torch when the task imports it; tasks without torch do not pay its import
             os.environ["OMP_NUM_THREADS"] = str(threads)
-    from .. import __version__
 
     start, cpu = time.perf_counter(), time.process_time()
     try:
