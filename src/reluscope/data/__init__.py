@@ -18,12 +18,12 @@ from .mnist import (
     load_fashion_mnist,
     load_mnist,
 )
-from .named import IMAGE_SHAPES, DatasetName, Split, fit_to_model, load_dataset
+from .named import IMAGE_SHAPES, DatasetName, ImageSet, Split, fit_to_model, load_dataset
 from .toy import TOY_DATASETS, load_digits, make_toy
 
 __all__ = [
     "load_mnist", "load_fashion_mnist", "split_mnist", "MnistSplit", "sample_per_class", "load_hull_toy", "HULL_TOY_SETS", "read_point_file", "load_digits", "make_toy", "TOY_DATASETS",
     "build_mnist_cache", "build_fashion_mnist_cache", "cache_dir", "find_mnist_source",
     "MNIST_MD5", "FASHION_MNIST_MD5", "encode_idx", "decode_idx", "idx_md5",
-    "DatasetName", "Split", "load_dataset", "fit_to_model", "IMAGE_SHAPES",
+    "DatasetName", "ImageSet", "Split", "load_dataset", "fit_to_model", "IMAGE_SHAPES",
 ]

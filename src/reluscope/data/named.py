@@ -16,7 +16,7 @@ from .toy import load_digits, make_toy
 if TYPE_CHECKING:
     from .._types import ModelLike
 
-__all__ = ["DatasetName", "Split", "load_dataset", "fit_to_model", "IMAGE_SHAPES"]
+__all__ = ["DatasetName", "ImageSet", "Split", "load_dataset", "fit_to_model", "IMAGE_SHAPES"]
 
 
 class DatasetName(str, Enum):
@@ -30,6 +30,15 @@ class DatasetName(str, Enum):
     SPIRALS = "spirals"
     XOR = "xor"
     BLOBS = "blobs"
+
+
+class ImageSet(str, Enum):
+    """The image sets that come from the verified cache (`reluscope data NAME` builds it); each has
+    the value of its `DatasetName`. Their own option type, so that a command or function that needs
+    one of them offers exactly these."""
+
+    MNIST = "mnist"
+    FASHION_MNIST = "fashion-mnist"
 
 
 class Split(str, Enum):

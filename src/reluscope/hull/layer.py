@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from .._checks import as_enum, check_int
-from ..data import DatasetName, Split, load_dataset, sample_per_class
+from ..data import DatasetName, ImageSet, Split, load_dataset, sample_per_class
 from ..network.named import layer_features
 from ..results import Result
 from ..train import accuracy
@@ -19,7 +19,7 @@ from .properties import ClassGeometry, class_geometry
 
 __all__ = ["LayerHulls", "layer_hulls"]
 
-_IMAGE_SETS = (DatasetName.MNIST, DatasetName.FASHION_MNIST)
+_IMAGE_SETS = tuple(DatasetName(s.value) for s in ImageSet)
 
 
 @dataclass(frozen=True)
