@@ -133,7 +133,12 @@ def test_unflatten_reshape_view_shape0_neg_and_constant_offsets():
     (lambda self, x: self.fc(x) if x.sum() > 0 else x, "could not be traced with torch.fx at .*test_network_graph.py"),
     (lambda self, x: (self.fc(x), x), "must return one tensor"),
     (lambda self, x: F.dropout(self.fc(x), 0.5), "training=self.training"),
-    (lambda self, x: x @ self.fc.weight.T, "reads the tensor 'fc.weight'"),
+    (lambda self, x: self.fc.weight.T @ x, "right operand must be a parameter or buffer .*got a value computed from the input"),
+    (lambda self, x: torch.cat([self.fc(x), self.fc.bias], 1), "uses 'fc.bias', a tensor of the model's parameters or buffers"),
+    (lambda self, x: self.fc.bias / self.fc(x), "dividing by values computed from the input is not piecewise linear"),
+    (lambda self, x: 1.0 / self.fc(x), "arithmetic on tensors must be"),
+    (lambda self, x: self.fc(x) + torch.randn(3), "forward creates a tensor at each call .*register_buffer"),
+    (lambda self, x: self.fc(x) + torch.randn_like(self.fc.bias), "randn_like draws random numbers"),
 ])
 def test_unsupported_graph_operations_name_the_node_and_the_fix(forward, message):
     class Bad(nn.Module):
@@ -157,6 +162,11 @@ class MyLinear(nn.Linear):
         return F.linear(x, 2 * self.weight, self.bias)
 
 
+class ReLUOfLinear(nn.Linear):
+    def forward(self, x):  # F.linear reads x, not a parameter, as its weight
+        return F.linear(self.weight, x)
+
+
 class ShiftedReLU(nn.ReLU):
     def forward(self, x):
         return F.relu(x - 1.0)
@@ -168,7 +178,11 @@ class PlainSubclass(nn.Linear):
 
 def test_whitelist_is_by_exact_forward():
     with pytest.raises(TypeError, match="'0' is a subclass of nn.Linear that overrides forward"):
-        to_network(nn.Sequential(MyLinear(3, 3), nn.ReLU()))
+        to_network(nn.Sequential(ReLUOfLinear(3, 3), nn.ReLU()))
+    # F.linear with the layer's own (scaled) weight is traced and computed as written, never trusted
+    model = nn.Sequential(MyLinear(3, 3), nn.ReLU()).double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    torch.testing.assert_close(to_network(model)(x), model(x), rtol=1e-12, atol=1e-12)
     # a subclass whose forward is made of supported operations is traced and computed as written
     model = nn.Sequential(nn.Linear(3, 3), ShiftedReLU()).double()
     x = torch.randn(6, 3, dtype=torch.float64)

@@ -130,3 +130,177 @@ def test_activations_refuse_a_model_in_training_mode(module):
         activations(model, torch.randn(8, 4), layer="2")
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert activations(model.eval(), torch.randn(8, 4), layer="2").value.shape == (8, 4)
+
+
+class Forms(nn.Module):
+    """Global pooling and activations written the other usual ways."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.conv, self.act, self.fc = nn.Conv2d(1, 2, 3, padding=1), nn.PReLU(init=0.2), nn.Linear(2, 2)
+
+    def forward(self, x):
+        h = self.conv(x)
+        form = self.form
+        if form == "squeeze(-1).squeeze(-1)":
+            h = F.adaptive_avg_pool2d(F.relu(h), 1).squeeze(-1).squeeze(-1)
+        elif form == "squeeze()":
+            h = torch.squeeze(F.adaptive_avg_pool2d(h.relu(), (1, 1)))
+        elif form == "unsqueeze, permute, transpose":
+            h = F.relu(h).unsqueeze(1).permute(0, 1, 3, 4, 2).transpose(2, 3).squeeze(1).mean((1, 2))
+        elif form == "sum":
+            h = torch.sum(F.relu(h), dim=(2, 3), keepdim=True) / 16 + h.sum(-1, keepdim=True).sum(-2, keepdim=True)
+            h = h.sum(-1).sum(-1)
+        elif form == "PReLU":
+            h = self.act(h).mean((2, 3))
+        elif form == "clamp_min, clamp_max":
+            h = torch.clamp_max(h.clamp_min(-0.2), 0.5).mean((2, 3))
+        return self.fc(h)
+
+
+@pytest.mark.parametrize("form", [
+    "squeeze(-1).squeeze(-1)", "squeeze()", "unsqueeze, permute, transpose", "sum", "PReLU", "clamp_min, clamp_max",
+])
+def test_pooling_and_activation_forms_work_with_every_method(form, tmp_path):
+    # regression: x.squeeze(), unsqueeze, permute, transpose, x.sum(dims), nn.PReLU and
+    # clamp_min/clamp_max were refused as "not on the whitelist"
+    every_method(Forms(form), (1, 4, 4), tmp_path)
+
+
+@pytest.mark.parametrize("forward, message", [
+    (lambda self, x: self.fc(x).unsqueeze(0), r"unsqueeze\(0\) reaches the batch dimension"),
+    (lambda self, x: self.fc(x).squeeze(0), r"squeeze\(0\) reaches the batch dimension"),
+    (lambda self, x: self.fc(x)[:, None].permute(1, 0, 2), r"permute\(1, 0, 2\) moves the batch dimension"),
+    (lambda self, x: self.fc(x).transpose(0, 1), "transposing dim 0 moves the batch"),
+    (lambda self, x: self.fc(x).sum(), "a sum needs constant integer dims"),
+    (lambda self, x: self.fc(x).sum(0), "a sum over dim 0 sums over the batch"),
+])
+def test_shape_forms_that_reach_the_batch_are_refused(forward, message):
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+    Bad.forward = forward
+    with pytest.raises(TypeError, match=message):
+        to_network(Bad())
+
+
+def test_prelu_with_a_slope_per_channel_is_refused():
+    with pytest.raises(TypeError, match=r"module '1': PReLU\(num_parameters=4\) has one slope per channel.*nn.PReLU\(\)"):
+        to_network(_mlp(nn.PReLU(4)))
+
+
+def test_terms_that_broadcast_across_the_batch_are_refused():
+    # regression: h - h.mean(1) ([B, 3] - [B]) aligns the batch of one term with the features of the
+    # other; the converted graph did the same, so a batch of 3 gave other patterns than one input at a
+    # time (and traversal went on with them), silently
+    class Net(nn.Module):
+        def __init__(self, keepdim):
+            super().__init__()
+            self.fc, self.out, self.keepdim = nn.Linear(2, 3), nn.Linear(3, 2), keepdim
+
+        def forward(self, x):
+            h = F.relu(self.fc(x))
+            return self.out(F.relu(h - h.mean(1, keepdim=self.keepdim)))
+
+    model = Net(False).double()
+    x = torch.randn(3, 2, dtype=torch.float64)
+    for run in (lambda: activation_patterns(model, x), lambda: traverse(model, x[:1], x[1:2])):
+        with pytest.raises(ValueError, match=r"layer 'sub': the terms have shapes \[\[\d, 3\], \[\d\]\].*keepdim=True"):
+            run()
+    every_method(Net(True), (2,))
+
+
+class Normalized(nn.Module):
+    """Input normalisation inside the model with buffers (RobustBench-style), then a network."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.5]).view(1, 1, 1))
+        self.register_buffer("std", torch.tensor([0.25]).view(1, 1, 1, 1))
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner((x - self.mean) / self.std)
+
+
+class MaskedLinear(nn.Linear):
+    """A pruned layer: F.linear with the weight times a 0/1 mask buffer."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.register_buffer("mask", (torch.rand_like(self.weight) > 0.3).to(self.weight.dtype))
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class HalfConv(nn.Conv2d):
+    """A subclass that calls the parent's forward (F.pad + F.conv2d for padding_mode='reflect')."""
+
+    def forward(self, x):
+        return super().forward(x) * 0.5
+
+
+class StandardizedConv(nn.Conv2d):
+    """Weight standardisation: the weight is normalised in forward, from parameters alone."""
+
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True) + 1e-5)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ParamsInForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w, self.b, self.scale = nn.Parameter(torch.randn(2, 5)), nn.Parameter(torch.randn(5)), nn.Parameter(torch.tensor(1.5))
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.out(F.relu(x @ self.w + self.b) * self.scale - self.b)
+
+
+def _tiny_resnet():
+    from reluscope.testing.models import tiny_resnet
+
+    return tiny_resnet(layers=(1,), width=2, in_channels=1)
+
+
+CONSTANT_MODELS = {
+    "normalised resnet": (lambda: Normalized(_tiny_resnet()), (1, 5, 5)),
+    "masked linear": (lambda: nn.Sequential(MaskedLinear(2, 6), nn.ReLU(), MaskedLinear(6, 2)), (2,)),
+    "subclass calling super().forward": (lambda: nn.Sequential(
+        HalfConv(1, 2, 3, padding=1), nn.ReLU(), HalfConv(2, 2, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32, 2)), (1, 4, 4)),
+    "weight standardisation": (lambda: nn.Sequential(StandardizedConv(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                                                     nn.Linear(32, 2)), (1, 4, 4)),
+    "x @ W + b with parameters": (ParamsInForward, (2,)),
+}
+
+
+@pytest.mark.parametrize("name", list(CONSTANT_MODELS))
+def test_parameters_and_buffers_read_in_forward_work_with_every_method(name, tmp_path):
+    # regression: every get_attr was refused ("forward reads the tensor 'mean' directly"): input
+    # normalisation with buffers, masks, F.linear/F.conv2d in a custom layer or a subclass's super().forward
+    make, shape = CONSTANT_MODELS[name]
+    torch.manual_seed(1)
+    every_method(make(), shape)
+    with pytest.raises(TypeError, match="forward reads the tensor .* directly, which the architecture file cannot describe"):
+        save_model(make(), tmp_path / "m")
+
+
+def test_constant_reaching_into_the_batch_is_refused_at_run_time():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.register_buffer("c", torch.ones(4, 3))  # broadcasts against a batch of 4 only
+
+        def forward(self, x):
+            return self.fc(x) * self.c
+
+    with pytest.raises(ValueError, match=r"layer 'mul': the constant of shape \[4, 3\] reaches the batch dimension"):
+        to_network(Net())(torch.randn(4, 3))

@@ -36,6 +36,7 @@ _LAYERS: dict[str, tuple[type[nn.Module], dict[str, tuple]]] = {
     }),
     "ReLU": (nn.ReLU, {}),
     "LeakyReLU": (nn.LeakyReLU, {"negative_slope": _FLOAT}),
+    "PReLU": (nn.PReLU, {"num_parameters": _INT}),
     "ReLU6": (nn.ReLU6, {}),
     "Hardtanh": (nn.Hardtanh, {"min_val": _FLOAT, "max_val": _FLOAT}),
     "GELU": (nn.GELU, {"approximate": (str,)}),
@@ -146,6 +147,12 @@ def _describe_graph(model: nn.Module) -> dict:
             entry = {"op": "function", "target": name, "args": arg(n.args), "kwargs": {k: arg(v) for k, v in n.kwargs.items()}}
         elif n.op == "call_method":
             entry = {"op": "method", "target": n.target, "args": arg(n.args), "kwargs": {k: arg(v) for k, v in n.kwargs.items()}}
+        elif n.op == "get_attr":
+            raise TypeError(
+                f"model: forward reads the tensor {n.target!r} directly, which the architecture file cannot describe; "
+                "save the state dict with safetensors.torch.save_file and load it with "
+                "load_model(path, model_class='pkg.module:Class')"
+            )
         else:
             raise TypeError(f"model: node {n.name!r} ({n.op}) cannot be saved")
         stack = n.meta.get("nn_module_stack") or {}

@@ -29,8 +29,9 @@ from .inplace import InPlace, InPlaceProxy, _storage_group
 from .modules import append_leaf, check_eval, fold_batchnorm, maxpool_layer, pair
 from .network import INPUT, Network, Node
 from .operations import (
-    _BATCH, _CAT, _CLAMP, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _RELU, _SHAPE, _SMOOTH_FN,
-    _SMOOTH_METHOD, _SPLIT, _ADD, _DIV, _MUL, _SUB, FUNCTIONS, METHODS, Operations, _bind, _is_int, _Parts,
+    _ADD, _BATCH, _CAT, _CLAMP, _CLAMP_ONE, _DIV, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _MUL, _RELU,
+    _SHAPE, _SHAPE_FN, _SHAPE_METHODS, _SMOOTH_FN, _SMOOTH_METHOD, _SPLIT, _SUB, FUNCTIONS, METHODS, Operations, _bind,
+    _Const, _is_int, _Parts,
 )
 from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
 
@@ -123,6 +124,13 @@ class _Converter(Operations, InPlace):
             v = self.env[arg]
             if isinstance(v, int):
                 return v
+            if isinstance(v, _Const):
+                raise self._refuse(
+                    n, f"it uses {v.source!r}, a tensor of the model's parameters or buffers, where reluscope needs a "
+                    "value computed from the input",
+                    "use parameters only as weights (F.linear, F.conv2d, x @ W) or in +, -, *, / with the values "
+                    "(e.g. (x - self.mean) / self.std)",
+                )
         if isinstance(arg, torch.fx.Node) and isinstance(self.env.get(arg), _Parts):
             raise self._refuse(
                 n, f"it reads the tuple of parts of {arg.name!r}, not a tensor",
@@ -159,12 +167,22 @@ class _Converter(Operations, InPlace):
                 continue
             elif n.op == "call_function" and n.target is operator.getitem and (obj := self._object(n)) is not n:
                 self.env[n] = self.env[obj]  # the same part of a split again: the same (maybe overwritten) tensor
+            elif n.op == "get_attr" and n.target.startswith("_tensor_constant"):  # fx froze a tensor made in forward
+                raise self._refuse(
+                    n, "forward creates a tensor at each call (torch.tensor, torch.zeros, torch.randn, ...), which "
+                    "torch.fx freezes at tracing", "register it once as a buffer (self.register_buffer) and use that",
+                )
+            elif n.op == "get_attr":  # a parameter or buffer: a constant of the network
+                obj = self.model
+                for part in n.target.split("."):
+                    obj = getattr(obj, part)
+                self.env[n] = _Const(obj.detach() if isinstance(obj, torch.Tensor) else obj, n.target)
+            elif n.op in handler and (deps := n.all_input_nodes) and all(isinstance(self.env[d], _Const) for d in deps):
+                self.env[n] = self._fold(n)
             elif n.op in handler:
                 self.env[n] = handler[n.op](n)
                 if (src := self._inplace_input(n)) is not None:
                     self._alias(n, src)
-            elif n.op == "get_attr":
-                raise self._refuse(n, f"forward reads the tensor {n.target!r} directly, which reluscope cannot analyse")
             else:
                 raise self._refuse(n, f"fx op {n.op}")
         return out
@@ -235,6 +253,13 @@ class _Converter(Operations, InPlace):
         if t in _CLAMP:
             a = _bind(args, kw, [("input", ...), ("min", None), ("max", None)], where)
             return self._hardtanh(n, a["input"], a["min"], a["max"], t.__name__.rstrip("_"), ("min", "max"))
+        if t in _CLAMP_ONE:
+            side = _CLAMP_ONE[t]
+            a = _bind(args, kw, [("input", ...), (side, ...)], where)
+            bounds = (a[side], None) if side == "min" else (None, a[side])
+            return self._hardtanh(n, a["input"], *bounds, t.__name__.rstrip("_"), ("min", "max"))
+        if t in _SHAPE_FN:
+            return self._shape_op(n, _SHAPE_FN[t], args, kw)
         if t in _SMOOTH_FN:
             return self._add(L.Smooth(self._name(n, _SMOOTH_FN[t]), _SMOOTH_FN[t]), (self._tensor(n, args[0]),))
         if t is F.gelu:
@@ -293,6 +318,8 @@ class _Converter(Operations, InPlace):
         if t is torch.mean:
             a = _bind(args, kw, [("input", ...), ("dim", None), ("keepdim", False), ("dtype", None)], where)
             return self._mean(n, a)
+        if t in (F.linear, F.conv2d, operator.matmul, torch.matmul):
+            return self._linear_fn(n, t, args, kw)
         if t in _ADD | _SUB | _MUL | _DIV or t in (operator.neg, torch.neg):
             return self._arith(n, t, args, kw)
         raise self._refuse(n, "this function is not on the whitelist")
@@ -332,6 +359,13 @@ class _Converter(Operations, InPlace):
         if name in ("clamp", "clip", "clamp_", "clip_"):
             a = _bind(args, kw, [("self", ...), ("min", None), ("max", None)], where)
             return self._hardtanh(n, x, a["min"], a["max"], name.rstrip("_"), ("min", "max"))
+        if name in ("clamp_min", "clamp_max", "clamp_min_", "clamp_max_"):
+            side = name[6:9]
+            a = _bind(args, kw, [("self", ...), (side, ...)], where)
+            bounds = (a[side], None) if side == "min" else (None, a[side])
+            return self._hardtanh(n, x, *bounds, name.rstrip("_"), ("min", "max"))
+        if name in _SHAPE_METHODS:
+            return self._shape_op(n, {"swapaxes": "transpose", "swapdims": "transpose"}.get(name, name), args, kw)
         if name in ("split", "chunk"):
             size = "chunks" if name == "chunk" else "split_size"
             a = _bind(args, kw, [("self", ...), (size, ...), ("dim", 0)], where)

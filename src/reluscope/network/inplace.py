@@ -44,11 +44,13 @@ class InPlaceProxy(torch.fx.Proxy):
 
 
 _INPLACE_FUNCTIONS = {
-    F.relu_, torch.relu_, F.leaky_relu_, F.hardtanh_, torch.clamp_, torch.clip_, operator.iadd, operator.isub, operator.imul, operator.itruediv,
+    F.relu_, torch.relu_, F.leaky_relu_, F.hardtanh_, torch.clamp_, torch.clip_, torch.clamp_min_, torch.clamp_max_, operator.iadd, operator.isub, operator.imul, operator.itruediv,
 }
 _INPLACE_ARG = {F.relu: 1, F.leaky_relu: 2, F.relu6: 1, F.hardtanh: 3, F.dropout: 3}  # position of `inplace`
-_VIEW_FUNCTIONS = {operator.getitem, torch.flatten, torch.reshape, torch.split, torch.chunk}
-_VIEW_METHODS = {"view", "reshape", "flatten", "split", "chunk", "contiguous"}
+_VIEW_FUNCTIONS = {operator.getitem, torch.flatten, torch.reshape, torch.split, torch.chunk, torch.squeeze, torch.unsqueeze,
+                   torch.transpose, torch.swapaxes, torch.swapdims, torch.permute}
+_VIEW_METHODS = {"view", "reshape", "flatten", "split", "chunk", "contiguous", "squeeze", "unsqueeze", "transpose",
+                 "swapaxes", "swapdims", "permute"}
 
 
 def _is_view(n: torch.fx.Node, submodule) -> bool:

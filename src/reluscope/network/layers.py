@@ -3,7 +3,7 @@
 A network is a graph (see `network.py`) of two kinds of layer:
 
 * affine layers (`Linear`, `Conv2d`, `ChannelAffine`, `AvgPool2d`, `AdaptiveAvgPool2d`, `Pad`, `Flatten`,
-  `Reshape`, `Unflatten`, `Index`, `Split`, `Mean`, and the multi-input `Sum`, `Cat` and `Stack`)
+  `Reshape`, `Unflatten`, `Index`, `Split`, `Mean`, `Total`, `Squeeze`, `Transpose`, `Permute`, and the multi-input `Sum`, `Cat` and `Stack`)
   with `forward(*x)` and `linear(*dx)`,
   the same map without its offset (its differential), so a direction can be pushed through next to
   a point; `n_inputs` says how many tensors they take (-1: any number);
@@ -38,12 +38,17 @@ __all__ = [
     "Unflatten",
     "AdaptiveAvgPool2d",
     "Pad",
+    "ConstOp",
     "Sum",
     "Cat",
     "Stack",
     "Index",
     "Split",
     "Mean",
+    "Total",
+    "Squeeze",
+    "Transpose",
+    "Permute",
     "ReLU",
     "LeakyReLU",
     "MaxPool2d",
@@ -275,6 +280,35 @@ class Pad(AbstractAffine):
 
 
 @dataclass(frozen=True, eq=False)
+class ConstOp(AbstractAffine):
+    """x + c, x - c, c - x, x * c or x / c (`op` "add", "sub", "rsub", "mul", "div") with a constant
+    tensor c read in forward, e.g. input normalisation (x - self.mean) / self.std with buffers.
+    c broadcasts over the batch; it may not reach into it (dim 0 of x)."""
+
+    name: str
+    op: str
+    const: torch.Tensor
+
+    def _check(self, x: torch.Tensor) -> None:
+        c = self.const
+        if c.dim() > x.dim() or (c.dim() == x.dim() and c.shape[0] != 1):
+            raise _batch_error(self, f"the constant of shape {list(c.shape)}", x,
+                               "give the constant no batch dimension (or size 1 there)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        c = self.const
+        return {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}[self.op](x, c) if self.op != "rsub" else c - x
+
+    def linear(self, dx: torch.Tensor) -> torch.Tensor:
+        self._check(dx)
+        if self.op in ("mul", "div"):
+            return dx * self.const if self.op == "mul" else dx / self.const
+        zero = torch.zeros_like(self.const)  # the broadcast shape of x and c
+        return dx + zero if self.op != "rsub" else zero - dx
+
+
+@dataclass(frozen=True, eq=False)
 class Sum(AbstractAffine):
     """(sum_i coeffs[i] * x_i) / divisor + offset: residual additions, subtractions, scaling by a
     constant. Division is kept apart from the coefficients so x / 3 rounds exactly like torch."""
@@ -289,6 +323,12 @@ class Sum(AbstractAffine):
         return len(self.coeffs)
 
     def linear(self, *dxs: torch.Tensor) -> torch.Tensor:
+        if any(dx.dim() != dxs[0].dim() for dx in dxs):  # torch would align one's batch with another's features
+            raise ValueError(
+                f"layer {self.name!r}: the terms have shapes {[list(dx.shape) for dx in dxs]}; with different numbers "
+                "of dimensions they broadcast across the batch (dim 0), mixing inputs; keep every term's dimensions, "
+                "e.g. h.mean(1, keepdim=True)"
+            )
         out = None
         for c, dx in zip(self.coeffs, dxs):
             term = dx if c == 1.0 else dx * c
@@ -403,6 +443,62 @@ class Mean(_NoOffset):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_not_batch(self, self.dim, x, f"a mean over dims {list(self.dim)}", "average the other dimensions only")
         return torch.mean(x, self.dim, self.keepdim)
+
+
+@dataclass(frozen=True, eq=False)
+class Total(Mean):
+    """torch.sum over non-batch dimensions `dim` (x.sum((2, 3)))."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_not_batch(self, self.dim, x, f"a sum over dims {list(self.dim)}", "sum over the other dimensions only")
+        return torch.sum(x, self.dim, self.keepdim)
+
+
+@dataclass(frozen=True, eq=False)
+class Squeeze(_NoOffset):
+    """x.squeeze(dim) or, with `unsqueeze`, x.unsqueeze(dim), off the batch dimension. `dim` None
+    squeezes every non-batch dimension of size 1 (x.squeeze(): torch would drop a batch of one too,
+    which changes the shape but not what each input maps to)."""
+
+    name: str
+    dim: int | tuple[int, ...] | None
+    unsqueeze: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.unsqueeze:
+            _check_not_batch(self, (self.dim,), x, f"unsqueeze({self.dim})", "give dim=1 or later", ndim=x.dim() + 1)
+            return x.unsqueeze(self.dim)
+        if self.dim is None:
+            return x.reshape(x.shape[0], *[s for s in x.shape[1:] if s != 1])
+        dims = (self.dim,) if isinstance(self.dim, int) else self.dim
+        _check_not_batch(self, dims, x, f"squeeze({self.dim})", "give dim=1 or later")
+        return x.squeeze(dims)
+
+
+@dataclass(frozen=True, eq=False)
+class Transpose(_NoOffset):
+    """x.transpose(dim0, dim1) of two non-batch dimensions."""
+
+    name: str
+    dim0: int
+    dim1: int
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_not_batch(self, (self.dim0, self.dim1), x, f"transpose({self.dim0}, {self.dim1})", "swap dims 1 or later")
+        return x.transpose(self.dim0, self.dim1)
+
+
+@dataclass(frozen=True, eq=False)
+class Permute(_NoOffset):
+    """x.permute(dims) that keeps the batch first (dims[0] is 0)."""
+
+    name: str
+    dims: tuple[int, ...]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.dims) != x.dim() or self.dims[0] % x.dim() != 0:
+            raise _batch_error(self, f"permute{self.dims}", x, "keep the batch first: permute(0, ...)")
+        return x.permute(self.dims)
 
 
 # ---------------------------------------------------------------- activations

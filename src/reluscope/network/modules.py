@@ -43,6 +43,13 @@ def leaf_layer(path: str, m: nn.Module) -> L.AbstractLayer | None:
         return L.ReLU(path)
     if cls is nn.LeakyReLU:
         return L.LeakyReLU(path, float(m.negative_slope))
+    if cls is nn.PReLU:  # its slope, read now, is a constant of the network
+        if m.num_parameters != 1:
+            raise TypeError(
+                f"model: module {path!r}: PReLU(num_parameters={m.num_parameters}) has one slope per channel; only "
+                "a shared slope is supported: use nn.PReLU() (num_parameters=1) or nn.LeakyReLU"
+            )
+        return L.LeakyReLU(path, float(m.weight.detach().reshape(())))
     if cls in SMOOTH:
         fn = SMOOTH[cls]
         return L.Smooth(path, "gelu_tanh" if fn == "gelu" and m.approximate == "tanh" else fn)

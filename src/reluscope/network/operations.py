@@ -48,6 +48,18 @@ class _Parts:
     def base(self) -> str:
         return "chunk" if self.chunks else "split"
 
+@dataclass(frozen=True)
+class _Const:
+    """A value forward computes from parameters, buffers and constants alone, never from the input
+    (self.mean, self.weight * self.mask, w.view(w.size(0), -1)): evaluated once, at conversion."""
+
+    value: object
+    source: str
+
+
+_RANDOM = ("rand", "normal", "bernoulli", "dropout", "multinomial", "poisson", "uniform", "exponential", "cauchy",
+           "geometric", "log_normal")
+
 _RELU = {F.relu, torch.relu, torch.relu_, F.relu_}
 _LEAKY = {F.leaky_relu, F.leaky_relu_}
 _SMOOTH_FN = {torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", F.silu: "silu"}
@@ -59,13 +71,18 @@ _DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
 _CAT = {torch.cat, torch.concat, torch.concatenate}
 _HARDTANH = {F.hardtanh, F.hardtanh_}
 _CLAMP = {torch.clamp, torch.clip, torch.clamp_, torch.clip_}
+_CLAMP_ONE = {torch.clamp_min: "min", torch.clamp_min_: "min", torch.clamp_max: "max", torch.clamp_max_: "max"}
+_SHAPE_FN = {torch.squeeze: "squeeze", torch.unsqueeze: "unsqueeze", torch.transpose: "transpose",
+             torch.swapaxes: "transpose", torch.swapdims: "transpose", torch.permute: "permute", torch.sum: "sum"}
+_SHAPE_METHODS = {"squeeze", "unsqueeze", "transpose", "swapaxes", "swapdims", "permute", "sum"}
 _SPLIT = {torch.split: False, torch.chunk: True}
 _IDENTITY_METHODS = {"contiguous", "clone"}
 
 _METHOD_TABLE = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg}
 METHODS = frozenset({
     "relu", "relu_", *_SMOOTH_METHOD, "size", "flatten", "view", "reshape", *_IDENTITY_METHODS,
-    "split", "chunk", "mean", "clamp", "clip", "clamp_", "clip_",
+    "split", "chunk", "mean", "clamp", "clip", "clamp_", "clip_", *_SHAPE_METHODS,
+    "clamp_min", "clamp_max", "clamp_min_", "clamp_max_",
     *_METHOD_TABLE, *(m + "_" for m in _METHOD_TABLE if m != "neg"),
 })
 
@@ -74,7 +91,7 @@ def _function_table() -> dict[str, object]:
     """'namespace.name' -> function, for every function the converter accepts (save/load use it)."""
     fns = [
         *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
-        *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP,
+        *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP, *_CLAMP_ONE, *_SHAPE_FN,
         operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.pad,
         torch.flatten, torch.reshape, F.dropout,
     ]
@@ -180,17 +197,19 @@ class Operations:
         layer = L.Split(self._name(n, f"{parts.base}[{i}]"), parts.split, parts.dim, i, parts.chunks)
         return self._add(layer, (parts.x,))
 
-    def _mean(self, n, a) -> int:
+    def _mean(self, n, a, total: bool = False) -> int:
         dim = a["dim"]
         dims = (dim,) if _is_int(dim) else tuple(dim) if isinstance(dim, (list, tuple)) else None
-        fix = "average the other dimensions, e.g. x.mean((2, 3)) for global average pooling"
+        what = "sum" if total else "mean"
+        fix = f"{'sum' if total else 'average'} over the other dimensions, e.g. x.{what}((2, 3)) for global pooling"
         if not dims or not all(_is_int(d) for d in dims):
-            raise self._refuse(n, f"a mean needs constant integer dims (without them it averages over the batch), got {dim!r:.60}", fix)
+            raise self._refuse(n, f"a {what} needs constant integer dims (without them it {'sums' if total else 'averages'} over the batch), got {dim!r:.60}", fix)
         if 0 in dims:
-            raise self._refuse(n, "a mean over dim 0 averages over the batch", fix)
+            raise self._refuse(n, f"a {what} over dim 0 {'sums' if total else 'averages'} over the batch", fix)
         if a["dtype"] is not None or not isinstance(a["keepdim"], bool):
-            raise self._refuse(n, "mean takes only dim and keepdim=True/False here", "convert the model's dtype instead of passing dtype=")
-        return self._add(L.Mean(self._name(n, "mean"), dims, a["keepdim"]), (self._tensor(n, a["input"]),))
+            raise self._refuse(n, f"{what} takes only dim and keepdim=True/False here", "convert the model's dtype instead of passing dtype=")
+        layer = (L.Total if total else L.Mean)(self._name(n, what), dims, a["keepdim"])
+        return self._add(layer, (self._tensor(n, a["input"]),))
 
     def _pad(self, n, a) -> int:
         pad, mode, value = a["pad"], a["mode"], a["value"]
@@ -203,6 +222,35 @@ class Operations:
             raise self._refuse(n, f"a value is only used by mode 'constant', got mode {mode!r} and value {value!r:.40}", fix)
         value = 0.0 if value is None else self._constant(n, value, "the padding value")
         return self._add(L.Pad(self._name(n, "pad"), tuple(pad), mode, value), (self._tensor(n, a["input"]),))
+
+    def _shape_op(self, n, op: str, args, kw) -> int:
+        """squeeze / unsqueeze / transpose / permute / sum, as a function or a tensor method."""
+        where = self._where(n)
+        if op == "sum":
+            a = _bind(args, kw, [("input", ...), ("dim", None), ("keepdim", False), ("dtype", None)], where)
+            return self._mean(n, a, total=True)
+        if op == "permute":
+            dims = args[1:] if len(args) > 2 or (len(args) == 2 and _is_int(args[1])) else args[1] if len(args) == 2 else kw.get("dims")
+            if kw.keys() - {"dims"} or not isinstance(dims, (list, tuple)) or not all(_is_int(d) for d in dims):
+                raise self._refuse(n, f"permute needs constant integer dims, got {dims!r:.60}")
+            if not dims or dims[0] != 0:
+                raise self._refuse(n, f"permute{tuple(dims)} moves the batch dimension", "keep it first: x.permute(0, ...)")
+            return self._add(L.Permute(self._name(n, "permute"), tuple(dims)), (self._tensor(n, args[0]),))
+        if op == "transpose":
+            a = _bind(args, kw, [("input", ...), ("dim0", ...), ("dim1", ...)], where)
+            if not (_is_int(a["dim0"]) and _is_int(a["dim1"])):
+                raise self._refuse(n, "transpose needs two constant integer dims")
+            if 0 in (a["dim0"], a["dim1"]):
+                raise self._refuse(n, "transposing dim 0 moves the batch", "swap dims 1 or later")
+            return self._add(L.Transpose(self._name(n, "transpose"), a["dim0"], a["dim1"]), (self._tensor(n, a["input"]),))
+        a = _bind(args, kw, [("input", ...), ("dim", None if op == "squeeze" else ...)], where)
+        dim = tuple(a["dim"]) if isinstance(a["dim"], (list, tuple)) else a["dim"]
+        dims = (dim,) if _is_int(dim) else dim if isinstance(dim, tuple) else ()
+        if dim is not None and (not dims or not all(_is_int(d) for d in dims) or (op == "unsqueeze" and len(dims) != 1)):
+            raise self._refuse(n, f"{op} needs a constant integer dim, got {dim!r:.60}")
+        if 0 in dims:
+            raise self._refuse(n, f"{op}(0) reaches the batch dimension", "give dim=1 or later")
+        return self._add(L.Squeeze(self._name(n, op), dim, op == "unsqueeze"), (self._tensor(n, a["input"]),))
 
     def _flatten(self, n, a) -> int:
         if a["start_dim"] == 0:
@@ -228,12 +276,80 @@ class Operations:
             return self._add(L.Flatten(self._name(n, "flatten"), 1, -1), (self._tensor(n, x),))
         return self._add(L.Reshape(self._name(n, "reshape"), rest), (self._tensor(n, x),))
 
+    def _const(self, arg) -> _Const | None:
+        v = self.env.get(arg) if isinstance(arg, torch.fx.Node) else None
+        return v if isinstance(v, _Const) else None
+
+    def _const_tensor(self, n, arg, what: str) -> torch.Tensor:
+        """The constant tensor `arg` (a parameter, a buffer or a value computed from them alone)."""
+        c = self._const(arg)
+        if c is None or not isinstance(c.value, torch.Tensor):
+            got = "a value computed from the input" if self._is_tensor(arg) else f"{arg!r:.60}"
+            raise self._refuse(n, f"its {what} must be a parameter or buffer of the model (a constant tensor), got {got}",
+                               "pass the layer's own weight and bias, or use nn.Linear / nn.Conv2d")
+        return c.value.detach().clone()
+
+    def _linear_fn(self, n, t, args, kw) -> int:
+        """F.linear / F.conv2d / x @ W with constant weights (a layer's own forward, a subclass calling
+        super().forward, a custom layer with a mask): a Linear or Conv2d layer."""
+        where = self._where(n)
+        if t is F.conv2d:
+            a = _bind(args, kw, [("input", ...), ("weight", ...), ("bias", None), ("stride", 1), ("padding", 0),
+                                 ("dilation", 1), ("groups", 1)], where)
+        else:
+            a = _bind(args, kw, [("input", ...), ("weight", ...), ("bias", None)], where)
+        if t in (operator.matmul, torch.matmul):
+            w = self._const_tensor(n, a["weight"], "right operand")
+            if w.dim() != 2:
+                raise self._refuse(n, f"x @ W needs a 2-D constant W, got shape {list(w.shape)}", "use nn.Linear")
+            w = w.T.contiguous()
+        else:
+            w = self._const_tensor(n, a["weight"], "weight")
+        b = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device) if a["bias"] is None else self._const_tensor(n, a["bias"], "bias")
+        x = self._tensor(n, a["input"])
+        if t is F.conv2d:
+            if w.dim() != 4 or not all(_is_int(v) or (isinstance(v, (list, tuple)) and all(_is_int(u) for u in v))
+                                       for v in (a["stride"], a["dilation"])) or not _is_int(a["groups"]):
+                raise self._refuse(n, "F.conv2d needs a 4-D constant weight and constant stride, dilation and groups")
+            padding = a["padding"] if isinstance(a["padding"], str) else tuple(a["padding"]) if isinstance(a["padding"], (list, tuple)) else (a["padding"],) * 2
+            stride, dilation = (tuple(v) if isinstance(v, (list, tuple)) else (v, v) for v in (a["stride"], a["dilation"]))
+            return self._add(L.Conv2d(self._name(n, "conv2d"), w, b, stride, padding, dilation, a["groups"]), (x,))
+        if w.dim() != 2:
+            raise self._refuse(n, f"F.linear needs a 2-D constant weight, got shape {list(w.shape)}", "use nn.Linear")
+        return self._add(L.Linear(self._name(n, "linear"), w, b), (x,))
+
+    def _fold(self, n) -> _Const:
+        """Evaluate a call whose every input is a constant (`_Const`): it is one too."""
+        name = str(getattr(n.target, "__name__", n.target))
+        if any(r in name for r in _RANDOM):
+            raise self._refuse(n, f"{name} draws random numbers, which reluscope would freeze at conversion",
+                               "draw them outside the model")
+        if self._inplace_input(n) is not None:
+            raise self._refuse(n, "it changes a parameter or buffer in place", "use the out-of-place form")
+        args = torch.fx.node.map_arg(n.args, lambda a: self.env[a].value)
+        kwargs = torch.fx.node.map_arg(n.kwargs, lambda a: self.env[a].value)
+        with torch.no_grad():
+            if n.op == "call_function":
+                value = n.target(*args, **kwargs)
+            elif n.op == "call_method":
+                value = getattr(args[0], n.target)(*args[1:], **kwargs)
+            else:
+                value = self.model.get_submodule(n.target)(*args, **kwargs)
+        return _Const(value, n.name)
+
     def _arith(self, n, t, args, kw) -> int:
         where = self._where(n)
         if t in (operator.neg, torch.neg):
             return self._add(L.Sum(self._name(n, "neg"), (-1.0,)), (self._tensor(n, args[0]),))
         a = _bind(args, kw, [("input", ...), ("other", ...), ("alpha", 1)], where)
         x, y, alpha = a["input"], a["other"], a["alpha"]
+        cx, cy = self._const(x), self._const(y)
+        if cx is not None and not isinstance(cx.value, torch.Tensor):  # a number computed from constants
+            x, cx = cx.value, None
+        if cy is not None and not isinstance(cy.value, torch.Tensor):
+            y, cy = cy.value, None
+        if cx is not None or cy is not None:
+            return self._const_arith(n, t, x, y, cx, cy, alpha)
         if alpha != 1 and t not in (_ADD | _SUB):
             raise self._refuse(n, "unexpected alpha")
         alpha = self._number(n, alpha)
@@ -255,6 +371,20 @@ class Operations:
         if t in _DIV and self._is_tensor(x) and not self._is_tensor(y):
             return self._add(L.Sum(self._name(n, "div"), (1.0,), 0.0, self._number(n, y)), (self._tensor(n, x),))
         raise self._refuse(n, "arithmetic on tensors must be +, - between tensors, or * and / by constant numbers")
+
+
+    def _const_arith(self, n, t, x, y, cx, cy, alpha) -> int:
+        """x + c, x - c, c - x, x * c, c * x, x / c with a constant tensor c: a ConstOp layer."""
+        fix = "add, subtract, multiply or divide the values by parameters or buffers (e.g. (x - self.mean) / self.std)"
+        if alpha != 1:
+            raise self._refuse(n, "alpha= with a constant tensor", fix)
+        op = "add" if t in _ADD else "sub" if t in _SUB else "mul" if t in _MUL else "div"
+        if self._is_tensor(x) and cy is not None:
+            return self._add(L.ConstOp(self._name(n, op), op, cy.value.detach().clone()), (self._tensor(n, x),))
+        if cx is not None and self._is_tensor(y) and op != "div":
+            op = "rsub" if op == "sub" else op  # c + y = y + c and c * y = y * c exactly
+            return self._add(L.ConstOp(self._name(n, op), op, cx.value.detach().clone()), (self._tensor(n, y),))
+        raise self._refuse(n, "dividing by values computed from the input is not piecewise linear", fix)
 
 
 def _is_int(v) -> bool:

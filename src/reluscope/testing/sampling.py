@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["module_patterns", "function_patterns", "sample_segment", "check_traversal", "maxpool_argmax_bits",
            "PatternKey"]
 
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
 
 
 def maxpool_argmax_bits(pool: nn.MaxPool2d, x: torch.Tensor) -> torch.Tensor:
@@ -109,13 +109,16 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             name = getattr(func, "__name__", "")
-            if name in ("relu", "relu_", "leaky_relu", "leaky_relu_"):
+            if name in ("relu", "relu_", "leaky_relu", "leaky_relu_", "prelu"):
                 z = args[0]
                 parts.append(z.reshape(z.shape[0], -1) > 0)
-            elif name in ("relu6", "hardtanh", "hardtanh_", "clamp", "clip", "clamp_", "clip_"):
+            elif name in ("relu6", "hardtanh", "hardtanh_", "clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_min_",
+                          "clamp_max", "clamp_max_"):
                 # a bit per bound and unit: z > min_val, then z > max_val (a clamp may have one)
                 z = args[0].reshape(args[0].shape[0], -1)
                 keys, defaults = (("min", "max"), (None, None)) if name.startswith("cl") else (("min_val", "max_val"), (-1.0, 1.0))
+                if name.startswith(("clamp_min", "clamp_max")):  # one bound, the second argument
+                    keys, defaults = (("min",), (None,)) if "min" in name else (("max",), (None,))
                 bounds = (0.0, 6.0) if name == "relu6" else tuple(
                     kwargs.get(k, args[i + 1] if len(args) > i + 1 else defaults[i]) for i, k in enumerate(keys)
                 )
