@@ -27,7 +27,8 @@ def test_mlp_structure_and_seed():
 
 @pytest.mark.parametrize(
     "args, message",
-    [((0, [4], 2), "in_dim"), ((2, [4, 0], 2), "hidden"), ((2, [4], 2, "softplus"), "activation: expected one of relu")],
+    [((0, [4], 2), "in_dim"), ((2, [4, 0], 2), "hidden"), ((2, [4], 2, "softplus"), "activation: expected one of relu"),
+     ((2, [4, 2.0], 2), r"hidden: expected an integer >= 1 \(each entry\), got 2.0")],
 )
 def test_mlp_rejects_bad_arguments(args, message):
     with pytest.raises(ValueError, match=message):

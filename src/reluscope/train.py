@@ -42,9 +42,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "rel
     With `seed`, the initial weights are drawn from that seed without touching the global RNG.
     """
     in_dim, out_dim = check_int(in_dim, "in_dim"), check_int(out_dim, "out_dim")
-    hidden = list(hidden)
-    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden: expected a sequence of integers >= 1, got {hidden!r}")
+    hidden = [check_int(h, "hidden", what="each entry") for h in hidden]
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation: expected one of {', '.join(_ACTIVATIONS)}, got {activation!r}")
     with torch.random.fork_rng(devices=[]):

@@ -93,7 +93,7 @@ class CantorRegion(Result):
             x = _A(x)
         return (x + 1) / 2
 
-    def __call__(self, points) -> torch.Tensor:
+    def __call__(self, points: ArrayLike) -> torch.Tensor:
         p = torch.as_tensor(points)
         if p.dim() != 2 or p.shape[1] != 2:
             raise ValueError(f"points: expected shape [N, 2], got {list(p.shape)}")

@@ -14,12 +14,18 @@ from __future__ import annotations
 import collections
 import copy
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from ..regions.topology import CellCounts, RandomSummary, SublevelSummary, cell_counts, random_summary, sublevel_summary
 from .dual import DEFAULT_GRID, FiedlerComparison, GraphVariant, compare_variants
 from .._checks import as_enum, check_int, single_thread
 from ..results import Result
 from .partition import regions_2d
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..train import TrainState
 
 __all__ = ["TopologyRecord", "TopologyRecorder"]
 
@@ -94,7 +100,7 @@ class TopologyRecorder:
             raise ValueError(f"spike_factor: expected a number > 1, got {self.spike_factor!r}")
         self.variants = tuple(as_enum(v, GraphVariant, "variants") for v in self.variants)
 
-    def __call__(self, step: int, model, state=None) -> None:
+    def __call__(self, step: int, model: nn.Module, state: TrainState | None = None) -> None:
         self._calls += 1
         loss = getattr(state, "loss", None)
         loss = None if loss is None else float(loss)
