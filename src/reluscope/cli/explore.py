@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..data import ImageSet, load_fashion_mnist, load_mnist
+from ..data import ImageSet, Split, load_dataset
 from ..explore.plane_view import PlaneView
 from ..explore.server import bind_socket, create_app, serve
 from ._common import load_user_model as load_model, user_errors
@@ -32,7 +32,7 @@ def explore(
         first = next((m for m in net.modules() if hasattr(m, "in_features")), None)
         images = labels = None
         if first is None or first.in_features != 2:
-            images, labels = (load_mnist if data is ImageSet.MNIST else load_fashion_mnist)("test")
+            images, labels = load_dataset(data, Split.TEST)
         app = create_app(plane_view=PlaneView(net, name=model.name, images=images, labels=labels))
     sock = bind_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/"

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data import load_fashion_mnist, load_mnist
+from .._checks import as_enum
+from ..data import ImageSet, load_dataset
 from ..hull.classifier import NearestConvexHull
 from ..hull.properties import MISINCLUSION_FRACTION
 from ..io_utils import write_json_atomic
@@ -129,10 +130,8 @@ def _subset(y: torch.Tensor, per_class: int, rng: np.random.Generator) -> np.nda
 
 
 def _loader(name: str):
-    loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
-    if name not in loaders:
-        raise ValueError(f"dataset: expected 'mnist' or 'fashion-mnist', got {name!r}")
-    return loaders[name]
+    image_set = as_enum(name, ImageSet, "dataset")
+    return lambda split: load_dataset(image_set, split)
 
 
 def split_indices(y_train: torch.Tensor, y_test: torch.Tensor, config: HullsConfig):
