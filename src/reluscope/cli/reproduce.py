@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .._checks import check_int
 from ..reproduce import Scale, run_reproduce
 from ._common import address_option, emit_json, user_errors
 
@@ -37,8 +38,8 @@ def reproduce(
         scale_ = Scale(scale)
     except ValueError:
         raise ValueError(f"--scale: expected quick or paper, got {scale!r}") from None
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers: expected an integer >= 1, got {workers}")
+    if workers is not None:
+        check_int(workers, "--workers")
     results = run_reproduce(paper.value, scale=scale_, out=out, seed=seed, address=address, workers=workers,
                             progress=True)
     for r in results:
