@@ -7,6 +7,8 @@ naming the node and what to change."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -304,3 +306,131 @@ def test_constant_reaching_into_the_batch_is_refused_at_run_time():
 
     with pytest.raises(ValueError, match=r"layer 'mul': the constant of shape \[4, 3\] reaches the batch dimension"):
         to_network(Net())(torch.randn(4, 3))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_every_method_refuses_torchscript_naming_the_fix():
+    # regression: tangent_features said "the model cannot take inputs of shape [4]" for a scripted model
+    from reluscope import tangent_features
+
+    scripted = torch.jit.script(_mlp(nn.ReLU()))
+    x = torch.randn(3, 4)
+    for run in (lambda: activation_patterns(scripted, x), lambda: traverse(scripted, x[:1], x[1:2]),
+                lambda: tangent_features(scripted, x)):
+        with pytest.raises(TypeError, match="TorchScript module .* pass the original nn.Module"):
+            run()
+
+
+def test_batchnorm_without_running_statistics_is_refused_in_eval_mode_too():
+    from reluscope import activations
+
+    model = _mlp(nn.BatchNorm1d(4, track_running_stats=False), nn.ReLU()).eval()
+    for run in (lambda: to_network(model), lambda: activations(model, torch.randn(5, 4), layer="2")):
+        with pytest.raises(ValueError, match=r"module '1' \(BatchNorm1d\) has no running statistics .*each batch's statistics"):
+            run()
+
+
+class WithFlags(nn.Module):
+    """forward(x, return_features=False, ...) as feature extractors are usually written."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.out = nn.Linear(2, 5), nn.Linear(5, 2)
+
+    def forward(self, x, return_features=False, scale=None, *, temperature=2.0):
+        h = F.relu(self.fc(x))
+        if return_features:
+            return h
+        if scale is not None:
+            h = h * scale
+        return self.out(h) / temperature
+
+
+def test_forward_arguments_with_defaults_are_traced_at_their_defaults(tmp_path):
+    # regression: forward(x, return_features=False) was refused (fx cannot branch on a traced flag);
+    # reluscope calls model(x), so the defaults are what it analyses
+    net = every_method(WithFlags(), (2,), tmp_path)
+    assert [type(n.layer).__name__ for n in net.nodes] == ["Linear", "LeakyReLU", "Linear", "Sum"]
+
+    class TwoInputs(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    with pytest.raises(TypeError, match="forward must take exactly one input tensor"):
+        to_network(TwoInputs())
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    ops=st.lists(st.sampled_from(["pad", "reflect", "normalise", "mask", "squeeze", "permute", "sum", "prelu", "clamp_min"]),
+                 min_size=1, max_size=3),
+)
+def test_random_cnns_with_the_new_forms_match_the_region_key(seed, ops):
+    torch.manual_seed(seed)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = nn.ModuleList(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect" if op == "reflect" else "zeros")
+                                       for op in ops)
+            self.inp, self.act, self.out = nn.Conv2d(1, 2, 3, padding=1), nn.PReLU(init=0.3), nn.Linear(2 * 16, 2)
+            self.register_buffer("shift", torch.randn(2, 1, 1))
+            self.register_buffer("mask", (torch.rand(2, 4, 4) > 0.3).double())
+
+        def forward(self, x):
+            h = self.inp(x)
+            for op, conv in zip(ops, self.convs):
+                if op == "pad":
+                    h = F.pad(F.relu(h), (1, 0, 0, 1))[..., 1:, :-1]
+                elif op == "normalise":
+                    h = F.relu((h - self.shift) / 0.5)
+                elif op == "mask":
+                    h = F.relu(h) * self.mask
+                elif op == "squeeze":
+                    h = F.relu(h.unsqueeze(2)).squeeze(2)
+                elif op == "permute":
+                    h = F.relu(h.permute(0, 2, 3, 1)).transpose(1, 3).transpose(2, 3)
+                elif op == "sum":
+                    h = F.relu(h) + h.sum(1, keepdim=True) / 4
+                elif op == "prelu":
+                    h = self.act(h)
+                elif op == "clamp_min":
+                    h = h.clamp_min(-0.1).clamp_max(1.0)
+                else:
+                    h = F.relu(h)
+                h = conv(h)
+            return self.out(F.relu(h).flatten(1))
+
+    model = Net().double().eval()
+    x = torch.randn(32, 1, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(to_network(model)(x), model(x), rtol=1e-12, atol=1e-12)
+    assert torch.equal(activation_patterns(model, x), function_patterns(model, x))
+    check_traversal(traverse(model, x[0:1], x[1:2]), model, x[0], x[1], n=300, key="functions")
+
+
+class Maxima(nn.Module):
+    """torch.maximum / torch.max / torch.minimum of two tensors (maxout-style, a hand-written leaky ReLU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c, self.out = nn.Linear(2, 4), nn.Linear(2, 4), nn.Linear(2, 1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = torch.maximum(self.a(x), self.b(x))  # maxout of two pieces
+        h = torch.max(h, 0.1 * h)  # a leaky ReLU written as a max
+        return self.out(torch.minimum(h, self.c(x)) - torch.min(self.b(x), self.a(x)))
+
+
+def test_maximum_and_minimum_of_two_tensors_work_with_every_method(tmp_path):
+    # regression: torch.maximum(a, b) / torch.max(a, b) were refused; max(a, b) = b + relu(a - b)
+    torch.manual_seed(0)
+    net = every_method(Maxima(), (2,), tmp_path)
+    assert [u.name for u in net.unit_layout()] == ["maximum#cmp", "max#cmp", "minimum#cmp", "min#cmp"]
+
+    class GlobalMax(nn.Module):
+        def forward(self, x):
+            return torch.max(x, 1)[0]
+
+    with pytest.raises(TypeError, match=r"torch.max of one tensor or over a dimension .* nn.MaxPool2d"):
+        to_network(GlobalMax())

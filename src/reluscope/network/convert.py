@@ -14,6 +14,7 @@ residual addition).
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 import traceback
@@ -31,7 +32,7 @@ from .network import INPUT, Network, Node
 from .operations import (
     _ADD, _BATCH, _CAT, _CLAMP, _CLAMP_ONE, _DIV, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _MUL, _RELU,
     _SHAPE, _SHAPE_FN, _SHAPE_METHODS, _SMOOTH_FN, _SMOOTH_METHOD, _SPLIT, _SUB, FUNCTIONS, METHODS, Operations, _bind,
-    _Const, _is_int, _Parts,
+    _MAX2, _Const, _is_int, _Parts,
 )
 from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
 
@@ -318,6 +319,8 @@ class _Converter(Operations, InPlace):
         if t is torch.mean:
             a = _bind(args, kw, [("input", ...), ("dim", None), ("keepdim", False), ("dtype", None)], where)
             return self._mean(n, a)
+        if t in _MAX2:
+            return self._max2(n, t, args, kw)
         if t in (F.linear, F.conv2d, operator.matmul, torch.matmul):
             return self._linear_fn(n, t, args, kw)
         if t in _ADD | _SUB | _MUL | _DIV or t in (operator.neg, torch.neg):
@@ -414,8 +417,15 @@ def trace_graph(model: nn.Module) -> torch.fx.Graph:
     if isinstance(model, torch.fx.GraphModule):
         return model.graph
     tracer = _Tracer()
+    # reluscope calls model(x): forward's other arguments take their defaults (forward(x, features=False))
     try:
-        graph = tracer.trace(model)
+        params = list(inspect.signature(model.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        params = []
+    concrete = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+                and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    try:
+        graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as err:  # fx raises many kinds on dynamic control flow
         raise TypeError(
             f"model: {type(model).__name__}.forward could not be traced with torch.fx{_user_frame(err)} "
@@ -423,7 +433,26 @@ def trace_graph(model: nn.Module) -> torch.fx.Graph:
             "forward without data-dependent control flow: write it with whitelisted modules and "
             f"operations, e.g. nn.Sequential. Supported: {', '.join(SUPPORTED_MODULES)}"
         ) from err
+    if concrete:
+        _drop_specialised(graph)
     return graph
+
+
+def _drop_specialised(graph: torch.fx.Graph) -> None:
+    """Remove the placeholders fx keeps for arguments traced at their defaults (`concrete_args`),
+    with the checks it adds on them (x == default, x is None): the traced body uses the values."""
+    checks = (torch._assert, torch.fx._symbolic_trace._assert_is_none, operator.eq)
+    for p in [n for n in graph.nodes if n.op == "placeholder"][1:]:
+        if not p.args:
+            continue  # no default: refused as a second input
+        for u in list(p.users):
+            for v in list(u.users):
+                if v.target in checks and not v.users:
+                    graph.erase_node(v)
+            if u.target in checks and not u.users:
+                graph.erase_node(u)
+        if not p.users:
+            graph.erase_node(p)
 
 
 def to_network(model: nn.Module | Network, *, input_shape: Sequence[int] | None = None) -> Network:

@@ -183,6 +183,12 @@ def fold_batchnorm(nodes: list[Node], out: int) -> tuple[list[Node], int]:
 
 def check_eval(model: nn.Module) -> None:
     for name, sub in model.named_modules():
+        if isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm2d)) and sub.running_mean is None:
+            raise ValueError(
+                f"model: module {name or '<root>'!r} ({type(sub).__name__}) has no running statistics "
+                "(track_running_stats=False), so it normalises with each batch's statistics even in eval mode; "
+                "use track_running_stats=True and train it, or remove it"
+            )
         matters = isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm2d)) or (
             isinstance(sub, DROPOUT) and sub.p > 0
         )

@@ -76,6 +76,7 @@ _SHAPE_FN = {torch.squeeze: "squeeze", torch.unsqueeze: "unsqueeze", torch.trans
              torch.swapaxes: "transpose", torch.swapdims: "transpose", torch.permute: "permute", torch.sum: "sum"}
 _SHAPE_METHODS = {"squeeze", "unsqueeze", "transpose", "swapaxes", "swapdims", "permute", "sum"}
 _SPLIT = {torch.split: False, torch.chunk: True}
+_MAX2 = {torch.maximum: True, torch.max: True, torch.fmax: True, torch.minimum: False, torch.min: False, torch.fmin: False}
 _IDENTITY_METHODS = {"contiguous", "clone"}
 
 _METHOD_TABLE = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg}
@@ -91,7 +92,7 @@ def _function_table() -> dict[str, object]:
     """'namespace.name' -> function, for every function the converter accepts (save/load use it)."""
     fns = [
         *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
-        *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP, *_CLAMP_ONE, *_SHAPE_FN,
+        *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP, *_CLAMP_ONE, *_SHAPE_FN, *_MAX2,
         operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.pad,
         torch.flatten, torch.reshape, F.dropout,
     ]
@@ -222,6 +223,21 @@ class Operations:
             raise self._refuse(n, f"a value is only used by mode 'constant', got mode {mode!r} and value {value!r:.40}", fix)
         value = 0.0 if value is None else self._constant(n, value, "the padding value")
         return self._add(L.Pad(self._name(n, "pad"), tuple(pad), mode, value), (self._tensor(n, a["input"]),))
+
+    def _max2(self, n, t, args, kw) -> int:
+        """torch.maximum(a, b) = b + relu(a - b) and torch.minimum(a, b) = a - relu(a - b) of two
+        tensors (torch.max/min with two tensors too): a ReLU `name#cmp` whose bit is a > b."""
+        big = _MAX2[t]
+        name = t.__name__
+        if len(args) != 2 or kw or not (self._is_tensor(args[0]) and self._is_tensor(args[1])):
+            fix = ("compare two tensors (torch.maximum(a, b)); for max(x, 0) use F.relu(x) or x.clamp(min=0), for "
+                   "global max pooling nn.MaxPool2d(kernel_size=(H, W))")
+            raise self._refuse(n, f"torch.{name} of one tensor or over a dimension is not supported", fix)
+        a, b = self._tensor(n, args[0]), self._tensor(n, args[1])
+        base = self._name(n, name)
+        diff = self._add(L.Sum(f"{base}#cmp_in", (1.0, -1.0)), (a, b))
+        relu = self._add(L.ReLU(f"{base}#cmp"), (diff,))
+        return self._add(L.Sum(base, (1.0, 1.0) if big else (1.0, -1.0)), (b, relu) if big else (a, relu))
 
     def _shape_op(self, n, op: str, args, kw) -> int:
         """squeeze / unsqueeze / transpose / permute / sum, as a function or a tensor method."""

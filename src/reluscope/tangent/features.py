@@ -121,6 +121,11 @@ class _Params:
 def trainable_parameters(model: nn.Module) -> _Params:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):  # torch.func cannot swap a scripted module's parameters
+        raise TypeError(
+            f"model: a TorchScript module ({type(model).__name__}, from torch.jit.script or torch.jit.trace) cannot "
+            "give per-sample gradients; pass the original nn.Module (load the same state dict into it)"
+        )
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         total = sum(1 for _ in model.parameters())

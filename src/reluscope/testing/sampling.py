@@ -96,10 +96,10 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
     """bool [N, units]: the region key of each input, read from the user's own forward in float64.
 
     Independent of `Network` and of torch.fx: a TorchFunctionMode sees every relu / leaky_relu /
-    relu6 / hardtanh / max_pool2d call as it runs (modules, F.* functions and tensor methods alike,
-    BatchNorm unfolded), and records the sign of every activation input (for relu6 and hardtanh,
-    z > min_val then z > max_val) and the argmax of every window, in the order the calls run; then
-    the output signs if asked.
+    prelu / relu6 / hardtanh / clamp / max_pool2d / maximum call as it runs (modules, F.* functions
+    and tensor methods alike, BatchNorm unfolded), and records the sign of every activation input
+    (for relu6, hardtanh and clamp, z > min then z > max; for maximum(a, b) and minimum, a > b)
+    and the argmax of every window, in the order the calls run; then the output signs if asked.
     """
     from torch.overrides import TorchFunctionMode
 
@@ -123,6 +123,10 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
                     kwargs.get(k, args[i + 1] if len(args) > i + 1 else defaults[i]) for i, k in enumerate(keys)
                 )
                 parts.extend(z > bound for bound in bounds if bound is not None)
+            elif name in ("maximum", "minimum", "fmax", "fmin") or (name in ("max", "min") and len(args) == 2
+                                                                   and isinstance(args[1], torch.Tensor)):
+                z = (args[0] > args[1]).expand(torch.broadcast_shapes(args[0].shape, args[1].shape))  # bit: a > b
+                parts.append(z.reshape(z.shape[0], -1))
             elif name == "max_pool2d":
                 names = ["kernel_size", "stride", "padding", "dilation"]
                 opts = dict(zip(names, args[1:5]), **{k: v for k, v in kwargs.items() if k in names})
