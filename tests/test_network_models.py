@@ -30,7 +30,7 @@ def every_method(model: nn.Module, shape: tuple[int, ...], tmp_path=None, *, see
     with torch.no_grad():
         torch.testing.assert_close(net(x), model(x.clone()), rtol=1e-12, atol=1e-12)
     assert torch.equal(activation_patterns(model, x), function_patterns(model, x))
-    tr = traverse(model, x[0:1], x[1:2])
+    tr = traverse(model, x[0], x[1])
     check_traversal(tr, model, x[0], x[1], n=n, key="functions")
     rm = regions_2d(model, plane=Plane.through_points(x[2], x[3], x[4]))
     check_region_map(rm)
@@ -99,7 +99,7 @@ def _cnn(*middle: nn.Module) -> nn.Module:
     (lambda: _mlp(nn.LayerNorm(4)), r"module '1' of type LayerNorm .*statistics of each input.*BatchNorm in eval mode"),
     (lambda: _cnn(nn.GroupNorm(1, 2)), r"module '2' of type GroupNorm .*not piecewise linear"),
     (lambda: nn.Sequential(_mlp(), nn.Softmax(dim=1)), r"module '1' of type Softmax .*return the logits"),
-    (lambda: nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU()), r"module '0' of type Conv1d .*kernel \(1, k\)"),
+    (lambda: nn.Sequential(nn.Conv3d(1, 2, 3), nn.ReLU()), r"module '0' of type Conv3d .*3-D ones are not"),
     (lambda: _mlp(nn.ELU()), r"module '1' of type ELU .*not piecewise linear.*ReLU, LeakyReLU"),
     (lambda: torch.jit.script(_mlp(nn.ReLU())), r"TorchScript module .* pass the original nn.Module"),
     (lambda: torch.jit.trace(_mlp(nn.ReLU()), torch.randn(2, 4)), r"TorchScript module .* pass the original nn.Module"),
@@ -434,3 +434,36 @@ def test_maximum_and_minimum_of_two_tensors_work_with_every_method(tmp_path):
 
     with pytest.raises(TypeError, match=r"torch.max of one tensor or over a dimension .* nn.MaxPool2d"):
         to_network(GlobalMax())
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm:FutureWarning", "ignore:.*weight_norm:DeprecationWarning")
+def test_weight_norm_and_spectral_norm_parametrizations_work_and_old_style_hooks_say_what_to_use():
+    from torch.nn.utils import parametrizations
+
+    torch.manual_seed(0)
+    model = _mlp(nn.ReLU(), nn.Linear(4, 4), nn.ReLU())
+    parametrizations.weight_norm(model[0])
+    parametrizations.spectral_norm(model[2])
+    every_method(model, (4,))  # ParametrizedLinear runs nn.Linear.forward with the computed weight
+    old = _mlp(nn.ReLU())
+    torch.nn.utils.weight_norm(old[0])
+    with pytest.raises(ValueError, match=r"module '0' \(Linear\) has forward hooks .*old torch.nn.utils.weight_norm: use "
+                                         r"torch.nn.utils.parametrizations.weight_norm"):
+        to_network(old)
+
+
+def test_one_dimensional_convolutions_and_pools_work_with_every_method(tmp_path):
+    # regression: Conv1d, MaxPool1d, AvgPool1d and AdaptiveAvgPool1d were refused; each is its 2-D
+    # form on an input of height 1 (BatchNorm1d on [B, C, L] stays a per-channel affine node)
+    from reluscope.testing.models import randomise_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv1d(2, 3, 3, padding=1), nn.BatchNorm1d(3), nn.ReLU(), nn.MaxPool1d(2),
+        nn.Conv1d(3, 3, 2, padding="same", padding_mode="reflect"), nn.ReLU(), nn.MaxPool1d(3, stride=1, padding=1),
+        nn.AvgPool1d(2, padding=1, ceil_mode=True, count_include_pad=False), nn.Conv1d(3, 2, 2, stride=2), nn.ReLU(),
+        nn.AdaptiveAvgPool1d(2), nn.Flatten(), nn.Linear(4, 2),
+    )
+    every_method(randomise_batchnorm(model), (2, 9), tmp_path)
+    with pytest.raises(ValueError, match=r"layer '0#2d': a 1-D layer needs inputs \[B, C, L\], got shape \[1, 1, 2, 9\]"):
+        traverse(model, torch.randn(1, 2, 9, dtype=torch.float64), torch.randn(1, 2, 9, dtype=torch.float64))

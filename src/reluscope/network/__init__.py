@@ -4,6 +4,13 @@ from .convert import SUPPORTED_MODULES, to_network
 from .layers import (
     AdaptiveAvgPool2d,
     Cat,
+    ConstOp,
+    Pad,
+    Permute,
+    Squeeze,
+    To2d,
+    Total,
+    Transpose,
     Index,
     Mean,
     Reshape,
@@ -30,6 +37,7 @@ from .whitelist import WHITELIST, check_hooks, whitelisted
 __all__ = [
     "SUPPORTED_MODULES", "WHITELIST", "whitelisted", "check_hooks", "to_network", "Network", "Node", "NodeStep",
     "LayerUnits", "AdaptiveAvgPool2d", "Cat", "Reshape", "Sum", "Unflatten", "Index", "Split", "Stack", "Mean",
+    "Total", "Pad", "ConstOp", "Squeeze", "To2d", "Transpose", "Permute",
     "AbstractLayer", "AbstractAffine", "AbstractActivation",
     "Linear", "Conv2d", "ChannelAffine", "AvgPool2d", "Flatten",
     "ReLU", "LeakyReLU", "MaxPool2d", "Smooth",

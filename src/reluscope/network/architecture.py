@@ -55,6 +55,13 @@ _LAYERS: dict[str, tuple[type[nn.Module], dict[str, tuple]]] = {
     "BatchNorm2d": (nn.BatchNorm2d, {"num_features": _INT, "eps": _FLOAT, "momentum": (int, float, type(None)), "affine": _BOOL, "track_running_stats": _BOOL}),
     "AvgPool2d": (nn.AvgPool2d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "ceil_mode": _BOOL, "count_include_pad": _BOOL, "divisor_override": (int, type(None))}),
     "MaxPool2d": (nn.MaxPool2d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "dilation": _PAIR, "ceil_mode": _BOOL}),
+    "Conv1d": (nn.Conv1d, {
+        "in_channels": _INT, "out_channels": _INT, "kernel_size": _PAIR, "stride": _PAIR,
+        "padding": (int, list, str), "dilation": _PAIR, "groups": _INT, "bias": _BOOL, "padding_mode": (str,),
+    }),
+    "MaxPool1d": (nn.MaxPool1d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "dilation": _PAIR, "ceil_mode": _BOOL}),
+    "AvgPool1d": (nn.AvgPool1d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "ceil_mode": _BOOL, "count_include_pad": _BOOL}),
+    "AdaptiveAvgPool1d": (nn.AdaptiveAvgPool1d, {"output_size": (int, list)}),
     "ZeroPad2d": (nn.ZeroPad2d, {"padding": _PAIR}),
     "ConstantPad2d": (nn.ConstantPad2d, {"padding": _PAIR, "value": _FLOAT}),
     "ReflectionPad2d": (nn.ReflectionPad2d, {"padding": _PAIR}),
@@ -82,7 +89,7 @@ def _params(module: nn.Module, path: str) -> dict:
     params = {}
     for key in _LAYERS[name][1]:
         value = getattr(module, key)
-        if key == "bias" and name in ("Linear", "Conv2d"):
+        if key == "bias" and name in ("Linear", "Conv1d", "Conv2d"):
             value = module.bias is not None
         params[key] = _jsonable(value)
     return {"type": name, **params}

@@ -392,9 +392,8 @@ _HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
      "it divides by statistics of each input, " + _NOT_PL + "; BatchNorm in eval mode is supported (folded)"),
     ((nn.Softmax, nn.LogSoftmax, nn.Softmin),
      "softmax is not piecewise linear; return the logits (their argmax and signs are what reluscope reads)"),
-    ((nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d),
-     "only 2-D convolutions and pools are supported; write a 1-D signal as an image x[:, :, None] of height 1 "
-     "with nn.Conv2d/nn.MaxPool2d of kernel (1, k)"),
+    ((nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d, nn.AdaptiveMaxPool1d),
+     "only 1-D and 2-D convolutions and pools are supported (3-D ones are not)"),
     ((nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Softsign, nn.LogSigmoid,
       nn.Tanhshrink), _NOT_PL + " with ReLU, LeakyReLU, ReLU6 or Hardtanh"),
 )

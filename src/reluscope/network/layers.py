@@ -47,6 +47,7 @@ __all__ = [
     "Mean",
     "Total",
     "Squeeze",
+    "To2d",
     "Transpose",
     "Permute",
     "ReLU",
@@ -473,6 +474,23 @@ class Squeeze(_NoOffset):
         dims = (self.dim,) if isinstance(self.dim, int) else self.dim
         _check_not_batch(self, dims, x, f"squeeze({self.dim})", "give dim=1 or later")
         return x.squeeze(dims)
+
+
+@dataclass(frozen=True, eq=False)
+class To2d(_NoOffset):
+    """[B, C, L] -> [B, C, 1, L]: a 1-D layer (Conv1d, MaxPool1d, ...) runs as its 2-D form on an
+    image of height 1. Any other rank is refused: without an input shape, a 3-D input is one image."""
+
+    name: str
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(
+                f"layer {self.name!r}: a 1-D layer needs inputs [B, C, L], got shape {list(x.shape)}; pass one input "
+                "[C, L] (a batch [1, C, L] is read as one image when the input shape is unknown), or give "
+                "to_network(model, input_shape=(C, L))"
+            )
+        return x.unsqueeze(2)
 
 
 @dataclass(frozen=True, eq=False)

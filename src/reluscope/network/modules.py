@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from . import layers as L
 from .network import INPUT, Node
-from .whitelist import DROPOUT, PADS, SMOOTH, SUPPORTED_MODULES, whitelisted
+from .whitelist import DROPOUT, ONE_D, PADS, SMOOTH, SUPPORTED_MODULES, whitelisted
 
 __all__ = ["leaf_layer", "append_leaf", "hardtanh_nodes", "maxpool_layer", "fold_batchnorm", "check_eval", "pair"]
 
@@ -83,15 +83,39 @@ def leaf_layer(path: str, m: nn.Module) -> L.AbstractLayer | None:
     raise _unsupported(path, m)
 
 
+def one_d_layer(path: str, m: nn.Module) -> L.AbstractLayer:
+    """The 2-D layer that computes a Conv1d / MaxPool1d / AvgPool1d / AdaptiveAvgPool1d on an
+    input of height 1: kernel (1, k), stride (1, s), padding (0, p), dilation (1, d)."""
+    one = lambda v: (1, v[0] if isinstance(v, (tuple, list)) else v)  # noqa: E731
+    cls = whitelisted(m)
+    if cls is nn.Conv1d:
+        bias = m.bias if m.bias is not None else torch.zeros(m.out_channels, dtype=m.weight.dtype, device=m.weight.device)
+        padding = (0, 0) if m.padding_mode != "zeros" else m.padding if isinstance(m.padding, str) else (0, m.padding[0])
+        return L.Conv2d(path, m.weight.detach().unsqueeze(2).clone(), bias.detach().clone(), one(m.stride), padding,
+                        one(m.dilation), m.groups)
+    if cls is nn.MaxPool1d:
+        return maxpool_layer(path, one(m.kernel_size), one(m.stride if m.stride is not None else m.kernel_size),
+                             (0, one(m.padding)[1]), one(m.dilation), m.ceil_mode, m.return_indices)
+    if cls is nn.AvgPool1d:
+        return L.AvgPool2d(path, one(m.kernel_size), one(m.stride if m.stride is not None else m.kernel_size),
+                           (0, one(m.padding)[1]), m.ceil_mode, m.count_include_pad)
+    return L.AdaptiveAvgPool2d(path, one(m.output_size))
+
+
 def append_leaf(nodes: list[Node], path: str, m: nn.Module, x: int) -> int:
     """Append the node(s) of one whitelisted leaf module reading value `x`; the index of its output
     (`x` itself for the identities). Hardtanh and ReLU6 take several nodes (`hardtanh_nodes`)."""
     if whitelisted(m) in (nn.Hardtanh, nn.ReLU6):
         return hardtanh_nodes(nodes, path, float(m.min_val), float(m.max_val), x)
-    if whitelisted(m) is nn.Conv2d and m.padding_mode != "zeros":  # nn.Conv2d pads with F.pad, then convolves
+    if whitelisted(m) in (nn.Conv1d, nn.Conv2d) and m.padding_mode != "zeros":  # torch pads with F.pad, then convolves
         pads = tuple(int(p) for p in m._reversed_padding_repeated_twice)
         nodes.append(Node(L.Pad(f"{path}#pad", pads, m.padding_mode), (x,)))
         x = len(nodes) - 1
+    if whitelisted(m) in ONE_D:  # [B, C, L] as an image [B, C, 1, L] of height 1, the 2-D layer, back
+        nodes.append(Node(L.To2d(f"{path}#2d"), (x,)))
+        nodes.append(Node(one_d_layer(path, m), (len(nodes) - 1,)))
+        nodes.append(Node(L.Squeeze(f"{path}#1d", 2), (len(nodes) - 1,)))
+        return len(nodes) - 1
     layer = leaf_layer(path, m)
     if layer is None:
         return x

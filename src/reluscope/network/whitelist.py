@@ -13,10 +13,12 @@ import torch.nn as nn
 from torch.nn.modules import module as _module
 from torch.nn.modules.lazy import LazyModuleMixin
 
-__all__ = ["WHITELIST", "SUPPORTED_MODULES", "whitelisted", "check_hooks", "DROPOUT", "SMOOTH", "PADS"]
+__all__ = ["WHITELIST", "SUPPORTED_MODULES", "whitelisted", "check_hooks", "DROPOUT", "SMOOTH", "PADS", "ONE_D"]
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 SMOOTH = {nn.GELU: "gelu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+# 1-D layers, computed as their 2-D forms on an input of height 1
+ONE_D = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d)
 # padding modules -> F.pad's mode (ZeroPad2d is a ConstantPad2d with value 0)
 PADS = {nn.ZeroPad2d: "constant", nn.ConstantPad2d: "constant", nn.ReflectionPad2d: "reflect",
         nn.ReplicationPad2d: "replicate", nn.CircularPad2d: "circular"}
@@ -24,13 +26,13 @@ PADS = {nn.ZeroPad2d: "constant", nn.ConstantPad2d: "constant", nn.ReflectionPad
 # Leaf modules, by exact class; Sequential is traced through like any container.
 WHITELIST: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.Hardtanh, *SMOOTH, nn.Identity, nn.Flatten, nn.Unflatten,
-    *DROPOUT, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, *PADS,
+    *DROPOUT, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, *PADS, *ONE_D,
 )
 
 SUPPORTED_MODULES = (
     "Linear", "Conv2d", "ReLU", "LeakyReLU", "PReLU (one slope)", "ReLU6", "Hardtanh", "Identity", "Flatten", "Unflatten",
     "Dropout/Dropout1d/Dropout2d/AlphaDropout (eval)", "BatchNorm1d/2d (eval, folded)", "AvgPool2d",
-    "AdaptiveAvgPool2d", "MaxPool2d", "ZeroPad2d/ConstantPad2d/ReflectionPad2d/ReplicationPad2d/CircularPad2d",
+    "AdaptiveAvgPool2d", "MaxPool2d", "Conv1d/MaxPool1d/AvgPool1d/AdaptiveAvgPool1d", "ZeroPad2d/ConstantPad2d/ReflectionPad2d/ReplicationPad2d/CircularPad2d",
     "GELU/SiLU/Tanh/Sigmoid (patterns only)",
     "Sequential and custom modules traced with torch.fx: + - * / by constants (numbers, parameters, buffers), "
     "residual additions, torch.cat/stack, split/chunk, slicing (x[:, :k], x[..., 1:]), mean/sum over non-batch dims, "
@@ -63,8 +65,13 @@ def check_hooks(model: nn.Module) -> None:
                 "model once on an input (model(x)) before passing it to reluscope"
             )
         if m._forward_hooks or m._forward_pre_hooks:
+            old_style = [type(h).__name__ for h in m._forward_pre_hooks.values() if type(h).__name__ in ("WeightNorm", "SpectralNorm")]
+            fix = (
+                f"it uses the old torch.nn.utils.{'weight_norm' if old_style[0] == 'WeightNorm' else 'spectral_norm'}: "
+                "use torch.nn.utils.parametrizations.weight_norm / spectral_norm instead (reluscope reads the "
+                "parametrized weight), or remove it (torch.nn.utils.remove_weight_norm / remove_spectral_norm)"
+            ) if old_style else "remove them (handle.remove()) before passing the model to reluscope"
             raise ValueError(
                 f"model: module {name or '<root>'!r} ({type(m).__name__}) has forward hooks or "
-                "pre-hooks, which may change what it computes; remove them (handle.remove()) "
-                "before passing the model to reluscope"
+                f"pre-hooks, which may change what it computes; {fix}"
             )

@@ -131,6 +131,14 @@ def function_patterns(model: nn.Module, x: torch.Tensor, *, include_output: bool
                 names = ["kernel_size", "stride", "padding", "dilation"]
                 opts = dict(zip(names, args[1:5]), **{k: v for k, v in kwargs.items() if k in names})
                 parts.append(maxpool_argmax_bits(nn.MaxPool2d(**opts), args[0]))
+            elif name == "max_pool1d":  # windows along the last dim: a 2-D pool of height 1
+                names = ["kernel_size", "stride", "padding", "dilation"]
+                opts = dict(zip(names, args[1:5]), **{k: v for k, v in kwargs.items() if k in names})
+                one = lambda v, d: (d, v[0] if isinstance(v, (tuple, list)) else v)  # noqa: E731
+                if opts.get("stride") in (None, [], ()):
+                    opts["stride"] = opts["kernel_size"]
+                pool = nn.MaxPool2d(**{k: one(v, 0 if k == "padding" else 1) for k, v in opts.items()})
+                parts.append(maxpool_argmax_bits(pool, args[0].unsqueeze(2)))
             return func(*args, **kwargs)
 
     model = copy.deepcopy(model).to(torch.float64).eval()
