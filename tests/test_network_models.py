@@ -467,3 +467,14 @@ def test_one_dimensional_convolutions_and_pools_work_with_every_method(tmp_path)
     every_method(randomise_batchnorm(model), (2, 9), tmp_path)
     with pytest.raises(ValueError, match=r"layer '0#2d': a 1-D layer needs inputs \[B, C, L\], got shape \[1, 1, 2, 9\]"):
         traverse(model, torch.randn(1, 2, 9, dtype=torch.float64), torch.randn(1, 2, 9, dtype=torch.float64))
+
+
+def test_pruned_layers_are_refused_until_the_pruning_is_made_permanent():
+    from torch.nn.utils import prune
+
+    model = _mlp(nn.ReLU())
+    prune.l1_unstructured(model[0], "weight", 0.5)
+    with pytest.raises(ValueError, match=r"module '0' .*pruned with torch.nn.utils.prune.*prune.remove\(module, 'weight'\)"):
+        to_network(model)
+    prune.remove(model[0], "weight")  # the masked weight becomes the parameter
+    torch.testing.assert_close(to_network(model)(torch.ones(2, 4)), model(torch.ones(2, 4)))

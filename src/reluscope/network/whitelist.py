@@ -10,6 +10,7 @@ computes without showing in its forward.
 from __future__ import annotations
 
 import torch.nn as nn
+from torch.nn.utils import prune
 from torch.nn.modules import module as _module
 from torch.nn.modules.lazy import LazyModuleMixin
 
@@ -65,12 +66,20 @@ def check_hooks(model: nn.Module) -> None:
                 "model once on an input (model(x)) before passing it to reluscope"
             )
         if m._forward_hooks or m._forward_pre_hooks:
-            old_style = [type(h).__name__ for h in m._forward_pre_hooks.values() if type(h).__name__ in ("WeightNorm", "SpectralNorm")]
-            fix = (
-                f"it uses the old torch.nn.utils.{'weight_norm' if old_style[0] == 'WeightNorm' else 'spectral_norm'}: "
-                "use torch.nn.utils.parametrizations.weight_norm / spectral_norm instead (reluscope reads the "
-                "parametrized weight), or remove it (torch.nn.utils.remove_weight_norm / remove_spectral_norm)"
-            ) if old_style else "remove them (handle.remove()) before passing the model to reluscope"
+            hooks = list(m._forward_pre_hooks.values())
+            old_style = [type(h).__name__ for h in hooks if type(h).__name__ in ("WeightNorm", "SpectralNorm")]
+            pruned = sorted({h._tensor_name for h in hooks if isinstance(h, prune.BasePruningMethod)})
+            if old_style:
+                fix = (
+                    f"it uses the old torch.nn.utils.{'weight_norm' if old_style[0] == 'WeightNorm' else 'spectral_norm'}: "
+                    "use torch.nn.utils.parametrizations.weight_norm / spectral_norm instead (reluscope reads the "
+                    "parametrized weight), or remove it (torch.nn.utils.remove_weight_norm / remove_spectral_norm)"
+                )
+            elif pruned:
+                fix = (f"it is pruned with torch.nn.utils.prune, which recomputes {pruned[0]!r} before each call; make the "
+                       f"pruning permanent first: torch.nn.utils.prune.remove(module, {pruned[0]!r})")
+            else:
+                fix = "remove them (handle.remove()) before passing the model to reluscope"
             raise ValueError(
                 f"model: module {name or '<root>'!r} ({type(m).__name__}) has forward hooks or "
                 f"pre-hooks, which may change what it computes; {fix}"
