@@ -103,6 +103,7 @@ def _cnn(*middle: nn.Module) -> nn.Module:
     (lambda: _mlp(nn.ELU()), r"module '1' of type ELU .*not piecewise linear.*ReLU, LeakyReLU"),
     (lambda: torch.jit.script(_mlp(nn.ReLU())), r"TorchScript module .* pass the original nn.Module"),
     (lambda: torch.jit.trace(_mlp(nn.ReLU()), torch.randn(2, 4)), r"TorchScript module .* pass the original nn.Module"),
+    (lambda: nn.DataParallel(_mlp(nn.ReLU())), r"DataParallel only spreads batches over devices; pass .* model.module"),
 ])
 def test_refused_models_get_one_line_naming_the_module_and_the_fix(make, message):
     # regression: these said only "not supported" (or, for TorchScript, an fx AssertionError)

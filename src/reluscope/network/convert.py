@@ -464,6 +464,11 @@ def to_network(model: nn.Module | Network, *, input_shape: Sequence[int] | None 
         return model if input_shape is None else model.with_input_shape(input_shape)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module or reluscope.Network, got {type(model).__name__}")
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        raise TypeError(
+            f"model: {type(model).__name__} only spreads batches over devices; pass the network it wraps, "
+            "model.module (layer names then lose the 'module.' prefix)"
+        )
     if isinstance(model, torch.jit.ScriptModule):
         raise TypeError(
             f"model: a TorchScript module ({type(model).__name__}, from torch.jit.script or torch.jit.trace) has no "
