@@ -479,3 +479,19 @@ def test_pruned_layers_are_refused_until_the_pruning_is_made_permanent():
         to_network(model)
     prune.remove(model[0], "weight")  # the masked weight becomes the parameter
     torch.testing.assert_close(to_network(model)(torch.ones(2, 4)), model(torch.ones(2, 4)))
+
+
+def test_functional_dropouts_are_identities_in_eval_and_refused_when_active():
+    class Net(nn.Module):
+        def __init__(self, training_flag: bool):
+            super().__init__()
+            self.conv, self.fc, self.flag = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(32, 2), training_flag
+
+        def forward(self, x):
+            h = F.dropout2d(F.relu(self.conv(x)), 0.2, training=self.training if self.flag else True)
+            return self.fc(F.alpha_dropout(h.flatten(1), 0.1))  # alpha_dropout's training defaults to False
+
+    net = to_network(Net(True).eval(), input_shape=(1, 4, 4))
+    assert [type(n.layer).__name__ for n in net.nodes] == ["Conv2d", "LeakyReLU", "Flatten", "Linear"]
+    with pytest.raises(TypeError, match=r"F.dropout2d is active \(training=True\); pass training=self.training"):
+        to_network(Net(False).eval())

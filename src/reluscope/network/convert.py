@@ -30,7 +30,7 @@ from .inplace import InPlace, InPlaceProxy, _storage_group
 from .modules import append_leaf, check_eval, fold_batchnorm, maxpool_layer, pair
 from .network import INPUT, Network, Node
 from .operations import (
-    _ADD, _BATCH, _CAT, _CLAMP, _CLAMP_ONE, _DIV, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _MUL, _RELU,
+    _ADD, _BATCH, _CAT, _CLAMP, _CLAMP_ONE, _DIV, _DROPOUT_FN, _FIX, _HARDTANH, _IDENTITY_METHODS, _LEAKY, _METHOD_TABLE, _MUL, _RELU,
     _SHAPE, _SHAPE_FN, _SHAPE_METHODS, _SMOOTH_FN, _SMOOTH_METHOD, _SPLIT, _SUB, FUNCTIONS, METHODS, Operations, _bind,
     _MAX2, _Const, _is_int, _Parts,
 )
@@ -290,10 +290,11 @@ class _Converter(Operations, InPlace):
         if t is torch.reshape:
             a = _bind(args, kw, [("input", ...), ("shape", ...)], where)
             return self._reshape(n, a["input"], a["shape"])
-        if t is F.dropout:
-            a = _bind(args, kw, [("input", ...), ("p", 0.5), ("training", True), ("inplace", False)], where)
+        if t in _DROPOUT_FN:
+            a = _bind(args, kw, [("input", ...), ("p", 0.5), ("training", t is F.dropout or t is F.dropout1d or t is F.dropout2d),
+                                 ("inplace", False)], where)
             if a["training"] and a["p"]:
-                raise self._refuse(n, "F.dropout is active (training=True by default)", "pass training=self.training and call model.eval()")
+                raise self._refuse(n, f"F.{t.__name__} is active (training=True)", "pass training=self.training and call model.eval()")
             return self._tensor(n, a["input"])
         if t in _CAT:
             a = _bind(args, kw, [("tensors", ...), ("dim", 0)], where)

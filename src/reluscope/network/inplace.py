@@ -46,7 +46,8 @@ class InPlaceProxy(torch.fx.Proxy):
 _INPLACE_FUNCTIONS = {
     F.relu_, torch.relu_, F.leaky_relu_, F.hardtanh_, torch.clamp_, torch.clip_, torch.clamp_min_, torch.clamp_max_, operator.iadd, operator.isub, operator.imul, operator.itruediv,
 }
-_INPLACE_ARG = {F.relu: 1, F.leaky_relu: 2, F.relu6: 1, F.hardtanh: 3, F.dropout: 3}  # position of `inplace`
+_INPLACE_ARG = {F.relu: 1, F.leaky_relu: 2, F.relu6: 1, F.hardtanh: 3, F.dropout: 3, F.dropout1d: 3, F.dropout2d: 3,
+                F.alpha_dropout: 3, F.feature_alpha_dropout: 3}  # position of `inplace`
 _VIEW_FUNCTIONS = {operator.getitem, torch.flatten, torch.reshape, torch.split, torch.chunk, torch.squeeze, torch.unsqueeze,
                    torch.transpose, torch.swapaxes, torch.swapdims, torch.permute}
 _VIEW_METHODS = {"view", "reshape", "flatten", "split", "chunk", "contiguous", "squeeze", "unsqueeze", "transpose",
@@ -147,7 +148,7 @@ class InPlace:
             src = self._inplace_input(n)
             if src is None and n.args and isinstance(n.args[0], torch.fx.Node) and (
                 (n.op == "call_module" and whitelisted(self._submodule(n.target)) in (nn.Identity, *DROPOUT))
-                or (n.op == "call_method" and n.target == "contiguous") or (n.op == "call_function" and n.target is F.dropout)
+                or (n.op == "call_method" and n.target == "contiguous") or (n.op == "call_function" and n.target in _INPLACE_ARG and "dropout" in n.target.__name__)
             ):
                 src = n.args[0]
             if src is None and n.op == "call_function" and n.target is operator.getitem and _is_split(n.args[0]):

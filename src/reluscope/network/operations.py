@@ -76,6 +76,7 @@ _SHAPE_FN = {torch.squeeze: "squeeze", torch.unsqueeze: "unsqueeze", torch.trans
              torch.swapaxes: "transpose", torch.swapdims: "transpose", torch.permute: "permute", torch.sum: "sum"}
 _SHAPE_METHODS = {"squeeze", "unsqueeze", "transpose", "swapaxes", "swapdims", "permute", "sum"}
 _SPLIT = {torch.split: False, torch.chunk: True}
+_DROPOUT_FN = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout, F.feature_alpha_dropout}
 _MAX2 = {torch.maximum: True, torch.max: True, torch.fmax: True, torch.minimum: False, torch.min: False, torch.fmin: False}
 _IDENTITY_METHODS = {"contiguous", "clone"}
 
@@ -94,7 +95,7 @@ def _function_table() -> dict[str, object]:
         *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
         *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP, *_CLAMP_ONE, *_SHAPE_FN, *_MAX2,
         operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.pad,
-        torch.flatten, torch.reshape, F.dropout,
+        torch.flatten, torch.reshape, *_DROPOUT_FN,
     ]
     table = {"builtins.getattr": getattr}
     for prefix, ns in (("operator", operator), ("torch.nn.functional", F), ("torch", torch)):
