@@ -34,7 +34,7 @@ from .operations import (
     _SHAPE, _SHAPE_FN, _SHAPE_METHODS, _SMOOTH_FN, _SMOOTH_METHOD, _SPLIT, _SUB, FUNCTIONS, METHODS, Operations, _bind,
     _MAX2, _Const, _is_int, _Parts,
 )
-from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, whitelisted
+from .whitelist import SUPPORTED_MODULES, WHITELIST, check_hooks, hint, whitelisted
 
 __all__ = ["to_network", "SUPPORTED_MODULES"]
 
@@ -219,7 +219,7 @@ class _Converter(Operations, InPlace):
         if whitelisted(m) is None:
             raise TypeError(
                 f"model: module {path!r} of type {type(m).__name__} is not supported by reluscope; "
-                f"{_hint(m)}. Supported: {', '.join(SUPPORTED_MODULES)}"
+                f"{hint(m)}. Supported: {', '.join(SUPPORTED_MODULES)}"
             )
         if len(n.args) != 1 or n.kwargs:
             raise self._refuse(n, "a layer must be called on one tensor")
@@ -380,29 +380,6 @@ class _Converter(Operations, InPlace):
         if name.rstrip("_") in _METHOD_TABLE and name in METHODS:
             return self._arith(n, _METHOD_TABLE[name.rstrip("_")], args, kw)
         raise self._refuse(n, "this tensor method is not on the whitelist")
-
-
-_NOT_PL = (
-    "it is not piecewise linear, so no exact method applies; analyse the layers before it "
-    "(reluscope.activations(model, x, layer=...)) or replace it"
-)
-_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
-    ((nn.AdaptiveMaxPool2d,), "use nn.MaxPool2d(kernel_size=k, stride=k) with k = input size // output size "
-                              "(the same windows when it divides), or nn.AdaptiveAvgPool2d"),
-    ((nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LocalResponseNorm),
-     "it divides by statistics of each input, " + _NOT_PL + "; BatchNorm in eval mode is supported (folded)"),
-    ((nn.Softmax, nn.LogSoftmax, nn.Softmin),
-     "softmax is not piecewise linear; return the logits (their argmax and signs are what reluscope reads)"),
-    ((nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d, nn.AdaptiveMaxPool1d),
-     "only 1-D and 2-D convolutions and pools are supported (3-D ones are not)"),
-    ((nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Softsign, nn.LogSigmoid,
-      nn.Tanhshrink), _NOT_PL + " with ReLU, LeakyReLU, ReLU6 or Hardtanh"),
-)
-
-
-def _hint(m: nn.Module) -> str:
-    """What to change for a torch module off the whitelist."""
-    return next((hint for types, hint in _HINTS if isinstance(m, types)), "use a whitelisted module instead")
 
 
 def _user_frame(err: BaseException) -> str:

@@ -19,6 +19,7 @@ import torch.fx
 import torch.nn.functional as F
 
 from . import layers as L
+from ._shapes import _show_index
 from .modules import hardtanh_nodes
 
 __all__ = ["FUNCTIONS", "METHODS"]
@@ -409,4 +410,4 @@ def _is_int(v) -> bool:
 
 
 def _show(item: slice) -> str:
-    return L._show_index((item,))[1:-1]
+    return _show_index((item,))[1:-1]

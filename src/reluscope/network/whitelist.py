@@ -14,7 +14,7 @@ from torch.nn.utils import prune
 from torch.nn.modules import module as _module
 from torch.nn.modules.lazy import LazyModuleMixin
 
-__all__ = ["WHITELIST", "SUPPORTED_MODULES", "whitelisted", "check_hooks", "DROPOUT", "SMOOTH", "PADS", "ONE_D"]
+__all__ = ["WHITELIST", "SUPPORTED_MODULES", "whitelisted", "check_hooks", "hint", "DROPOUT", "SMOOTH", "PADS", "ONE_D"]
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 SMOOTH = {nn.GELU: "gelu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
@@ -84,3 +84,26 @@ def check_hooks(model: nn.Module) -> None:
                 f"model: module {name or '<root>'!r} ({type(m).__name__}) has forward hooks or "
                 f"pre-hooks, which may change what it computes; {fix}"
             )
+
+
+_NOT_PL = (
+    "it is not piecewise linear, so no exact method applies; analyse the layers before it "
+    "(reluscope.activations(model, x, layer=...)) or replace it"
+)
+_HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
+    ((nn.AdaptiveMaxPool2d,), "use nn.MaxPool2d(kernel_size=k, stride=k) with k = input size // output size "
+                              "(the same windows when it divides), or nn.AdaptiveAvgPool2d"),
+    ((nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LocalResponseNorm),
+     "it divides by statistics of each input, " + _NOT_PL + "; BatchNorm in eval mode is supported (folded)"),
+    ((nn.Softmax, nn.LogSoftmax, nn.Softmin),
+     "softmax is not piecewise linear; return the logits (their argmax and signs are what reluscope reads)"),
+    ((nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d, nn.AdaptiveMaxPool1d),
+     "only 1-D and 2-D convolutions and pools are supported (3-D ones are not)"),
+    ((nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Softsign, nn.LogSigmoid,
+      nn.Tanhshrink), _NOT_PL + " with ReLU, LeakyReLU, ReLU6 or Hardtanh"),
+)
+
+
+def hint(m: nn.Module) -> str:
+    """What to change for a torch module off the whitelist."""
+    return next((hint for types, hint in _HINTS if isinstance(m, types)), "use a whitelisted module instead")
