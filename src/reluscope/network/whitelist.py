@@ -91,13 +91,14 @@ _NOT_PL = (
     "(reluscope.activations(model, x, layer=...)) or replace it"
 )
 _HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
-    ((nn.AdaptiveMaxPool2d,), "use nn.MaxPool2d(kernel_size=k, stride=k) with k = input size // output size "
-                              "(the same windows when it divides), or nn.AdaptiveAvgPool2d"),
+    ((nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool1d),
+     "use nn.MaxPool2d / nn.MaxPool1d(kernel_size=k, stride=k) with k = input size // output size (the same "
+     "windows when it divides), or nn.AdaptiveAvgPool2d / 1d"),
     ((nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LocalResponseNorm),
      "it divides by statistics of each input, " + _NOT_PL + "; BatchNorm in eval mode is supported (folded)"),
     ((nn.Softmax, nn.LogSoftmax, nn.Softmin),
      "softmax is not piecewise linear; return the logits (their argmax and signs are what reluscope reads)"),
-    ((nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d, nn.AdaptiveMaxPool1d),
+    ((nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d),
      "only 1-D and 2-D convolutions and pools are supported (3-D ones are not)"),
     ((nn.ELU, nn.SELU, nn.CELU, nn.Softplus, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Softsign, nn.LogSigmoid,
       nn.Tanhshrink), _NOT_PL + " with ReLU, LeakyReLU, ReLU6 or Hardtanh"),
@@ -106,4 +107,4 @@ _HINTS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
 
 def hint(m: nn.Module) -> str:
     """What to change for a torch module off the whitelist."""
-    return next((hint for types, hint in _HINTS if isinstance(m, types)), "use a whitelisted module instead")
+    return next((fix for types, fix in _HINTS if isinstance(m, types)), "use a whitelisted module instead")
