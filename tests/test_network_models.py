@@ -95,7 +95,7 @@ def _cnn(*middle: nn.Module) -> nn.Module:
 @pytest.mark.parametrize("make, message", [
     (lambda: _cnn(nn.MaxPool2d(2, ceil_mode=True)), r"module '2': MaxPool2d\(ceil_mode=True\) .* use ceil_mode=False"),
     (lambda: _cnn(nn.MaxPool2d(2, return_indices=True)), r"MaxPool2d\(return_indices=True\) .* use return_indices=False"),
-    (lambda: _cnn(nn.AdaptiveMaxPool2d(2)), r"module '2' of type AdaptiveMaxPool2d .*use nn.MaxPool2d\(kernel_size=k, stride=k\)"),
+    (lambda: _cnn(nn.AdaptiveMaxPool2d(2)), r"module '2' of type AdaptiveMaxPool2d .*use nn.MaxPool2d / nn.MaxPool1d\(kernel_size=k, stride=k\)"),
     (lambda: _mlp(nn.LayerNorm(4)), r"module '1' of type LayerNorm .*statistics of each input.*BatchNorm in eval mode"),
     (lambda: _cnn(nn.GroupNorm(1, 2)), r"module '2' of type GroupNorm .*not piecewise linear"),
     (lambda: nn.Sequential(_mlp(), nn.Softmax(dim=1)), r"module '1' of type Softmax .*return the logits"),
