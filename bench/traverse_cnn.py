@@ -9,6 +9,9 @@ float32 (the cheap way a user would do it; best of 3). A width whose traversal r
 `--timeout` seconds is reported as such. Then the dense engine alone (the sparse front of
 `traversal._front` switched off: the engine before it) on the same segment in the same process,
 its time, peak and whether both give the same pieces and patterns (skip it with --no-dense).
+Last, sampling at as many points as the traversal found pieces (one run): its time, and for both
+samplings the share of the exact pieces a sample lands in (a piece no sample lands in is a region
+sampling cannot report).
 Target (issue 11.5): the paper's width 64 within the default memory budget, in no more time than
 the sampling. Run: python bench/traverse_cnn.py [--widths 4 8 16 32 64] [--memory-budget BYTES]
 """
@@ -50,6 +53,12 @@ def sample_time(net, x0, x1, n_points: int) -> tuple[float, int]:
         bits = net.bits(x0[None] + t.reshape(-1, 1, 1, 1) * (x1 - x0)[None])
     runs = 1 + int((bits[1:] != bits[:-1]).any(dim=1).sum())
     return time.perf_counter() - start, runs
+
+
+def pieces_hit(tr, n_points: int) -> int:
+    """How many of the traversal's pieces contain at least one of `n_points` equally spaced samples."""
+    t = torch.linspace(0, 1, n_points, dtype=torch.float64)
+    return int(torch.unique(torch.searchsorted(tr.t[1:-1].contiguous(), t, right=True)).numel())
 
 
 def _agreement(a, b) -> str:
@@ -95,7 +104,7 @@ def one_width(width: int, points: int, budget: int, fraction: float, queue, dens
     tr = traverse(model, x0, x1, memory_budget=budget)
     sec = time.perf_counter() - start
     peak = max(_status_kib("VmHWM:") - base, 0) / 1024
-    taken = [f"{name}:{'sparse' if sparse else 'dense'}" for name, *_, sparse in _front.TRACE]
+    taken = [f"{name}:{mode}" for name, *_, mode in _front.TRACE]
     _front.TRACE = None
     queue.put(("exact", sec, tr.n_pieces, peak, tr.packed.words.numel() / 2**20))
     queue.put(("front", " ".join(taken) or "not used"))
@@ -110,7 +119,11 @@ def one_width(width: int, points: int, budget: int, fraction: float, queue, dens
         _front.ENABLED = True
         queue.put(("dense", dsec, dpeak, _agreement(tr, ref)))
         del ref
+    hit, n_pieces = pieces_hit(tr, points), tr.n_pieces
+    hit_equal = pieces_hit(tr, n_pieces)
     del tr
+    te, _ = sample_time(net32, x0, x1, n_pieces)
+    queue.put(("equal", te, hit, hit_equal))
     ts, runs = min(sample_time(net32, x0, x1, points) for _ in range(3))
     queue.put(("sample", ts, runs))
 
@@ -128,7 +141,7 @@ def main() -> None:
           f"one test digit 1 -> 4 segment{'' if args.fraction == 1 else f' (its first {args.fraction:g} only)'}; sampling in float32 at {args.points} points (best of 3); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'width':>5} {'params':>8} {'pieces':>7} {'exact s':>8} {'peak MiB':>9} {'result MiB':>10} {'sample s':>9} {'runs':>5} "
-          f"{'exact/sample':>13} {'dense s':>8} {'dense MiB':>9} {'dense/exact':>11}  agreement")
+          f"{'exact/sample':>13} {'hit %':>6} {'sample@pieces s':>15} {'hit %':>6} {'dense s':>8} {'dense MiB':>9} {'dense/exact':>11}  agreement")
     ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in OpenMP
     for width in args.widths:
         queue = ctx.Queue()
@@ -156,12 +169,14 @@ def main() -> None:
         sec, pieces, peak, result = got["exact"]
         ts, runs = got.get("sample", (float("nan"), -1))
         dsec, dpeak, agree = got.get("dense", (float("nan"), float("nan"), "-"))
+        te, hit, hit_equal = got.get("equal", (float("nan"), 0, 0))
         agree = f"{agree}; front convolutions {got.get('front', ('?',))[0]}"
         print(f"{width:5d} {params:8d} {pieces:7d} {sec:8.2f} {peak:9.0f} {result:10.1f} {ts:9.3f} {runs:5d} {sec / ts:13.1f} "
-              f"{dsec:8.2f} {dpeak:9.0f} {dsec / sec:11.1f}  {agree}", flush=True)
+              f"{100 * hit / pieces:6.1f} {te:15.3f} {100 * hit_equal / pieces:6.1f} {dsec:8.2f} {dpeak:9.0f} {dsec / sec:11.1f}  {agree}", flush=True)
     print(f"exact/sample = traversal time / sampling time (target <= 1); dense = the dense engine alone (no sparse front), "
           f"same segment and process; result = the packed patterns (8 bits a byte); "
-          f"runs = pattern changes the samples see; "
+          f"runs = pattern changes the samples see; hit % = share of the exact pieces a sample lands in "
+          f"(1,000 points, then as many points as pieces: sample@pieces, one run); "
           f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -25,6 +26,14 @@ def always_sparse(monkeypatch):
     monkeypatch.setattr(_front, "_SPARSE_RECORD_COST", 0.0)
 
 
+@pytest.fixture(params=["sparse", "rows"])
+def handover(request, monkeypatch):
+    """The front's first convolution sparse (as `always_sparse`), or handed over as dense rows."""
+    monkeypatch.setattr(_front, "_SPARSE_RECORD_COST", 0.0)
+    monkeypatch.setattr(_front, "FORCED", {0: request.param})
+    return request.param
+
+
 def dense(model, x0, x1, **options):
     """The dense engine alone: the reference the front must reproduce."""
     enabled = _front.ENABLED
@@ -39,7 +48,7 @@ def used_front(model, x0, x1, **options):
     _front.TRACE = []
     try:
         out = traverse(model, x0, x1, **options)
-        took = any(sparse for *_, sparse in _front.TRACE)
+        took = any(mode != "dense" for *_, mode in _front.TRACE)
     finally:
         _front.TRACE = None
     return out, took
@@ -106,12 +115,15 @@ def ready(model, x0):
     pool_padding=st.sampled_from([0, 1]),
     slope=st.sampled_from([0.0, 0.0, 0.1]),
     include_output=st.booleans(),
+    rows=st.booleans(),
 )
 def test_front_gives_the_dense_engines_answer_on_random_cnns(seed, k, stride, padding, dilation, pool, pool_padding,
-                                                             slope, include_output):
+                                                             slope, include_output, rows):
     """Same breakpoints (to rounding), same packed patterns, same uncertain flags as the dense
-    engine, and consistent with dense sampling of the independent hook key."""
+    engine, and consistent with dense sampling of the independent hook key; the convolution
+    after the first activation sparse, or handed over as dense rows (`rows`)."""
     _front._SPARSE_RECORD_COST, saved = 0.0, _front._SPARSE_RECORD_COST
+    _front.FORCED = {0: "rows"} if rows else {}
     try:
         model = cnn(seed, k=k, stride=stride, padding=padding, dilation=dilation, pool=pool, pool_padding=pool_padding,
                     slope=slope)
@@ -122,11 +134,11 @@ def test_front_gives_the_dense_engines_answer_on_random_cnns(seed, k, stride, pa
         assert_same(got, dense(model, x0, x1, include_output=include_output))
         check_traversal(got, model, x0, x1, n=3000, include_output=include_output)
     finally:
-        _front._SPARSE_RECORD_COST = saved
+        _front._SPARSE_RECORD_COST, _front.FORCED = saved, {}
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_grouped_convolution_and_unfolded_batchnorm(seed, always_sparse):
+def test_grouped_convolution_and_unfolded_batchnorm(seed, handover):
     """groups > 1, and a BatchNorm after a convolution on the front's path."""
     model = cnn(seed, widths=(4, 4), groups=2, batchnorm=True)
     x0, x1 = endpoints(seed, (2, 12, 12))
@@ -173,7 +185,8 @@ def test_segment_from_a_point_on_a_boundary(always_sparse):
     assert_same(got, dense(model, x0, x1))
 
 
-def test_many_segments_and_a_small_memory_budget(always_sparse):
+def test_many_segments_and_a_small_memory_budget(handover):
+    """Several segments, and chunks of a few pieces (the rows' running sums carry over)."""
     model = cnn(11)
     x0, _ = endpoints(11, (2, 12, 12))
     ready(model, x0)
@@ -201,6 +214,69 @@ def test_mnist_segment_of_the_tangent_cnn():
     got, took = used_front(model, x0, x1)
     assert took and got.n_pieces > 50
     assert_same(got, dense(model, x0, x1))
+
+
+@pytest.mark.parametrize("modes", [{0: "sparse", 1: "rows"}, {0: "rows"}, {0: "sparse", 1: "sparse", 2: "rows"}])
+def test_tangent_cnn_with_a_convolution_handed_over_as_rows(modes, monkeypatch):
+    """The paper's CNN shape (width 4): the second, third or fourth convolution handed over as
+    dense rows after sparse ones; the dense engine's answer, and the rows were used."""
+    from reluscope.experiments.tangent import tangent_cnn
+
+    monkeypatch.setattr(_front, "FORCED", modes)
+    model = tangent_cnn((1, 28, 28), width=4, seed=1).double().eval()
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.rand(2, 1, 28, 28, generator=g, dtype=torch.float64)
+    x1 = x0 + 0.05 * (x1 - x0)
+    _front.TRACE = []
+    try:
+        got = traverse(model, x0, x1)
+        taken = [mode for *_, mode in _front.TRACE]
+    finally:
+        _front.TRACE = None
+    assert taken == list(modes.values())
+    assert_same(got, dense(model, x0, x1))
+    check_traversal(got, model, x0, x1, n=2000)
+
+
+@pytest.mark.parametrize("groups, stride, padding, dilation", [(1, 1, 1, 1), (2, 2, 0, 1), (2, 1, 2, 2)])
+def test_rows_are_the_dense_convolution_of_the_front_values(groups, stride, padding, dilation):
+    """`conv_rows` (running sums over the inputs' changes, chunk after chunk) against torch's
+    convolution of the values `materialize` gives at the same times: equal to rounding."""
+    nb = _front._kernels()
+    torch.manual_seed(groups + stride)
+    first = nn.Conv2d(2, 4, 3, padding=1).double()
+    conv = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, dilation=dilation, groups=groups).double()
+    net = to_network(nn.Sequential(first, nn.ReLU(), conv, nn.ReLU()).eval()).with_input_shape((2, 9, 9))
+    x0, x1 = endpoints(groups, (2, 9, 9))
+    with torch.no_grad():
+        h, dh = first(x0[None])[0], first((x1 - x0)[None])[0] - first.bias[:, None, None]
+    n = h.numel()
+    lists = _front._Lists(np.arange(n), np.ones(n, np.int64), np.zeros(n), h.reshape(-1).numpy().copy(),
+                          dh.reshape(-1).numpy().copy(), tuple(h.shape))
+    out, _, _ = _front._act(lists, 0.0)
+    layer = net.nodes[2].layer
+    geometry = _front._conv_geometry(out, layer)
+    tm = torch.sort(torch.rand(40, dtype=torch.float64)).values.numpy()
+    t, unit, slot = _front._changes_in_time_order(out)
+    vals, dvals = np.empty((40, n)), np.empty((40, n))
+    nb.materialize(out.start, out.count, out.T, out.A, out.B, t, unit, slot, tm, vals, dvals)
+    with torch.no_grad():
+        ref = layer.forward(torch.from_numpy(vals).reshape((40,) + out.shape)).reshape(40, -1)
+        dref = layer.linear(torch.from_numpy(dvals).reshape((40,) + out.shape)).reshape(40, -1)
+    shape = _front._conv_out_shape(geometry)
+    weight, bias = _front._weights(layer)
+    weight = weight.transpose(1, 2, 3, 0).copy()
+    sums = [np.empty(ref.shape[1]) for _ in range(4)]
+    live, nxt = np.empty((2, shape[1] * shape[2], groups), np.int64), np.zeros(2, np.int64)  # two blocks of channels
+    nb.conv_start(out.start, out.A, out.B, *_front._conv_at_start(out, layer), *geometry, *sums, live)
+    got, dgot = torch.empty_like(ref), torch.empty_like(dref)
+    for a, b in [(0, 7), (7, 8), (8, 40)]:  # chunks: the sums carry over
+        h_, dh_ = got[a:b].numpy().copy(), dgot[a:b].numpy().copy()
+        nb.conv_rows(out.A, out.B, t, unit, slot, weight, bias, *geometry[:6], *geometry[8:], *sums, live, nxt,
+                     tm[a:b], h_, dh_)
+        got[a:b], dgot[a:b] = torch.from_numpy(h_), torch.from_numpy(dh_)
+    assert int(out.count.sum()) > n  # the ReLU changed units along the segment
+    assert torch.allclose(got, ref, rtol=0, atol=1e-13) and torch.allclose(dgot, dref, rtol=0, atol=1e-13)
 
 
 def test_front_is_not_used_where_it_cannot_help():
@@ -292,7 +368,7 @@ def test_max_pool_window_reading_only_padding_is_refused(engine, always_sparse):
         run(model, x0, x1)
 
 
-def test_a_conv_whose_inputs_all_switch_off_is_exactly_its_bias(always_sparse):
+def test_a_conv_whose_inputs_all_switch_off_is_exactly_its_bias(handover):
     """Regression (review): a convolution's running sums kept a ~1e-17 residue when all its
     inputs switched off, where the dense engine computes exactly the bias (0 here): the next ReLU
     got bit 1 and a spurious breakpoint, not flagged. Outputs with no live input restart at the bias."""
@@ -309,11 +385,14 @@ def test_a_conv_whose_inputs_all_switch_off_is_exactly_its_bias(always_sparse):
     assert_same(got, dense(model, x0, x1))
 
 
-def test_window_elements_equal_up_to_rounding_tie_as_in_the_dense_engine(always_sparse):
+def test_window_elements_equal_up_to_rounding_tie_as_in_the_dense_engine(handover):
     """Regression (review's fuzz, seed 84): two max-pool elements that the dense engine computes
     as the same number (one direct, one after its inputs settled on the same constant) came out
     1 ulp apart from the front's sums, so the front's argmax differed, unflagged. Elements within
-    a few ulps are one line (`_sparse_nb._same_line`): the first position keeps it."""
+    a few ulps are one line (`_sparse_nb._same_line`): the first position keeps it. With the
+    convolution handed over as rows, the same 1 ulp made the dense engine flag five pieces
+    uncertain and pick another argmax (fuzz of the rows, seed 84): a chunk with a piece decided
+    within rounding runs again from the front's values (`_front._chunks`)."""
     case = torch.load(Path(__file__).parent / "data" / "front_same_line_tie.pt", weights_only=True)
     model = nn.Sequential(
         nn.Conv2d(2, 2, (3, 2), padding=(1, 2), dilation=(2, 1)), nn.ReLU(), nn.MaxPool2d((1, 2), stride=1),

@@ -19,14 +19,18 @@ where a unit or a window's gap can stay within rounding (`act_candidates`, `pool
 
 The front stops before the first layer it does not handle (anything but Conv2d, ChannelAffine,
 (Leaky)ReLU and MaxPool2d after the first activation) or before a convolution whose sparse work
-would cost more than running it densely on the pieces so far (`_SPARSE_RECORD_COST`); the dense
-engine takes over from there, from the front's last value at each piece's midpoint, in chunks
-that fit the memory budget. Chains in float64 on the CPU only; anything else is the dense engine.
+would cost more than running it densely on the pieces so far (`_SPARSE_RECORD_COST`). That
+convolution is handed over as dense rows, its output at every piece's midpoint computed from the
+changes of its inputs (`_conv_nb.conv_rows`), when that costs less than the dense convolution
+(`_ROWS_RECORD_COST`); the dense engine takes over after it, or else from the front's last value
+at each piece's midpoint, in chunks that fit the memory budget. Chains in float64 on the CPU
+only; anything else is the dense engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -58,8 +62,13 @@ ENABLED = True  # tests switch the front off to compare with the dense engine al
 # many multiply-adds of torch's float64 convolution over all pieces (measured on the 2-core CPU:
 # bench/traverse_cnn.py, see the module docstring of that script). Only speed depends on it.
 _SPARSE_RECORD_COST = 40.0
+# A convolution the front hands over as dense rows (`_conv_nb.conv_rows`: the changes applied to
+# running sums, every output written at every piece) costs about this many multiply-adds of the
+# dense convolution per record it would have had (measured as above). Only speed depends on it.
+_ROWS_RECORD_COST = 10.0
 _RECORD_BYTES = 24 * 3  # T, A, B of a convolution's record, and up to two records of the activation after it
-TRACE = None  # a list: collects (convolution, records, dense multiply-adds, pieces, taken sparse) (tests, bench)
+FORCED: dict[int, str] = {}  # tests: the mode of the front's k-th convolution ("sparse", "rows", "dense"), whatever it costs
+TRACE = None  # a list: collects (convolution, records, dense multiply-adds, pieces, "sparse"/"rows"/"dense") (tests, bench)
 
 
 @dataclass
@@ -95,12 +104,15 @@ class _Front:
     layers: list
     out: _Lists
     node: int  # the last node the front computed
+    rows: tuple | None = None  # (node, layer, geometry): the convolution after it, handed over as dense rows
 
     @property
     def bytes(self) -> int:
-        """What it holds while the dense engine refines its pieces: tables, lists, pieces."""
+        """What it holds while the dense engine refines its pieces: tables, lists, pieces, and the
+        running sums of a convolution handed over as rows."""
         tables = sum(layer.table.words.numel() + 16 * layer.times.size for layer in self.layers)
-        return tables + 40 * self.out.T.size + 32 * self.ta.shape[0]
+        sums = 0 if self.rows is None else 40 * int(np.prod(_conv_out_shape(self.rows[2])))
+        return tables + 40 * self.out.T.size + 32 * self.ta.shape[0] + sums
 
 
 def _keys(n: int) -> np.ndarray:
@@ -196,17 +208,31 @@ def _conv_geometry(x: _Lists, layer: Conv2d):
     return c, h, w, co, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, layer.groups
 
 
-def _conv(x: _Lists, layer: Conv2d, geometry, bound: np.ndarray) -> _Lists:
-    c, h, w, co, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, groups = geometry
-    first = x.start  # every unit's first record: the dense convolution gives the outputs' first records
+def _conv_out_shape(geometry) -> tuple[int, int, int]:
+    return geometry[3], geometry[4], geometry[5]
+
+
+def _conv_at_start(x: _Lists, layer: Conv2d) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs' functions at t = 0: the dense convolution of every unit's first record."""
+    first = x.start
     a0 = layer.forward(torch.from_numpy(x.A[first]).reshape((1,) + x.shape)).reshape(-1).numpy()
     b0 = layer.linear(torch.from_numpy(x.B[first]).reshape((1,) + x.shape)).reshape(-1).numpy()
+    return a0, b0
+
+
+def _weights(layer: Conv2d) -> tuple[np.ndarray, np.ndarray]:
+    weight = layer.weight.detach().cpu().numpy()
+    return weight, (np.zeros(weight.shape[0]) if layer.bias is None else layer.bias.detach().cpu().numpy())
+
+
+def _conv(x: _Lists, layer: Conv2d, geometry, bound: np.ndarray) -> _Lists:
+    c, h, w, co, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, groups = geometry
+    a0, b0 = _conv_at_start(x, layer)
     t, unit, slot = _changes_in_time_order(x)
     ostart = _offsets(bound)
     m = int(bound.sum())
     oT, oA, oB, ocount = _empty(m), _empty(m), _empty(m), np.empty(co * ho * wo, np.int64)
-    weight = layer.weight.detach().cpu().numpy()
-    bias = np.zeros(co) if layer.bias is None else layer.bias.detach().cpu().numpy()
+    weight, bias = _weights(layer)
     nb.conv_fill(x.start, x.A, x.B, t, unit, slot, weight, bias, a0, b0, c, h, w, co, ho, wo, sh,
                  sw, ph, pw, dh, dw, groups, ostart, ocount, oT, oA, oB)
     return _Lists(ostart, ocount, oT, oA, oB, (co, ho, wo))
@@ -317,7 +343,7 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
     ta = torch.zeros(1, dtype=torch.float64)
     tb = torch.ones(1, dtype=torch.float64)
     uncertain = torch.zeros(1, dtype=torch.bool)
-    layers, node, sparse_conv = [], first - 1, False
+    layers, node, sparse_conv, rows, convolutions = [], first - 1, False, None, 0
     for i in range(first, last_needed + 1):
         layer = net.nodes[i].layer
         if isinstance(layer, Conv2d):
@@ -329,9 +355,14 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
             co, _, kh, kw = layer.weight.shape
             macs = 2 * ta.shape[0] * bound.shape[0] * (lists.shape[0] // layer.groups) * kh * kw
             sparse = records * _SPARSE_RECORD_COST <= macs and records * _RECORD_BYTES <= budget // 2
+            mode = "sparse" if sparse else "rows" if records * _ROWS_RECORD_COST <= macs else "dense"
+            mode = FORCED.get(convolutions, mode)
+            convolutions += 1
             if TRACE is not None:
-                TRACE.append((layer.name, records, macs, ta.shape[0], sparse))
-            if not sparse:
+                TRACE.append((layer.name, records, macs, ta.shape[0], mode))
+            if mode == "rows":
+                rows = (i, layer, geometry)
+            if mode != "sparse":
                 break
             lists, sparse_conv = _conv(lists, layer, geometry, bound), True
         elif isinstance(layer, ChannelAffine):
@@ -351,19 +382,18 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
         else:
             break
         node = i
-    if not sparse_conv:
+    if not sparse_conv and rows is None:
         return None
-    return _Front(ta, tb, uncertain, layers, lists, node)
+    return _Front(ta, tb, uncertain, layers, lists, node, rows)
 
 
 def front_segments(net: Network, plan: list, x0: torch.Tensor, x1: torch.Tensor, tol: float, dtol: float,
                    budget: int, include_output: bool):
     """None when the front does not apply to this network; else an iterator over the segments'
-    pieces after the front, in chunks that fit the budget: (plan step to continue from,
-    `_Pieces` holding the front's last value at each midpoint). A segment on which the front
-    would gain nothing (`_run` returns None) comes as its one piece [0, 1] from step 0. The third
-    item is the chunk size the rest of the plan affords (None: the walk's own), the fourth the
-    chunk's share of its segment's pieces (for progress bars)."""
+    pieces after the front, in chunks that fit the budget (`_chunks`: plan step to continue from,
+    `_Pieces`, chunk size the rest of the plan affords, the chunk's share of its segment's pieces
+    for progress bars, and a redo or None). A segment on which the front would gain nothing
+    (`_run` returns None) comes as its one piece [0, 1] from step 0."""
     first = _usable(net, x0)
     if first < 0:
         return None
@@ -378,27 +408,74 @@ def _segments(net, plan, first, x0, x1, tol, dtol, budget, include_output):
             ones = torch.ones(1, dtype=torch.float64)
             yield 0, _Pieces(torch.full((1,), s, dtype=torch.long), 0 * ones, ones,
                              {INPUT: (x0[s:s + 1] + 0.5 * (x1[s:s + 1] - x0[s:s + 1]), x1[s:s + 1] - x0[s:s + 1])},
-                             _Bits(), torch.zeros(1, dtype=torch.bool)), None, 1.0
+                             _Bits(), torch.zeros(1, dtype=torch.bool)), None, 1.0, None
             continue
-        # the next node after the front's, or the output signs (node -2) when the front computed the last node
-        step = next((k for k, st in enumerate(plan) if st.node > front.node or st.node < 0), len(plan))
-        rest = budget - front.bytes
-        per_piece = _bytes_per_piece(net, x0[:1], include_output, start=step)
-        yield from _chunks(s, step, front, max(2, rest // per_piece))
+        after = _step_after(plan, front.node)
+        per_piece = _bytes_per_piece(net, x0[:1], include_output, start=after)
+        conv = None if front.rows is None else _Rows(front.rows, front.out, _step_after(plan, front.rows[0]))
+        if conv is not None:  # a chunk may have to run from the front's values instead (`_chunks`)
+            per_piece = max(per_piece, _bytes_per_piece(net, x0[:1], include_output, start=conv.step))
+        yield from _chunks(s, after, front, conv, max(2, (budget - front.bytes) // per_piece))
 
 
-def _chunks(s: int, step: int, front: _Front, max_pieces: int):
+def _step_after(plan: list, node: int) -> int:
+    """The plan's step after node `node`, or the output signs (node -2) when it computed the last node."""
+    return next((k for k, st in enumerate(plan) if st.node > node or st.node < 0), len(plan))
+
+
+class _Rows:
+    """A convolution handed over as dense rows (`conv_rows`): its weights laid out for the kernel,
+    and its running sums, carried from chunk to chunk (chunks come in time order)."""
+
+    def __init__(self, rows: tuple, out: _Lists, step: int):
+        self.node, layer, self.geometry = rows
+        self.step = step  # the plan step after the convolution
+        self.shape = _conv_out_shape(self.geometry)
+        weight, self.bias = _weights(layer)
+        self.weight = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))  # [C / groups, kh, kw, Co]: a change's channels together
+        self.sums = [np.empty(int(np.prod(self.shape))) for _ in range(4)]
+        blocks = nb.row_blocks(self.shape[0])
+        self.live = np.empty((blocks, self.shape[1] * self.shape[2], self.geometry[-1]), np.int64)
+        self.next = np.zeros(blocks, np.int64)
+        nb.conv_start(out.start, out.A, out.B, *_conv_at_start(out, layer), *self.geometry, *self.sums, self.live)
+
+    def at(self, out: _Lists, changes: tuple, tm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = int(np.prod(self.shape))
+        h, dh = np.empty((tm.shape[0], n)), np.empty((tm.shape[0], n))
+        g = self.geometry
+        nb.conv_rows(out.A, out.B, *changes, self.weight, self.bias, *g[:6], *g[8:], *self.sums, self.live, self.next,
+                     tm, h, dh)
+        return h, dh
+
+
+def _chunks(s: int, after: int, front: _Front, conv: _Rows | None, max_pieces: int):
+    """The front's pieces in chunks: (plan step to continue from, `_Pieces`, chunk size, share of
+    the segment's pieces, redo). The values are the front's last ones at the pieces' midpoints
+    (`materialize`), or the output of the convolution it hands over as rows (`conv`). With rows,
+    `redo()` gives the same chunk with the front's values: the walk runs it instead when a piece
+    of the chunk ended within rounding, since the rows' sums (of the inputs' changes) can round a
+    tie or a zero that the dense convolution computes exactly into a 1-ulp difference."""
     tm = ((front.ta + front.tb) / 2).numpy()
     rows = [torch.from_numpy(np.searchsorted(layer.times, tm, side="right")) for layer in front.layers]
     out = front.out
-    n_units = out.start.shape[0]
-    t, unit, slot = _changes_in_time_order(out)
-    for a in range(0, tm.shape[0], max_pieces):
-        b = min(tm.shape[0], a + max_pieces)
-        h, dh = np.empty((b - a, n_units)), np.empty((b - a, n_units))
-        nb.materialize(out.start, out.count, out.T, out.A, out.B, t, unit, slot, tm[a:b], h, dh)
-        shape = (b - a,) + out.shape
-        vals = {front.node: (torch.from_numpy(h).reshape(shape), torch.from_numpy(dh).reshape(shape))}
+    changes = _changes_in_time_order(out)
+
+    def pieces(a: int, b: int, node: int, h: np.ndarray, dh: np.ndarray, shape: tuple) -> _Pieces:
+        vals = {node: (torch.from_numpy(h).reshape((b - a,) + shape), torch.from_numpy(dh).reshape((b - a,) + shape))}
         bits = _Bits([(layer.table, r[a:b]) for layer, r in zip(front.layers, rows)])
         seg = torch.full((b - a,), s, dtype=torch.long)
-        yield step, _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b]), max_pieces, (b - a) / tm.shape[0]
+        return _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b])
+
+    def front_values(a: int, b: int) -> tuple[int, _Pieces]:
+        h, dh = np.empty((b - a, out.start.shape[0])), np.empty((b - a, out.start.shape[0]))
+        nb.materialize(out.start, out.count, out.T, out.A, out.B, *changes, tm[a:b], h, dh)
+        return after, pieces(a, b, front.node, h, dh, out.shape)
+
+    for a in range(0, tm.shape[0], max_pieces):
+        b = min(tm.shape[0], a + max_pieces)
+        share = (b - a) / tm.shape[0]
+        if conv is None:
+            yield (*front_values(a, b), max_pieces, share, None)
+        else:
+            h, dh = conv.at(out, changes, tm[a:b])
+            yield conv.step, pieces(a, b, conv.node, h, dh, conv.shape), max_pieces, share, partial(front_values, a, b)

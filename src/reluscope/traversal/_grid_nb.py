@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from numba import njit
 
-__all__ = ["window", "tap"]
+__all__ = ["window", "tap", "unit_of_output"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -36,3 +36,12 @@ def tap(i, pad, k, dil, stride, n):
         return -1
     o = m // stride
     return o if o < n else -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def unit_of_output(v, Ho, Wo):
+    """(channel, row, column) of unit v of a [C, Ho, Wo] map, flattened row-major."""
+    co = v // (Ho * Wo)
+    rem = v - co * Ho * Wo
+    oy = rem // Wo
+    return co, oy, rem - oy * Wo

@@ -16,28 +16,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._grid_nb import tap, window
+from ._conv_nb import conv_bound, conv_fill, conv_rows, conv_start, row_blocks
+from ._grid_nb import unit_of_output, window
 
-__all__ = ["act_pass", "conv_bound", "changes", "conv_fill", "pool_pass", "build_table", "materialize", "flat_events",
-           "act_candidates", "pool_candidates"]
+__all__ = ["act_pass", "conv_bound", "changes", "conv_fill", "conv_rows", "conv_start", "pool_pass", "build_table",
+           "materialize", "flat_events", "act_candidates", "pool_candidates", "row_blocks"]
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _end(T, start, count, u, i):
     """End of record i of unit u: the next record's start, or 1."""
     return T[start[u] + i + 1] if i + 1 < count[u] else 1.0
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _add(s, c, x):
-    """Neumaier's compensated sum: (s, c) + x. A unit's alpha after hundreds of changes then
-    carries the rounding of one dot product, as the dense engine's, not of hundreds of additions."""
-    t = s + x
-    if abs(s) >= abs(x):
-        c += (s - t) + x
-    else:
-        c += (x - t) + s
-    return t, c
 
 
 # ---------------------------------------------------------------- (Leaky)ReLU
@@ -97,33 +86,7 @@ def act_pass(start, count, T, A, B, slope, write, ostart, ocount, oT, oA, oB, fs
         fcount[u] = f
 
 
-# ---------------------------------------------------------------- convolution
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _unit_of_output(v, Ho, Wo):
-    co = v // (Ho * Wo)
-    rem = v - co * Ho * Wo
-    oy = rem // Wo
-    return co, oy, rem - oy * Wo
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def conv_bound(count, C, H, W, Co, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, groups):
-    """Records each output unit of the convolution can have: 1 + the changes of its inputs."""
-    out = np.empty(Co * Ho * Wo, np.int64)
-    cig, cog = C // groups, Co // groups
-    for v in prange(Co * Ho * Wo):
-        co, oy, ox = _unit_of_output(v, Ho, Wo)
-        g = co // cog
-        cells, pos = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
-        ne = window(oy, ox, H, W, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)
-        tot = 1
-        for ci in range(g * cig, (g + 1) * cig):
-            for e in range(ne):
-                tot += count[ci * H * W + cells[e]] - 1
-        out[v] = tot
-    return out
+# ---------------------------------------------------------------- changes in time order
 
 
 @njit(cache=True, nogil=True)
@@ -141,79 +104,6 @@ def changes(start, count, T):
             t[i], unit[i], slot[i] = T[j], u, j
             i += 1
     return t, unit, slot
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def conv_fill(start, A, B, ev_t, ev_unit, ev_slot, weight, bias, a0, b0, C, H, W, Co, Ho, Wo, sh, sw, ph, pw, dh, dw,
-              groups, ostart, ocount, oT, oA, oB):
-    """Each output unit's list: its function at t = 0 (a0, b0: the dense convolution of the
-    inputs' first records), then, for every change of an input in time order (ev_*, sorted by
-    time), the weighted change added to the outputs that input feeds (a record per output and
-    time; equal times are one record), with compensated sums. One thread per output channel
-    walks all changes, so each output's records are written in time order by one thread.
-    Each output counts its inputs that are not exactly 0 (0 + 0 t): when none is left, its sums
-    restart at exactly (bias, 0), the dense convolution's value of a window of zeros, not the
-    rounding residue of the changes that led there (zeros after a ReLU tie exactly downstream)."""
-    kh, kw = weight.shape[2], weight.shape[3]
-    cig, cog = C // groups, Co // groups
-    hw = Ho * Wo
-    for co in prange(Co):
-        g = co // cog
-        sa = np.empty(hw)
-        ca = np.zeros(hw)
-        sb = np.empty(hw)
-        cb = np.zeros(hw)
-        live = np.zeros(hw, np.int64)
-        cells, pos = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
-        for q in range(hw):
-            v = co * hw + q
-            sa[q], sb[q] = a0[v], b0[v]
-            o = ostart[v]
-            oT[o], oA[o], oB[o] = 0.0, a0[v], b0[v]
-            ocount[v] = 1
-            ne = window(q // Wo, q % Wo, H, W, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)
-            for ci in range(g * cig, (g + 1) * cig):
-                for k in range(ne):
-                    j0 = start[ci * H * W + cells[k]]
-                    if A[j0] != 0.0 or B[j0] != 0.0:
-                        live[q] += 1
-        for e in range(ev_t.shape[0]):
-            u = ev_unit[e]
-            ci = u // (H * W)
-            if ci // cig != g:
-                continue
-            rem = u - ci * H * W
-            iy = rem // W
-            ix = rem - iy * W
-            j = ev_slot[e]
-            t = ev_t[e]
-            dA, dB = A[j] - A[j - 1], B[j] - B[j - 1]
-            was = 1 if (A[j - 1] != 0.0 or B[j - 1] != 0.0) else 0
-            now = 1 if (A[j] != 0.0 or B[j] != 0.0) else 0
-            for ky in range(kh):
-                oy = tap(iy, ph, ky, dh, sh, Ho)
-                if oy < 0:
-                    continue
-                for kx in range(kw):
-                    ox = tap(ix, pw, kx, dw, sw, Wo)
-                    if ox < 0:
-                        continue
-                    w = weight[co, ci - g * cig, ky, kx]
-                    q = oy * Wo + ox
-                    live[q] += now - was
-                    if live[q] == 0:
-                        sa[q], ca[q], sb[q], cb[q] = bias[co], 0.0, 0.0, 0.0
-                    else:
-                        sa[q], ca[q] = _add(sa[q], ca[q], w * dA)
-                        sb[q], cb[q] = _add(sb[q], cb[q], w * dB)
-                    v = co * hw + q
-                    last = ostart[v] + ocount[v] - 1
-                    na, nb = sa[q] + ca[q], sb[q] + cb[q]
-                    if oT[last] == t:  # another change at the same time: one record
-                        oA[last], oB[last] = na, nb
-                    elif na != oA[last] or nb != oB[last]:
-                        oT[last + 1], oA[last + 1], oB[last + 1] = t, na, nb
-                        ocount[v] += 1
 
 
 # ---------------------------------------------------------------- max pooling
@@ -247,7 +137,7 @@ def pool_pass(start, count, T, A, B, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh
     an interval). Padding never wins (it is -inf)."""
     k_max = kh * kw
     for v in prange(C * Ho * Wo):
-        c, oy, ox = _unit_of_output(v, Ho, Wo)
+        c, oy, ox = unit_of_output(v, Ho, Wo)
         units = np.empty(k_max, np.int64)
         pos = np.empty(k_max, np.int64)
         ptr = np.zeros(k_max, np.int64)
@@ -481,7 +371,7 @@ def pool_candidates(start, count, T, A, B, ostart, ocount, oT, oA, oB, C, H, W, 
     shortest = np.min(tb - ta)
     cells, pos = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
     for v in range(C * Ho * Wo):
-        ch, oy, ox = _unit_of_output(v, Ho, Wo)
+        ch, oy, ox = unit_of_output(v, Ho, Wo)
         for k in range(window(oy, ox, H, W, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)):
             u = ch * H * W + cells[k]
             i, q = 0, 0  # walk the element's records and the max's together

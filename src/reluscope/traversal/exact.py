@@ -85,9 +85,13 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
         whole, seen, done = walk.max_pieces, set(), 0.0
         if bar is not None:
             bar.reset(total=len(plan) * s)  # steps of the plan, per segment
-        for s0, chunk, max_pieces, share in front:
+        for s0, chunk, max_pieces, share, redo in front:
             walk.max_pieces = max_pieces or whole  # the rest of the plan holds less per piece
+            done_before = len(walk.leaves)
             _descend(plan, s0, chunk, walk, top=False)
+            if redo is not None and any(bool(leaf[4].any()) for leaf in walk.leaves[done_before:]):
+                del walk.leaves[done_before:]  # within rounding after rows: the dense convolution decides (`_front._chunks`)
+                _descend(plan, *redo(), walk, top=False)
             if bar is not None:  # the front's steps once per segment, the rest by the chunk's share of its pieces
                 done += (s0 if int(chunk.seg[0]) not in seen else 0) + (len(plan) - s0) * share
                 seen.add(int(chunk.seg[0]))
