@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from reluscope.network import to_network
 from reluscope.patterns import activation_patterns
 from reluscope.testing.sampling import check_traversal
-from reluscope.traversal import TOLERANCE, Traversal, Traversals, traverse, traverse_many, traverse_pairs
+from reluscope.traversal import TOLERANCE, PrecisionWarning, Traversal, Traversals, traverse, traverse_many, traverse_pairs
 
 
 def random_mlp(seed, in_dim, widths, *, slope=0.0, out_dim=3):
@@ -677,3 +677,31 @@ def test_compiled_max_pool_passes_equal_torchs_bit_for_bit(seed, pool_padding, d
         _maxpool.COMPILED, _front.ENABLED = True, enabled
     assert torch.equal(compiled.t, plain.t) and torch.equal(compiled.packed.words, plain.packed.words)
     assert torch.equal(compiled.uncertain, plain.uncertain)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_max_pool_lines_equal_up_to_rounding_do_not_split_forever(compiled):
+    """Regression (fuzz of the front's rows hand-over, seed 246): two window elements whose values
+    are equal to the last bit at every midpoint but whose slopes differ (here by 1e-20 on values
+    of 1e6) met "at the midpoint" again after every split, so the dense engine halved the pieces
+    until it gave up ("max-pool splitting did not settle"; 16 GB in the fuzz). Lines within
+    rounding of each other over the piece are not a crossing: one piece, flagged uncertain."""
+    from reluscope.traversal import _front, _maxpool
+
+    if compiled:
+        pytest.importorskip("numba")
+    conv = nn.Conv2d(1, 1, 1).double()
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.fill_(1e6)
+    model = nn.Sequential(conv, nn.MaxPool2d((1, 2)), nn.Flatten(), nn.Linear(1, 1).double()).eval()
+    x0 = torch.zeros(1, 1, 2, dtype=torch.float64)
+    x1 = torch.tensor([[[1e-20, 2e-20]]], dtype=torch.float64)
+    enabled = _front.ENABLED
+    try:
+        _front.ENABLED, _maxpool.COMPILED = False, compiled
+        with pytest.warns(PrecisionWarning):
+            got = traverse(model, x0, x1)
+    finally:
+        _maxpool.COMPILED, _front.ENABLED = True, enabled
+    assert got.n_pieces == 1 and bool(got.uncertain.all())

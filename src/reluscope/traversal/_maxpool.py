@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .._compiled import load_kernels
 from ..network.layers import MaxPool2d
-from ._pieces import _Pieces, _apply_split, _flat_nonzero, _split_at
+from ._pieces import LINE_ULPS, _Pieces, _apply_split, _flat_nonzero, _split_at
 
 COMPILED = True  # the compiled passes where they apply (tests compare both)
 
@@ -56,7 +56,11 @@ def _geometry(layer: MaxPool2d) -> tuple:
 def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: torch.Tensor, half: torch.Tensor):
     """(row, t) of the points where a window element meets its window's max at the midpoint, for
     the elements that can (interval bound: gap < half * |slope difference|, as in `_sign_split`;
-    the argmax itself and elements that stay below it on the whole piece need no division)."""
+    the argmax itself and elements that stay below it on the whole piece need no division).
+    An element whose line departs from the max's by no more than rounding over the piece (half *
+    |slope difference| within `LINE_ULPS` of their size) is not a crossing: splitting there would
+    split again at every new midpoint (the values stay equal to the last bit, the slopes not),
+    and which is the max there is a rounding decision, which the near-tie check flags."""
     nb = _compiled(h)
     if nb is not None:
         ho, wo = layer.output_hw(h.shape[2], h.shape[3])
@@ -77,7 +81,9 @@ def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: 
     rows, roots = [], []
     for e, de in zip(_window_elements(layer, h, float("-inf")), _window_elements(layer, dh, 0.0)):
         gap, slope = top - e, de - dtop  # element - max = -gap + (t - tm) slope
-        row, flat = _flat_nonzero(torch.lt(gap, slope.abs().mul_(half.reshape(-1, 1, 1, 1))).reshape(h.shape[0], -1))
+        reach = slope.abs().mul_(half.reshape(-1, 1, 1, 1))
+        beyond_rounding = torch.gt(reach, torch.maximum(top.abs(), e.abs()).mul_(LINE_ULPS * torch.finfo(h.dtype).eps))
+        row, flat = _flat_nonzero((torch.lt(gap, reach) & beyond_rounding).reshape(h.shape[0], -1))
         if row.numel():
             rows.append(row)
             roots.append(tm.index_select(0, row) + gap.reshape(-1).index_select(0, flat) / slope.reshape(-1).index_select(0, flat))

@@ -2,7 +2,8 @@
 piece instead of ~10 torch passes over [pieces, C, H, W] per window element.
 
 Same arithmetic and order as `_maxpool` (the argmax is the first maximum, row-major, as torch's
-max_pool2d; the crossing test is gap < |slope| * half and its root tm + gap / slope; the near-tie
+max_pool2d; the crossing test is gap < |slope| * half (beyond rounding: `_maxpool_crossings`) and
+its root tm + gap / slope; the near-tie
 reach is |de - dtop| * half + (top - e) against dtol times the largest |element| of any window),
 so both give the same pieces, bit for bit (tests/test_traversal.py runs both). float64 only; the
 torch passes serve every other dtype and device. Loaded through `_compiled.load_kernels`.
@@ -14,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._grid_nb import window
+from ._pieces import LINE_TOL64
 
 __all__ = ["crossings", "pool_jvp"]
 
@@ -46,7 +48,8 @@ def crossings(h, dh, W, tm, half, kh, kw, sh, sw, ph, pw, dy, dx, Ho, Wo, write,
                     for e in range(ne):
                         gap = top - h[i, c, cells[e]]
                         slope = dh[i, c, cells[e]] - dtop
-                        if gap < abs(slope) * half[i]:
+                        reach = abs(slope) * half[i]
+                        if gap < reach and reach > LINE_TOL64 * max(abs(top), abs(h[i, c, cells[e]])):
                             if write:
                                 rows[start[i] + k] = i
                                 roots[start[i] + k] = tm[i] + gap / slope

@@ -221,6 +221,11 @@ def _merge_equal(seg, ta, tb, bits, uncertain):
     return seg.index_select(0, first), ta.index_select(0, first), tb.index_select(0, last), rows, merged
 
 
+# Two values (or lines) within this many ulps of their size are equal up to rounding: the sparse
+# front's argmax ties (`_sparse_nb._same_line`) and the max-pool crossings (`_maxpool`) use it.
+LINE_ULPS = 4
+LINE_TOL64 = LINE_ULPS * 2.0 ** -52  # the same in float64, for the compiled kernels
+
 _PACK_CHUNK = 1 << 25  # bool bytes unpacked at once while packing (~4 copies of it live)
 
 

@@ -18,6 +18,7 @@ from numba import njit, prange
 
 from ._conv_nb import conv_bound, conv_fill, conv_rows, conv_start, row_blocks
 from ._grid_nb import unit_of_output, window
+from ._pieces import LINE_TOL64
 
 __all__ = ["act_pass", "conv_bound", "changes", "conv_fill", "conv_rows", "conv_start", "pool_pass", "build_table",
            "materialize", "flat_events", "act_candidates", "pool_candidates", "row_blocks"]
@@ -109,7 +110,6 @@ def changes(start, count, T):
 # ---------------------------------------------------------------- max pooling
 
 
-_LINE_ULPS = 4 * np.finfo(np.float64).eps
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -120,7 +120,7 @@ def _same_line(a1, b1, a2, b2):
     round apart, and a 1-ulp gap must not decide the argmax (the rounding check flags the piece
     where the dense engine's values differ within rounding)."""
     scale = max(abs(a1) + abs(b1), abs(a2) + abs(b2))
-    return abs(a1 - a2) <= _LINE_ULPS * scale and abs(b1 - b2) <= _LINE_ULPS * scale
+    return abs(a1 - a2) <= LINE_TOL64 * scale and abs(b1 - b2) <= LINE_TOL64 * scale
 
 
 @njit(cache=True, nogil=True, parallel=True)
