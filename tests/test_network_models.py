@@ -495,3 +495,23 @@ def test_functional_dropouts_are_identities_in_eval_and_refused_when_active():
     assert [type(n.layer).__name__ for n in net.nodes] == ["Conv2d", "LeakyReLU", "Flatten", "Linear"]
     with pytest.raises(TypeError, match=r"F.dropout2d is active \(training=True\); pass training=self.training"):
         to_network(Net(False).eval())
+
+
+class Decoder(nn.Module):
+    """Upsampling as autoencoders and U-Nets write it: nn.Upsample and F.interpolate (linear in x)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.up = nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv2, self.fc = nn.Conv2d(2, 2, 3, padding=1), nn.Linear(2 * 16, 2)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        h = F.relu(self.conv2(self.up(h))) + F.interpolate(h, size=(4, 4), mode="bilinear", align_corners=False)
+        return self.fc(F.relu(h).flatten(1))
+
+
+def test_upsampling_works_with_every_method(tmp_path):
+    # regression: nn.Upsample and F.interpolate were refused
+    torch.manual_seed(0)
+    every_method(Decoder(), (1, 4, 4), tmp_path)

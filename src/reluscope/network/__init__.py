@@ -5,6 +5,7 @@ from .layers import (
     AdaptiveAvgPool2d,
     Cat,
     ConstOp,
+    Interpolate,
     Pad,
     Permute,
     Squeeze,
@@ -37,7 +38,7 @@ from .whitelist import WHITELIST, check_hooks, whitelisted
 __all__ = [
     "SUPPORTED_MODULES", "WHITELIST", "whitelisted", "check_hooks", "to_network", "Network", "Node", "NodeStep",
     "LayerUnits", "AdaptiveAvgPool2d", "Cat", "Reshape", "Sum", "Unflatten", "Index", "Split", "Stack", "Mean",
-    "Total", "Pad", "ConstOp", "Squeeze", "To2d", "Transpose", "Permute",
+    "Total", "Pad", "Interpolate", "ConstOp", "Squeeze", "To2d", "Transpose", "Permute",
     "AbstractLayer", "AbstractAffine", "AbstractActivation",
     "Linear", "Conv2d", "ChannelAffine", "AvgPool2d", "Flatten",
     "ReLU", "LeakyReLU", "MaxPool2d", "Smooth",

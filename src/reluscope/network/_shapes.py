@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ._base import AbstractAffine, _batch_error, _check_not_batch, _NoOffset
 
 __all__ = [
-    "Flatten", "Reshape", "Unflatten", "Pad", "Cat", "Stack", "Index", "Split", "Mean", "Total", "Squeeze", "To2d",
+    "Flatten", "Reshape", "Unflatten", "Pad", "Interpolate", "Cat", "Stack", "Index", "Split", "Mean", "Total", "Squeeze", "To2d",
     "Transpose", "Permute",
 ]
 
@@ -258,3 +258,21 @@ class Permute(_NoOffset):
         if len(self.dims) != x.dim() or self.dims[0] % x.dim() != 0:
             raise _batch_error(self, f"permute{self.dims}", x, "keep the batch first: permute(0, ...)")
         return x.permute(self.dims)
+
+
+@dataclass(frozen=True, eq=False)
+class Interpolate(_NoOffset):
+    """F.interpolate / nn.Upsample: every mode (nearest, bilinear, bicubic, area, ...) weights the
+    input entries by amounts fixed by the sizes alone, so it is linear in x."""
+
+    name: str
+    size: int | tuple[int, ...] | None
+    scale_factor: float | tuple[float, ...] | None
+    mode: str = "nearest"
+    align_corners: bool | None = None
+    recompute_scale_factor: bool | None = None
+    antialias: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                             self.recompute_scale_factor, self.antialias)

@@ -62,6 +62,8 @@ _LAYERS: dict[str, tuple[type[nn.Module], dict[str, tuple]]] = {
     "MaxPool1d": (nn.MaxPool1d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "dilation": _PAIR, "ceil_mode": _BOOL}),
     "AvgPool1d": (nn.AvgPool1d, {"kernel_size": _PAIR, "stride": _OPTIONAL_PAIR, "padding": _PAIR, "ceil_mode": _BOOL, "count_include_pad": _BOOL}),
     "AdaptiveAvgPool1d": (nn.AdaptiveAvgPool1d, {"output_size": (int, list)}),
+    "Upsample": (nn.Upsample, {"size": (int, list, type(None)), "scale_factor": (int, float, list, type(None)), "mode": (str,),
+                               "align_corners": (bool, type(None)), "recompute_scale_factor": (bool, type(None))}),
     "ZeroPad2d": (nn.ZeroPad2d, {"padding": _PAIR}),
     "ConstantPad2d": (nn.ConstantPad2d, {"padding": _PAIR, "value": _FLOAT}),
     "ReflectionPad2d": (nn.ReflectionPad2d, {"padding": _PAIR}),

@@ -281,6 +281,14 @@ class _Converter(Operations, InPlace):
             size = a["output_size"]
             size = (size, size) if isinstance(size, int) or size is None else tuple(size)
             return self._add(L.AdaptiveAvgPool2d(self._name(n, "adaptive_avg_pool2d"), size), (self._tensor(n, a["input"]),))
+        if t is F.interpolate:
+            a = _bind(args, kw, [("input", ...), ("size", None), ("scale_factor", None), ("mode", "nearest"),
+                                 ("align_corners", None), ("recompute_scale_factor", None), ("antialias", False)], where)
+            if not isinstance(a["mode"], str) or any(isinstance(v, torch.fx.Node) for v in (a["size"], a["scale_factor"])):
+                raise self._refuse(n, "F.interpolate needs a constant size or scale_factor and mode", "give them as numbers")
+            layer = L.Interpolate(self._name(n, "interpolate"), a["size"], a["scale_factor"], a["mode"], a["align_corners"],
+                                  a["recompute_scale_factor"], a["antialias"])
+            return self._add(layer, (self._tensor(n, a["input"]),))
         if t is F.pad:
             a = _bind(args, kw, [("input", ...), ("pad", ...), ("mode", "constant"), ("value", None)], where)
             return self._pad(n, a)

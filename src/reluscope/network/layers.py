@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ._base import AbstractActivation, AbstractAffine, AbstractLayer, _batch_error, _NoOffset
 from ._shapes import (
-    Cat, Flatten, Index, Mean, Pad, Permute, Reshape, Split, Squeeze, Stack, To2d, Total, Transpose, Unflatten,
+    Cat, Flatten, Index, Interpolate, Mean, Pad, Permute, Reshape, Split, Squeeze, Stack, To2d, Total, Transpose, Unflatten,
 )
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "Unflatten",
     "AdaptiveAvgPool2d",
     "Pad",
+    "Interpolate",
     "ConstOp",
     "Sum",
     "Cat",

@@ -75,6 +75,8 @@ def leaf_layer(path: str, m: nn.Module) -> L.AbstractLayer | None:
         return L.AvgPool2d(path, pair(m.kernel_size), pair(stride), pair(m.padding), m.ceil_mode, m.count_include_pad, m.divisor_override)
     if cls is nn.MaxPool2d:
         return maxpool_layer(path, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
+    if cls is nn.Upsample:
+        return L.Interpolate(path, m.size, m.scale_factor, m.mode, m.align_corners, m.recompute_scale_factor)
     if cls in PADS:
         return L.Pad(path, tuple(int(p) for p in m.padding), PADS[cls], float(getattr(m, "value", 0.0)))
     if cls is nn.AdaptiveAvgPool2d:

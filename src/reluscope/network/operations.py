@@ -95,7 +95,7 @@ def _function_table() -> dict[str, object]:
     fns = [
         *_RELU, *_LEAKY, *_SMOOTH_FN, *_ADD, *_SUB, *_MUL, *_DIV, *_CAT, operator.neg, torch.neg,
         *_HARDTANH, F.relu6, *_SPLIT, torch.stack, torch.mean, *_CLAMP, *_CLAMP_ONE, *_SHAPE_FN, *_MAX2,
-        operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.pad,
+        operator.getitem, F.gelu, F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.pad, F.interpolate,
         torch.flatten, torch.reshape, *_DROPOUT_FN,
     ]
     table = {"builtins.getattr": getattr}

@@ -28,18 +28,19 @@ PADS = {nn.ZeroPad2d: "constant", nn.ConstantPad2d: "constant", nn.ReflectionPad
 WHITELIST: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.Hardtanh, *SMOOTH, nn.Identity, nn.Flatten, nn.Unflatten,
     *DROPOUT, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, *PADS, *ONE_D,
+    nn.Upsample,
 )
 
 SUPPORTED_MODULES = (
     "Linear", "Conv2d", "ReLU", "LeakyReLU", "PReLU (one slope)", "ReLU6", "Hardtanh", "Identity", "Flatten", "Unflatten",
     "Dropout/Dropout1d/Dropout2d/AlphaDropout (eval)", "BatchNorm1d/2d (eval, folded)", "AvgPool2d",
-    "AdaptiveAvgPool2d", "MaxPool2d", "Conv1d/MaxPool1d/AvgPool1d/AdaptiveAvgPool1d", "ZeroPad2d/ConstantPad2d/ReflectionPad2d/ReplicationPad2d/CircularPad2d",
+    "AdaptiveAvgPool2d", "MaxPool2d", "Conv1d/MaxPool1d/AvgPool1d/AdaptiveAvgPool1d", "Upsample", "ZeroPad2d/ConstantPad2d/ReflectionPad2d/ReplicationPad2d/CircularPad2d",
     "GELU/SiLU/Tanh/Sigmoid (patterns only)",
     "Sequential and custom modules traced with torch.fx: + - * / by constants (numbers, parameters, buffers), "
     "residual additions, torch.cat/stack, split/chunk, slicing (x[:, :k], x[..., 1:]), mean/sum over non-batch dims, "
     "flatten/view/reshape/squeeze/unsqueeze/transpose/permute keeping the batch, F.linear/conv2d and x @ W with "
     "parameters, F.relu/leaky_relu/relu6/hardtanh/max_pool2d/avg_pool2d/clamp/clamp_min/clamp_max/"
-    "adaptive_avg_pool2d/pad",
+    "adaptive_avg_pool2d/pad/interpolate",
 )
 
 
