@@ -266,6 +266,17 @@ class ParamsInForward(nn.Module):
         return self.out(F.relu(x @ self.w + self.b) * self.scale - self.b)
 
 
+class CosineHead(nn.Module):
+    """A classifier with normalised class weights, computed in forward from parameters alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.w = nn.Linear(2, 4), nn.Parameter(torch.randn(3, 4))
+
+    def forward(self, x):
+        return 10.0 * F.linear(F.relu(self.fc(x)), F.normalize(self.w, dim=1))
+
+
 def _tiny_resnet():
     from reluscope.testing.models import tiny_resnet
 
@@ -281,6 +292,7 @@ CONSTANT_MODELS = {
     "weight standardisation": (lambda: nn.Sequential(StandardizedConv(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(),
                                                      nn.Linear(32, 2)), (1, 4, 4)),
     "x @ W + b with parameters": (ParamsInForward, (2,)),
+    "F.normalize of a weight (cosine head)": (lambda: CosineHead(), (2,)),
 }
 
 

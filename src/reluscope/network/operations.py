@@ -58,8 +58,11 @@ class _Const:
     source: str
 
 
-_RANDOM = ("rand", "normal", "bernoulli", "dropout", "multinomial", "poisson", "uniform", "exponential", "cauchy",
-           "geometric", "log_normal")
+_RANDOM = frozenset({  # names (trailing _ dropped) of functions and methods that draw random numbers
+    "rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm", "normal", "bernoulli",
+    "multinomial", "poisson", "uniform", "exponential", "cauchy", "geometric", "log_normal", "random",
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "rrelu",
+})
 
 _RELU = {F.relu, torch.relu, torch.relu_, F.relu_}
 _LEAKY = {F.leaky_relu, F.leaky_relu_}
@@ -339,7 +342,7 @@ class Operations:
     def _fold(self, n) -> _Const:
         """Evaluate a call whose every input is a constant (`_Const`): it is one too."""
         name = str(getattr(n.target, "__name__", n.target))
-        if any(r in name for r in _RANDOM):
+        if name.rstrip("_") in _RANDOM:
             raise self._refuse(n, f"{name} draws random numbers, which reluscope would freeze at conversion",
                                "draw them outside the model")
         if self._inplace_input(n) is not None:
