@@ -369,8 +369,15 @@ def test_forward_arguments_with_defaults_are_traced_at_their_defaults(tmp_path):
         def forward(self, x, y):
             return x + y
 
+    class TupleDefault(nn.Module):
+        def forward(self, x, keep=(0, 2)):
+            return x[:, keep[0]:keep[1]]
+
     with pytest.raises(TypeError, match="forward must take exactly one input tensor"):
         to_network(TwoInputs())
+    # regression: fx flattens a container default, and the error said "must return one tensor"
+    with pytest.raises(TypeError, match=r"forward argument 'keep' has a default reluscope cannot trace \(\(0, 2\)\); give it"):
+        to_network(TupleDefault())
 
 
 @settings(max_examples=10, deadline=None)

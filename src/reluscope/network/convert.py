@@ -155,6 +155,12 @@ class _Converter(Operations, InPlace):
         for n in self.graph.nodes:
             if n.op == "placeholder":
                 if n in self.env or any(v == INPUT for v in self.env.values()):
+                    if n.args:
+                        raise TypeError(
+                            f"model: forward argument {n.target!r} has a default reluscope cannot trace "
+                            f"({n.args[0]!r:.40}); give it a plain default (None, a bool, a number or a string) "
+                            "or make it an attribute set in __init__"
+                        )
                     raise TypeError("model: forward must take exactly one input tensor")
                 if n.args:
                     raise TypeError(f"model: forward argument {n.target!r} has a default; forward must take exactly one input tensor")
@@ -407,7 +413,8 @@ def trace_graph(model: nn.Module) -> torch.fx.Graph:
         params = list(inspect.signature(model.forward).parameters.values())[1:]
     except (TypeError, ValueError):
         params = []
-    concrete = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+    concrete = {p.name: p.default for p in params  # plain values only: fx flattens containers and tensors
+                if (p.default is None or type(p.default) in (bool, int, float, str))
                 and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
     try:
         graph = tracer.trace(model, concrete_args=concrete or None)
