@@ -19,8 +19,8 @@ where a unit or a window's gap can stay within rounding (`act_candidates`, `pool
 
 The front stops before the first layer it does not handle (anything but Conv2d, ChannelAffine,
 (Leaky)ReLU and MaxPool2d after the first activation) or before a convolution whose sparse work
-would cost more than running it densely on the pieces so far (`_SPARSE_RECORD_COST`). That
-convolution is handed over as dense rows, its output at every piece's midpoint computed from the
+would cost more than running it densely on the pieces so far (`_SPARSE_RECORD_COST`). After a
+sparse convolution, that convolution is handed over as dense rows, its output at every piece's midpoint computed from the
 changes of its inputs (`_conv_nb.conv_rows`), when that costs less than the dense convolution
 (`_ROWS_RECORD_COST`); the dense engine takes over after it, or else from the front's last value
 at each piece's midpoint, in chunks that fit the memory budget. Chains in float64 on the CPU
@@ -357,6 +357,11 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
             sparse = records * _SPARSE_RECORD_COST <= macs and records * _RECORD_BYTES <= budget // 2
             mode = "sparse" if sparse else "rows" if records * _ROWS_RECORD_COST <= macs else "dense"
             mode = FORCED.get(convolutions, mode)
+            if mode == "rows" and not sparse_conv:
+                # rows only after a sparse convolution: right after the first activation, the
+                # front's values there (A + B t) round otherwise than the dense engine's first
+                # layer, and a tie at a segment's end came out as an extra uncertain sliver
+                mode = "dense"
             convolutions += 1
             if TRACE is not None:
                 TRACE.append((layer.name, records, macs, ta.shape[0], mode))
@@ -382,7 +387,7 @@ def _run(net: Network, first: int, last_needed: int, x0: torch.Tensor, x1: torch
         else:
             break
         node = i
-    if not sparse_conv and rows is None:
+    if not sparse_conv:
         return None
     return _Front(ta, tb, uncertain, layers, lists, node, rows)
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from .._compiled import load_kernels
 from ..network.layers import MaxPool2d
 from ._pieces import LINE_ULPS, _Pieces, _apply_split, _flat_nonzero, _split_at
+from .precision import decision_tolerance
 
 COMPILED = True  # the compiled passes where they apply (tests compare both)
 
@@ -53,12 +54,20 @@ def _geometry(layer: MaxPool2d) -> tuple:
     return kh, kw, sh, sw, ph, pw, dy, dx
 
 
+def _line_tolerance(dtype: torch.dtype) -> float:
+    """Lines of two window elements within this fraction of their size over a piece do not cross
+    there (`_maxpool_crossings`): `LINE_ULPS` ulps, and at most half the decision tolerance, so the
+    near-tie check (reach up to twice this) flags every piece where a crossing was left out (the
+    decision tolerance is 2 ulps in float16/bfloat16). In float64, `LINE_TOL64` of the kernels."""
+    return min(LINE_ULPS * torch.finfo(dtype).eps, decision_tolerance(dtype) / 2)
+
+
 def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: torch.Tensor, half: torch.Tensor):
     """(row, t) of the points where a window element meets its window's max at the midpoint, for
     the elements that can (interval bound: gap < half * |slope difference|, as in `_sign_split`;
     the argmax itself and elements that stay below it on the whole piece need no division).
     An element whose line departs from the max's by no more than rounding over the piece (half *
-    |slope difference| within `LINE_ULPS` of their size) is not a crossing: splitting there would
+    |slope difference| within `_line_tolerance` of their size) is not a crossing: splitting there would
     split again at every new midpoint (the values stay equal to the last bit, the slopes not),
     and which is the max there is a rounding decision, which the near-tie check flags."""
     nb = _compiled(h)
@@ -82,7 +91,7 @@ def _maxpool_crossings(layer: MaxPool2d, h: torch.Tensor, dh: torch.Tensor, tm: 
     for e, de in zip(_window_elements(layer, h, float("-inf")), _window_elements(layer, dh, 0.0)):
         gap, slope = top - e, de - dtop  # element - max = -gap + (t - tm) slope
         reach = slope.abs().mul_(half.reshape(-1, 1, 1, 1))
-        beyond_rounding = torch.gt(reach, torch.maximum(top.abs(), e.abs()).mul_(LINE_ULPS * torch.finfo(h.dtype).eps))
+        beyond_rounding = torch.gt(reach, torch.maximum(top.abs(), e.abs()).mul_(_line_tolerance(h.dtype)))
         row, flat = _flat_nonzero((torch.lt(gap, reach) & beyond_rounding).reshape(h.shape[0], -1))
         if row.numel():
             rows.append(row)
