@@ -469,7 +469,8 @@ def _chunks(s: int, after: int, front: _Front, conv: _Rows | None, max_pieces: i
         vals = {node: (torch.from_numpy(h).reshape((b - a,) + shape), torch.from_numpy(dh).reshape((b - a,) + shape))}
         bits = _Bits([(layer.table, r[a:b]) for layer, r in zip(front.layers, rows)])
         seg = torch.full((b - a,), s, dtype=torch.long)
-        return _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b])
+        # a copy: the walk ORs its flags into the chunk's in place, and a redo must start from the front's
+        return _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b].clone())
 
     def front_values(a: int, b: int) -> tuple[int, _Pieces]:
         h, dh = np.empty((b - a, out.start.shape[0])), np.empty((b - a, out.start.shape[0]))
