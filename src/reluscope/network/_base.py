@@ -72,6 +72,6 @@ class AbstractActivation(AbstractLayer):
     def jvp(self, z: torch.Tensor, dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise TypeError(
             f"layer {self.name!r} ({type(self).__name__}) is not piecewise linear; exact "
-            "traversal and region computation need ReLU, LeakyReLU, ReLU6, Hardtanh or MaxPool2d activations "
-            "(use reluscope.traverse_bisection for smooth activations)"
+            "traversal and region computation need ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, clamp, torch.maximum "
+            "or MaxPool2d activations (use reluscope.traverse_bisection for smooth activations)"
         )

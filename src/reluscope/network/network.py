@@ -200,7 +200,7 @@ class Network:
                 raise TypeError(
                     f"{what} needs a piecewise-linear network, but layer {a.name!r} is "
                     f"{type(a).__name__}({getattr(a, 'function', '')}); supported activations for "
-                    "exact methods: ReLU, LeakyReLU, ReLU6, Hardtanh, MaxPool2d"
+                    "exact methods: ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, clamp, torch.maximum/minimum, MaxPool2d"
                 )
 
     # -- names -------------------------------------------------------------------------------
