@@ -407,7 +407,7 @@ def test_window_elements_equal_up_to_rounding_tie_as_in_the_dense_engine(handove
     a few ulps are one line (`_sparse_nb._same_line`): the first position keeps it. With a
     convolution handed over as rows, the same kind of 1-ulp difference made the dense engine
     flag pieces uncertain and pick another argmax (fuzz of the rows, seed 84): a chunk with a
-    piece decided within rounding runs again from the front's values (`_front._chunks`)."""
+    piece decided within rounding runs again from the input (`_front._chunks`)."""
     case = torch.load(Path(__file__).parent / "data" / "front_same_line_tie.pt", weights_only=True)
     model = nn.Sequential(
         nn.Conv2d(2, 2, (3, 2), padding=(1, 2), dilation=(2, 1)), nn.ReLU(), nn.MaxPool2d((1, 2), stride=1),
@@ -437,13 +437,13 @@ def test_a_decision_within_rounding_that_differs_sends_the_segment_to_the_dense_
 
 
 @pytest.mark.parametrize("budget", [None, 200_000, 50_000])
-def test_a_chunk_from_rows_decided_within_rounding_runs_again_from_the_front_values(budget, monkeypatch):
+def test_a_chunk_from_rows_decided_within_rounding_runs_again_from_the_input(budget, monkeypatch):
     """Regression (fuzz of the rows hand-over, seed 390): a convolution run as rows after a sparse
     one; its running sums put a BatchNorm'd max-pool window 1 ulp off the dense convolution's
     exact tie, so the dense engine flagged ten pieces uncertain that it does not flag on its own.
-    Such a chunk runs again from the front's values (`_front._chunks`' redo): the dense engine's
-    answer. With small budgets (review) the redo kept 16-27 flags of the discarded run: the walk
-    ORs flags into the chunk's in place, and the chunk's were a view of the front's."""
+    Such a chunk runs again from the input (`_front._chunks`' redo): the dense engine's answer.
+    With small budgets (review) the redo kept 16-27 flags of the discarded run: the walk ORs
+    flags into the chunk's in place, and the chunk's were a view of the front's."""
     case = torch.load(Path(__file__).parent / "data" / "front_rows_redo.pt", weights_only=True)
     model = nn.Sequential(
         nn.Conv2d(2, 3, (3, 2), stride=(1, 2), padding=(2, 0), dilation=(2, 1), bias=False), nn.ReLU(),
@@ -457,3 +457,20 @@ def test_a_chunk_from_rows_decided_within_rounding_runs_again_from_the_front_val
     got, took = used_front(model, case["x0"], case["x1"], **options)
     assert took
     assert_same(got, dense(model, case["x0"], case["x1"], **options))
+
+
+def test_a_piece_decided_within_rounding_after_the_front_is_the_dense_engines():
+    """Regression (review, tangent CNN width 4, seed 224 of its fuzz, default settings): from the
+    front's values the last five pieces got other max-pool argmax bits than the dense engine's,
+    flagged uncertain, and dense sampling of the hook key disagreed with them (153 of 3,482
+    samples); the dense engine flags nothing there. A chunk with a piece flagged after the
+    hand-over now runs again from the input, in the dense engine's own arithmetic."""
+    from reluscope.experiments.tangent import tangent_cnn
+
+    case = torch.load(Path(__file__).parent / "data" / "front_tangent_redo.pt", weights_only=True)
+    model = tangent_cnn((1, 28, 28), width=case["width"], seed=0).double().eval()
+    model.load_state_dict(case["state_dict"])
+    got, took = used_front(model, case["x0"], case["x1"], include_output=case["include_output"])
+    assert took
+    assert_same(got, dense(model, case["x0"], case["x1"], include_output=case["include_output"]))
+    check_traversal(got, model, case["x0"], case["x1"], n=3000, include_output=case["include_output"])

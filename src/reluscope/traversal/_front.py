@@ -418,9 +418,11 @@ def _segments(net, plan, first, x0, x1, tol, dtol, budget, include_output):
         after = _step_after(plan, front.node)
         per_piece = _bytes_per_piece(net, x0[:1], include_output, start=after)
         conv = None if front.rows is None else _Rows(front.rows, front.out, _step_after(plan, front.rows[0]))
-        if conv is not None:  # a chunk may have to run from the front's values instead (`_chunks`)
+        if conv is not None:
             per_piece = max(per_piece, _bytes_per_piece(net, x0[:1], include_output, start=conv.step))
-        yield from _chunks(s, after, front, conv, max(2, (budget - front.bytes) // per_piece))
+        rest = budget - front.bytes
+        redo_size = max(2, rest // _bytes_per_piece(net, x0[:1], include_output))  # the whole plan per piece
+        yield from _chunks(s, after, front, conv, max(2, rest // per_piece), (x0[s], x1[s], redo_size))
 
 
 def _step_after(plan: list, node: int) -> int:
@@ -453,13 +455,19 @@ class _Rows:
         return h, dh
 
 
-def _chunks(s: int, after: int, front: _Front, conv: _Rows | None, max_pieces: int):
+def _chunks(s: int, after: int, front: _Front, conv: _Rows | None, max_pieces: int, segment: tuple):
     """The front's pieces in chunks: (plan step to continue from, `_Pieces`, chunk size, share of
     the segment's pieces, redo). The values are the front's last ones at the pieces' midpoints
-    (`materialize`), or the output of the convolution it hands over as rows (`conv`). With rows,
-    `redo()` gives the same chunk with the front's values: the walk runs it instead when a piece
-    of the chunk ended within rounding, since the rows' sums (of the inputs' changes) can round a
-    tie or a zero that the dense convolution computes exactly into a 1-ulp difference."""
+    (`materialize`), or the output of the convolution it hands over as rows (`conv`).
+
+    The front's sums (and the rows') round otherwise than the dense engine's convolutions: where
+    a unit or a window's gap comes within rounding after the hand-over, the two arithmetics can
+    decide a bit differently (found by fuzzing: a tie the dense convolution computes exactly
+    came out 1 ulp apart; a max-pool argmax flipped where BatchNorm amplified the inputs'
+    rounding). So when a piece of a chunk ends flagged uncertain, the walk discards the chunk and
+    runs `redo()` instead: the same pieces from the segment's input (x0 + t dx at their midpoints)
+    through the whole plan, the dense engine's own arithmetic at every layer, in sub-chunks of
+    `segment[2]` pieces that fit the budget."""
     tm = ((front.ta + front.tb) / 2).numpy()
     rows = [torch.from_numpy(np.searchsorted(layer.times, tm, side="right")) for layer in front.layers]
     out = front.out
@@ -472,16 +480,28 @@ def _chunks(s: int, after: int, front: _Front, conv: _Rows | None, max_pieces: i
         # a copy: the walk ORs its flags into the chunk's in place, and a redo must start from the front's
         return _Pieces(seg, front.ta[a:b], front.tb[a:b], vals, bits, front.uncertain[a:b].clone())
 
-    def front_values(a: int, b: int) -> tuple[int, _Pieces]:
+    def front_values(a: int, b: int) -> _Pieces:
         h, dh = np.empty((b - a, out.start.shape[0])), np.empty((b - a, out.start.shape[0]))
         nb.materialize(out.start, out.count, out.T, out.A, out.B, *changes, tm[a:b], h, dh)
-        return after, pieces(a, b, front.node, h, dh, out.shape)
+        return pieces(a, b, front.node, h, dh, out.shape)
+
+    def from_input(a: int, b: int):
+        x0, x1, size = segment
+        dx = x1 - x0
+        for c in range(a, b, size):
+            d = min(b, c + size)
+            t = torch.from_numpy(tm[c:d]).to(x0.dtype).reshape((-1,) + (1,) * x0.dim())
+            vals = {INPUT: (x0[None] + t * dx[None], dx[None].expand((d - c,) + dx.shape).clone())}
+            yield _Pieces(torch.full((d - c,), s, dtype=torch.long), front.ta[c:d], front.tb[c:d], vals, _Bits(),
+                          torch.zeros(d - c, dtype=torch.bool)), size
 
     for a in range(0, tm.shape[0], max_pieces):
         b = min(tm.shape[0], a + max_pieces)
         share = (b - a) / tm.shape[0]
+        redo = partial(from_input, a, b)
         if conv is None:
-            yield (*front_values(a, b), max_pieces, share, None)
+            yield after, front_values(a, b), max_pieces, share, redo
         else:
-            h, dh = conv.at(out, changes, tm[a:b])
-            yield conv.step, pieces(a, b, conv.node, h, dh, conv.shape), max_pieces, share, partial(front_values, a, b)
+            # no local name for the rows: the walk frees a value after its last reader, and a suspended
+            # generator holding them would keep them through the walk and its redo (review)
+            yield conv.step, pieces(a, b, conv.node, *conv.at(out, changes, tm[a:b]), conv.shape), max_pieces, share, redo

@@ -87,14 +87,16 @@ def _traverse_chunk(net: Network, x0: torch.Tensor, x1: torch.Tensor, include_ou
             bar.reset(total=len(plan) * s)  # steps of the plan, per segment
         for s0, chunk, max_pieces, share, redo in front:
             walk.max_pieces = max_pieces or whole  # the rest of the plan holds less per piece
-            done_before = len(walk.leaves)
+            done_before, segment = len(walk.leaves), int(chunk.seg[0])
             _descend(plan, s0, chunk, walk, top=False)
+            del chunk  # its values, before a redo's
             if redo is not None and any(bool(leaf[4].any()) for leaf in walk.leaves[done_before:]):
-                del walk.leaves[done_before:]  # within rounding after rows: the dense convolution decides (`_front._chunks`)
-                _descend(plan, *redo(), walk, top=False)
+                del walk.leaves[done_before:]  # within rounding after the front: the dense engine decides (`_front._chunks`)
+                for part, walk.max_pieces in redo():
+                    _descend(plan, 0, part, walk, top=False)
             if bar is not None:  # the front's steps once per segment, the rest by the chunk's share of its pieces
-                done += (s0 if int(chunk.seg[0]) not in seen else 0) + (len(plan) - s0) * share
-                seen.add(int(chunk.seg[0]))
+                done += (s0 if segment not in seen else 0) + (len(plan) - s0) * share
+                seen.add(segment)
                 bar.update(round(done) - bar.n)
         walk.max_pieces = whole
     seg, ta, tb, patterns, uncertain = _join_leaves(walk.leaves)
