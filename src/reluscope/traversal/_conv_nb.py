@@ -64,9 +64,9 @@ def _live_inputs(start, A, B, g, cig, q, H, W, Wo, kh, kw, sh, sw, ph, pw, dh, d
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _fed(u, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, qs, ks):
-    """Input unit u's channel, and the outputs q (per output channel) it feeds with their taps k
-    (ky * kw + kx), written to qs and ks; returns (channel, how many)."""
+def _fed(u, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, qs, kys, kxs):
+    """Input unit u's channel, and the outputs q (per output channel) it feeds with their taps
+    (ky, kx), written to qs, kys, kxs; returns (channel, how many)."""
     ci = u // (H * W)
     rem = u - ci * H * W
     iy = rem // W
@@ -79,7 +79,7 @@ def _fed(u, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, qs, ks):
         for kx in range(kw):
             ox = tap(ix, pw, kx, dw, sw, Wo)
             if ox >= 0:
-                qs[n], ks[n] = oy * Wo + ox, ky * kw + kx
+                qs[n], kys[n], kxs[n] = oy * Wo + ox, ky, kx
                 n += 1
     return ci, n
 
@@ -114,27 +114,28 @@ def conv_fill(start, A, B, ev_t, ev_unit, ev_slot, weight, bias, a0, b0, C, H, W
     cig, cog = C // groups, Co // groups
     hw = Ho * Wo
     for co in prange(Co):
-        g, o = co // cog, co * hw
-        sa, ca = a0[o:o + hw].copy(), np.zeros(hw)
-        sb, cb = b0[o:o + hw].copy(), np.zeros(hw)
+        g = co // cog
+        sa, ca = a0[co * hw:(co + 1) * hw].copy(), np.zeros(hw)
+        sb, cb = b0[co * hw:(co + 1) * hw].copy(), np.zeros(hw)
         live = np.zeros(hw, np.int64)
         cells, pos = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
         for q in range(hw):
-            v = o + q
-            oT[ostart[v]], oA[ostart[v]], oB[ostart[v]] = 0.0, a0[v], b0[v]
+            v = co * hw + q
+            o = ostart[v]
+            oT[o], oA[o], oB[o] = 0.0, a0[v], b0[v]
             ocount[v] = 1
             live[q] = _live_inputs(start, A, B, g, cig, q, H, W, Wo, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)
+        qs, kys, kxs = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
         for e in range(ev_t.shape[0]):
-            ci, n = _fed(ev_unit[e], H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, cells, pos)
-            if ci // cig != g:
+            if (ev_unit[e] // (H * W)) // cig != g:
                 continue
+            ci, n = _fed(ev_unit[e], H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, qs, kys, kxs)
             j, t = ev_slot[e], ev_t[e]
             dA, dB, turned = A[j] - A[j - 1], B[j] - B[j - 1], _turned(A, B, j)
             for k in range(n):
-                q = cells[k]
-                _apply(sa, ca, sb, cb, live, q, weight[co, ci - g * cig, pos[k] // kw, pos[k] % kw], dA, dB, turned,
-                       bias[co])
-                v = o + q
+                q = qs[k]
+                _apply(sa, ca, sb, cb, live, q, weight[co, ci - g * cig, kys[k], kxs[k]], dA, dB, turned, bias[co])
+                v = co * hw + q
                 last = ostart[v] + ocount[v] - 1
                 na, nb = sa[q] + ca[q], sb[q] + cb[q]
                 if oT[last] == t:  # another change at the same time: one record
@@ -190,12 +191,12 @@ def conv_rows(A, B, ev_t, ev_unit, ev_slot, wt, bias, C, H, W, Co, Ho, Wo, sh, s
     blocks = live.shape[0]
     for blk in prange(blocks):
         c0, c1 = (Co * blk) // blocks, (Co * (blk + 1)) // blocks
-        qs, ks = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
+        qs, kys, kxs = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
         e = nxt[blk]
         for p in range(tm.shape[0]):
             t = tm[p]
             while e < ev_t.shape[0] and ev_t[e] <= t:
-                ci, n = _fed(ev_unit[e], H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, qs, ks)
+                ci, n = _fed(ev_unit[e], H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, qs, kys, kxs)
                 g = ci // cig
                 lo, hi = max(c0, g * cog), min(c1, (g + 1) * cog)
                 if lo < hi:
@@ -209,9 +210,8 @@ def conv_rows(A, B, ev_t, ev_unit, ev_slot, wt, bias, C, H, W, Co, Ho, Wo, sh, s
                             for co in range(lo, hi):
                                 sa[r + co], ca[r + co], sb[r + co], cb[r + co] = bias[co], 0.0, 0.0, 0.0
                         else:
-                            ky, kx = ks[k] // kw, ks[k] % kw
                             for co in range(lo, hi):
-                                w = wt[ci - g * cig, ky, kx, co]
+                                w = wt[ci - g * cig, kys[k], kxs[k], co]
                                 sa[r + co], ca[r + co] = _two_sum(sa[r + co], ca[r + co], w * dA)
                                 sb[r + co], cb[r + co] = _two_sum(sb[r + co], cb[r + co], w * dB)
                 e += 1
