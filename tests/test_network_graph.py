@@ -18,6 +18,7 @@ from reluscope.testing.models import (
     BasicBlock,
     Bottleneck,
     LeNetFunctional,
+    linear_with_forward,
     ResidualMLP,
     randomise_batchnorm,
     tiny_resnet,
@@ -141,14 +142,8 @@ def test_unflatten_reshape_view_shape0_neg_and_constant_offsets():
     (lambda self, x: self.fc(x) + torch.randn_like(self.fc.bias), "randn_like draws random numbers"),
 ])
 def test_unsupported_graph_operations_name_the_node_and_the_fix(forward, message):
-    class Bad(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(3, 3)
-
-    Bad.forward = forward
     with pytest.raises(TypeError, match=message):
-        to_network(Bad())
+        to_network(linear_with_forward(forward))
 
 
 def test_torch_modules_off_the_whitelist_are_refused_by_name_not_traced_into():

@@ -17,6 +17,7 @@ from reluscope import activation_patterns, load_model, save_model, traverse
 from reluscope.network import layers as L
 from reluscope.network import to_network
 from reluscope.regions import Plane, regions_2d
+from reluscope.testing.models import linear_with_forward
 from reluscope.testing.regions import check_areas_against_key, check_region_map
 from reluscope.testing.sampling import check_traversal, function_patterns
 
@@ -180,14 +181,8 @@ def test_pooling_and_activation_forms_work_with_every_method(form, tmp_path):
     (lambda self, x: self.fc(x).sum(0), "a sum over dim 0 sums over the batch"),
 ])
 def test_shape_forms_that_reach_the_batch_are_refused(forward, message):
-    class Bad(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(3, 3)
-
-    Bad.forward = forward
     with pytest.raises(TypeError, match=message):
-        to_network(Bad())
+        to_network(linear_with_forward(forward))
 
 
 def test_prelu_with_a_slope_per_channel_is_refused():

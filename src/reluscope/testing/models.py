@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "BasicBlock", "Bottleneck", "TinyResNet", "tiny_resnet", "tiny_vgg", "LeNetFunctional",
-    "ResidualMLP", "randomise_batchnorm",
+    "ResidualMLP", "randomise_batchnorm", "linear_with_forward",
 ]
 
 
@@ -215,3 +215,16 @@ def randomise_batchnorm(model: nn.Module) -> nn.Module:
                     m.weight.uniform_(-2, 2)
                     m.bias.uniform_(-1, 1)
     return model
+
+
+def linear_with_forward(forward) -> nn.Module:
+    """A module holding one `nn.Linear(3, 3)` as `fc`, whose forward is `forward(self, x)`: the
+    one-line models of the refusal tests (each forward written the way a user might)."""
+
+    class WithForward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+    WithForward.forward = forward
+    return WithForward()
