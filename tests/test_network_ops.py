@@ -14,6 +14,7 @@ from reluscope import activation_patterns, activations, load_model, save_model, 
 from reluscope.network import layers as L
 from reluscope.network import to_network
 from reluscope.regions import Plane, regions_2d
+from reluscope.testing.models import linear_with_forward
 from reluscope.testing.regions import check_against_grid, check_areas_against_key, check_region_map
 from reluscope.testing.sampling import check_traversal, function_patterns
 
@@ -211,16 +212,6 @@ def test_folding_and_tangent_features_on_op_models():
         torch.testing.assert_close(g[i], torch.cat([r.reshape(-1) for r in ref]), rtol=1e-10, atol=1e-12)
 
 
-def _bad(body):
-    class Bad(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-
-    Bad.forward = body
-    return Bad()
-
-
 @pytest.mark.parametrize("forward, message", [
     (lambda self, x: self.fc(x)[:2], "node 'getitem' .*reaches the batch dimension"),
     (lambda self, x: self.fc(x)[None, :, 1], "reaches the batch dimension"),
@@ -243,13 +234,13 @@ def _bad(body):
 ])
 def test_fancy_indexing_and_batch_mixing_are_refused_naming_the_node(forward, message):
     with pytest.raises(TypeError, match=message) as info:
-        to_network(_bad(forward))
+        to_network(linear_with_forward(forward, features=4))
     assert "\n" not in str(info.value)
 
 
 def test_index_reaching_the_batch_through_an_ellipsis_is_refused_at_run_time():
     # x[..., 0] on a [B] value would index the batch: the shape is only known when it runs
-    net = to_network(_bad(lambda self, x: self.fc(x)[..., 0:2][..., 1][..., None]))
+    net = to_network(linear_with_forward(lambda self, x: self.fc(x)[..., 0:2][..., 1][..., None], features=4))
     assert net(torch.randn(3, 4)).shape == (3, 1)
     index = next(n.layer for n in net.nodes if isinstance(n.layer, L.Index))
     with pytest.raises(ValueError, match="reaches the batch dimension"):

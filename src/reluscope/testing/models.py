@@ -217,14 +217,15 @@ def randomise_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def linear_with_forward(forward) -> nn.Module:
-    """A module holding one `nn.Linear(3, 3)` as `fc`, whose forward is `forward(self, x)`: the
-    one-line models of the refusal tests (each forward written the way a user might)."""
+def linear_with_forward(forward, *, features: int = 3) -> nn.Module:
+    """A module holding one `nn.Linear(features, features)` as `fc`, whose forward is
+    `forward(self, x)`: the one-line models of the graph tests (each forward written the way a
+    user might)."""
 
     class WithForward(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(3, 3)
+            self.fc = nn.Linear(features, features)
 
     WithForward.forward = forward
     return WithForward()
