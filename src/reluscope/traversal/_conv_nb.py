@@ -22,14 +22,12 @@ __all__ = ["conv_bound", "conv_fill", "conv_start", "conv_rows", "row_blocks"]
 
 @njit(cache=True, nogil=True, inline="always")
 def _add(s, c, x):
-    """Neumaier's compensated sum: (s, c) + x. A unit's alpha after hundreds of changes then
+    """Compensated sum (s, c) + x: the exact rounding error of s + x (Knuth's TwoSum, branch-free
+    so a loop over channels vectorises) goes to c. A unit's alpha after hundreds of changes then
     carries the rounding of one dot product, as the dense engine's, not of hundreds of additions."""
     t = s + x
-    if abs(s) >= abs(x):
-        c += (s - t) + x
-    else:
-        c += (x - t) + s
-    return t, c
+    z = t - s
+    return t, c + ((s - (t - z)) + (x - z))
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -169,15 +167,6 @@ def row_blocks(channels: int) -> int:
     return max(1, min(get_num_threads(), channels // 8))
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _two_sum(s, c, x):
-    """(s, c) + x with the exact rounding error of s + x added to c: the same numbers as `_add`,
-    without its branch, so a loop over channels vectorises."""
-    t = s + x
-    z = t - s
-    return t, c + ((s - (t - z)) + (x - z))
-
-
 @njit(cache=True, nogil=True, parallel=True)
 def conv_rows(A, B, ev_t, ev_unit, ev_slot, wt, bias, C, H, W, Co, Ho, Wo, sh, sw, ph, pw, dh, dw, groups,
               sa, ca, sb, cb, live, nxt, tm, h, dh_out):
@@ -212,8 +201,8 @@ def conv_rows(A, B, ev_t, ev_unit, ev_slot, wt, bias, C, H, W, Co, Ho, Wo, sh, s
                         else:
                             for co in range(lo, hi):
                                 w = wt[ci - g * cig, kys[k], kxs[k], co]
-                                sa[r + co], ca[r + co] = _two_sum(sa[r + co], ca[r + co], w * dA)
-                                sb[r + co], cb[r + co] = _two_sum(sb[r + co], cb[r + co], w * dB)
+                                sa[r + co], ca[r + co] = _add(sa[r + co], ca[r + co], w * dA)
+                                sb[r + co], cb[r + co] = _add(sb[r + co], cb[r + co], w * dB)
                 e += 1
             for co in range(c0, c1):
                 for q in range(hw):
